@@ -1,0 +1,101 @@
+# The README's commands. `make run` and `make test` work from a fresh Debian 12 machine with only
+# Rust (rustup) and Node.js: every target first installs what it is missing, and skips what is
+# already there, so the second run is quick.
+#
+#   make run     build, then start the server on ports 1400/1401 with ./data
+#   make test    everything CI checks: format, lints, unit + integration tests, Playwright
+#   make build   the UI (trunk) and the release server binary that embeds it
+#   make lint    format check, clippy (native and wasm32), TypeScript check
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+# Tools installed by cargo land here; wasm-opt comes from app/node_modules (binaryen@132), first
+# on PATH so trunk never picks an older system wasm-opt.
+export PATH := $(CURDIR)/app/node_modules/.bin:$(or $(CARGO_HOME),$(HOME)/.cargo)/bin:$(PATH)
+export TRUNK_SKIP_VERSION_CHECK := true
+# Playwright drives Debian's Chromium; its own browser download is not reachable.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+
+TRUNK_VERSION := 0.21.14
+# wasm-bindgen-cli must be exactly the version of the wasm-bindgen crate in Cargo.lock.
+WASM_BINDGEN_VERSION = $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version = "\(.*\)"$$/\1/p;q}' Cargo.lock)
+CHROMIUM := /usr/bin/chromium
+SERVER_BIN := target/release/license-server
+UI_INDEX := app/dist/index.html
+
+APP_NPM := app/node_modules/.package-lock.json
+E2E_NPM := end2end/node_modules/.package-lock.json
+
+# What the UI bundle is built from: trunk runs only when one of these changed, so an unchanged UI
+# does not make cargo re-embed it and relink the server.
+UI_SOURCES := $(shell find app/src app/models/src style public -type f 2>/dev/null) \
+	app/index.html app/Trunk.toml app/Cargo.toml app/models/Cargo.toml Cargo.toml Cargo.lock
+
+.PHONY: help setup build run test lint e2e clean
+
+help:
+	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
+
+## --- tools --------------------------------------------------------------------------------
+
+setup: $(APP_NPM)
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown \
+		|| rustup target add wasm32-unknown-unknown
+	@trunk --version 2>/dev/null | grep -qx 'trunk $(TRUNK_VERSION)' \
+		|| cargo install trunk --version $(TRUNK_VERSION) --locked
+	@test -n "$(WASM_BINDGEN_VERSION)" || { echo "no wasm-bindgen in Cargo.lock" >&2; exit 1; }
+	@# Without --locked: the CLI's own lockfile names a crate version the registry lacks.
+	@wasm-bindgen --version 2>/dev/null | grep -qx 'wasm-bindgen $(WASM_BINDGEN_VERSION)' \
+		|| cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
+
+$(APP_NPM): app/package.json app/package-lock.json
+	cd app && npm ci --no-audit --no-fund
+	@touch $@
+
+$(E2E_NPM): end2end/package.json end2end/package-lock.json
+	cd end2end && npm ci --no-audit --no-fund
+	@touch $@
+
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+	$$sudo apt-get update && \
+	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y --no-install-recommends chromium
+
+## --- build and run ------------------------------------------------------------------------
+
+$(UI_INDEX): $(UI_SOURCES) | setup
+	cd app && trunk build --release --locked
+
+build: setup $(UI_INDEX)
+	cargo build --release --locked -p server
+	@ls -l $(SERVER_BIN) app/dist/*.wasm | awk '{print $$5, $$9}'
+
+# Options of `serve` can be passed as ARGS="--port 2400" or LICENSE_SERVER_* variables.
+run: build
+	$(SERVER_BIN) serve --data-dir ./data $(ARGS)
+
+## --- checks -------------------------------------------------------------------------------
+
+lint: setup $(E2E_NPM)
+	cargo fmt --all --check
+	cargo clippy --locked --workspace --all-targets -- -D warnings
+	cargo clippy --locked -p app --target wasm32-unknown-unknown -- -D warnings
+	cargo check --locked -p models --target wasm32-unknown-unknown
+	cd end2end && npx tsc --noEmit
+
+# Built first, so that the integration tests see the embedded UI as users get it.
+test: lint build $(CHROMIUM) $(E2E_NPM)
+	cargo test --locked --workspace
+	$(MAKE) e2e
+
+# Playwright against the release binary; each test starts its own server on free ports.
+e2e: $(CHROMIUM) $(E2E_NPM)
+	test -x $(SERVER_BIN) || { echo "no $(SERVER_BIN): run 'make build'" >&2; exit 1; }
+	cd end2end && npx playwright test
+
+clean:
+	cargo clean
+	rm -rf app/dist app/node_modules end2end/node_modules end2end/test-results

@@ -1,0 +1,17 @@
+//! Wire types of the license server: what goes over HTTP between the server, the web app and the
+//! monitoring scripts of our customers.
+//!
+//! Every type that appears on the wire is defined here exactly once and used by both sides, so the
+//! server and the app cannot drift apart. The field names follow the contracts in `shared/spec/`
+//! and are binding: renaming a field here is a breaking change for every `curl | jq` script out
+//! there. This crate therefore depends on nothing but `serde` and `time`, and compiles for
+//! `wasm32-unknown-unknown`.
+
+pub mod error;
+pub mod status;
+
+pub use error::{ApiError, ErrorBody};
+pub use status::{
+    Cartridge, CartridgeStatistic, HeldLicense, LicenseCounts, LicenseType, Location, Server,
+    ServerStatus, Session, SessionStatus, StatusData,
+};

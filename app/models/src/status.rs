@@ -1,0 +1,227 @@
+//! `GET /status/data.json`: the document the status page is built from, and that monitoring
+//! scripts poll. Contract: `shared/spec/status.md`.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// The whole status document. The three arrays are always present, even when empty, so that a
+/// script can index them without checking.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct StatusData {
+    pub cartridges: Vec<Cartridge>,
+    pub sessions: Vec<Session>,
+    pub servers: Vec<Server>,
+}
+
+/// Licenses for one `(product_id, major_version)`, summed over every location that holds some.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Cartridge {
+    pub product_id: u32,
+    /// 0 = any version.
+    pub major_version: u32,
+    pub product: String,
+    /// Concurrent processes allowed; 0 = none.
+    pub runcount: u32,
+    /// Credits loaded; one credit = one second of processing.
+    pub credits: i64,
+    /// Credits may be consumed beyond what is loaded and are billed afterwards.
+    pub postpay: bool,
+    pub statistic: CartridgeStatistic,
+    pub locations: Vec<Location>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CartridgeStatistic {
+    pub licenses: LicenseCounts,
+    pub used_credits: i64,
+    /// `credits - used_credits`. Signed: a job already running on a prepaid cartridge is charged
+    /// in full, and a postpay cartridge keeps granting, so this can go below zero.
+    pub remaining_credits: i64,
+    pub runcount_in_use: u32,
+    pub sessions_dropped: u64,
+}
+
+/// Grant counters since installation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LicenseCounts {
+    pub runcount: u64,
+    pub credits: u64,
+    pub failed: u64,
+}
+
+/// Where a part of a cartridge physically lives (which server, which serial).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Location {
+    pub server_id: String,
+    /// The cartridge's serial. An integer here, unlike [`Server::serial_number`].
+    pub serial_number: u64,
+    pub runcount: u32,
+    pub credits: i64,
+    pub postpay: bool,
+}
+
+/// One client process that opened a session.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Session {
+    pub server_id: String,
+    /// Unique and increasing, so "newest first" is a sort on this field.
+    pub session_id: u64,
+    pub status: SessionStatus,
+    /// Host name as the client reports it.
+    pub host: String,
+    /// Client address as the server sees it (which may be a NAT gateway).
+    pub ip_address: IpAddr,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started: OffsetDateTime,
+    pub message: String,
+    pub licenses: Vec<HeldLicense>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionStatus {
+    Running,
+    /// Closed by the client.
+    Finished,
+    /// Heartbeats stopped; its licenses went back to the cartridges.
+    Dropped,
+}
+
+/// A license a session holds right now.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HeldLicense {
+    pub product_id: u32,
+    pub major_version: u32,
+    pub product: String,
+    #[serde(rename = "type")]
+    pub license_type: LicenseType,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LicenseType {
+    Runcount,
+    Credits,
+}
+
+/// One member of the failover network; a single server lists only itself.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Server {
+    /// Uppercase hex, generated at first start and kept in the data directory.
+    pub server_id: String,
+    pub status: ServerStatus,
+    /// The server's own license serial, shared by the members of one failover network. A string,
+    /// unlike [`Location::serial_number`].
+    pub serial_number: String,
+    pub version: String,
+    pub hostname: String,
+    pub ip_address: IpAddr,
+    /// Its license port (not the API port).
+    pub port: u16,
+    /// OS name and version, architecture, kernel.
+    pub platform: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started: OffsetDateTime,
+    /// Present only on the member that answered: the `server_id` of the current coordinator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordinator: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerStatus {
+    Running,
+    /// A member that stopped answering.
+    Unreachable,
+}
+
+impl Server {
+    /// Whether this member is the coordinator according to the member that answered.
+    pub fn is_coordinator(&self, coordinator: Option<&str>) -> bool {
+        coordinator == Some(self.server_id.as_str())
+    }
+}
+
+impl StatusData {
+    /// The coordinator's id, as told by the member that answered (the one carrying the field).
+    pub fn coordinator(&self) -> Option<&str> {
+        self.servers.iter().find_map(|s| s.coordinator.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example of the contract must parse, and serialise back to the same JSON: this is what
+    /// keeps field names and types binding.
+    #[test]
+    fn spec_example_round_trips() {
+        let text = include_str!("../testdata/status-data.example.json");
+        let parsed: StatusData = serde_json::from_str(text).expect("spec example parses");
+        let original: serde_json::Value = serde_json::from_str(text).unwrap();
+        let again = serde_json::to_value(&parsed).unwrap();
+        assert_eq!(normalise_times(original), normalise_times(again));
+
+        assert_eq!(parsed.cartridges.len(), 2);
+        assert_eq!(parsed.cartridges[1].statistic.runcount_in_use, 3);
+        assert_eq!(
+            parsed.sessions[1].licenses[0].license_type,
+            LicenseType::Runcount
+        );
+        assert_eq!(parsed.sessions[0].status, SessionStatus::Finished);
+        let coordinator = parsed.coordinator();
+        assert!(parsed.servers[0].is_coordinator(coordinator));
+        assert!(!parsed.servers[1].is_coordinator(coordinator));
+    }
+
+    /// `time` writes `+02:00` offsets back as they came, but a trailing `Z` and `+00:00` are the
+    /// same instant; compare instants, not spellings.
+    fn normalise_times(mut v: serde_json::Value) -> serde_json::Value {
+        fn walk(v: &mut serde_json::Value) {
+            match v {
+                serde_json::Value::Object(map) => {
+                    for (k, v) in map.iter_mut() {
+                        if k == "started" {
+                            let s = v.as_str().expect("started is a string");
+                            let t = OffsetDateTime::parse(
+                                s,
+                                &time::format_description::well_known::Rfc3339,
+                            )
+                            .expect("started is RFC 3339");
+                            *v = serde_json::Value::from(t.unix_timestamp());
+                        } else {
+                            walk(v);
+                        }
+                    }
+                }
+                serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+                _ => {}
+            }
+        }
+        walk(&mut v);
+        v
+    }
+
+    #[test]
+    fn coordinator_is_omitted_when_absent() {
+        let server = Server {
+            server_id: "AB".into(),
+            status: ServerStatus::Unreachable,
+            serial_number: "1".into(),
+            version: "1.0.0".into(),
+            hostname: "h".into(),
+            ip_address: [127, 0, 0, 1].into(),
+            port: 1400,
+            platform: "p".into(),
+            started: OffsetDateTime::UNIX_EPOCH,
+            coordinator: None,
+        };
+        let json = serde_json::to_value(&server).unwrap();
+        assert!(json.get("coordinator").is_none());
+        assert_eq!(json["status"], "unreachable");
+        assert_eq!(json["started"], "1970-01-01T00:00:00Z");
+    }
+}

@@ -1,0 +1,165 @@
+//! How values of the status document are written on the page. Pure functions, so what the
+//! operator reads is tested without a browser.
+
+use models::{Cartridge, HeldLicense, LicenseType, Server, ServerStatus, SessionStatus};
+use time::{OffsetDateTime, UtcOffset, macros::format_description};
+
+/// "Product" column: the name, plus the major version unless the cartridge covers any version.
+pub fn product_label(product: &str, major_version: u32) -> String {
+    if major_version == 0 {
+        product.to_owned()
+    } else {
+        format!("{product} {major_version}")
+    }
+}
+
+/// "Status" column of a server: the coordinator carries a `*`.
+pub fn server_status(server: &Server, is_coordinator: bool) -> String {
+    let status = match server.status {
+        ServerStatus::Running => "running",
+        ServerStatus::Unreachable => "unreachable",
+    };
+    if is_coordinator {
+        format!("{status}*")
+    } else {
+        status.to_owned()
+    }
+}
+
+pub fn session_status(status: SessionStatus) -> &'static str {
+    match status {
+        SessionStatus::Running => "running",
+        SessionStatus::Finished => "finished",
+        SessionStatus::Dropped => "dropped",
+    }
+}
+
+pub fn license_type(license: &HeldLicense) -> &'static str {
+    match license.license_type {
+        LicenseType::Runcount => "runcount",
+        LicenseType::Credits => "credits",
+    }
+}
+
+/// "Runcount" column: `in use / total`.
+pub fn runcount_usage(cartridge: &Cartridge) -> String {
+    format!(
+        "{} / {}",
+        group_digits(i64::from(cartridge.statistic.runcount_in_use)),
+        group_digits(i64::from(cartridge.runcount))
+    )
+}
+
+/// "Credits" column: `used / total`, with postpay marked because its total is not a limit.
+pub fn credit_usage(cartridge: &Cartridge) -> String {
+    let usage = format!(
+        "{} / {}",
+        group_digits(cartridge.statistic.used_credits),
+        group_digits(cartridge.credits)
+    );
+    if cartridge.postpay {
+        format!("{usage} (postpay)")
+    } else {
+        usage
+    }
+}
+
+/// Thousands separated by a thin space, so 100000 credits read as 100 000 in any locale.
+pub fn group_digits(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 * 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push('\u{202F}');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A timestamp as the operator's clock shows it: `2019-06-26 19:04:40` at `offset`.
+pub fn date_time(t: OffsetDateTime, offset: UtcOffset) -> String {
+    t.to_offset(offset)
+        .format(format_description!(
+            "[year]-[month]-[day] [hour]:[minute]:[second]"
+        ))
+        .unwrap_or_else(|_| t.to_string())
+}
+
+/// A time of day at `offset`: `19:04:40`.
+pub fn time_of_day(t: OffsetDateTime, offset: UtcOffset) -> String {
+    t.to_offset(offset)
+        .format(format_description!("[hour]:[minute]:[second]"))
+        .unwrap_or_else(|_| t.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use models::{CartridgeStatistic, LicenseCounts};
+    use time::macros::{datetime, offset};
+
+    fn cartridge(runcount: u32, in_use: u32, credits: i64, used: i64, postpay: bool) -> Cartridge {
+        Cartridge {
+            product_id: 1000,
+            major_version: 10,
+            product: "callas pdfToolbox CLI".into(),
+            runcount,
+            credits,
+            postpay,
+            statistic: CartridgeStatistic {
+                licenses: LicenseCounts {
+                    runcount: 0,
+                    credits: 0,
+                    failed: 0,
+                },
+                used_credits: used,
+                remaining_credits: credits - used,
+                runcount_in_use: in_use,
+                sessions_dropped: 0,
+            },
+            locations: vec![],
+        }
+    }
+
+    #[test]
+    fn product_shows_major_version_unless_any() {
+        assert_eq!(product_label("pdfToolbox", 0), "pdfToolbox");
+        assert_eq!(product_label("pdfToolbox", 10), "pdfToolbox 10");
+    }
+
+    #[test]
+    fn usage_columns_read_in_use_over_total() {
+        assert_eq!(runcount_usage(&cartridge(8, 3, 0, 0, false)), "3 / 8");
+        assert_eq!(
+            credit_usage(&cartridge(0, 0, 100_000, 2155, false)),
+            "2\u{202F}155 / 100\u{202F}000"
+        );
+        assert_eq!(
+            credit_usage(&cartridge(0, 0, 10, 12, true)),
+            "12 / 10 (postpay)"
+        );
+    }
+
+    #[test]
+    fn digits_are_grouped_by_three_and_keep_their_sign() {
+        assert_eq!(group_digits(0), "0");
+        assert_eq!(group_digits(999), "999");
+        assert_eq!(group_digits(1000), "1\u{202F}000");
+        assert_eq!(group_digits(-1_234_567), "-1\u{202F}234\u{202F}567");
+        assert_eq!(
+            group_digits(i64::MIN),
+            "-9\u{202F}223\u{202F}372\u{202F}036\u{202F}854\u{202F}775\u{202F}808"
+        );
+    }
+
+    #[test]
+    fn times_are_shown_in_the_given_offset() {
+        let t = datetime!(2019-06-26 17:04:40 UTC);
+        assert_eq!(date_time(t, offset!(+2)), "2019-06-26 19:04:40");
+        assert_eq!(time_of_day(t, offset!(-5)), "12:04:40");
+    }
+}

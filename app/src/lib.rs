@@ -1,0 +1,45 @@
+//! The license server's web UI: a client-side Leptos app, compiled to wasm32 by trunk and embedded
+//! into the server binary.
+//!
+//! It talks to the server only through the same REST endpoints that scripts use (`api`), with the
+//! wire types of the `models` crate, so there is no private channel between UI and server: what
+//! the page shows, `curl` can show too.
+
+pub mod api;
+pub mod format;
+mod status_page;
+
+use leptos::prelude::*;
+use leptos_router::{
+    components::{Redirect, Route, Router, Routes},
+    path,
+};
+
+/// Where the status page lives; `/` and `/status/` lead here.
+pub const STATUS_PATH: &str = "/status/index.html";
+
+#[component]
+pub fn App() -> impl IntoView {
+    view! {
+        <Router>
+            <Routes fallback=NotFound>
+                <Route path=path!("/status/index.html") view=status_page::StatusPage />
+                <Route path=path!("/status") view=|| view! { <Redirect path=STATUS_PATH /> } />
+                <Route path=path!("/") view=|| view! { <Redirect path=STATUS_PATH /> } />
+            </Routes>
+        </Router>
+    }
+}
+
+#[component]
+fn NotFound() -> impl IntoView {
+    view! {
+        <main class="page">
+            <h1>"Page not found"</h1>
+            <p>
+                "There is nothing here. The status page is at " <a href=STATUS_PATH>{STATUS_PATH}</a>
+                "."
+            </p>
+        </main>
+    }
+}

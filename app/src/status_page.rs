@@ -1,0 +1,333 @@
+//! The status page: Servers, Cartridges and Sessions, as in `shared/spec/status.md`.
+//!
+//! The page polls `/status/data.json` every few seconds. It never blanks what it shows while it
+//! waits: each table is a memo over the last good document, so an unchanged table is not touched
+//! at all, and the keyed rows of a changed table are replaced one by one (no flicker). When the
+//! server cannot be reached, the last data stays on screen, dimmed, under a banner saying so.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+use std::time::Duration;
+
+use leptos::prelude::*;
+use models::{Cartridge, Server, Session, StatusData};
+use time::{OffsetDateTime, UtcOffset};
+use wasm_bindgen::JsValue;
+
+use crate::{api, format};
+
+/// Time between two polls. Short enough to watch a job start, long enough that a wall of open
+/// status pages does not load the server.
+const REFRESH: Duration = Duration::from_secs(3);
+
+#[component]
+pub fn StatusPage() -> impl IntoView {
+    let data = RwSignal::new(None::<StatusData>);
+    let error = RwSignal::new(None::<api::Error>);
+    let updated = RwSignal::new(None::<OffsetDateTime>);
+    poll(data, error, updated);
+
+    let servers = Memo::new(move |_| {
+        data.with(|d| {
+            d.as_ref().map_or_else(Vec::new, |d| {
+                let coordinator = d.coordinator();
+                d.servers
+                    .iter()
+                    .map(|s| (s.clone(), s.is_coordinator(coordinator)))
+                    .collect::<Vec<_>>()
+            })
+        })
+    });
+    let cartridges = Memo::new(move |_| data.with(|d| d.as_ref().map(|d| d.cartridges.clone())));
+    let sessions = Memo::new(move |_| data.with(|d| d.as_ref().map(|d| d.sessions.clone())));
+    let loaded = Signal::derive(move || data.with(Option::is_some));
+
+    view! {
+        <header class="topbar">
+            <h1>"License Server"</h1>
+            <p class="updated" aria-live="polite">
+                {move || match updated.get() {
+                    Some(t) => format!("Last updated {}", format::time_of_day(t, local_offset(t))),
+                    None => "Loading…".to_owned(),
+                }}
+            </p>
+        </header>
+        <main class="page" class:stale=move || error.with(Option::is_some)>
+            {move || {
+                error
+                    .get()
+                    .map(|e| {
+                        view! {
+                            <div class="banner error" role="alert">
+                                <strong>{format!("{e}.")}</strong>
+                                {if loaded.get() {
+                                    " The tables show the last data received;"
+                                } else {
+                                    ""
+                                }}
+                                {format!(" retrying every {} s.", REFRESH.as_secs())}
+                            </div>
+                        }
+                    })
+            }}
+            <Section id="servers" title="Servers">
+                <table aria-labelledby="servers-title">
+                    <thead>
+                        <tr>
+                            <th scope="col">"Version"</th>
+                            <th scope="col">"Status"</th>
+                            <th scope="col">"Hostname"</th>
+                            <th scope="col" class="num">"Port"</th>
+                            <th scope="col">"S/N"</th>
+                            <th scope="col">"Started"</th>
+                        </tr>
+                    </thead>
+                    <tbody>
+                        <For
+                            each=move || servers.get()
+                            key=|row| row.clone()
+                            children=|(server, coordinator)| server_row(server, coordinator)
+                        />
+                        {move || placeholder_row(loaded.get(), servers.with(Vec::len), 6, "No servers.")}
+                    </tbody>
+                </table>
+            </Section>
+            <Section id="cartridges" title="Cartridges">
+                <table aria-labelledby="cartridges-title">
+                    <thead>
+                        <tr>
+                            <th scope="col">"Product"</th>
+                            <th scope="col" class="num">"Runcount"</th>
+                            <th scope="col" class="num">"Credits"</th>
+                            <th scope="col" class="num" title="runcount licenses granted">
+                                "Runcount grants"
+                            </th>
+                            <th scope="col" class="num" title="credit licenses granted">
+                                "Credit grants"
+                            </th>
+                            <th scope="col" class="num">"Failures"</th>
+                            <th scope="col" class="num">"Dropped"</th>
+                        </tr>
+                    </thead>
+                    <tbody>
+                        <For
+                            each=move || cartridges.get().unwrap_or_default()
+                            key=|c| c.clone()
+                            children=cartridge_row
+                        />
+                        {move || placeholder_row(
+                            loaded.get(),
+                            cartridges.with(|c| c.as_ref().map_or(0, Vec::len)),
+                            7,
+                            "No cartridges: no license is installed for this pool.",
+                        )}
+                    </tbody>
+                </table>
+            </Section>
+            <Section id="sessions" title="Sessions">
+                <table aria-labelledby="sessions-title">
+                    <thead>
+                        <tr>
+                            <th scope="col" class="num">"Session ID"</th>
+                            <th scope="col" class="num">"Product ID"</th>
+                            <th scope="col">"Status"</th>
+                            <th scope="col">"Host"</th>
+                            <th scope="col">"Product"</th>
+                            <th scope="col">"Type"</th>
+                            <th scope="col">"Started"</th>
+                        </tr>
+                    </thead>
+                    <tbody>
+                        <For
+                            each=move || sessions.get().unwrap_or_default()
+                            key=|s| s.clone()
+                            children=session_row
+                        />
+                        {move || placeholder_row(
+                            loaded.get(),
+                            sessions.with(|s| s.as_ref().map_or(0, Vec::len)),
+                            7,
+                            "No sessions.",
+                        )}
+                    </tbody>
+                </table>
+            </Section>
+        </main>
+    }
+}
+
+#[component]
+fn Section(id: &'static str, title: &'static str, children: Children) -> impl IntoView {
+    view! {
+        <section class="panel" id=id>
+            <h2 id=format!("{id}-title")>{title}</h2>
+            <div class="table-wrap">{children()}</div>
+        </section>
+    }
+}
+
+/// The single row a table shows when it has no data rows: "loading" before the first answer,
+/// `empty` when the answer had none.
+fn placeholder_row(
+    loaded: bool,
+    rows: usize,
+    columns: u8,
+    empty: &'static str,
+) -> Option<impl IntoView> {
+    let text = match (loaded, rows) {
+        (false, _) => "Loading…",
+        (true, 0) => empty,
+        (true, _) => return None,
+    };
+    Some(view! {
+        <tr class="placeholder">
+            <td colspan=columns>{text}</td>
+        </tr>
+    })
+}
+
+fn server_row(server: Server, coordinator: bool) -> impl IntoView {
+    let status = format::server_status(&server, coordinator);
+    let status_class = format!("status {}", status.trim_end_matches('*'));
+    let started = timestamp(server.started);
+    let where_ = format!("{} · {}", server.ip_address, server.platform);
+    view! {
+        <tr>
+            <td>{server.version}</td>
+            <td class=status_class>
+                {status}
+                {coordinator.then(|| view! { <span class="visually-hidden">" (coordinator)"</span> })}
+            </td>
+            <td title=where_>{server.hostname}</td>
+            <td class="num">{server.port}</td>
+            <td>{if server.serial_number.is_empty() { "—".to_owned() } else { server.serial_number }}</td>
+            {started}
+        </tr>
+    }
+}
+
+fn cartridge_row(cartridge: Cartridge) -> impl IntoView {
+    let stats = &cartridge.statistic;
+    view! {
+        <tr>
+            <td>{format::product_label(&cartridge.product, cartridge.major_version)}</td>
+            <td class="num">{format::runcount_usage(&cartridge)}</td>
+            <td class="num">{format::credit_usage(&cartridge)}</td>
+            <td class="num">{format::group_digits(stats.licenses.runcount as i64)}</td>
+            <td class="num">{format::group_digits(stats.licenses.credits as i64)}</td>
+            <td class="num">{format::group_digits(stats.licenses.failed as i64)}</td>
+            <td class="num">{format::group_digits(stats.sessions_dropped as i64)}</td>
+        </tr>
+    }
+}
+
+fn session_row(session: Session) -> impl IntoView {
+    // A session may hold several licenses: one line each in the license columns.
+    let lines = |f: &dyn Fn(&models::HeldLicense) -> String| {
+        if session.licenses.is_empty() {
+            "—".to_owned()
+        } else {
+            session
+                .licenses
+                .iter()
+                .map(f)
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    };
+    let product_ids = lines(&|l| l.product_id.to_string());
+    let products = lines(&|l| format::product_label(&l.product, l.major_version));
+    let types = lines(&|l| format::license_type(l).to_owned());
+    let status = format::session_status(session.status);
+    let host_title = if session.message.is_empty() {
+        session.ip_address.to_string()
+    } else {
+        format!("{} · {}", session.ip_address, session.message)
+    };
+    view! {
+        <tr>
+            <td class="num">{session.session_id}</td>
+            <td class="num lines">{product_ids}</td>
+            <td class=format!("status {status}")>{status}</td>
+            <td title=host_title>{session.host}</td>
+            <td class="lines">{products}</td>
+            <td class="lines">{types}</td>
+            {timestamp(session.started)}
+        </tr>
+    }
+}
+
+/// A `<td>` with the time in the browser's zone, and the exact RFC 3339 value on hover.
+fn timestamp(t: OffsetDateTime) -> impl IntoView {
+    let exact = t
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    view! {
+        <td>
+            <time datetime=exact.clone() title=exact>
+                {format::date_time(t, local_offset(t))}
+            </time>
+        </td>
+    }
+}
+
+/// The browser's UTC offset at instant `t` (daylight saving time depends on the date).
+fn local_offset(t: OffsetDateTime) -> UtcOffset {
+    let millis = (t.unix_timestamp_nanos() / 1_000_000) as f64;
+    // JavaScript counts the offset in minutes, west of UTC positive.
+    let west_minutes = js_sys::Date::new(&JsValue::from_f64(millis)).get_timezone_offset();
+    UtcOffset::from_whole_seconds(-(west_minutes as i32) * 60).unwrap_or(UtcOffset::UTC)
+}
+
+fn now() -> OffsetDateTime {
+    let nanos = (js_sys::Date::now() * 1_000_000.0) as i128;
+    OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Whether the tab is in the background: then there is no one to show fresh data to.
+fn page_hidden() -> bool {
+    web_sys::window()
+        .and_then(|w| w.document())
+        .is_some_and(|d| d.hidden())
+}
+
+/// Polls `data.json` until the page goes away. Errors keep the last data and raise the banner;
+/// the next good answer lowers it.
+fn poll(
+    data: RwSignal<Option<StatusData>>,
+    error: RwSignal<Option<api::Error>>,
+    updated: RwSignal<Option<OffsetDateTime>>,
+) {
+    let alive = Arc::new(AtomicBool::new(true));
+    on_cleanup({
+        let alive = Arc::clone(&alive);
+        move || alive.store(false, Ordering::Relaxed)
+    });
+    leptos::task::spawn_local(async move {
+        loop {
+            if !page_hidden() {
+                let result = api::status_data(None).await;
+                if !alive.load(Ordering::Relaxed) {
+                    return;
+                }
+                match result {
+                    Ok(fresh) => {
+                        // `set` only when changed: unchanged data must not re-render anything.
+                        if data.with_untracked(|d| d.as_ref() != Some(&fresh)) {
+                            data.set(Some(fresh));
+                        }
+                        error.set(None);
+                        updated.set(Some(now()));
+                    }
+                    Err(e) => error.set(Some(e)),
+                }
+            }
+            gloo_timers::future::sleep(REFRESH).await;
+            if !alive.load(Ordering::Relaxed) {
+                return;
+            }
+        }
+    });
+}

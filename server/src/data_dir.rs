@@ -1,0 +1,167 @@
+//! The data directory: the store, later the license files, and the lock that keeps two servers
+//! from running on the same data.
+//!
+//! Problems are found at start, with a message that names the directory: a server that starts
+//! and then fails on its first write, hours later, is the worst kind of failure for a license
+//! server.
+
+use std::{
+    fs::{self, File, OpenOptions, TryLockError},
+    io::{self, Write},
+    path::{Path, PathBuf},
+};
+
+use thiserror::Error;
+
+const STORE_FILE: &str = "license-server.db";
+const LOCK_FILE: &str = "server.lock";
+
+#[derive(Debug, Error)]
+pub enum DataDirError {
+    #[error("cannot create the data directory {path}: {source}")]
+    Create { path: PathBuf, source: io::Error },
+    #[error("the data directory {path} is not a directory")]
+    NotADirectory { path: PathBuf },
+    #[error("the data directory {path} is not writable: {source}")]
+    NotWritable { path: PathBuf, source: io::Error },
+    #[error(
+        "the data directory {path} is in use by another running license server \
+         (it holds the lock on {lock}); stop it or choose another --data-dir"
+    )]
+    InUse { path: PathBuf, lock: PathBuf },
+}
+
+#[derive(Debug)]
+pub struct DataDir {
+    path: PathBuf,
+    /// Held open for the life of a running server: the OS releases the lock when the process
+    /// ends, however it ends, so a crash never leaves a stale lock behind.
+    lock: Option<File>,
+}
+
+impl DataDir {
+    /// Creates the directory if it does not exist and checks that files can be written in it.
+    pub fn open(path: &Path) -> Result<Self, DataDirError> {
+        if let Err(source) = fs::create_dir_all(path) {
+            return Err(match path.is_dir() || !path.exists() {
+                true => DataDirError::Create {
+                    path: path.to_owned(),
+                    source,
+                },
+                false => DataDirError::NotADirectory {
+                    path: path.to_owned(),
+                },
+            });
+        }
+        if !path.is_dir() {
+            return Err(DataDirError::NotADirectory {
+                path: path.to_owned(),
+            });
+        }
+        probe_writable(path).map_err(|source| DataDirError::NotWritable {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(Self {
+            path: path.to_owned(),
+            lock: None,
+        })
+    }
+
+    /// Takes the exclusive lock that a running server holds on its data directory.
+    pub fn lock(&mut self) -> Result<(), DataDirError> {
+        let lock_path = self.path.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|source| DataDirError::NotWritable {
+                path: self.path.clone(),
+                source,
+            })?;
+        match file.try_lock() {
+            Ok(()) => {
+                self.lock = Some(file);
+                Ok(())
+            }
+            Err(TryLockError::WouldBlock) => Err(DataDirError::InUse {
+                path: self.path.clone(),
+                lock: lock_path,
+            }),
+            Err(TryLockError::Error(source)) => Err(DataDirError::NotWritable {
+                path: self.path.clone(),
+                source,
+            }),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.path.join(STORE_FILE)
+    }
+}
+
+/// Permission bits do not tell the whole story (read-only mounts, full disks, root), so write a
+/// real file, sync it and remove it.
+fn probe_writable(dir: &Path) -> io::Result<()> {
+    let probe = dir.join(format!(".write-probe-{}", std::process::id()));
+    let result = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .and_then(|mut file| {
+            file.write_all(b"probe")?;
+            file.sync_all()
+        });
+    let removed = fs::remove_file(&probe);
+    result.and(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_missing_directories() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("a/b/data");
+        let dir = DataDir::open(&path).unwrap();
+        assert!(path.is_dir());
+        assert_eq!(dir.store_path(), path.join(STORE_FILE));
+        assert_eq!(
+            fs::read_dir(&path).unwrap().count(),
+            0,
+            "the probe is removed"
+        );
+    }
+
+    #[test]
+    fn a_file_in_place_of_the_directory_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("data");
+        fs::write(&path, "not a directory").unwrap();
+        let err = DataDir::open(&path).unwrap_err();
+        assert!(matches!(err, DataDirError::NotADirectory { .. }), "{err}");
+        assert!(err.to_string().contains("is not a directory"));
+    }
+
+    #[test]
+    fn a_second_lock_on_the_same_directory_is_refused_until_the_first_is_released() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut first = DataDir::open(tmp.path()).unwrap();
+        first.lock().unwrap();
+        let mut second = DataDir::open(tmp.path()).unwrap();
+        let err = second.lock().unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("in use by another running license server"),
+            "{err}"
+        );
+        drop(first);
+        second.lock().unwrap();
+    }
+}

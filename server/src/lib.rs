@@ -1,0 +1,23 @@
+//! The license server: a license port where client machines ask for licenses, and an API port
+//! with the status page, its data and the admin REST API.
+//!
+//! `serve::start` wires everything together; each port has its own router (`license_port`,
+//! `api`) over one shared [`state::AppState`], so tests can call either router directly with
+//! `oneshot` or start the whole server on port 0.
+
+pub mod api;
+pub mod assets;
+pub mod cli;
+pub mod data_dir;
+pub mod error;
+pub mod identity;
+pub mod license_port;
+pub mod logging;
+pub mod pool;
+pub mod serve;
+pub mod state;
+pub mod status;
+pub mod store;
+
+/// The server software's version, as shown on the status page.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,92 @@
+use std::{io::Write, process::ExitCode};
+
+use clap::Parser;
+use server::{
+    cli::{Cli, Command, LogFormat, ServeArgs},
+    data_dir::DataDir,
+    logging,
+    serve::{self, ServeConfig},
+    store::Store,
+};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    let result = match cli.command {
+        Command::Serve(args) => run_server(args).await,
+        Command::ServerId(args) => print_server_id(&args.data_dir).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // JSON logs must stay one JSON object per line; people get a plain sentence.
+            match cli.log_format {
+                LogFormat::Json => tracing::error!(error = format!("{error:#}"), "failed"),
+                LogFormat::Text => eprintln!("error: {error:#}"),
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
+    let api_port = args.api_port().map_err(anyhow::Error::msg)?;
+    let running = serve::start(ServeConfig {
+        bind: args.bind,
+        port: args.port,
+        api_port,
+        data_dir: args.data_dir.data_dir,
+        serial_number: args.serial_number,
+    })
+    .await?;
+    tracing::info!(
+        license_addr = %running.license_addr,
+        api_addr = %running.api_addr,
+        server_id = %running.server_id,
+        status_page = %running.status_page_url(),
+        version = server::VERSION,
+        "license server ready; status page at {}",
+        running.status_page_url()
+    );
+    running.run_until(shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM from a service manager or `docker stop`.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!("cannot listen for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("interrupted"),
+        () = terminate => tracing::info!("terminated"),
+    }
+}
+
+async fn print_server_id(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let dir = DataDir::open(data_dir)?;
+    let store = Store::open(&dir.store_path()).await?;
+    let id = store.server_id().await?;
+    store.close().await;
+    writeln!(std::io::stdout(), "{id}")?;
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! `license-server serve`: checks the data directory, opens the store, binds both ports, and runs
+//! until told to stop.
+//!
+//! Everything that can fail does so before the first request is served, with a message that says
+//! what to change (a taken port names the option that sets it). Shutdown is graceful: the
+//! listeners stop accepting, requests in flight finish (up to [`SHUTDOWN_GRACE`]), then the store
+//! is closed cleanly.
+
+use std::{
+    io,
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    time::Duration,
+};
+
+use anyhow::{Context, anyhow};
+use axum::Router;
+use tokio::{net::TcpListener, task::JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    api,
+    data_dir::DataDir,
+    identity::{Identity, ServerId},
+    license_port,
+    state::AppState,
+    store::Store,
+};
+
+/// How long requests in flight may take to finish once shutdown began.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub bind: IpAddr,
+    pub port: u16,
+    pub api_port: u16,
+    pub data_dir: PathBuf,
+    pub serial_number: String,
+}
+
+/// A started server. Dropping it does not stop it; call [`Running::stop`] or
+/// [`Running::run_until`].
+#[derive(Debug)]
+pub struct Running {
+    pub license_addr: SocketAddr,
+    pub api_addr: SocketAddr,
+    pub server_id: ServerId,
+    shutdown: CancellationToken,
+    tasks: JoinSet<io::Result<()>>,
+    store: Store,
+    /// Holds the data directory's lock until the server has stopped.
+    _data_dir: DataDir,
+}
+
+pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
+    let mut data_dir = DataDir::open(&config.data_dir)?;
+    data_dir.lock()?;
+    let license_listener = listen(config.bind, config.port, "license port", "--port").await?;
+    let api_listener = listen(config.bind, config.api_port, "API port", "--api-port").await?;
+    let store = Store::open(&data_dir.store_path()).await?;
+    let server_id = store.server_id().await?;
+
+    let license_addr = license_listener.local_addr()?;
+    let api_addr = api_listener.local_addr()?;
+    let identity = Identity::detect(
+        server_id.clone(),
+        config.serial_number,
+        config.bind,
+        license_addr.port(),
+    );
+    let state = AppState::new(store.clone(), identity);
+
+    let shutdown = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    tasks.spawn(serve(
+        license_listener,
+        license_port::router(state.clone()),
+        shutdown.clone(),
+    ));
+    tasks.spawn(serve(api_listener, api::router(state), shutdown.clone()));
+    Ok(Running {
+        license_addr,
+        api_addr,
+        server_id,
+        shutdown,
+        tasks,
+        store,
+        _data_dir: data_dir,
+    })
+}
+
+async fn listen(ip: IpAddr, port: u16, what: &str, flag: &str) -> anyhow::Result<TcpListener> {
+    let addr = SocketAddr::new(ip, port);
+    TcpListener::bind(addr).await.map_err(|e| {
+        let why = match e.kind() {
+            io::ErrorKind::AddrInUse => format!(
+                "port {port} is already in use (is another license server running?); \
+                 choose another with {flag}"
+            ),
+            io::ErrorKind::AddrNotAvailable => {
+                format!("{ip} is not an address of this machine; check --bind")
+            }
+            io::ErrorKind::PermissionDenied => {
+                format!("permission denied (ports below 1024 need privileges); choose another with {flag}")
+            }
+            _ => e.to_string(),
+        };
+        anyhow!("cannot listen on {addr} for the {what}: {why}")
+    })
+}
+
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await
+}
+
+impl Running {
+    /// The status page as a browser on this machine reaches it.
+    pub fn status_page_url(&self) -> String {
+        let ip = match self.api_addr.ip() {
+            IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
+            IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        format!(
+            "http://{}{}",
+            SocketAddr::new(ip, self.api_addr.port()),
+            api::STATUS_PAGE
+        )
+    }
+
+    /// Serves until `signal` completes or a listener fails, then shuts down gracefully.
+    pub async fn run_until(mut self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let failed = tokio::select! {
+            () = signal => None,
+            Some(ended) = self.tasks.join_next() => Some(ended),
+        };
+        tracing::info!("shutting down");
+        self.shutdown.cancel();
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                "requests still running after {} s; stopping anyway",
+                SHUTDOWN_GRACE.as_secs()
+            );
+            self.tasks.shutdown().await;
+        }
+        self.store.close().await;
+        match failed {
+            None => Ok(()),
+            Some(Ok(Ok(()))) => Err(anyhow!("a listener stopped unexpectedly")),
+            Some(Ok(Err(e))) => Err(e).context("a listener failed"),
+            Some(Err(e)) => Err(e).context("a listener task failed"),
+        }
+    }
+
+    /// Stops at once (gracefully).
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.run_until(std::future::ready(())).await
+    }
+}

@@ -1,0 +1,34 @@
+//! `GET /status/data.json` (contract: `shared/spec/status.md`) and the health checks.
+
+use axum::{Json, extract::State, http::header, response::IntoResponse};
+use models::StatusData;
+use serde_json::json;
+
+use crate::{pool::Pool, state::AppState};
+
+/// The status document for the pool the request names. Never cached: it is a live view.
+pub async fn data_json(State(state): State<AppState>, pool: Pool) -> impl IntoResponse {
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(collect(&state, &pool)),
+    )
+}
+
+/// Cartridges and sessions come with the license files and the protocol; until then a server
+/// has none to show, in any pool.
+pub fn collect(state: &AppState, _pool: &Pool) -> StatusData {
+    StatusData {
+        cartridges: Vec::new(),
+        sessions: Vec::new(),
+        servers: vec![state.identity.record()],
+    }
+}
+
+/// `GET /health` on both ports: answers as soon as the server accepts requests, for load
+/// balancers and start-up scripts.
+pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(json!({"status": "ok", "server_id": state.identity.server_id.as_str()})),
+    )
+}

@@ -1,0 +1,155 @@
+//! The store: every byte of state the server keeps in a database goes through this module, and
+//! no SQL is written anywhere else. That keeps the door open for the PostgreSQL backend that a
+//! failover network will share: a second implementation of these few functions, not a hunt
+//! through the handlers.
+//!
+//! Today it is an embedded SQLite database in the data directory, in WAL mode (readers never wait
+//! for the writer) with `synchronous = FULL`: a commit is on disk before it returns, because a
+//! license grant or a credit debit that was acknowledged must survive a power cut. Migrations are
+//! compiled into the binary and applied at start.
+
+use std::{path::Path, time::Duration};
+
+use sqlx::{
+    SqlitePool,
+    migrate::Migrator,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+use thiserror::Error;
+use time::OffsetDateTime;
+
+use crate::identity::{ServerId, ServerIdError};
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("cannot open the store {path}: {source}")]
+    Open { path: String, source: sqlx::Error },
+    #[error(
+        "cannot update the store {path} to this version of license-server: {source} \
+         (was it written by a newer version?)"
+    )]
+    Migrate {
+        path: String,
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("store query failed: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error(transparent)]
+    ServerId(#[from] ServerIdError),
+}
+
+/// A handle on the store; cheap to clone (it is a connection pool).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite store at `path` and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let shown = path.display().to_string();
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            // Another process (`license-server server-id` while the server runs) may hold the
+            // write lock for a moment; wait for it instead of failing.
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: shown.clone(),
+                source,
+            })?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                path: shown,
+                source,
+            })?;
+        Ok(Self { pool })
+    }
+
+    /// This server's id: read from the store, or generated and stored if this is the first start.
+    /// Safe against two processes doing it at once: the insert is a no-op when a row exists, and
+    /// both then read the one row that won.
+    pub async fn server_id(&self) -> Result<ServerId, StoreError> {
+        let candidate = ServerId::generate()?;
+        sqlx::query(
+            "INSERT INTO server_identity (id, server_id, created) VALUES (1, ?1, ?2)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(candidate.as_str())
+        .bind(now_rfc3339())
+        .execute(&self.pool)
+        .await?;
+        let stored: String =
+            sqlx::query_scalar("SELECT server_id FROM server_identity WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(ServerId::parse(stored)?)
+    }
+
+    /// Waits for running queries and closes the database cleanly (the WAL is checkpointed).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn now_rfc3339() -> String {
+    OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_server_id_is_created_once_and_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("store.db");
+        let store = Store::open(&path).await.unwrap();
+        let first = store.server_id().await.unwrap();
+        assert_eq!(store.server_id().await.unwrap(), first);
+        store.close().await;
+
+        let reopened = Store::open(&path).await.unwrap();
+        assert_eq!(reopened.server_id().await.unwrap(), first);
+    }
+
+    #[tokio::test]
+    async fn the_store_is_in_wal_mode_with_full_sync() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("store.db")).await.unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        assert_eq!(sync, 2, "synchronous = FULL");
+    }
+
+    #[tokio::test]
+    async fn a_file_that_is_not_a_database_gives_a_clear_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("store.db");
+        std::fs::write(&path, vec![b'x'; 4096]).unwrap();
+        let err = Store::open(&path).await.unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("store.db"), "{text}");
+        assert!(text.contains("not a database"), "{text}");
+    }
+}

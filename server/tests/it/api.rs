@@ -1,0 +1,220 @@
+//! The API port's router, called in-process.
+
+use std::net::IpAddr;
+
+use axum::http::{Method, StatusCode};
+use serde_json::Value;
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+
+use crate::support::{self, LICENSE_PORT, assert_api_error, call, get};
+
+#[tokio::test]
+async fn data_json_has_the_three_arrays_and_this_server() {
+    let app = support::app().await;
+    let router = server::api::router(app.state.clone());
+    let answer = get(&router, "/status/data.json").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(
+        answer
+            .header("content-type")
+            .starts_with("application/json")
+    );
+    assert_eq!(answer.header("cache-control"), "no-store");
+    let data = answer.json();
+
+    let mut top: Vec<&str> = data
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    top.sort_unstable();
+    assert_eq!(top, ["cartridges", "servers", "sessions"]);
+    assert_eq!(data["cartridges"], Value::Array(vec![]));
+    assert_eq!(data["sessions"], Value::Array(vec![]));
+    let servers = data["servers"].as_array().unwrap();
+    assert_eq!(servers.len(), 1);
+    let server = servers[0].as_object().unwrap();
+
+    let mut fields: Vec<&str> = server.keys().map(String::as_str).collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "coordinator",
+            "hostname",
+            "ip_address",
+            "platform",
+            "port",
+            "serial_number",
+            "server_id",
+            "started",
+            "status",
+            "version"
+        ]
+    );
+    let id = app.state.identity.server_id.to_string();
+    assert_eq!(server["server_id"], id.as_str());
+    assert!(
+        id.len() >= 32
+            && id
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_lowercase())
+    );
+    assert_eq!(
+        server["coordinator"],
+        id.as_str(),
+        "a single server coordinates itself"
+    );
+    assert_eq!(server["status"], "running");
+    assert_eq!(
+        server["serial_number"], "200000510",
+        "a string, as the spec says"
+    );
+    assert_eq!(server["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(server["hostname"], server::identity::hostname().as_str());
+    assert_eq!(server["port"], LICENSE_PORT, "the license port, a number");
+    let ip: IpAddr = server["ip_address"].as_str().unwrap().parse().unwrap();
+    assert!(!ip.is_unspecified());
+    let platform = server["platform"].as_str().unwrap();
+    assert!(platform.contains(std::env::consts::ARCH), "{platform}");
+    let started = OffsetDateTime::parse(server["started"].as_str().unwrap(), &Rfc3339).unwrap();
+    let age = OffsetDateTime::now_utc() - started;
+    assert!(
+        age.whole_seconds() >= 0 && age.whole_minutes() < 5,
+        "started {started}"
+    );
+}
+
+#[tokio::test]
+async fn a_pool_header_is_accepted_and_a_bad_one_refused() {
+    let app = support::app().await;
+    let router = server::api::router(app.state.clone());
+    let plain = get(&router, "/status/data.json").await.json();
+
+    let pooled = call(
+        &router,
+        Method::GET,
+        "/status/data.json",
+        &[("X-Pool-ID", "render farm")],
+    )
+    .await;
+    assert_eq!(pooled.status, StatusCode::OK);
+    assert_eq!(pooled.json(), plain, "nothing is assigned to pools yet");
+
+    let long = "p".repeat(65);
+    let refused = call(
+        &router,
+        Method::GET,
+        "/status/data.json",
+        &[("X-Pool-ID", &long)],
+    )
+    .await;
+    assert_api_error(&refused, StatusCode::BAD_REQUEST, "INVALID_POOL_ID");
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_get_json_errors() {
+    let app = support::app().await;
+    let router = server::api::router(app.state.clone());
+    assert_api_error(
+        &get(&router, "/nope").await,
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+    );
+    assert_api_error(
+        &get(&router, "/assets/nope.js").await,
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+    );
+    let post = call(&router, Method::POST, "/status/data.json", &[]).await;
+    assert_api_error(&post, StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED");
+}
+
+#[tokio::test]
+async fn the_root_and_status_dir_lead_to_the_status_page() {
+    let app = support::app().await;
+    let router = server::api::router(app.state.clone());
+    for path in ["/", "/status", "/status/"] {
+        let answer = get(&router, path).await;
+        assert!(answer.status.is_redirection(), "{path}: {}", answer.status);
+        assert_eq!(answer.header("location"), "/status/index.html", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn answers_carry_security_headers() {
+    let app = support::app().await;
+    let router = server::api::router(app.state.clone());
+    let answer = get(&router, "/status/data.json").await;
+    assert_eq!(answer.header("x-content-type-options"), "nosniff");
+    assert_eq!(answer.header("x-frame-options"), "DENY");
+    assert!(
+        answer
+            .header("content-security-policy")
+            .contains("default-src 'none'")
+    );
+}
+
+/// The page and every file it names, as a browser would load them. Without an embedded UI (a
+/// build without `make build`) the page must say how to get one instead.
+#[tokio::test]
+async fn the_status_page_and_its_assets_are_served() {
+    let app = support::app().await;
+    let router = server::api::router(app.state.clone());
+    let page = get(&router, "/status/index.html").await;
+    if page.status == StatusCode::SERVICE_UNAVAILABLE {
+        assert!(page.text().contains("make build"), "{}", page.text());
+        return;
+    }
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.header("content-type"), "text/html; charset=utf-8");
+    assert_eq!(page.header("cache-control"), "no-cache");
+    let csp = page.header("content-security-policy");
+    assert!(
+        csp.contains("'wasm-unsafe-eval'") && csp.contains("'sha256-"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+
+    let html = page.text();
+    let assets: Vec<&str> = html
+        .split(['"', '\''])
+        .filter(|s| s.starts_with("/assets/"))
+        .collect();
+    assert!(assets.iter().any(|a| a.ends_with(".wasm")), "{html}");
+    assert!(assets.iter().any(|a| a.ends_with(".js")), "{html}");
+    assert!(assets.iter().any(|a| a.ends_with(".css")), "{html}");
+    for asset in assets {
+        let answer = call(
+            &router,
+            Method::GET,
+            asset,
+            &[("accept-encoding", "br, gzip")],
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::OK, "{asset}");
+        assert_eq!(
+            answer.header("cache-control"),
+            "public, max-age=31536000, immutable",
+            "{asset}"
+        );
+        assert_eq!(answer.header("content-encoding"), "br", "{asset}");
+        let expected = match asset.rsplit('.').next() {
+            Some("wasm") => "application/wasm",
+            Some("js") => "text/javascript; charset=utf-8",
+            Some("css") => "text/css; charset=utf-8",
+            other => panic!("unexpected asset type {other:?}"),
+        };
+        assert_eq!(answer.header("content-type"), expected, "{asset}");
+        let etag = answer.header("etag").to_owned();
+        let again = call(
+            &router,
+            Method::GET,
+            asset,
+            &[("accept-encoding", "br"), ("if-none-match", &etag)],
+        )
+        .await;
+        assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{asset}");
+    }
+}

@@ -1,0 +1,224 @@
+//! The `license-server` executable itself: messages, exit codes, signals.
+
+use std::{
+    net::TcpListener,
+    path::Path,
+    process::{Output, Stdio},
+    time::Duration,
+};
+
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_license-server");
+
+fn command(args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("LICENSE_SERVER_DATA_DIR")
+        .kill_on_drop(true)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+async fn run(args: &[&str]) -> Output {
+    tokio::time::timeout(Duration::from_secs(60), command(args).output())
+        .await
+        .expect("license-server finishes")
+        .unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A server process started with JSON logs, and the addresses its "ready" line announced.
+struct ServerProcess {
+    child: Child,
+    api_addr: String,
+}
+
+async fn start_server(data_dir: &Path) -> ServerProcess {
+    let mut child = command(&[
+        "--log-format",
+        "json",
+        "serve",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+    ])
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let event: serde_json::Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
+            if event["api_addr"].is_string() {
+                return event;
+            }
+        }
+        panic!("the server exited before it was ready");
+    })
+    .await
+    .expect("the server announces that it is ready");
+    // Keep draining stderr so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    ServerProcess {
+        child,
+        api_addr: ready["api_addr"].as_str().unwrap().to_owned(),
+    }
+}
+
+impl ServerProcess {
+    async fn server_id(&self) -> String {
+        let data: serde_json::Value =
+            reqwest::get(format!("http://{}/status/data.json", self.api_addr))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+        data["servers"][0]["server_id"].as_str().unwrap().to_owned()
+    }
+
+    /// SIGTERM, as a service manager stops it; returns whether it exited successfully.
+    async fn terminate(mut self) -> bool {
+        let pid = self.child.id().unwrap().to_string();
+        let killed = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(killed.success());
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("the server stops after SIGTERM")
+            .unwrap();
+        status.success()
+    }
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_server_cleanly_and_the_id_survives_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = start_server(dir.path()).await;
+    let id = first.server_id().await;
+    assert!(first.terminate().await, "exit status 0 after SIGTERM");
+
+    let printed = run(&["server-id", "--data-dir", dir.path().to_str().unwrap()]).await;
+    assert!(printed.status.success(), "{}", stderr(&printed));
+    assert_eq!(
+        String::from_utf8(printed.stdout).unwrap(),
+        format!("{id}\n")
+    );
+
+    let second = start_server(dir.path()).await;
+    assert_eq!(second.server_id().await, id);
+    assert!(second.terminate().await);
+}
+
+#[tokio::test]
+async fn server_id_reads_the_data_dir_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let by_flag = run(&["server-id", "--data-dir", dir.path().to_str().unwrap()]).await;
+    let by_env = command(&["server-id"])
+        .env("LICENSE_SERVER_DATA_DIR", dir.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(by_env.status.success(), "{}", stderr(&by_env));
+    assert_eq!(by_env.stdout, by_flag.stdout);
+    assert!(by_flag.stdout.len() > 32);
+}
+
+#[tokio::test]
+async fn a_taken_port_is_a_clear_error() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+
+    let output = run(&[
+        "serve",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--api-port",
+        "0",
+        "--data-dir",
+        data_dir,
+    ])
+    .await;
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(
+        message.contains(&format!(
+            "cannot listen on 127.0.0.1:{port} for the license port"
+        )),
+        "{message}"
+    );
+    assert!(
+        message.contains("already in use") && message.contains("--port"),
+        "{message}"
+    );
+
+    let output = run(&[
+        "serve",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--api-port",
+        &port,
+        "--data-dir",
+        data_dir,
+    ])
+    .await;
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(
+        message.contains("for the API port") && message.contains("--api-port"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn an_unusable_data_dir_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data");
+    std::fs::write(&file, "a file, not a directory").unwrap();
+    let output = run(&[
+        "serve",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--data-dir",
+        file.to_str().unwrap(),
+    ])
+    .await;
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(
+        message.contains("is not a directory") && message.contains(file.to_str().unwrap()),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn bad_arguments_are_refused_with_usage() {
+    let output = run(&["serve", "--port", "99999"]).await;
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("--port"), "{}", stderr(&output));
+}

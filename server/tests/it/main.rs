@@ -1,0 +1,13 @@
+//! The server's integration tests: one binary (link once, run everything).
+//!
+//! - `api`: the API router called with `oneshot`, no network;
+//! - `serve`: the whole server started in-process on port 0;
+//! - `binary`: the real `license-server` executable, for what only a process shows (exit codes,
+//!   messages, signals).
+
+#![allow(clippy::unwrap_used)]
+
+mod api;
+mod binary;
+mod serve;
+mod support;

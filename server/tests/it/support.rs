@@ -1,0 +1,106 @@
+//! Helpers shared by the integration tests.
+
+use std::net::IpAddr;
+
+use axum::{
+    Router,
+    body::Body,
+    http::{HeaderMap, Method, Request, StatusCode},
+};
+use http_body_util::BodyExt;
+use server::{identity::Identity, state::AppState, store::Store};
+use tempfile::TempDir;
+use tower::ServiceExt;
+
+/// A state over a fresh store in a temporary directory, as `serve` would build it.
+pub struct TestApp {
+    pub state: AppState,
+    _dir: TempDir,
+}
+
+pub const LICENSE_PORT: u16 = 1400;
+
+pub async fn app() -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store.db")).await.unwrap();
+    let server_id = store.server_id().await.unwrap();
+    let identity = Identity::detect(
+        server_id,
+        "200000510".into(),
+        IpAddr::from([0, 0, 0, 0]),
+        LICENSE_PORT,
+    );
+    TestApp {
+        state: AppState::new(store, identity),
+        _dir: dir,
+    }
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8(self.body.clone()).unwrap()
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} header in {:?}", self.headers))
+            .to_str()
+            .unwrap()
+    }
+}
+
+pub async fn call(router: &Router, method: Method, uri: &str, headers: &[(&str, &str)]) -> Answer {
+    let mut request = Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = router
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub async fn get(router: &Router, uri: &str) -> Answer {
+    call(router, Method::GET, uri, &[]).await
+}
+
+/// Asserts the error shape of the API: `{"error": {"code", "message"}}` with the given code.
+pub fn assert_api_error(answer: &Answer, status: StatusCode, code: &str) {
+    assert_eq!(answer.status, status, "{}", answer.text());
+    assert!(
+        answer
+            .header("content-type")
+            .starts_with("application/json")
+    );
+    let body = answer.json();
+    assert_eq!(body["error"]["code"], code, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(!message.is_empty());
+}
