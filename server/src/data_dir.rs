@@ -40,9 +40,10 @@ pub struct DataDir {
 }
 
 impl DataDir {
-    /// Creates the directory if it does not exist and checks that files can be written in it.
+    /// Creates the directory if it does not exist (readable by its owner only: it will hold
+    /// license files and credentials) and checks that files can be written in it.
     pub fn open(path: &Path) -> Result<Self, DataDirError> {
-        if let Err(source) = fs::create_dir_all(path) {
+        if let Err(source) = create_private_dir(path) {
             return Err(match path.is_dir() || !path.exists() {
                 true => DataDirError::Create {
                     path: path.to_owned(),
@@ -103,6 +104,14 @@ impl DataDir {
     pub fn store_path(&self) -> PathBuf {
         self.path.join(STORE_FILE)
     }
+}
+
+fn create_private_dir(path: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
 }
 
 /// Permission bits do not tell the whole story (read-only mounts, full disks, root), so write a

@@ -217,6 +217,40 @@ async fn an_unusable_data_dir_is_a_clear_error() {
 }
 
 #[tokio::test]
+async fn with_json_logs_a_failure_is_a_json_log_line_too() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(&[
+        "--log-format",
+        "json",
+        "serve",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ])
+    .await;
+    assert!(!output.status.success());
+    let text = stderr(&output);
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    let failure = events.last().unwrap();
+    assert_eq!(failure["level"], "ERROR", "{text}");
+    assert!(
+        failure["error"]
+            .as_str()
+            .unwrap()
+            .contains("already in use"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn bad_arguments_are_refused_with_usage() {
     let output = run(&["serve", "--port", "99999"]).await;
     assert!(!output.status.success());
