@@ -5,6 +5,7 @@
 //! at all, and the keyed rows of a changed table are replaced one by one (no flicker). When the
 //! server cannot be reached, the last data stays on screen, dimmed, under a banner saying so.
 
+use std::hash::Hash;
 use std::sync::{
     Arc,
     atomic::{AtomicBool, Ordering},
@@ -31,7 +32,7 @@ pub fn StatusPage() -> impl IntoView {
 
     let servers = Memo::new(move |_| {
         data.with(|d| {
-            d.as_ref().map_or_else(Vec::new, |d| {
+            d.as_ref().map(|d| {
                 let coordinator = d.coordinator();
                 d.servers
                     .iter()
@@ -72,123 +73,152 @@ pub fn StatusPage() -> impl IntoView {
                         }
                     })
             }}
-            <Section id="servers" title="Servers">
-                <table aria-labelledby="servers-title">
-                    <thead>
-                        <tr>
-                            <th scope="col">"Version"</th>
-                            <th scope="col">"Status"</th>
-                            <th scope="col">"Hostname"</th>
-                            <th scope="col" class="num">"Port"</th>
-                            <th scope="col">"S/N"</th>
-                            <th scope="col">"Started"</th>
-                        </tr>
-                    </thead>
-                    <tbody>
-                        <For
-                            each=move || servers.get()
-                            key=|row| row.clone()
-                            children=|(server, coordinator)| server_row(server, coordinator)
-                        />
-                        {move || placeholder_row(loaded.get(), servers.with(Vec::len), 6, "No servers.")}
-                    </tbody>
-                </table>
-            </Section>
-            <Section id="cartridges" title="Cartridges">
-                <table aria-labelledby="cartridges-title">
-                    <thead>
-                        <tr>
-                            <th scope="col">"Product"</th>
-                            <th scope="col" class="num">"Runcount"</th>
-                            <th scope="col" class="num">"Credits"</th>
-                            <th scope="col" class="num" title="runcount licenses granted">
-                                "Runcount grants"
-                            </th>
-                            <th scope="col" class="num" title="credit licenses granted">
-                                "Credit grants"
-                            </th>
-                            <th scope="col" class="num">"Failures"</th>
-                            <th scope="col" class="num">"Dropped"</th>
-                        </tr>
-                    </thead>
-                    <tbody>
-                        <For
-                            each=move || cartridges.get().unwrap_or_default()
-                            key=|c| c.clone()
-                            children=cartridge_row
-                        />
-                        {move || placeholder_row(
-                            loaded.get(),
-                            cartridges.with(|c| c.as_ref().map_or(0, Vec::len)),
-                            7,
-                            "No cartridges: no license is installed for this pool.",
-                        )}
-                    </tbody>
-                </table>
-            </Section>
-            <Section id="sessions" title="Sessions">
-                <table aria-labelledby="sessions-title">
-                    <thead>
-                        <tr>
-                            <th scope="col" class="num">"Session ID"</th>
-                            <th scope="col" class="num">"Product ID"</th>
-                            <th scope="col">"Status"</th>
-                            <th scope="col">"Host"</th>
-                            <th scope="col">"Product"</th>
-                            <th scope="col">"Type"</th>
-                            <th scope="col">"Started"</th>
-                        </tr>
-                    </thead>
-                    <tbody>
-                        <For
-                            each=move || sessions.get().unwrap_or_default()
-                            key=|s| s.clone()
-                            children=session_row
-                        />
-                        {move || placeholder_row(
-                            loaded.get(),
-                            sessions.with(|s| s.as_ref().map_or(0, Vec::len)),
-                            7,
-                            "No sessions.",
-                        )}
-                    </tbody>
-                </table>
-            </Section>
+            <DataTable
+                id="servers"
+                title="Servers"
+                columns=SERVER_COLUMNS
+                rows=servers
+                row=server_row
+                empty="No servers."
+            />
+            <DataTable
+                id="cartridges"
+                title="Cartridges"
+                columns=CARTRIDGE_COLUMNS
+                rows=cartridges
+                row=cartridge_row
+                empty="No cartridges: no license is installed for this pool."
+            />
+            <DataTable
+                id="sessions"
+                title="Sessions"
+                columns=SESSION_COLUMNS
+                rows=sessions
+                row=session_row
+                empty="No sessions."
+            />
         </main>
     }
 }
 
+/// A column header. Numbers are right-aligned so that digits line up.
+#[derive(Debug)]
+struct Column {
+    label: &'static str,
+    numeric: bool,
+    hint: Option<&'static str>,
+}
+
+const fn col(label: &'static str) -> Column {
+    Column {
+        label,
+        numeric: false,
+        hint: None,
+    }
+}
+
+const fn num(label: &'static str) -> Column {
+    Column {
+        label,
+        numeric: true,
+        hint: None,
+    }
+}
+
+const SERVER_COLUMNS: &[Column] = &[
+    col("Version"),
+    col("Status"),
+    col("Hostname"),
+    num("Port"),
+    col("S/N"),
+    col("Started"),
+];
+
+const CARTRIDGE_COLUMNS: &[Column] = &[
+    col("Product"),
+    num("Runcount"),
+    num("Credits"),
+    Column {
+        hint: Some("runcount licenses granted"),
+        ..num("Runcount grants")
+    },
+    Column {
+        hint: Some("credit licenses granted"),
+        ..num("Credit grants")
+    },
+    num("Failures"),
+    num("Dropped"),
+];
+
+const SESSION_COLUMNS: &[Column] = &[
+    num("Session ID"),
+    num("Product ID"),
+    col("Status"),
+    col("Host"),
+    col("Product"),
+    col("Type"),
+    col("Started"),
+];
+
+/// A titled table over `rows`: `None` until the first answer ("Loading…"), then one keyed row per
+/// item. A row is keyed by its whole value, so an unchanged row keeps its DOM node and a changed
+/// one is replaced.
 #[component]
-fn Section(id: &'static str, title: &'static str, children: Children) -> impl IntoView {
+fn DataTable<T, V>(
+    id: &'static str,
+    title: &'static str,
+    columns: &'static [Column],
+    rows: Memo<Option<Vec<T>>>,
+    row: fn(T) -> V,
+    empty: &'static str,
+) -> impl IntoView
+where
+    T: Clone + Eq + Hash + Send + Sync + 'static,
+    V: IntoView + 'static,
+{
+    let title_id = format!("{id}-title");
+    let placeholder = move || {
+        let text = rows.with(|rows| match rows {
+            None => Some("Loading…"),
+            Some(rows) if rows.is_empty() => Some(empty),
+            Some(_) => None,
+        })?;
+        Some(view! {
+            <tr class="placeholder">
+                <td colspan=columns.len()>{text}</td>
+            </tr>
+        })
+    };
     view! {
         <section class="panel" id=id>
-            <h2 id=format!("{id}-title")>{title}</h2>
-            <div class="table-wrap">{children()}</div>
+            <h2 id=title_id.clone()>{title}</h2>
+            <div class="table-wrap">
+                <table aria-labelledby=title_id>
+                    <thead>
+                        <tr>
+                            {columns
+                                .iter()
+                                .map(|c| {
+                                    view! {
+                                        <th scope="col" class:num=c.numeric title=c.hint>
+                                            {c.label}
+                                        </th>
+                                    }
+                                })
+                                .collect_view()}
+                        </tr>
+                    </thead>
+                    <tbody>
+                        <For each=move || rows.get().unwrap_or_default() key=T::clone children=row />
+                        {placeholder}
+                    </tbody>
+                </table>
+            </div>
         </section>
     }
 }
 
-/// The single row a table shows when it has no data rows: "loading" before the first answer,
-/// `empty` when the answer had none.
-fn placeholder_row(
-    loaded: bool,
-    rows: usize,
-    columns: u8,
-    empty: &'static str,
-) -> Option<impl IntoView> {
-    let text = match (loaded, rows) {
-        (false, _) => "Loading…",
-        (true, 0) => empty,
-        (true, _) => return None,
-    };
-    Some(view! {
-        <tr class="placeholder">
-            <td colspan=columns>{text}</td>
-        </tr>
-    })
-}
-
-fn server_row(server: Server, coordinator: bool) -> impl IntoView {
+fn server_row((server, coordinator): (Server, bool)) -> impl IntoView {
     let status = format::server_status(&server, coordinator);
     let status_class = format!("status {}", status.trim_end_matches('*'));
     let started = timestamp(server.started);

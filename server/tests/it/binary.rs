@@ -141,6 +141,13 @@ async fn server_id_reads_the_data_dir_from_the_environment() {
     assert!(by_flag.stdout.len() > 32);
 }
 
+/// Runs `license-server serve --bind 127.0.0.1 ARGS`, which must fail; returns what it said.
+async fn serve_fails(args: &[&str]) -> String {
+    let output = run(&[&["serve", "--bind", "127.0.0.1"], args].concat()).await;
+    assert!(!output.status.success(), "started with {args:?}");
+    stderr(&output)
+}
+
 #[tokio::test]
 async fn a_taken_port_is_a_clear_error() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -148,45 +155,15 @@ async fn a_taken_port_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_str().unwrap();
 
-    let output = run(&[
-        "serve",
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--api-port",
-        "0",
-        "--data-dir",
-        data_dir,
-    ])
-    .await;
-    assert!(!output.status.success());
-    let message = stderr(&output);
-    assert!(
-        message.contains(&format!(
-            "cannot listen on 127.0.0.1:{port} for the license port"
-        )),
-        "{message}"
-    );
+    let message = serve_fails(&["--port", &port, "--api-port", "0", "--data-dir", data_dir]).await;
+    let expected = format!("cannot listen on 127.0.0.1:{port} for the license port");
+    assert!(message.contains(&expected), "{message}");
     assert!(
         message.contains("already in use") && message.contains("--port"),
         "{message}"
     );
 
-    let output = run(&[
-        "serve",
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--api-port",
-        &port,
-        "--data-dir",
-        data_dir,
-    ])
-    .await;
-    assert!(!output.status.success());
-    let message = stderr(&output);
+    let message = serve_fails(&["--port", "0", "--api-port", &port, "--data-dir", data_dir]).await;
     assert!(
         message.contains("for the API port") && message.contains("--api-port"),
         "{message}"
@@ -198,22 +175,9 @@ async fn an_unusable_data_dir_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("data");
     std::fs::write(&file, "a file, not a directory").unwrap();
-    let output = run(&[
-        "serve",
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--data-dir",
-        file.to_str().unwrap(),
-    ])
-    .await;
-    assert!(!output.status.success());
-    let message = stderr(&output);
-    assert!(
-        message.contains("is not a directory") && message.contains(file.to_str().unwrap()),
-        "{message}"
-    );
+    let message = serve_fails(&["--port", "0", "--data-dir", file.to_str().unwrap()]).await;
+    assert!(message.contains("is not a directory"), "{message}");
+    assert!(message.contains(file.to_str().unwrap()), "{message}");
 }
 
 #[tokio::test]
@@ -221,20 +185,16 @@ async fn with_json_logs_a_failure_is_a_json_log_line_too() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
     let dir = tempfile::tempdir().unwrap();
-    let output = run(&[
+    let data_dir = dir.path().to_str().unwrap();
+    let text = serve_fails(&[
         "--log-format",
         "json",
-        "serve",
-        "--bind",
-        "127.0.0.1",
         "--port",
         &port,
         "--data-dir",
-        dir.path().to_str().unwrap(),
+        data_dir,
     ])
     .await;
-    assert!(!output.status.success());
-    let text = stderr(&output);
     let events: Vec<serde_json::Value> = text
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
