@@ -64,11 +64,13 @@ pub fn StatusPage() -> impl IntoView {
                             <div class="banner error" role="alert">
                                 <strong>{format!("{e}.")}</strong>
                                 {if loaded.get() {
-                                    " The tables show the last data received;"
+                                    format!(
+                                        " The tables show the last data received; retrying every {} s.",
+                                        REFRESH.as_secs(),
+                                    )
                                 } else {
-                                    ""
+                                    format!(" Retrying every {} s.", REFRESH.as_secs())
                                 }}
-                                {format!(" retrying every {} s.", REFRESH.as_secs())}
                             </div>
                         }
                     })
