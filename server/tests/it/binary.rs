@@ -141,6 +141,13 @@ async fn server_id_reads_the_data_dir_from_the_environment() {
     assert!(by_flag.stdout.len() > 32);
 }
 
+/// A port on 127.0.0.1 that stays taken while the listener lives.
+fn occupied_port() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    (listener, port)
+}
+
 /// Runs `license-server serve --bind 127.0.0.1 ARGS`, which must fail; returns what it said.
 async fn serve_fails(args: &[&str]) -> String {
     let output = run(&[&["serve", "--bind", "127.0.0.1"], args].concat()).await;
@@ -150,8 +157,7 @@ async fn serve_fails(args: &[&str]) -> String {
 
 #[tokio::test]
 async fn a_taken_port_is_a_clear_error() {
-    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = taken.local_addr().unwrap().port().to_string();
+    let (_taken, port) = occupied_port();
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_str().unwrap();
 
@@ -182,8 +188,7 @@ async fn an_unusable_data_dir_is_a_clear_error() {
 
 #[tokio::test]
 async fn with_json_logs_a_failure_is_a_json_log_line_too() {
-    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = taken.local_addr().unwrap().port().to_string();
+    let (_taken, port) = occupied_port();
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_str().unwrap();
     let text = serve_fails(&[
