@@ -43,22 +43,15 @@ impl DataDir {
     /// Creates the directory if it does not exist (readable by its owner only: it will hold
     /// license files and credentials) and checks that files can be written in it.
     pub fn open(path: &Path) -> Result<Self, DataDirError> {
-        if let Err(source) = create_private_dir(path) {
-            return Err(match path.is_dir() || !path.exists() {
-                true => DataDirError::Create {
-                    path: path.to_owned(),
-                    source,
-                },
-                false => DataDirError::NotADirectory {
-                    path: path.to_owned(),
-                },
-            });
-        }
-        if !path.is_dir() {
+        if path.exists() && !path.is_dir() {
             return Err(DataDirError::NotADirectory {
                 path: path.to_owned(),
             });
         }
+        create_private_dir(path).map_err(|source| DataDirError::Create {
+            path: path.to_owned(),
+            source,
+        })?;
         probe_writable(path).map_err(|source| DataDirError::NotWritable {
             path: path.to_owned(),
             source,
