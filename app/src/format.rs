@@ -96,6 +96,28 @@ pub fn time_of_day(t: OffsetDateTime, offset: UtcOffset) -> String {
         .unwrap_or_else(|_| t.to_string())
 }
 
+/// Tooltip of a cartridge's product: where its licenses come from, one serial per line.
+pub fn locations(cartridge: &Cartridge) -> String {
+    cartridge
+        .locations
+        .iter()
+        .map(|l| {
+            let mut grants = Vec::new();
+            if l.runcount > 0 {
+                grants.push(format!("runcount {}", group_digits(i64::from(l.runcount))));
+            }
+            if l.credits > 0 || !l.postpay {
+                grants.push(format!("credits {}", group_digits(l.credits)));
+            }
+            if l.postpay {
+                grants.push("postpay".to_owned());
+            }
+            format!("serial {}: {}", l.serial_number, grants.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +145,26 @@ mod tests {
             },
             locations: vec![],
         }
+    }
+
+    #[test]
+    fn locations_list_each_serial_with_what_it_grants() {
+        let mut c = cartridge(10, 0, 5000, 0, true);
+        let location = |serial_number, runcount, credits, postpay| models::Location {
+            server_id: "AB".into(),
+            serial_number,
+            runcount,
+            credits,
+            postpay,
+        };
+        c.locations = vec![
+            location(200000512, 8, 0, false),
+            location(200000556, 2, 5000, true),
+        ];
+        assert_eq!(
+            locations(&c),
+            "serial 200000512: runcount 8, credits 0\nserial 200000556: runcount 2, credits 5\u{202f}000, postpay"
+        );
     }
 
     #[test]

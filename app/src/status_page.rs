@@ -244,7 +244,9 @@ fn cartridge_row(cartridge: Cartridge) -> impl IntoView {
     let stats = &cartridge.statistic;
     view! {
         <tr>
-            <td>{format::product_label(&cartridge.product, cartridge.major_version)}</td>
+            <td title=format::locations(&cartridge)>
+                {format::product_label(&cartridge.product, cartridge.major_version)}
+            </td>
             <td class="num">{format::runcount_usage(&cartridge)}</td>
             <td class="num">{format::credit_usage(&cartridge)}</td>
             <td class="num">{format::group_digits(stats.licenses.runcount as i64)}</td>

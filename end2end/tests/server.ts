@@ -2,7 +2,7 @@
 // JSON logs parsed for the "ready" event that announces the bound addresses.
 
 import { test as base } from '@playwright/test';
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +16,36 @@ export interface StartOptions {
   dataDir?: string;
   port?: number;
   apiPort?: number;
+  /** A vendor public key (PEM file) the server trusts license files from. */
+  vendorPublicKey?: string;
+}
+
+/** Runs a `license-server` subcommand to completion; throws with its stderr if it fails. */
+export function cli(args: string[]): string {
+  return execFileSync(BINARY, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** A vendor with its own keypair (`vendor keygen`), issuing license files with `vendor issue`. */
+export class Vendor {
+  readonly dir = mkdtempSync(path.join(tmpdir(), 'license-vendor-e2e-'));
+  readonly privateKey = path.join(this.dir, 'vendor.key');
+  readonly publicKey = path.join(this.dir, 'vendor.pub');
+  private issued = 0;
+
+  constructor() {
+    cli(['vendor', 'keygen', '--out-dir', this.dir]);
+  }
+
+  /** Issues a license file for `serverId` and returns its path. */
+  issue(serverId: string, args: string[]): string {
+    const out = path.join(this.dir, `license-${++this.issued}.lic`);
+    cli(['vendor', 'issue', '--key', this.privateKey, '--server-id', serverId, '--out', out, ...args]);
+    return out;
+  }
+
+  remove(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
 }
 
 export class LicenseServer {
@@ -29,6 +59,7 @@ export class LicenseServer {
     readonly apiPort: number,
     readonly serverId: string,
     private readonly log: string[],
+    private readonly vendorPublicKey?: string,
   ) {
     this.apiUrl = `http://127.0.0.1:${apiPort}`;
     this.statusPage = `${this.apiUrl}/status/index.html`;
@@ -40,6 +71,7 @@ export class LicenseServer {
     const args = ['--log-format', 'json', 'serve', '--bind', '127.0.0.1', '--data-dir', dataDir];
     args.push('--port', String(options.port ?? 0));
     if (options.apiPort !== undefined) args.push('--api-port', String(options.apiPort));
+    if (options.vendorPublicKey !== undefined) args.push('--vendor-public-key', options.vendorPublicKey);
     const child = spawn(BINARY, args, {
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, RUST_LOG: 'info' },
@@ -69,7 +101,9 @@ export class LicenseServer {
       });
     });
     const port = (addr: string) => Number(addr.slice(addr.lastIndexOf(':') + 1));
-    return new LicenseServer(child, dataDir, port(ready.license_addr), port(ready.api_addr), ready.server_id, log);
+    return new LicenseServer(
+      child, dataDir, port(ready.license_addr), port(ready.api_addr), ready.server_id, log, options.vendorPublicKey,
+    );
   }
 
   /** Stops the server with SIGTERM, as a service manager would, and waits for it to exit. */
@@ -83,7 +117,24 @@ export class LicenseServer {
 
   /** Starts a new server process on the same ports and data directory. */
   restart(): Promise<LicenseServer> {
-    return LicenseServer.start({ dataDir: this.dataDir, port: this.licensePort, apiPort: this.apiPort });
+    return LicenseServer.start({
+      dataDir: this.dataDir,
+      port: this.licensePort,
+      apiPort: this.apiPort,
+      vendorPublicKey: this.vendorPublicKey,
+    });
+  }
+
+  /** `license-server license install FILE` on this server's data directory, as an administrator
+   * would type it while the server runs. */
+  install(file: string): string {
+    const trust = this.vendorPublicKey ? ['--vendor-public-key', this.vendorPublicKey] : [];
+    return cli(['license', 'install', file, '--data-dir', this.dataDir, ...trust]);
+  }
+
+  /** `license-server cartridge assign SERIAL POOL`. */
+  assign(serial: number, pool: string): string {
+    return cli(['cartridge', 'assign', String(serial), pool, '--data-dir', this.dataDir]);
   }
 
   logText(): string {
@@ -91,10 +142,16 @@ export class LicenseServer {
   }
 }
 
-/** `server`: a license server of the test's own, stopped and removed when the test ends. */
-export const test = base.extend<{ server: LicenseServer }>({
-  server: async ({}, use, testInfo) => {
-    const server = await LicenseServer.start();
+/** `vendor`: a vendor keypair of the test's own. `server`: a license server of the test's own that
+ * trusts that vendor, stopped and removed when the test ends. */
+export const test = base.extend<{ vendor: Vendor; server: LicenseServer }>({
+  vendor: async ({}, use) => {
+    const vendor = new Vendor();
+    await use(vendor);
+    vendor.remove();
+  },
+  server: async ({ vendor }, use, testInfo) => {
+    const server = await LicenseServer.start({ vendorPublicKey: vendor.publicKey });
     await use(server);
     await server.stop();
     if (testInfo.status !== testInfo.expectedStatus) {

@@ -1,4 +1,4 @@
-//! The data directory: the store, later the license files, and the lock that keeps two servers
+//! The data directory: the store, the license files (`licenses/`), and the lock that keeps two servers
 //! from running on the same data.
 //!
 //! Problems are found at start, with a message that names the directory: a server that starts
@@ -65,15 +65,10 @@ impl DataDir {
     /// Takes the exclusive lock that a running server holds on its data directory.
     pub fn lock(&mut self) -> Result<(), DataDirError> {
         let lock_path = self.path.join(LOCK_FILE);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|source| DataDirError::NotWritable {
-                path: self.path.clone(),
-                source,
-            })?;
+        let file = open_lock_file(&lock_path).map_err(|source| DataDirError::NotWritable {
+            path: self.path.clone(),
+            source,
+        })?;
         match file.try_lock() {
             Ok(()) => {
                 self.lock = Some(file);
@@ -99,7 +94,17 @@ impl DataDir {
     }
 }
 
-fn create_private_dir(path: &Path) -> io::Result<()> {
+/// Opens (creating if needed) a file that is only ever locked, never written.
+pub(crate) fn open_lock_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+}
+
+/// Creates `path` and its missing parents, readable by the owner only.
+pub(crate) fn create_private_dir(path: &Path) -> io::Result<()> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]

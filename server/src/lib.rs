@@ -7,17 +7,24 @@
 
 pub mod api;
 pub mod assets;
+pub mod atomic_file;
+pub mod cartridges;
 pub mod cli;
+pub mod commands;
 pub mod data_dir;
 pub mod error;
 pub mod identity;
+pub mod inventory;
+pub mod license_file;
 pub mod license_port;
+pub mod licenses;
 pub mod logging;
 pub mod pool;
 pub mod serve;
 pub mod state;
 pub mod status;
 pub mod store;
+pub mod vendor_key;
 
 /// The server software's version, as shown on the status page.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,8 +1,12 @@
-use std::{io::Write, process::ExitCode};
+use std::{
+    io::{self, Write},
+    process::ExitCode,
+};
 
 use clap::Parser;
 use server::{
-    cli::{Cli, Command, LogFormat, ServeArgs},
+    cli::{CartridgeCommand, Cli, Command, LicenseCommand, LogFormat, ServeArgs, VendorCommand},
+    commands,
     data_dir::DataDir,
     logging,
     serve::{self, ServeConfig},
@@ -16,6 +20,13 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => run_server(args).await,
         Command::ServerId(args) => print_server_id(&args.data_dir).await,
+        Command::Vendor(command) => vendor(command),
+        Command::License(command) => license(command).await,
+        Command::Cartridge(CartridgeCommand::Assign {
+            serial,
+            pool,
+            data_dir,
+        }) => commands::cartridge::assign(serial, &pool, &data_dir, &mut io::stdout()).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -38,6 +49,7 @@ async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
         api_port,
         data_dir: args.data_dir.data_dir,
         serial_number: args.serial_number,
+        vendor_public_keys: args.trust.vendor_public_keys,
     })
     .await?;
     tracing::info!(
@@ -89,4 +101,31 @@ async fn print_server_id(data_dir: &std::path::Path) -> anyhow::Result<()> {
     store.close().await;
     writeln!(std::io::stdout(), "{id}")?;
     Ok(())
+}
+
+fn vendor(command: VendorCommand) -> anyhow::Result<()> {
+    match command {
+        VendorCommand::Keygen { out_dir } => commands::vendor::keygen(&out_dir, &mut io::stdout()),
+        VendorCommand::Issue(args) => {
+            // The license file goes to stdout; a note about `--out` goes to stderr.
+            if args.out.is_some() {
+                commands::vendor::issue(&args, &mut io::stderr())
+            } else {
+                commands::vendor::issue(&args, &mut io::stdout())
+            }
+        }
+    }
+}
+
+async fn license(command: LicenseCommand) -> anyhow::Result<()> {
+    let out = &mut io::stdout();
+    match command {
+        LicenseCommand::Install(args) => commands::license::install(&args, out).await,
+        LicenseCommand::List {
+            json,
+            trust,
+            data_dir,
+        } => commands::license::list(json, &trust, &data_dir, out).await,
+        LicenseCommand::Verify(args) => commands::license::verify(&args, out).await,
+    }
 }

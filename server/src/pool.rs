@@ -24,26 +24,31 @@ impl Pool {
 
     /// Validates a header value; leading and trailing spaces are not part of the name.
     pub fn parse(raw: &[u8]) -> Result<Self, AppError> {
-        let invalid = |why: &str| {
+        let invalid = |why: String| {
             AppError::bad_request(
                 "INVALID_POOL_ID",
                 format!("invalid X-Pool-ID header: {why}"),
             )
         };
-        let text = std::str::from_utf8(raw)
-            .map_err(|_| invalid("not UTF-8"))?
-            .trim();
-        if text.is_empty() {
-            return Ok(Self(None));
-        }
-        if text.len() > MAX_LEN {
-            return Err(invalid(&format!("longer than {MAX_LEN} bytes")));
-        }
-        if text.chars().any(char::is_control) {
-            return Err(invalid("contains control characters"));
-        }
-        Ok(Self(Some(text.to_owned())))
+        let text = std::str::from_utf8(raw).map_err(|_| invalid("not UTF-8".into()))?;
+        let name = check_name(text).map_err(invalid)?;
+        Ok(Self(name.map(str::to_owned)))
     }
+}
+
+/// A pool name as a header or `cartridge assign` gives it: trimmed; empty = the default pool.
+pub fn check_name(text: &str) -> Result<Option<&str>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if text.len() > MAX_LEN {
+        return Err(format!("longer than {MAX_LEN} bytes"));
+    }
+    if text.chars().any(char::is_control) {
+        return Err("contains control characters".to_owned());
+    }
+    Ok(Some(text))
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Pool {

@@ -10,6 +10,7 @@ use std::{
     io,
     net::{IpAddr, SocketAddr},
     path::PathBuf,
+    sync::Arc,
     time::Duration,
 };
 
@@ -22,9 +23,12 @@ use crate::{
     api,
     data_dir::DataDir,
     identity::{Identity, ServerId},
+    inventory::Inventory,
     license_port,
+    licenses::LicenseDir,
     state::AppState,
     store::Store,
+    vendor_key::TrustedKeys,
 };
 
 /// How long requests in flight may take to finish once shutdown began.
@@ -37,6 +41,8 @@ pub struct ServeConfig {
     pub api_port: u16,
     pub data_dir: PathBuf,
     pub serial_number: String,
+    /// Vendor public keys (PEM files) that license files must be signed with.
+    pub vendor_public_keys: Vec<PathBuf>,
 }
 
 /// A started server. Dropping it does not stop it; call [`Running::stop`] or
@@ -48,12 +54,20 @@ pub struct Running {
     pub server_id: ServerId,
     shutdown: CancellationToken,
     tasks: JoinSet<io::Result<()>>,
+    /// Ends with `shutdown`; aborted if dropped.
+    watcher: JoinSet<()>,
     store: Store,
     /// Holds the data directory's lock until the server has stopped.
     _data_dir: DataDir,
 }
 
 pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
+    let trusted = TrustedKeys::load(&config.vendor_public_keys)?;
+    if trusted.is_empty() {
+        tracing::warn!(
+            "no vendor public key is configured (--vendor-public-key): no license can be verified"
+        );
+    }
     let mut data_dir = DataDir::open(&config.data_dir)?;
     data_dir.lock()?;
     let license_listener = listen(config.bind, config.port, "license port", "--port").await?;
@@ -69,9 +83,20 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         config.bind,
         license_addr.port(),
     );
-    let state = AppState::new(store.clone(), identity);
+    let inventory = Arc::new(
+        Inventory::load(
+            LicenseDir::new(data_dir.path()),
+            trusted,
+            server_id.clone(),
+            store.clone(),
+        )
+        .await?,
+    );
+    let state = AppState::new(store.clone(), identity, inventory.clone());
 
     let shutdown = CancellationToken::new();
+    let mut watcher = JoinSet::new();
+    watcher.spawn(inventory.watch(shutdown.clone()));
     let mut tasks = JoinSet::new();
     tasks.spawn(serve(
         license_listener,
@@ -85,6 +110,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         server_id,
         shutdown,
         tasks,
+        watcher,
         store,
         _data_dir: data_dir,
     })
@@ -157,6 +183,8 @@ impl Running {
             );
             self.tasks.shutdown().await;
         }
+        // The watcher queries the store; it stops at the cancellation, before the store closes.
+        while self.watcher.join_next().await.is_some() {}
         self.store.close().await;
         match failed {
             None => Ok(()),

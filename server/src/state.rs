@@ -2,7 +2,7 @@
 
 use std::{ops::Deref, sync::Arc};
 
-use crate::{identity::Identity, store::Store};
+use crate::{identity::Identity, inventory::Inventory, store::Store};
 
 /// Cheap to clone: one `Arc` for every request.
 #[derive(Debug, Clone)]
@@ -12,11 +12,17 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub store: Store,
     pub identity: Identity,
+    /// Licenses and pools; refreshed by its own task, read by every status request and grant.
+    pub inventory: Arc<Inventory>,
 }
 
 impl AppState {
-    pub fn new(store: Store, identity: Identity) -> Self {
-        Self(Arc::new(Inner { store, identity }))
+    pub fn new(store: Store, identity: Identity, inventory: Arc<Inventory>) -> Self {
+        Self(Arc::new(Inner {
+            store,
+            identity,
+            inventory,
+        }))
     }
 }
 

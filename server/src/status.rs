@@ -4,7 +4,9 @@ use axum::{Json, extract::State, http::header, response::IntoResponse};
 use models::StatusData;
 use serde_json::json;
 
-use crate::{pool::Pool, state::AppState};
+use time::OffsetDateTime;
+
+use crate::{cartridges, pool::Pool, state::AppState};
 
 /// The status document for the pool the request names. Never cached: it is a live view.
 pub async fn data_json(State(state): State<AppState>, pool: Pool) -> impl IntoResponse {
@@ -14,11 +16,11 @@ pub async fn data_json(State(state): State<AppState>, pool: Pool) -> impl IntoRe
     )
 }
 
-/// Cartridges and sessions come with the license files and the protocol; until then a server
-/// has none to show, in any pool.
-pub fn collect(state: &AppState, _pool: &Pool) -> StatusData {
+/// Sessions come with the license protocol; until then a server has none to show.
+pub fn collect(state: &AppState, pool: &Pool) -> StatusData {
+    let snapshot = state.inventory.snapshot();
     StatusData {
-        cartridges: Vec::new(),
+        cartridges: cartridges::of_pool(&snapshot, pool.name(), OffsetDateTime::now_utc()),
         sessions: Vec::new(),
         servers: vec![state.identity.record()],
     }

@@ -8,7 +8,7 @@
 //! license grant or a credit debit that was acknowledged must survive a power cut. Migrations are
 //! compiled into the binary and applied at start.
 
-use std::{path::Path, time::Duration};
+use std::{collections::HashMap, path::Path, time::Duration};
 
 use sqlx::{
     SqlitePool,
@@ -16,7 +16,7 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 use thiserror::Error;
-use time::OffsetDateTime;
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use crate::identity::{ServerId, ServerIdError};
 
@@ -38,6 +38,8 @@ pub enum StoreError {
     Query(#[from] sqlx::Error),
     #[error(transparent)]
     ServerId(#[from] ServerIdError),
+    #[error("a number is too large for the store")]
+    OutOfRange,
 }
 
 /// A handle on the store; cheap to clone (it is a connection pool).
@@ -97,16 +99,109 @@ impl Store {
         Ok(ServerId::parse(stored)?)
     }
 
+    /// Records that the license `key` with content `sha256` was installed at `installed`, making it
+    /// the most recent install. Re-recording the same content keeps its original place.
+    pub async fn record_install(
+        &self,
+        key: &str,
+        sha256: &str,
+        installed: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO license_installs (license_key, sha256, installed, seq)
+             VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(seq), 0) + 1 FROM license_installs))
+             ON CONFLICT (license_key) DO UPDATE
+                SET sha256 = excluded.sha256, installed = excluded.installed, seq = excluded.seq
+                WHERE sha256 <> excluded.sha256",
+        )
+        .bind(key)
+        .bind(sha256)
+        .bind(rfc3339(installed))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every recorded install, oldest first.
+    pub async fn installs(&self) -> Result<Vec<Install>, StoreError> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT license_key, sha256, installed FROM license_installs ORDER BY seq",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, sha256, installed)| Install {
+                key,
+                sha256,
+                installed: OffsetDateTime::parse(&installed, &Rfc3339).ok(),
+            })
+            .collect())
+    }
+
+    /// Puts the cartridge `serial_number` into `pool`, or back into the default pool (`None`).
+    pub async fn assign_pool(
+        &self,
+        serial_number: u64,
+        pool: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let serial = i64::try_from(serial_number).map_err(|_| StoreError::OutOfRange)?;
+        match pool {
+            Some(pool) => {
+                sqlx::query(
+                    "INSERT INTO cartridge_pools (serial_number, pool, assigned) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (serial_number) DO UPDATE
+                        SET pool = excluded.pool, assigned = excluded.assigned",
+                )
+                .bind(serial)
+                .bind(pool)
+                .bind(now_rfc3339())
+                .execute(&self.pool)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM cartridge_pools WHERE serial_number = ?1")
+                    .bind(serial)
+                    .execute(&self.pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Serial number → pool, for every cartridge that is not in the default pool.
+    pub async fn pools(&self) -> Result<HashMap<u64, String>, StoreError> {
+        let rows: Vec<(i64, String)> =
+            sqlx::query_as("SELECT serial_number, pool FROM cartridge_pools")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(serial, pool)| Some((u64::try_from(serial).ok()?, pool)))
+            .collect())
+    }
+
     /// Waits for running queries and closes the database cleanly (the WAL is checkpointed).
     pub async fn close(&self) {
         self.pool.close().await;
     }
 }
 
+/// A row of `license_installs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Install {
+    pub key: String,
+    pub sha256: String,
+    /// `None` if the stored time does not parse (a damaged row orders first, it does not fail).
+    pub installed: Option<OffsetDateTime>,
+}
+
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&Rfc3339).unwrap_or_default()
+}
+
 fn now_rfc3339() -> String {
-    OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    rfc3339(OffsetDateTime::now_utc())
 }
 
 #[cfg(test)]
@@ -124,6 +219,32 @@ mod tests {
 
         let reopened = Store::open(&path).await.unwrap();
         assert_eq!(reopened.server_id().await.unwrap(), first);
+    }
+
+    #[tokio::test]
+    async fn installs_keep_their_order_and_a_reinstall_of_the_same_file_keeps_its_place() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("store.db")).await.unwrap();
+        let t = OffsetDateTime::now_utc();
+        store.record_install("A", "aaa", t).await.unwrap();
+        store.record_install("B", "bbb", t).await.unwrap();
+        store.record_install("A", "aaa", t).await.unwrap();
+        let keys = |installs: Vec<Install>| installs.into_iter().map(|i| i.key).collect::<Vec<_>>();
+        assert_eq!(keys(store.installs().await.unwrap()), ["A", "B"]);
+        store.record_install("A", "aa2", t).await.unwrap();
+        assert_eq!(keys(store.installs().await.unwrap()), ["B", "A"]);
+    }
+
+    #[tokio::test]
+    async fn pool_assignments_are_kept_and_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("store.db")).await.unwrap();
+        store.assign_pool(7, Some("farm")).await.unwrap();
+        store.assign_pool(8, Some("farm")).await.unwrap();
+        store.assign_pool(7, Some("night")).await.unwrap();
+        store.assign_pool(8, None).await.unwrap();
+        let pools = store.pools().await.unwrap();
+        assert_eq!(pools, HashMap::from([(7, "night".to_owned())]));
     }
 
     #[tokio::test]

@@ -8,9 +8,11 @@
 //! `wasm32-unknown-unknown`.
 
 pub mod error;
+pub mod license;
 pub mod status;
 
 pub use error::{ApiError, ErrorBody};
+pub use license::{License, ProductRule, Rules};
 pub use status::{
     Cartridge, CartridgeStatistic, HeldLicense, LicenseCounts, LicenseType, Location, Server,
     ServerStatus, Session, SessionStatus, StatusData,

@@ -14,12 +14,13 @@ use tokio::{
 
 const BIN: &str = env!("CARGO_BIN_EXE_license-server");
 
-fn command(args: &[&str]) -> Command {
+pub fn command(args: &[&str]) -> Command {
     let mut command = Command::new(BIN);
     command
         .args(args)
         .env_remove("RUST_LOG")
         .env_remove("LICENSE_SERVER_DATA_DIR")
+        .env_remove("LICENSE_SERVER_VENDOR_PUBLIC_KEY")
         .kill_on_drop(true)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -27,25 +28,28 @@ fn command(args: &[&str]) -> Command {
     command
 }
 
-async fn run(args: &[&str]) -> Output {
+pub async fn run(args: &[&str]) -> Output {
     tokio::time::timeout(Duration::from_secs(60), command(args).output())
         .await
         .expect("license-server finishes")
         .unwrap()
 }
 
-fn stderr(output: &Output) -> String {
+pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// A server process started with JSON logs, and the addresses its "ready" line announced.
-struct ServerProcess {
+pub struct ServerProcess {
     child: Child,
-    api_addr: String,
+    pub api_addr: String,
+    /// The log events before the "ready" line.
+    pub startup_log: Vec<serde_json::Value>,
 }
 
-async fn start_server(data_dir: &Path) -> ServerProcess {
-    let mut child = command(&[
+/// `license-server serve` on free ports of 127.0.0.1, with `extra` arguments.
+pub async fn start_server(data_dir: &Path, extra: &[&str]) -> ServerProcess {
+    let base = [
         "--log-format",
         "json",
         "serve",
@@ -55,10 +59,10 @@ async fn start_server(data_dir: &Path) -> ServerProcess {
         "0",
         "--data-dir",
         data_dir.to_str().unwrap(),
-    ])
-    .spawn()
-    .unwrap();
+    ];
+    let mut child = command(&[&base[..], extra].concat()).spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut startup_log = Vec::new();
     let ready = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(line) = lines.next_line().await.unwrap() {
             let event: serde_json::Value = serde_json::from_str(&line)
@@ -66,8 +70,9 @@ async fn start_server(data_dir: &Path) -> ServerProcess {
             if event["api_addr"].is_string() {
                 return event;
             }
+            startup_log.push(event);
         }
-        panic!("the server exited before it was ready");
+        panic!("the server exited before it was ready: {startup_log:?}");
     })
     .await
     .expect("the server announces that it is ready");
@@ -76,11 +81,12 @@ async fn start_server(data_dir: &Path) -> ServerProcess {
     ServerProcess {
         child,
         api_addr: ready["api_addr"].as_str().unwrap().to_owned(),
+        startup_log,
     }
 }
 
 impl ServerProcess {
-    async fn server_id(&self) -> String {
+    pub async fn server_id(&self) -> String {
         let data: serde_json::Value =
             reqwest::get(format!("http://{}/status/data.json", self.api_addr))
                 .await
@@ -92,7 +98,7 @@ impl ServerProcess {
     }
 
     /// SIGTERM, as a service manager stops it; returns whether it exited successfully.
-    async fn terminate(mut self) -> bool {
+    pub async fn terminate(mut self) -> bool {
         let pid = self.child.id().unwrap().to_string();
         let killed = Command::new("kill")
             .args(["-TERM", &pid])
@@ -111,7 +117,7 @@ impl ServerProcess {
 #[tokio::test]
 async fn sigterm_stops_the_server_cleanly_and_the_id_survives_the_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let first = start_server(dir.path()).await;
+    let first = start_server(dir.path(), &[]).await;
     let id = first.server_id().await;
     assert!(first.terminate().await, "exit status 0 after SIGTERM");
 
@@ -122,7 +128,7 @@ async fn sigterm_stops_the_server_cleanly_and_the_id_survives_the_restart() {
         format!("{id}\n")
     );
 
-    let second = start_server(dir.path()).await;
+    let second = start_server(dir.path(), &[]).await;
     assert_eq!(second.server_id().await, id);
     assert!(second.terminate().await);
 }

@@ -3,11 +3,13 @@
 //! - `api`: the API router called with `oneshot`, no network;
 //! - `serve`: the whole server started in-process on port 0;
 //! - `binary`: the real `license-server` executable, for what only a process shows (exit codes,
-//!   messages, signals).
+//!   messages, signals);
+//! - `licensing`: vendor keys, license files and cartridges, through the real CLI and server.
 
 #![allow(clippy::unwrap_used)]
 
 mod api;
 mod binary;
+mod licensing;
 mod serve;
 mod support;

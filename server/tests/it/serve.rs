@@ -11,6 +11,7 @@ async fn start(data_dir: &Path) -> Running {
         api_port: 0,
         data_dir: data_dir.to_owned(),
         serial_number: "42".into(),
+        vendor_public_keys: Vec::new(),
     })
     .await
     .unwrap()
@@ -92,6 +93,7 @@ async fn a_data_dir_in_use_by_a_running_server_is_refused() {
         api_port: 0,
         data_dir: dir.path().to_owned(),
         serial_number: String::new(),
+        vendor_public_keys: Vec::new(),
     })
     .await
     .unwrap_err();

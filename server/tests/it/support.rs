@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests.
 
-use std::net::IpAddr;
+use std::{net::IpAddr, sync::Arc};
 
 use axum::{
     Router,
@@ -8,7 +8,10 @@ use axum::{
     http::{HeaderMap, Method, Request, StatusCode},
 };
 use http_body_util::BodyExt;
-use server::{identity::Identity, state::AppState, store::Store};
+use server::{
+    identity::Identity, inventory::Inventory, licenses::LicenseDir, state::AppState, store::Store,
+    vendor_key::TrustedKeys,
+};
 use tempfile::TempDir;
 use tower::ServiceExt;
 
@@ -24,6 +27,14 @@ pub async fn app() -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("store.db")).await.unwrap();
     let server_id = store.server_id().await.unwrap();
+    let inventory = Inventory::load(
+        LicenseDir::new(dir.path()),
+        TrustedKeys::default(),
+        server_id.clone(),
+        store.clone(),
+    )
+    .await
+    .unwrap();
     let identity = Identity::detect(
         server_id,
         "200000510".into(),
@@ -31,7 +42,7 @@ pub async fn app() -> TestApp {
         LICENSE_PORT,
     );
     TestApp {
-        state: AppState::new(store, identity),
+        state: AppState::new(store, identity, Arc::new(inventory)),
         _dir: dir,
     }
 }

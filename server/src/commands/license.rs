@@ -1,0 +1,233 @@
+//! `license-server license install | list | verify`.
+
+use std::{io::Write, path::Path};
+
+use anyhow::Context;
+use models::License;
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::read_input;
+use crate::{
+    cli::{DataDirArg, LicenseFileArgs, TrustArgs},
+    data_dir::DataDir,
+    identity::ServerId,
+    license_file::{self, rfc3339},
+    licenses::{InstallError, Installation, LicenseDir, Scan},
+    store::Store,
+    vendor_key::TrustedKeys,
+};
+
+/// What every license command works on.
+struct Opened {
+    store: Store,
+    server_id: ServerId,
+    trusted: TrustedKeys,
+    dir: LicenseDir,
+}
+
+impl Opened {
+    async fn open(data_dir: &DataDirArg, trust: &TrustArgs) -> anyhow::Result<Self> {
+        let trusted = TrustedKeys::load(&trust.vendor_public_keys)?;
+        let dir = DataDir::open(&data_dir.data_dir)?;
+        let store = Store::open(&dir.store_path()).await?;
+        let server_id = store.server_id().await?;
+        Ok(Self {
+            store,
+            server_id,
+            trusted,
+            dir: LicenseDir::new(dir.path()),
+        })
+    }
+
+    /// The file's bytes (read first: a missing file is the likelier mistake) and the data dir.
+    async fn with_file(args: &LicenseFileArgs) -> anyhow::Result<(&Path, Vec<u8>, Self)> {
+        let bytes = read_input(&args.file)?;
+        let opened = Self::open(&args.data_dir, &args.trust).await?;
+        Ok((&args.file, bytes, opened))
+    }
+
+    async fn scan(&self) -> anyhow::Result<Scan> {
+        let installs = self.store.installs().await?;
+        self.dir
+            .scan(&self.trusted, &self.server_id, &installs)
+            .with_context(|| format!("cannot read {}", self.dir.path().display()))
+    }
+}
+
+fn refused(file: &Path, error: &license_file::LicenseError) -> anyhow::Error {
+    anyhow::anyhow!("{} is refused: {error} [{}]", file.display(), error.code())
+}
+
+pub async fn install(args: &LicenseFileArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let (file, bytes, cx) = Opened::with_file(args).await?;
+    let outcome = cx
+        .dir
+        .install(
+            bytes,
+            &cx.trusted,
+            &cx.server_id,
+            &cx.store,
+            OffsetDateTime::now_utc(),
+        )
+        .await;
+    cx.store.close().await;
+    match outcome {
+        Ok(Installation::Installed(installed)) => {
+            writeln!(out, "installed {}", installed.file.display())?;
+            describe(&installed.verified.license, out)?;
+        }
+        Ok(Installation::AlreadyInstalled(installed)) => {
+            writeln!(
+                out,
+                "already installed as {}; nothing changed",
+                installed.file.display()
+            )?;
+            describe(&installed.verified.license, out)?;
+        }
+        Err(InstallError::License(error)) => return Err(refused(file, &error)),
+        Err(InstallError::Io(error)) => return Err(error.context("the license was not installed")),
+    }
+    Ok(())
+}
+
+pub async fn verify(args: &LicenseFileArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let (file, bytes, cx) = Opened::with_file(args).await?;
+    let scan = cx.scan().await;
+    cx.store.close().await;
+    let verified = license_file::verify(
+        &bytes,
+        &cx.trusted,
+        &cx.server_id,
+        OffsetDateTime::now_utc(),
+    )
+    .map_err(|e| refused(file, &e))?;
+    let key = &verified.license.key;
+    let already = match scan?.find(key) {
+        Some(installed) if installed.verified.sha256 == verified.sha256 => true,
+        Some(_) => {
+            let conflict = license_file::LicenseError::KeyConflict { key: key.clone() };
+            return Err(refused(file, &conflict));
+        }
+        None => false,
+    };
+    writeln!(
+        out,
+        "valid: signed by vendor key {}, bound to this server{}",
+        verified.key_id,
+        if already { ", already installed" } else { "" }
+    )?;
+    describe(&verified.license, out)?;
+    Ok(())
+}
+
+pub async fn list(
+    json: bool,
+    trust: &TrustArgs,
+    data_dir: &DataDirArg,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let cx = Opened::open(data_dir, trust).await?;
+    let scan = cx.scan().await;
+    let pools = cx.store.pools().await;
+    cx.store.close().await;
+    let (scan, pools) = (scan?, pools?);
+    let now = OffsetDateTime::now_utc();
+    let active = scan.active(now).map(|l| l.key().to_owned());
+    let status = |installed: &crate::licenses::Installed| {
+        if Some(installed.key()) == active.as_deref() {
+            "active"
+        } else if installed.expired_at(now) {
+            "expired"
+        } else {
+            "valid"
+        }
+    };
+    if json {
+        let licenses: Vec<_> = scan
+            .licenses
+            .iter()
+            .map(|l| {
+                json!({
+                    "license": l.verified.license,
+                    "status": status(l),
+                    "file": l.file,
+                    "installed": rfc3339(l.installed),
+                    "pool": pools.get(&l.serial_number()),
+                })
+            })
+            .collect();
+        let rejected: Vec<_> = scan
+            .rejected
+            .iter()
+            .map(|r| json!({"file": r.file, "reason": r.reason}))
+            .collect();
+        serde_json::to_writer_pretty(
+            &mut *out,
+            &json!({"licenses": licenses, "rejected": rejected}),
+        )?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    if scan.licenses.is_empty() {
+        writeln!(out, "no license installed in {}", cx.dir.path().display())?;
+    }
+    for installed in &scan.licenses {
+        let rules = &installed.verified.license.rules;
+        writeln!(
+            out,
+            "{}  {}  serial {}  pool {}  installed {}  expires {}",
+            installed.key(),
+            status(installed),
+            rules.serial_number,
+            pools
+                .get(&installed.serial_number())
+                .map_or("(default)", String::as_str),
+            rfc3339(installed.installed),
+            rules.expires.map_or_else(|| "never".to_owned(), rfc3339),
+        )?;
+        describe_products(&installed.verified.license, out)?;
+    }
+    for rejected in &scan.rejected {
+        writeln!(
+            out,
+            "unusable: {}: {}",
+            rejected.file.display(),
+            rejected.reason
+        )?;
+    }
+    Ok(())
+}
+
+fn describe(license: &License, out: &mut dyn Write) -> anyhow::Result<()> {
+    let rules = &license.rules;
+    writeln!(
+        out,
+        "license {} (serial {}) for server {}\n  issued {}, expires {}, licensed users: {}",
+        license.key,
+        rules.serial_number,
+        license.server_id,
+        rfc3339(rules.issued),
+        rules.expires.map_or_else(|| "never".to_owned(), rfc3339),
+        rules
+            .max_users
+            .map_or_else(|| "no limit".to_owned(), |n| n.to_string()),
+    )?;
+    describe_products(license, out)
+}
+
+fn describe_products(license: &License, out: &mut dyn Write) -> anyhow::Result<()> {
+    for p in &license.rules.products {
+        let version = match p.major_version {
+            0 => "any version".to_owned(),
+            v => format!("version {v}"),
+        };
+        let billing = if p.postpay { ", postpay" } else { "" };
+        writeln!(
+            out,
+            "  product {} {} ({version}): runcount {}, credits {}{billing}",
+            p.product_id, p.product, p.runcount, p.credits
+        )?;
+    }
+    Ok(())
+}

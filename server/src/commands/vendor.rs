@@ -1,0 +1,155 @@
+//! `license-server vendor keygen` and `vendor issue`.
+
+use std::io::Write;
+
+use anyhow::{Context, bail};
+use models::{License, ProductRule, Rules};
+use time::OffsetDateTime;
+
+use crate::{
+    atomic_file::{self, Mode},
+    cli::IssueArgs,
+    identity::ServerId,
+    license_file,
+    vendor_key::VendorKey,
+};
+
+pub fn keygen(out_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Result<()> {
+    crate::data_dir::create_private_dir(out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let key = VendorKey::generate()?;
+    let (private_path, public_path) = key.write_pair(out_dir)?;
+    writeln!(
+        out,
+        "created vendor key {}\n  private key (keep it secret): {}\n  public key (for license servers' --vendor-public-key): {}",
+        key.key_id(),
+        private_path.display(),
+        public_path.display()
+    )?;
+    Ok(())
+}
+
+/// Signs a license as the arguments describe and writes the file to `--out` or `out`.
+pub fn issue(args: &IssueArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let key = VendorKey::load(&args.key)?;
+    let license = license_from(args, OffsetDateTime::now_utc())?;
+    let text = license_file::sign(&license, &key)?;
+    match &args.out {
+        Some(path) => {
+            atomic_file::replace(path, text.as_bytes(), Mode::Public)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            writeln!(
+                out,
+                "wrote {}: license {} (serial {}) for server {}",
+                path.display(),
+                license.key,
+                license.rules.serial_number,
+                license.server_id
+            )?;
+        }
+        None => out.write_all(text.as_bytes())?,
+    }
+    Ok(())
+}
+
+fn license_from(args: &IssueArgs, now: OffsetDateTime) -> anyhow::Result<License> {
+    let server_id = ServerId::parse(args.server_id.trim().to_owned()).map_err(|_| {
+        anyhow::anyhow!(
+            "--server-id {:?} is not a server id (uppercase hex, as `license-server server-id` \
+             prints it)",
+            args.server_id
+        )
+    })?;
+    let mut products = Vec::new();
+    if let (Some(product_id), Some(product)) = (args.product_id, &args.product) {
+        products.push(ProductRule {
+            product_id,
+            major_version: args.major_version,
+            product: product.clone(),
+            runcount: args.runcount,
+            credits: args.credits,
+            postpay: args.postpay,
+        });
+    }
+    products.extend(args.product_specs.iter().cloned());
+    if products.is_empty() {
+        bail!(
+            "no product: give --product-id, --product (and --runcount/--credits) or --product-spec"
+        );
+    }
+    if let Some(expires) = args.expires
+        && expires <= now
+    {
+        bail!(
+            "--expires {} is in the past; the license would be refused everywhere",
+            license_file::rfc3339(expires)
+        );
+    }
+    let serial_number = match args.serial {
+        Some(serial) => serial,
+        None => random_below(900_000_000)? + 100_000_000,
+    };
+    let key = match &args.license_key {
+        Some(key) => key.clone(),
+        None => random_license_key()?,
+    };
+    Ok(License {
+        key,
+        server_id: server_id.to_string(),
+        rules: Rules {
+            serial_number,
+            // Whole seconds: people read these files.
+            issued: now.replace_nanosecond(0).unwrap_or(now),
+            expires: args.expires,
+            max_users: args.max_users,
+            products,
+        },
+    })
+}
+
+/// Letters and digits that cannot be mistaken for each other when read aloud or typed
+/// (no 0/O, 1/I/L, 5/S, 8/B).
+const KEY_ALPHABET: &[u8] = b"2345679ACDEFGHJKMNPQRTUVWXYZ";
+
+/// `XXXX-XXXX-XXXX-XXXX` from the OS CSPRNG: 16 symbols of 28, about 77 bits.
+fn random_license_key() -> anyhow::Result<String> {
+    let mut key = String::new();
+    for i in 0..16 {
+        if i > 0 && i % 4 == 0 {
+            key.push('-');
+        }
+        let index = random_below(KEY_ALPHABET.len() as u64)?;
+        key.push(char::from(KEY_ALPHABET[usize::try_from(index)?]));
+    }
+    Ok(key)
+}
+
+/// Uniform in `0..bound`, by rejection sampling (no modulo bias).
+fn random_below(bound: u64) -> anyhow::Result<u64> {
+    let zone = u64::MAX - u64::MAX % bound;
+    loop {
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).map_err(|e| {
+            anyhow::anyhow!("the operating system's random number generator failed: {e}")
+        })?;
+        let n = u64::from_le_bytes(bytes);
+        if n < zone {
+            return Ok(n % bound);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_keys_are_well_formed_and_differ() {
+        let a = random_license_key().unwrap();
+        let b = random_license_key().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 19);
+        assert_eq!(a.matches('-').count(), 3);
+        license_file::check_key(&a).unwrap();
+    }
+}
