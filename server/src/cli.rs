@@ -242,9 +242,33 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub trust: TrustArgs,
+
+    /// Seconds without a heartbeat after which a session is dropped and its licenses return.
+    #[arg(long, env = "LICENSE_SERVER_SESSION_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub session_timeout: u64,
+
+    /// Seconds between heartbeats that clients are told to keep; must be below the timeout.
+    #[arg(long, env = "LICENSE_SERVER_HEARTBEAT_INTERVAL", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub heartbeat_interval: u64,
 }
 
 impl ServeArgs {
+    /// The engine's timing, checked for sense.
+    pub fn engine(&self) -> Result<crate::sessions::EngineConfig, String> {
+        if self.heartbeat_interval >= self.session_timeout {
+            return Err(format!(
+                "--heartbeat-interval ({} s) must be shorter than --session-timeout ({} s), or \
+                 every session would be dropped between two heartbeats",
+                self.heartbeat_interval, self.session_timeout
+            ));
+        }
+        Ok(crate::sessions::EngineConfig {
+            heartbeat_interval: std::time::Duration::from_secs(self.heartbeat_interval),
+            timeout: std::time::Duration::from_secs(self.session_timeout),
+            ..Default::default()
+        })
+    }
+
     /// The API port: as given, or the license port + 1 (both "any free port" when the license port
     /// is 0, so tests and scripts can ask for two free ports with `--port 0`).
     pub fn api_port(&self) -> Result<u16, String> {

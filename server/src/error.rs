@@ -22,6 +22,12 @@ pub enum AppError {
         message: String,
     },
     MethodNotAllowed,
+    /// Any other answer with a stable code: 404 UNKNOWN_SESSION, 409 NO_LICENSE_AVAILABLE, ...
+    Status {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
     /// Something broke on our side. Logged, never shown.
     Internal(anyhow::Error),
 }
@@ -29,6 +35,16 @@ pub enum AppError {
 impl AppError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl AppError {
+    pub fn status(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self::Status {
+            status,
             code,
             message: message.into(),
         }
@@ -50,6 +66,11 @@ impl IntoResponse for AppError {
             Self::NotFound { message } => {
                 (StatusCode::NOT_FOUND, ApiError::new("NOT_FOUND", message))
             }
+            Self::Status {
+                status,
+                code,
+                message,
+            } => (status, ApiError::new(code, message)),
             Self::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 ApiError::new(

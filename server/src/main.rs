@@ -43,6 +43,7 @@ async fn main() -> ExitCode {
 
 async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
     let api_port = args.api_port().map_err(anyhow::Error::msg)?;
+    let engine = args.engine().map_err(anyhow::Error::msg)?;
     let running = serve::start(ServeConfig {
         bind: args.bind,
         port: args.port,
@@ -50,6 +51,7 @@ async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
         data_dir: args.data_dir.data_dir,
         serial_number: args.serial_number,
         vendor_public_keys: args.trust.vendor_public_keys,
+        engine,
     })
     .await?;
     tracing::info!(

@@ -24,8 +24,10 @@ use crate::{
     data_dir::DataDir,
     identity::{Identity, ServerId},
     inventory::Inventory,
+    ledger::Writer,
     license_port,
     licenses::LicenseDir,
+    sessions::{Engine, EngineConfig},
     state::AppState,
     store::Store,
     vendor_key::TrustedKeys,
@@ -43,6 +45,7 @@ pub struct ServeConfig {
     pub serial_number: String,
     /// Vendor public keys (PEM files) that license files must be signed with.
     pub vendor_public_keys: Vec<PathBuf>,
+    pub engine: EngineConfig,
 }
 
 /// A started server. Dropping it does not stop it; call [`Running::stop`] or
@@ -54,8 +57,10 @@ pub struct Running {
     pub server_id: ServerId,
     shutdown: CancellationToken,
     tasks: JoinSet<io::Result<()>>,
-    /// Ends with `shutdown`; aborted if dropped.
+    /// The licenses watcher and the engine's ticks; end with `shutdown`, aborted if dropped.
     watcher: JoinSet<()>,
+    stop_writer: CancellationToken,
+    writer_task: tokio::task::JoinHandle<()>,
     store: Store,
     /// Holds the data directory's lock until the server has stopped.
     _data_dir: DataDir,
@@ -92,11 +97,26 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         )
         .await?,
     );
-    let state = AppState::new(store.clone(), identity, inventory.clone());
+    // The ledger writer outlives the listeners: requests still in flight at shutdown must be
+    // able to commit. It has its own stop signal, given after they drained.
+    let stop_writer = CancellationToken::new();
+    let (writer, writer_task) = Writer::spawn(store.clone(), stop_writer.clone());
+    let engine = Arc::new(
+        Engine::load(
+            &store,
+            writer,
+            inventory.clone(),
+            config.engine,
+            server_id.to_string(),
+        )
+        .await?,
+    );
+    let state = AppState::new(store.clone(), identity, inventory.clone(), engine.clone());
 
     let shutdown = CancellationToken::new();
     let mut watcher = JoinSet::new();
     watcher.spawn(inventory.watch(shutdown.clone()));
+    watcher.spawn(engine.run_ticks(shutdown.clone()));
     let mut tasks = JoinSet::new();
     tasks.spawn(serve(
         license_listener,
@@ -111,6 +131,8 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         shutdown,
         tasks,
         watcher,
+        stop_writer,
+        writer_task,
         store,
         _data_dir: data_dir,
     })
@@ -185,6 +207,11 @@ impl Running {
         }
         // The watcher queries the store; it stops at the cancellation, before the store closes.
         while self.watcher.join_next().await.is_some() {}
+        // Everything appended is committed before the store closes.
+        self.stop_writer.cancel();
+        if let Err(e) = self.writer_task.await {
+            tracing::error!(error = %e, "the ledger writer failed");
+        }
         self.store.close().await;
         match failed {
             None => Ok(()),

@@ -2,7 +2,7 @@
 
 use std::{ops::Deref, sync::Arc};
 
-use crate::{identity::Identity, inventory::Inventory, store::Store};
+use crate::{identity::Identity, inventory::Inventory, sessions::Engine, store::Store};
 
 /// Cheap to clone: one `Arc` for every request.
 #[derive(Debug, Clone)]
@@ -14,14 +14,22 @@ pub struct Inner {
     pub identity: Identity,
     /// Licenses and pools; refreshed by its own task, read by every status request and grant.
     pub inventory: Arc<Inventory>,
+    /// Sessions and grants.
+    pub engine: Arc<Engine>,
 }
 
 impl AppState {
-    pub fn new(store: Store, identity: Identity, inventory: Arc<Inventory>) -> Self {
+    pub fn new(
+        store: Store,
+        identity: Identity,
+        inventory: Arc<Inventory>,
+        engine: Arc<Engine>,
+    ) -> Self {
         Self(Arc::new(Inner {
             store,
             identity,
             inventory,
+            engine,
         }))
     }
 }

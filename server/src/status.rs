@@ -16,12 +16,14 @@ pub async fn data_json(State(state): State<AppState>, pool: Pool) -> impl IntoRe
     )
 }
 
-/// Sessions come with the license protocol; until then a server has none to show.
+/// The cartridges and sessions of `pool`, and this server.
 pub fn collect(state: &AppState, pool: &Pool) -> StatusData {
     let snapshot = state.inventory.snapshot();
+    let mut cartridges = cartridges::of_pool(&snapshot, pool.name(), OffsetDateTime::now_utc());
+    state.engine.fill_statistics(&mut cartridges, pool.name());
     StatusData {
-        cartridges: cartridges::of_pool(&snapshot, pool.name(), OffsetDateTime::now_utc()),
-        sessions: Vec::new(),
+        cartridges,
+        sessions: state.engine.sessions(pool.name()),
         servers: vec![state.identity.record()],
     }
 }

@@ -181,10 +181,115 @@ impl Store {
             .collect())
     }
 
+    /// Appends `rows` to the ledger in one transaction, chaining each to the one before with
+    /// `hash(prev_hash, seq, at, body)`. The tail is read inside the write transaction, so other
+    /// processes appending at the same time (`license install` from the CLI) keep one chain.
+    /// Returns the sequence number of each row.
+    pub async fn append_ledger(
+        &self,
+        rows: &[NewLedgerRow],
+        hash: fn(&str, u64, &str, &str) -> String,
+    ) -> Result<Vec<u64>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        // IMMEDIATE: take the write lock before reading the tail, so no one appends in between.
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        let result = async {
+            let tail: Option<(i64, String)> =
+                sqlx::query_as("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1")
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            let (mut seq, mut prev) = match tail {
+                Some((seq, hash)) => (
+                    u64::try_from(seq).map_err(|_| StoreError::OutOfRange)?,
+                    hash,
+                ),
+                None => (0, GENESIS_HASH.to_owned()),
+            };
+            let mut seqs = Vec::with_capacity(rows.len());
+            for row in rows {
+                seq += 1;
+                let at = rfc3339(row.at);
+                let this = hash(&prev, seq, &at, &row.body);
+                sqlx::query(
+                    "INSERT INTO ledger (seq, at, kind, body, prev_hash, hash)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .bind(i64::try_from(seq).map_err(|_| StoreError::OutOfRange)?)
+                .bind(&at)
+                .bind(row.kind)
+                .bind(&row.body)
+                .bind(&prev)
+                .bind(&this)
+                .execute(&mut *conn)
+                .await?;
+                seqs.push(seq);
+                prev = this;
+            }
+            Ok::<_, StoreError>(seqs)
+        }
+        .await;
+        match result {
+            Ok(seqs) => {
+                sqlx::query("COMMIT").execute(&mut *conn).await?;
+                Ok(seqs)
+            }
+            Err(e) => {
+                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Up to `limit` ledger rows after `after`, in order: for verifying and replaying the ledger
+    /// without holding it all in memory.
+    pub async fn ledger_rows(&self, after: u64, limit: u32) -> Result<Vec<LedgerRow>, StoreError> {
+        let rows: Vec<(i64, String, String, String, String, String)> = sqlx::query_as(
+            "SELECT seq, at, kind, body, prev_hash, hash FROM ledger
+             WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )
+        .bind(i64::try_from(after).map_err(|_| StoreError::OutOfRange)?)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, at, kind, body, prev_hash, hash)| LedgerRow {
+                seq: u64::try_from(seq).unwrap_or(0),
+                at,
+                kind,
+                body,
+                prev_hash,
+                hash,
+            })
+            .collect())
+    }
+
     /// Waits for running queries and closes the database cleanly (the WAL is checkpointed).
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The `prev_hash` of the first ledger row.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// A ledger row to append; the store numbers and chains it.
+#[derive(Debug, Clone)]
+pub struct NewLedgerRow {
+    pub at: OffsetDateTime,
+    pub kind: &'static str,
+    pub body: String,
+}
+
+/// A ledger row as stored: text exactly as hashed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRow {
+    pub seq: u64,
+    pub at: String,
+    pub kind: String,
+    pub body: String,
+    pub prev_hash: String,
+    pub hash: String,
 }
 
 /// A row of `license_installs`.

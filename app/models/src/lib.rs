@@ -9,10 +9,14 @@
 
 pub mod error;
 pub mod license;
+pub mod protocol;
 pub mod status;
 
 pub use error::{ApiError, ErrorBody};
 pub use license::{License, ProductRule, Rules};
+pub use protocol::{
+    Granted, OpenSession, Released, RequestLicense, RequestType, SessionClosed, SessionOpened, User,
+};
 pub use status::{
     Cartridge, CartridgeStatistic, HeldLicense, LicenseCounts, LicenseType, Location, Server,
     ServerStatus, Session, SessionStatus, StatusData,

@@ -4,6 +4,7 @@
 //! - `serve`: the whole server started in-process on port 0;
 //! - `binary`: the real `license-server` executable, for what only a process shows (exit codes,
 //!   messages, signals);
+//! - `protocol`: the license protocol over TCP, every rule;
 //! - `licensing`: vendor keys, license files and cartridges, through the real CLI and server.
 
 #![allow(clippy::unwrap_used)]
@@ -11,5 +12,6 @@
 mod api;
 mod binary;
 mod licensing;
+mod protocol;
 mod serve;
 mod support;

@@ -12,6 +12,7 @@ async fn start(data_dir: &Path) -> Running {
         data_dir: data_dir.to_owned(),
         serial_number: "42".into(),
         vendor_public_keys: Vec::new(),
+        engine: Default::default(),
     })
     .await
     .unwrap()
@@ -94,6 +95,7 @@ async fn a_data_dir_in_use_by_a_running_server_is_refused() {
         data_dir: dir.path().to_owned(),
         serial_number: String::new(),
         vendor_public_keys: Vec::new(),
+        engine: Default::default(),
     })
     .await
     .unwrap_err();

@@ -9,10 +9,17 @@ use axum::{
 };
 use http_body_util::BodyExt;
 use server::{
-    identity::Identity, inventory::Inventory, licenses::LicenseDir, state::AppState, store::Store,
+    identity::Identity,
+    inventory::Inventory,
+    ledger::Writer,
+    licenses::LicenseDir,
+    sessions::{Engine, EngineConfig},
+    state::AppState,
+    store::Store,
     vendor_key::TrustedKeys,
 };
 use tempfile::TempDir;
+use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 /// A state over a fresh store in a temporary directory, as `serve` would build it.
@@ -35,6 +42,17 @@ pub async fn app() -> TestApp {
     )
     .await
     .unwrap();
+    let inventory = Arc::new(inventory);
+    let (writer, _) = Writer::spawn(store.clone(), CancellationToken::new());
+    let engine = Engine::load(
+        &store,
+        writer,
+        inventory.clone(),
+        EngineConfig::default(),
+        server_id.to_string(),
+    )
+    .await
+    .unwrap();
     let identity = Identity::detect(
         server_id,
         "200000510".into(),
@@ -42,7 +60,7 @@ pub async fn app() -> TestApp {
         LICENSE_PORT,
     );
     TestApp {
-        state: AppState::new(store, identity, Arc::new(inventory)),
+        state: AppState::new(store, identity, inventory, Arc::new(engine)),
         _dir: dir,
     }
 }
