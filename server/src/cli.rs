@@ -47,6 +47,35 @@ pub enum Command {
     /// Put cartridges into pools.
     #[command(subcommand)]
     Cartridge(CartridgeCommand),
+    /// Check or export the ledger: the hash-chained record of every session, grant and debit.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Check every entry's hash and link, as the server does at start. Exit status 1 names the
+    /// first bad entry. Works while the server runs.
+    Verify(DataDirArg),
+    /// Write the ledger's entries, after checking them, e.g. for billing postpay usage.
+    Export {
+        #[arg(long, value_enum, default_value_t)]
+        format: ExportFormat,
+        /// Where to write (default: standard output).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        data_dir: DataDirArg,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// One row per entry, and one per license a session_closed entry released.
+    #[default]
+    Csv,
+    /// One JSON object per line: seq, at, hash and the event as stored.
+    Jsonl,
 }
 
 #[derive(Debug, Subcommand)]

@@ -112,7 +112,8 @@ impl Event {
         }
     }
 
-    fn row(&self, at: OffsetDateTime) -> NewLedgerRow {
+    /// The row this event is stored as.
+    pub fn row(&self, at: OffsetDateTime) -> NewLedgerRow {
         NewLedgerRow {
             at,
             kind: self.kind(),
@@ -140,7 +141,7 @@ pub fn chain_hash(prev_hash: &str, seq: u64, at: &str, body: &str) -> String {
 /// assign`), durable when this returns.
 pub async fn append_now(store: &Store, event: &Event) -> Result<u64, StoreError> {
     let seqs = store
-        .append_ledger(&[event.row(OffsetDateTime::now_utc())], chain_hash)
+        .append_ledger(&[event.row(OffsetDateTime::now_utc())])
         .await?;
     Ok(seqs.first().copied().unwrap_or(0))
 }
@@ -342,7 +343,7 @@ async fn run_writer(
             }
         } else {
             store
-                .append_ledger(&rows, chain_hash)
+                .append_ledger(&rows)
                 .await
                 .map_err(|e| {
                     tracing::error!(error = %e, "cannot write the ledger; refusing all changes from now on");

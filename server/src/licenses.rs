@@ -26,6 +26,7 @@ use crate::{
     atomic_file::{self, Mode},
     data_dir::{create_private_dir, open_lock_file},
     identity::ServerId,
+    ledger::Event,
     license_file::{self, LicenseError, Verified},
     store::{Install, Store},
     vendor_key::TrustedKeys,
@@ -266,7 +267,17 @@ impl LicenseDir {
         .context("the install task failed")??;
         if let Installation::Installed(installed) = &outcome {
             store
-                .record_install(installed.key(), &installed.verified.sha256, now)
+                .record_install(
+                    installed.key(),
+                    &installed.verified.sha256,
+                    now,
+                    Event::LicenseInstalled {
+                        key: installed.key().to_owned(),
+                        sha256: installed.verified.sha256.clone(),
+                        serial_number: installed.serial_number(),
+                    }
+                    .row(now),
+                )
                 .await
                 .context("recording the install")?;
         }

@@ -5,7 +5,10 @@ use std::{
 
 use clap::Parser;
 use server::{
-    cli::{CartridgeCommand, Cli, Command, LicenseCommand, LogFormat, ServeArgs, VendorCommand},
+    cli::{
+        CartridgeCommand, Cli, Command, LedgerCommand, LicenseCommand, LogFormat, ServeArgs,
+        VendorCommand,
+    },
     commands,
     data_dir::DataDir,
     logging,
@@ -27,6 +30,14 @@ async fn main() -> ExitCode {
             pool,
             data_dir,
         }) => commands::cartridge::assign(serial, &pool, &data_dir, &mut io::stdout()).await,
+        Command::Ledger(LedgerCommand::Verify(data_dir)) => {
+            commands::ledger::verify(&data_dir, &mut io::stdout()).await
+        }
+        Command::Ledger(LedgerCommand::Export {
+            format,
+            out,
+            data_dir,
+        }) => commands::ledger::export(format, out.as_deref(), &data_dir, &mut io::stdout()).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -53,6 +53,37 @@ pub struct EngineConfig {
     pub max_wait: Duration,
     /// Ended sessions kept in memory (and on the status page); the ledger keeps them all.
     pub keep_ended: usize,
+    pub clock: Clock,
+}
+
+/// Where the engine reads the time: the system clock, or a hand-set one for tests that need
+/// minutes to pass in a millisecond.
+#[derive(Debug, Clone, Default)]
+pub enum Clock {
+    #[default]
+    System,
+    Manual(Arc<Mutex<OffsetDateTime>>),
+}
+
+impl Clock {
+    pub fn manual(start: OffsetDateTime) -> Self {
+        Self::Manual(Arc::new(Mutex::new(start)))
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        match self {
+            Self::System => OffsetDateTime::now_utc(),
+            Self::Manual(at) => *at.lock().unwrap_or_else(|p| p.into_inner()),
+        }
+    }
+
+    /// Moves a manual clock forward; the system clock cannot be moved.
+    pub fn advance(&self, by: Duration) {
+        if let Self::Manual(at) = self {
+            let mut at = at.lock().unwrap_or_else(|p| p.into_inner());
+            *at += by;
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -63,6 +94,7 @@ impl Default for EngineConfig {
             default_wait: Duration::from_secs(60),
             max_wait: Duration::from_secs(3600),
             keep_ended: 10_000,
+            clock: Clock::System,
         }
     }
 }
@@ -352,7 +384,7 @@ impl Engine {
         let summary = ledger::verify(store, |entry: &Entry| state.apply(entry.at, &entry.event, keep))
             .await
             .map_err(|e| anyhow::anyhow!("the ledger in the store failed verification: {e:#}; the server will not start on a ledger that was tampered with"))?;
-        let now = OffsetDateTime::now_utc();
+        let now = config.clock.now();
         let mut running = 0;
         for session in state.sessions.values_mut() {
             if session.status == SessionStatus::Running {
@@ -376,6 +408,10 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        self.config.clock.now()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -436,10 +472,7 @@ impl Engine {
                 pool,
                 user: request.user,
             };
-            (
-                session_id,
-                self.record(&mut state, OffsetDateTime::now_utc(), event),
-            )
+            (session_id, self.record(&mut state, self.now(), event))
         };
         commit.durable().await.map_err(from_ledger)?;
         Ok(SessionOpened {
@@ -535,7 +568,7 @@ impl Engine {
         request: RequestLicense,
         may_wait: bool,
     ) -> Result<Step, AppError> {
-        let now = OffsetDateTime::now_utc();
+        let now = self.now();
         let session = running_session(state, session_id)?;
         session.last_heartbeat = now;
         if let Some(license_id) = session.requests.get(&request.request_id).copied() {
@@ -633,7 +666,7 @@ impl Engine {
         request: &RequestLicense,
         session_id: u64,
     ) -> (AppError, Commit) {
-        let now = OffsetDateTime::now_utc();
+        let now = self.now();
         let snapshot = self.inventory.snapshot();
         let pool = state.sessions.get(&session_id).and_then(|s| s.pool.clone());
         let (error, key) = match search(state, &snapshot, pool.as_deref(), request, now) {
@@ -728,7 +761,7 @@ impl Engine {
         self.check_writable()?;
         let (credits, commit) = {
             let mut state = self.lock();
-            let now = OffsetDateTime::now_utc();
+            let now = self.now();
             let Some(grant) = state.grants.get(&license_id).cloned() else {
                 return Err(AppError::status(
                     axum::http::StatusCode::NOT_FOUND,
@@ -743,13 +776,15 @@ impl Engine {
                     format!("license {license_id} does not belong to session {session_id}"),
                 ));
             }
+            if let Some(session) = state.sessions.get_mut(&session_id)
+                && session.status == SessionStatus::Running
+            {
+                session.last_heartbeat = now;
+            }
             if let Some(credits) = grant.released {
                 // Releasing twice is harmless: the same answer, after the first is durable.
                 (credits, self.writer.barrier())
             } else {
-                if let Some(session) = state.sessions.get_mut(&session_id) {
-                    session.last_heartbeat = now;
-                }
                 let credits = grant.credits_until(now);
                 let commit = self.record(
                     &mut state,
@@ -771,7 +806,7 @@ impl Engine {
     pub fn heartbeat(&self, session_id: u64) -> Result<(), AppError> {
         let mut state = self.lock();
         let session = running_session(&mut state, session_id)?;
-        session.last_heartbeat = OffsetDateTime::now_utc();
+        session.last_heartbeat = self.now();
         Ok(())
     }
 
@@ -796,7 +831,7 @@ impl Engine {
                 };
                 (answer, self.writer.barrier())
             } else {
-                let now = OffsetDateTime::now_utc();
+                let now = self.now();
                 let (answer, commit) = self.end(
                     &mut state,
                     session_id,
@@ -866,7 +901,7 @@ impl Engine {
         if self.writer.has_failed() {
             return Vec::new();
         }
-        let now = OffsetDateTime::now_utc();
+        let now = self.now();
         let timeout = time::Duration::try_from(self.config.timeout).unwrap_or(time::Duration::MAX);
         let mut state = self.lock();
         let silent: Vec<(u64, OffsetDateTime)> = state
@@ -1109,4 +1144,403 @@ fn ledger_failed() -> AppError {
 fn from_ledger(error: LedgerError) -> AppError {
     tracing::error!(error = %error, "ledger write failed");
     ledger_failed()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The engine against a reference model: random sequences of opens, requests, releases,
+    //! heartbeats, closes and time passing, with the model predicting every answer and every
+    //! statistic. Then the ledger is replayed into a new engine, which must agree.
+
+    use std::collections::HashMap;
+
+    use models::{License, ProductRule, Rules};
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::{
+        identity::ServerId,
+        license_file,
+        licenses::LicenseDir,
+        vendor_key::{TrustedKeys, VendorKey},
+    };
+
+    const RUNCOUNT: u32 = 2;
+    const PREPAID: i64 = 5;
+    const TIMEOUT_S: i64 = 30;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Open,
+        Request {
+            session: usize,
+            request: u8,
+            product: u32,
+        },
+        Release {
+            session: usize,
+            nth: usize,
+        },
+        Heartbeat {
+            session: usize,
+        },
+        Close {
+            session: usize,
+        },
+        Advance {
+            secs: u64,
+        },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            2 => Just(Op::Open),
+            6 => (0..6usize, 0..4u8, prop_oneof![Just(7u32), Just(9u32)])
+                .prop_map(|(session, request, product)| Op::Request { session, request, product }),
+            4 => (0..6usize, 0..4usize).prop_map(|(session, nth)| Op::Release { session, nth }),
+            2 => (0..6usize).prop_map(|session| Op::Heartbeat { session }),
+            1 => (0..6usize).prop_map(|session| Op::Close { session }),
+            3 => prop_oneof![0..3u64, 10..40u64].prop_map(|secs| Op::Advance { secs }),
+        ]
+    }
+
+    #[derive(Debug, Default)]
+    struct MSession {
+        id: u64,
+        running: bool,
+        last_hb: i64,
+        held: Vec<u64>,
+        granted: Vec<u64>,
+        requests: HashMap<u8, u64>,
+    }
+
+    #[derive(Debug)]
+    struct MGrant {
+        product: u32,
+        credits: bool,
+        at: i64,
+        released: Option<u64>,
+    }
+
+    #[derive(Debug, Default)]
+    struct Model {
+        t: i64,
+        sessions: Vec<MSession>,
+        grants: HashMap<u64, MGrant>,
+        stats: HashMap<u32, Stats>,
+    }
+
+    impl Model {
+        fn charge(&mut self, license_id: u64, until: i64) -> u64 {
+            let grant = self.grants.get_mut(&license_id).unwrap();
+            if let Some(credits) = grant.released {
+                return credits;
+            }
+            let credits = if grant.credits {
+                u64::try_from((until - grant.at).max(1)).unwrap()
+            } else {
+                0
+            };
+            grant.released = Some(credits);
+            let stats = self.stats.entry(grant.product).or_default();
+            if grant.credits {
+                stats.used_credits += i64::try_from(credits).unwrap();
+            } else {
+                stats.runcount_in_use -= 1;
+            }
+            for s in &mut self.sessions {
+                s.held.retain(|id| *id != license_id);
+            }
+            credits
+        }
+
+        fn end(&mut self, index: usize, until: i64, dropped: bool) {
+            let held = self.sessions[index].held.clone();
+            let mut products = Vec::new();
+            for id in held {
+                let product = self.grants[&id].product;
+                if !products.contains(&product) {
+                    products.push(product);
+                }
+                self.charge(id, until.max(self.grants[&id].at));
+            }
+            if dropped {
+                for product in products {
+                    self.stats.entry(product).or_default().sessions_dropped += 1;
+                }
+            }
+            self.sessions[index].running = false;
+        }
+    }
+
+    struct Rig {
+        _dir: tempfile::TempDir,
+        store: Store,
+        inventory: Arc<Inventory>,
+        config: EngineConfig,
+        server_id: ServerId,
+    }
+
+    async fn rig(clock: Clock) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.db")).await.unwrap();
+        let server_id = store.server_id().await.unwrap();
+        let key = VendorKey::generate().unwrap();
+        let mut trusted = TrustedKeys::default();
+        trusted.add(key.public_key());
+        let product = |product_id, runcount, credits, postpay| ProductRule {
+            product_id,
+            major_version: 0,
+            product: format!("P{product_id}"),
+            runcount,
+            credits,
+            postpay,
+        };
+        let license = License {
+            key: "K".into(),
+            server_id: server_id.to_string(),
+            rules: Rules {
+                serial_number: 1,
+                issued: clock.now() - time::Duration::hours(1),
+                expires: None,
+                max_users: None,
+                products: vec![
+                    product(7, RUNCOUNT, PREPAID as u64, false),
+                    product(9, 0, 0, true),
+                ],
+            },
+        };
+        let text = license_file::sign(&license, &key).unwrap();
+        let dir_licenses = LicenseDir::new(dir.path());
+        dir_licenses
+            .install(text.into_bytes(), &trusted, &server_id, &store, clock.now())
+            .await
+            .unwrap();
+        let inventory = Arc::new(
+            Inventory::load(dir_licenses, trusted, server_id.clone(), store.clone())
+                .await
+                .unwrap(),
+        );
+        let config = EngineConfig {
+            timeout: Duration::from_secs(TIMEOUT_S as u64),
+            clock,
+            ..EngineConfig::default()
+        };
+        Rig {
+            _dir: dir,
+            store,
+            inventory,
+            config,
+            server_id,
+        }
+    }
+
+    impl Rig {
+        async fn engine(&self) -> Arc<Engine> {
+            let (writer, _) = Writer::spawn(self.store.clone(), CancellationToken::new());
+            Arc::new(
+                Engine::load(
+                    &self.store,
+                    writer,
+                    self.inventory.clone(),
+                    self.config.clone(),
+                    self.server_id.to_string(),
+                )
+                .await
+                .unwrap(),
+            )
+        }
+    }
+
+    fn check(engine: &Engine, model: &Model) -> Result<(), TestCaseError> {
+        for product in [7, 9] {
+            let got = engine.stats(None, product, 0);
+            let want = model.stats.get(&product).cloned().unwrap_or_default();
+            prop_assert_eq!(&got, &want, "product {}", product);
+        }
+        prop_assert!(engine.stats(None, 7, 0).runcount_in_use <= RUNCOUNT);
+        Ok(())
+    }
+
+    async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+        let start = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+        let clock = Clock::manual(start);
+        let rig = rig(clock.clone()).await;
+        let engine = rig.engine().await;
+        let mut model = Model::default();
+        for op in ops {
+            match op {
+                Op::Open => {
+                    let opened = engine
+                        .open_session(
+                            OpenSession {
+                                host: "h".into(),
+                                message: String::new(),
+                                pool: None,
+                                user: None,
+                            },
+                            IpAddr::from([127, 0, 0, 1]),
+                        )
+                        .await
+                        .unwrap();
+                    model.sessions.push(MSession {
+                        id: opened.session_id,
+                        running: true,
+                        last_hb: model.t,
+                        ..MSession::default()
+                    });
+                }
+                Op::Request {
+                    session,
+                    request,
+                    product,
+                } => {
+                    let Some(index) = (session < model.sessions.len()).then_some(session) else {
+                        continue;
+                    };
+                    let id = model.sessions[index].id;
+                    let answer = engine
+                        .request_license(
+                            id,
+                            RequestLicense {
+                                request_id: format!("r{request}"),
+                                product_id: product,
+                                major_version: 0,
+                                request_type: RequestType::All,
+                                wait_s: Some(0),
+                            },
+                        )
+                        .await;
+                    let t = model.t;
+                    let s = &mut model.sessions[index];
+                    if !s.running {
+                        prop_assert!(answer.is_err());
+                        continue;
+                    }
+                    s.last_hb = t;
+                    if let Some(license_id) = s.requests.get(&request) {
+                        prop_assert_eq!(
+                            answer.unwrap().license_id,
+                            *license_id,
+                            "a retry gets the same grant"
+                        );
+                        continue;
+                    }
+                    let stats = model.stats.entry(product).or_default();
+                    let kind = if product == 7 && stats.runcount_in_use < RUNCOUNT {
+                        Some(false)
+                    } else if product == 9 || PREPAID - stats.used_credits > 0 {
+                        Some(true)
+                    } else {
+                        None
+                    };
+                    match kind {
+                        None => {
+                            stats.failed += 1;
+                            prop_assert!(
+                                answer.is_err(),
+                                "granted beyond the license: {:?}",
+                                answer
+                            );
+                        }
+                        Some(credits) => {
+                            let granted =
+                                answer.map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+                            let want = if credits {
+                                LicenseType::Credits
+                            } else {
+                                LicenseType::Runcount
+                            };
+                            prop_assert_eq!(granted.license_type, want);
+                            if credits {
+                                stats.credit_grants += 1
+                            } else {
+                                stats.runcount_grants += 1;
+                                stats.runcount_in_use += 1
+                            }
+                            let s = &mut model.sessions[index];
+                            s.held.push(granted.license_id);
+                            s.granted.push(granted.license_id);
+                            s.requests.insert(request, granted.license_id);
+                            model.grants.insert(
+                                granted.license_id,
+                                MGrant {
+                                    product,
+                                    credits,
+                                    at: t,
+                                    released: None,
+                                },
+                            );
+                        }
+                    }
+                }
+                Op::Release { session, nth } => {
+                    let Some(s) = model.sessions.get(session) else {
+                        continue;
+                    };
+                    let Some(&license_id) = s.granted.get(nth) else {
+                        continue;
+                    };
+                    let (id, running) = (s.id, s.running);
+                    let credits = engine.release(id, license_id).await.unwrap();
+                    if running {
+                        model.sessions[session].last_hb = model.t;
+                    }
+                    let t = model.t;
+                    prop_assert_eq!(credits, model.charge(license_id, t));
+                }
+                Op::Heartbeat { session } => {
+                    let Some(s) = model.sessions.get_mut(session) else {
+                        continue;
+                    };
+                    let answer = engine.heartbeat(s.id);
+                    prop_assert_eq!(answer.is_ok(), s.running);
+                    if s.running {
+                        s.last_hb = model.t;
+                    }
+                }
+                Op::Close { session } => {
+                    let Some(s) = model.sessions.get(session) else {
+                        continue;
+                    };
+                    let closed = engine.close(s.id, None).await.unwrap();
+                    if s.running {
+                        prop_assert_eq!(closed.status, SessionStatus::Finished);
+                        let t = model.t;
+                        model.end(session, t, false);
+                    }
+                }
+                Op::Advance { secs } => {
+                    clock.advance(Duration::from_secs(secs));
+                    model.t += i64::try_from(secs).unwrap();
+                    for commit in engine.tick() {
+                        commit.durable().await.unwrap();
+                    }
+                    for index in 0..model.sessions.len() {
+                        let s = &model.sessions[index];
+                        if s.running && model.t - s.last_hb > TIMEOUT_S {
+                            let last = s.last_hb;
+                            model.end(index, last, true);
+                        }
+                    }
+                }
+            }
+            check(&engine, &model)?;
+        }
+        // What the ledger says is what was in memory.
+        engine.writer.barrier().durable().await.unwrap();
+        let replayed = rig.engine().await;
+        check(&replayed, &model)?;
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn the_engine_agrees_with_the_model_and_with_its_own_ledger(ops in proptest::collection::vec(op(), 1..60)) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(run(ops))?;
+        }
+    }
 }

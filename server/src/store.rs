@@ -11,14 +11,17 @@
 use std::{collections::HashMap, path::Path, time::Duration};
 
 use sqlx::{
-    SqlitePool,
+    SqliteConnection, SqlitePool,
     migrate::Migrator,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 use thiserror::Error;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
-use crate::identity::{ServerId, ServerIdError};
+use crate::{
+    identity::{ServerId, ServerIdError},
+    ledger::chain_hash,
+};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
@@ -100,26 +103,32 @@ impl Store {
     }
 
     /// Records that the license `key` with content `sha256` was installed at `installed`, making it
-    /// the most recent install. Re-recording the same content keeps its original place.
+    /// the most recent install, and appends `ledger` in the same transaction. Re-recording the
+    /// same content keeps its original place.
     pub async fn record_install(
         &self,
         key: &str,
         sha256: &str,
         installed: OffsetDateTime,
+        ledger: NewLedgerRow,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO license_installs (license_key, sha256, installed, seq)
-             VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(seq), 0) + 1 FROM license_installs))
-             ON CONFLICT (license_key) DO UPDATE
-                SET sha256 = excluded.sha256, installed = excluded.installed, seq = excluded.seq
-                WHERE sha256 <> excluded.sha256",
-        )
-        .bind(key)
-        .bind(sha256)
-        .bind(rfc3339(installed))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.write_tx(async |conn| {
+            sqlx::query(
+                "INSERT INTO license_installs (license_key, sha256, installed, seq)
+                 VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(seq), 0) + 1 FROM license_installs))
+                 ON CONFLICT (license_key) DO UPDATE
+                    SET sha256 = excluded.sha256, installed = excluded.installed, seq = excluded.seq
+                    WHERE sha256 <> excluded.sha256",
+            )
+            .bind(key)
+            .bind(sha256)
+            .bind(rfc3339(installed))
+            .execute(&mut *conn)
+            .await?;
+            append_rows(conn, std::slice::from_ref(&ledger)).await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Every recorded install, oldest first.
@@ -144,29 +153,35 @@ impl Store {
         &self,
         serial_number: u64,
         pool: Option<&str>,
+        ledger: NewLedgerRow,
     ) -> Result<(), StoreError> {
         let serial = i64::try_from(serial_number).map_err(|_| StoreError::OutOfRange)?;
-        match pool {
-            Some(pool) => {
-                sqlx::query(
-                    "INSERT INTO cartridge_pools (serial_number, pool, assigned) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (serial_number) DO UPDATE
-                        SET pool = excluded.pool, assigned = excluded.assigned",
-                )
-                .bind(serial)
-                .bind(pool)
-                .bind(now_rfc3339())
-                .execute(&self.pool)
-                .await?;
-            }
-            None => {
-                sqlx::query("DELETE FROM cartridge_pools WHERE serial_number = ?1")
+        self.write_tx(async |conn| {
+            match pool {
+                Some(pool) => {
+                    sqlx::query(
+                        "INSERT INTO cartridge_pools (serial_number, pool, assigned)
+                         VALUES (?1, ?2, ?3)
+                         ON CONFLICT (serial_number) DO UPDATE
+                            SET pool = excluded.pool, assigned = excluded.assigned",
+                    )
                     .bind(serial)
-                    .execute(&self.pool)
+                    .bind(pool)
+                    .bind(now_rfc3339())
+                    .execute(&mut *conn)
                     .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM cartridge_pools WHERE serial_number = ?1")
+                        .bind(serial)
+                        .execute(&mut *conn)
+                        .await?;
+                }
             }
-        }
-        Ok(())
+            append_rows(conn, std::slice::from_ref(&ledger)).await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Serial number → pool, for every cartridge that is not in the default pool.
@@ -181,57 +196,28 @@ impl Store {
             .collect())
     }
 
-    /// Appends `rows` to the ledger in one transaction, chaining each to the one before with
-    /// `hash(prev_hash, seq, at, body)`. The tail is read inside the write transaction, so other
-    /// processes appending at the same time (`license install` from the CLI) keep one chain.
-    /// Returns the sequence number of each row.
-    pub async fn append_ledger(
+    /// Appends `rows` to the ledger in one transaction (see [`append_rows`]). Returns the sequence
+    /// number of each row.
+    pub async fn append_ledger(&self, rows: &[NewLedgerRow]) -> Result<Vec<u64>, StoreError> {
+        self.write_tx(async |conn| append_rows(conn, rows).await)
+            .await
+    }
+
+    /// Runs `work` in a write transaction. IMMEDIATE: the write lock is taken before the first
+    /// read, so what `work` reads (the ledger's tail) cannot change before it writes.
+    async fn write_tx<T>(
         &self,
-        rows: &[NewLedgerRow],
-        hash: fn(&str, u64, &str, &str) -> String,
-    ) -> Result<Vec<u64>, StoreError> {
+        work: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        // IMMEDIATE: take the write lock before reading the tail, so no one appends in between.
         sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-        let result = async {
-            let tail: Option<(i64, String)> =
-                sqlx::query_as("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1")
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            let (mut seq, mut prev) = match tail {
-                Some((seq, hash)) => (
-                    u64::try_from(seq).map_err(|_| StoreError::OutOfRange)?,
-                    hash,
-                ),
-                None => (0, GENESIS_HASH.to_owned()),
-            };
-            let mut seqs = Vec::with_capacity(rows.len());
-            for row in rows {
-                seq += 1;
-                let at = rfc3339(row.at);
-                let this = hash(&prev, seq, &at, &row.body);
-                sqlx::query(
-                    "INSERT INTO ledger (seq, at, kind, body, prev_hash, hash)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .bind(i64::try_from(seq).map_err(|_| StoreError::OutOfRange)?)
-                .bind(&at)
-                .bind(row.kind)
-                .bind(&row.body)
-                .bind(&prev)
-                .bind(&this)
-                .execute(&mut *conn)
-                .await?;
-                seqs.push(seq);
-                prev = this;
-            }
-            Ok::<_, StoreError>(seqs)
-        }
-        .await;
-        match result {
-            Ok(seqs) => {
-                sqlx::query("COMMIT").execute(&mut *conn).await?;
-                Ok(seqs)
+        match work(&mut conn).await {
+            Ok(value) => {
+                if let Err(e) = sqlx::query("COMMIT").execute(&mut *conn).await {
+                    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                    return Err(e.into());
+                }
+                Ok(value)
             }
             Err(e) => {
                 let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
@@ -268,6 +254,47 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Appends `rows` to the ledger inside the caller's write transaction, chaining each to the one
+/// before. The tail is read inside the transaction, so other processes appending at the same time
+/// (`license install` from the CLI while the server runs) keep one chain.
+async fn append_rows(
+    conn: &mut SqliteConnection,
+    rows: &[NewLedgerRow],
+) -> Result<Vec<u64>, StoreError> {
+    let tail: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await?;
+    let (mut seq, mut prev) = match tail {
+        Some((seq, hash)) => (
+            u64::try_from(seq).map_err(|_| StoreError::OutOfRange)?,
+            hash,
+        ),
+        None => (0, GENESIS_HASH.to_owned()),
+    };
+    let mut seqs = Vec::with_capacity(rows.len());
+    for row in rows {
+        seq += 1;
+        let at = rfc3339(row.at);
+        let hash = chain_hash(&prev, seq, &at, &row.body);
+        sqlx::query(
+            "INSERT INTO ledger (seq, at, kind, body, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .bind(i64::try_from(seq).map_err(|_| StoreError::OutOfRange)?)
+        .bind(&at)
+        .bind(row.kind)
+        .bind(&row.body)
+        .bind(&prev)
+        .bind(&hash)
+        .execute(&mut *conn)
+        .await?;
+        seqs.push(seq);
+        prev = hash;
+    }
+    Ok(seqs)
 }
 
 /// The `prev_hash` of the first ledger row.
@@ -331,12 +358,22 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(&tmp.path().join("store.db")).await.unwrap();
         let t = OffsetDateTime::now_utc();
-        store.record_install("A", "aaa", t).await.unwrap();
-        store.record_install("B", "bbb", t).await.unwrap();
-        store.record_install("A", "aaa", t).await.unwrap();
+        let row = || NewLedgerRow {
+            at: t,
+            kind: "test",
+            body: "{}".into(),
+        };
+        store.record_install("A", "aaa", t, row()).await.unwrap();
+        store.record_install("B", "bbb", t, row()).await.unwrap();
+        store.record_install("A", "aaa", t, row()).await.unwrap();
         let keys = |installs: Vec<Install>| installs.into_iter().map(|i| i.key).collect::<Vec<_>>();
         assert_eq!(keys(store.installs().await.unwrap()), ["A", "B"]);
-        store.record_install("A", "aa2", t).await.unwrap();
+        store.record_install("A", "aa2", t, row()).await.unwrap();
+        assert_eq!(
+            store.ledger_rows(0, 10).await.unwrap().len(),
+            4,
+            "one ledger row each"
+        );
         assert_eq!(keys(store.installs().await.unwrap()), ["B", "A"]);
     }
 
@@ -344,10 +381,15 @@ mod tests {
     async fn pool_assignments_are_kept_and_removed() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(&tmp.path().join("store.db")).await.unwrap();
-        store.assign_pool(7, Some("farm")).await.unwrap();
-        store.assign_pool(8, Some("farm")).await.unwrap();
-        store.assign_pool(7, Some("night")).await.unwrap();
-        store.assign_pool(8, None).await.unwrap();
+        let row = || NewLedgerRow {
+            at: OffsetDateTime::now_utc(),
+            kind: "test",
+            body: "{}".into(),
+        };
+        store.assign_pool(7, Some("farm"), row()).await.unwrap();
+        store.assign_pool(8, Some("farm"), row()).await.unwrap();
+        store.assign_pool(7, Some("night"), row()).await.unwrap();
+        store.assign_pool(8, None, row()).await.unwrap();
         let pools = store.pools().await.unwrap();
         assert_eq!(pools, HashMap::from([(7, "night".to_owned())]));
     }

@@ -4,8 +4,11 @@ use std::{collections::BTreeSet, io::Write};
 
 use anyhow::{Context, bail};
 
+use time::OffsetDateTime;
+
 use crate::{
-    cli::DataDirArg, data_dir::DataDir, license_file, licenses::LicenseDir, pool, store::Store,
+    cli::DataDirArg, data_dir::DataDir, ledger::Event, license_file, licenses::LicenseDir, pool,
+    store::Store,
 };
 
 pub async fn assign(
@@ -44,7 +47,13 @@ pub async fn assign(
         );
     }
     let store = Store::open(&dir.store_path()).await?;
-    let assigned = store.assign_pool(serial, pool).await;
+    let event = Event::CartridgeAssigned {
+        serial_number: serial,
+        pool: pool.map(str::to_owned),
+    };
+    let assigned = store
+        .assign_pool(serial, pool, event.row(OffsetDateTime::now_utc()))
+        .await;
     store.close().await;
     assigned?;
     match pool {

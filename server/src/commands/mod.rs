@@ -3,6 +3,7 @@
 //! an error with a sentence a person can act on.
 
 pub mod cartridge;
+pub mod ledger;
 pub mod license;
 pub mod vendor;
 

@@ -43,6 +43,7 @@ pub fn stderr(output: &Output) -> String {
 pub struct ServerProcess {
     child: Child,
     pub api_addr: String,
+    pub license_addr: String,
     /// The log events before the "ready" line.
     pub startup_log: Vec<serde_json::Value>,
 }
@@ -81,6 +82,7 @@ pub async fn start_server(data_dir: &Path, extra: &[&str]) -> ServerProcess {
     ServerProcess {
         child,
         api_addr: ready["api_addr"].as_str().unwrap().to_owned(),
+        license_addr: ready["license_addr"].as_str().unwrap().to_owned(),
         startup_log,
     }
 }

@@ -12,12 +12,12 @@ use tempfile::TempDir;
 use crate::binary::{ServerProcess, run, start_server, stderr};
 
 /// A vendor with a fresh keypair made by `vendor keygen`.
-struct Vendor {
+pub struct Vendor {
     dir: TempDir,
 }
 
 impl Vendor {
-    async fn new() -> Self {
+    pub async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let out = run(&[
             "vendor",
@@ -44,7 +44,7 @@ impl Vendor {
     }
 
     /// `vendor issue --out FILE` for `server_id` with `args`; returns the file.
-    async fn issue(&self, name: &str, server_id: &str, args: &[&str]) -> PathBuf {
+    pub async fn issue(&self, name: &str, server_id: &str, args: &[&str]) -> PathBuf {
         let file = self.dir.path().join(name);
         let key = self.private_key();
         let base = [
@@ -64,13 +64,13 @@ impl Vendor {
 }
 
 /// A data directory, its server id, and the CLI calls that work on it.
-struct Customer {
+pub struct Customer {
     dir: TempDir,
-    server_id: String,
+    pub server_id: String,
 }
 
 impl Customer {
-    async fn new() -> Self {
+    pub async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let out = run(&["server-id", "--data-dir", dir.path().to_str().unwrap()]).await;
         assert!(out.status.success(), "{}", stderr(&out));
@@ -78,7 +78,7 @@ impl Customer {
         Self { dir, server_id }
     }
 
-    fn data_dir(&self) -> &str {
+    pub fn data_dir(&self) -> &str {
         self.dir.path().to_str().unwrap()
     }
 
@@ -87,7 +87,7 @@ impl Customer {
     }
 
     /// Runs `license-server ARGS --data-dir DIR --vendor-public-key KEY`.
-    async fn cli(&self, vendor: &Vendor, args: &[&str]) -> std::process::Output {
+    pub async fn cli(&self, vendor: &Vendor, args: &[&str]) -> std::process::Output {
         let tail = [
             "--data-dir",
             self.data_dir(),
@@ -97,7 +97,7 @@ impl Customer {
         run(&[args, &tail[..]].concat()).await
     }
 
-    async fn install(&self, vendor: &Vendor, file: &Path) -> String {
+    pub async fn install(&self, vendor: &Vendor, file: &Path) -> String {
         let out = self
             .cli(vendor, &["license", "install", file.to_str().unwrap()])
             .await;
@@ -127,7 +127,7 @@ impl Customer {
         assert!(out.status.success(), "{}", stderr(&out));
     }
 
-    async fn start(&self, vendor: &Vendor) -> ServerProcess {
+    pub async fn start(&self, vendor: &Vendor) -> ServerProcess {
         start_server(
             self.dir.path(),
             &["--vendor-public-key", &vendor.public_key()],

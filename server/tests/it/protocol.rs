@@ -14,6 +14,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use server::{
     cli::parse_product_spec,
+    ledger::Event,
     license_file,
     licenses::LicenseDir,
     serve::{self, Running, ServeConfig},
@@ -76,7 +77,14 @@ impl Lab {
                 .await
                 .unwrap();
             if let Some(pool) = pool {
-                store.assign_pool(*serial, Some(pool)).await.unwrap();
+                let event = Event::CartridgeAssigned {
+                    serial_number: *serial,
+                    pool: Some((*pool).to_owned()),
+                };
+                store
+                    .assign_pool(*serial, Some(pool), event.row(OffsetDateTime::now_utc()))
+                    .await
+                    .unwrap();
             }
         }
         store.close().await;
