@@ -6,6 +6,7 @@
 #   make test    everything CI checks: format, lints, unit + integration tests, Playwright
 #   make build   the UI (trunk) and the release server binary that embeds it
 #   make lint    format check, clippy (native and wasm32), TypeScript check
+#   make bench   license cycles per second and latency, next to a baseline, at concurrency 1, 16, 64
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -34,7 +35,7 @@ E2E_NPM := end2end/node_modules/.package-lock.json
 UI_SOURCES := $(shell find app/src app/models/src style public -type f 2>/dev/null) \
 	app/index.html app/Trunk.toml app/Cargo.toml app/models/Cargo.toml Cargo.toml Cargo.lock
 
-.PHONY: help setup build run test lint e2e clean
+.PHONY: help setup build run test lint e2e bench clean
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -95,6 +96,10 @@ test: lint build $(CHROMIUM) $(E2E_NPM)
 e2e: $(CHROMIUM) $(E2E_NPM)
 	test -x $(SERVER_BIN) || { echo "no $(SERVER_BIN): run 'make build'" >&2; exit 1; }
 	cd end2end && npx playwright test
+
+# A release server of its own on a temporary data directory with a large license; see the README.
+bench: build
+	$(SERVER_BIN) bench --spawn-server --concurrency 1,16,64 --duration 10
 
 clean:
 	cargo clean

@@ -50,6 +50,95 @@ pub enum Command {
     /// Check or export the ledger: the hash-chained record of every session, grant and debit.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// The license client: run a program under a license.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Measure a license server: full license cycles per second and latency, next to a baseline
+    /// of the cheapest request, in the same run.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Open a session, get a license, run COMMAND while sending heartbeats, then release and
+    /// close. Exits with COMMAND's exit status, or 75 when no license could be had.
+    Run(ClientRunArgs),
+}
+
+/// Which kind of cartridge may answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum TypeArg {
+    /// Runcount first, then credits.
+    #[default]
+    All,
+    Runcount,
+    Credits,
+}
+
+impl From<TypeArg> for models::RequestType {
+    fn from(value: TypeArg) -> Self {
+        match value {
+            TypeArg::All => Self::All,
+            TypeArg::Runcount => Self::Runcount,
+            TypeArg::Credits => Self::Credits,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ClientRunArgs {
+    /// A license server's license port; repeat for the members of a failover network, tried in
+    /// this order. The environment variable takes a comma-separated list.
+    #[arg(
+        long = "server",
+        value_name = "HOST:PORT",
+        env = "LICENSE_SERVER_SERVERS",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub servers: Vec<String>,
+    #[arg(long, value_name = "N")]
+    pub product_id: u32,
+    #[arg(long, value_name = "N")]
+    pub major_version: u32,
+    #[arg(long = "type", value_enum, default_value_t)]
+    pub license_type: TypeArg,
+    /// Cartridge pool to draw from (default: the default pool).
+    #[arg(long, env = "LICENSE_SERVER_POOL")]
+    pub pool: Option<String>,
+    /// Shown on the status page with the session (default: the command line).
+    #[arg(long)]
+    pub message: Option<String>,
+    /// Seconds to wait for a license when all are in use; 0 = give up at once.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub wait: u64,
+    /// The program to run, and its arguments (after `--`).
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["server", "spawn_server"])))]
+pub struct BenchArgs {
+    /// The license port to measure.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub server: Option<String>,
+    /// Start a release server of this binary on a temporary data directory with a large license
+    /// (runcount 1,000,000 for product 1), measure it, and stop it.
+    #[arg(long)]
+    pub spawn_server: bool,
+    /// Concurrent clients; a comma-separated list runs one measurement each.
+    #[arg(long, value_delimiter = ',', default_value = "16")]
+    pub concurrency: Vec<usize>,
+    /// Seconds per measurement (the baseline and the license cycles each take this long).
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    #[arg(long, default_value_t = 1)]
+    pub product_id: u32,
+    #[arg(long, default_value_t = 0)]
+    pub major_version: u32,
+    #[arg(long = "type", value_enum, default_value_t)]
+    pub license_type: TypeArg,
 }
 
 #[derive(Debug, Subcommand)]

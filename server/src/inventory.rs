@@ -12,7 +12,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, RwLock},
+    sync::{Arc, Mutex, RwLock},
     time::Duration,
 };
 
@@ -20,7 +20,10 @@ use anyhow::Context;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
+use models::Cartridge;
+
 use crate::{
+    cartridges,
     identity::ServerId,
     licenses::{Fingerprint, LicenseDir, Scan},
     store::{Install, Store},
@@ -38,6 +41,17 @@ pub struct Snapshot {
     /// Keys of the licenses that counted when this snapshot was made; only for noticing expiries
     /// (readers ask [`Scan::counting`] with their own "now").
     counting: Vec<String>,
+    /// Cartridges per pool, computed once and reused until the next license expiry: every
+    /// license request looks them up.
+    cache: Mutex<HashMap<Option<String>, CachedCartridges>>,
+}
+
+#[derive(Debug)]
+struct CachedCartridges {
+    computed: OffsetDateTime,
+    /// The first expiry after `computed`: from then on the sums change.
+    valid_until: Option<OffsetDateTime>,
+    cartridges: Arc<Vec<Cartridge>>,
 }
 
 impl Snapshot {
@@ -47,7 +61,38 @@ impl Snapshot {
             scan,
             pools,
             counting,
+            cache: Mutex::default(),
         }
+    }
+
+    /// The cartridges of `pool` at `now` (statistics zero), as [`cartridges::of_pool`] computes
+    /// them.
+    pub fn cartridges(&self, pool: Option<&str>, now: OffsetDateTime) -> Arc<Vec<Cartridge>> {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let key = pool.map(str::to_owned);
+        if let Some(cached) = cache.get(&key)
+            && cached.computed <= now
+            && cached.valid_until.is_none_or(|until| now < until)
+        {
+            return cached.cartridges.clone();
+        }
+        let cartridges = Arc::new(cartridges::of_pool(self, pool, now));
+        let valid_until = self
+            .scan
+            .licenses
+            .iter()
+            .filter_map(|l| l.verified.license.rules.expires)
+            .filter(|expires| *expires > now)
+            .min();
+        cache.insert(
+            key,
+            CachedCartridges {
+                computed: now,
+                valid_until,
+                cartridges: cartridges.clone(),
+            },
+        );
+        cartridges
     }
 
     pub fn pool_of(&self, serial_number: u64) -> Option<&str> {

@@ -10,6 +10,7 @@ pub mod assets;
 pub mod atomic_file;
 pub mod cartridges;
 pub mod cli;
+pub mod client;
 pub mod commands;
 pub mod data_dir;
 pub mod error;

@@ -284,6 +284,24 @@ impl LicenseDir {
         Ok(outcome)
     }
 
+    /// Signs `license` with `key` and installs it, trusting that key: for tools that set up a data
+    /// directory of their own (`bench --spawn-server`) and for tests.
+    pub async fn install_signed(
+        &self,
+        license: &models::License,
+        key: &crate::vendor_key::VendorKey,
+        store: &Store,
+    ) -> Result<Installation, InstallError> {
+        let text = license_file::sign(license, key)?;
+        let server_id = ServerId::parse(license.server_id.clone())
+            .map_err(|e| InstallError::Io(anyhow::anyhow!("{e}")))?;
+        let mut trusted = TrustedKeys::default();
+        trusted.add(key.public_key());
+        let now = OffsetDateTime::now_utc();
+        self.install(text.into_bytes(), &trusted, &server_id, store, now)
+            .await
+    }
+
     fn write_file(
         &self,
         bytes: &[u8],

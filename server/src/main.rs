@@ -6,8 +6,8 @@ use std::{
 use clap::Parser;
 use server::{
     cli::{
-        CartridgeCommand, Cli, Command, LedgerCommand, LicenseCommand, LogFormat, ServeArgs,
-        VendorCommand,
+        CartridgeCommand, Cli, ClientCommand, Command, LedgerCommand, LicenseCommand, LogFormat,
+        ServeArgs, VendorCommand,
     },
     commands,
     data_dir::DataDir,
@@ -21,6 +21,13 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
     let result = match cli.command {
+        Command::Client(ClientCommand::Run(args)) => {
+            return match commands::client::run(args).await {
+                Ok(code) => code,
+                Err(error) => fail(cli.log_format, &error),
+            };
+        }
+        Command::Bench(args) => commands::bench::run(args, &mut io::stdout()).await,
         Command::Serve(args) => run_server(args).await,
         Command::ServerId(args) => print_server_id(&args.data_dir).await,
         Command::Vendor(command) => vendor(command),
@@ -41,15 +48,17 @@ async fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            // JSON logs must stay one JSON object per line; people get a plain sentence.
-            match cli.log_format {
-                LogFormat::Json => tracing::error!(error = format!("{error:#}"), "failed"),
-                LogFormat::Text => eprintln!("error: {error:#}"),
-            }
-            ExitCode::FAILURE
-        }
+        Err(error) => fail(cli.log_format, &error),
     }
+}
+
+fn fail(log_format: LogFormat, error: &anyhow::Error) -> ExitCode {
+    // JSON logs must stay one JSON object per line; people get a plain sentence.
+    match log_format {
+        LogFormat::Json => tracing::error!(error = format!("{error:#}"), "failed"),
+        LogFormat::Text => eprintln!("error: {error:#}"),
+    }
+    ExitCode::FAILURE
 }
 
 async fn run_server(args: ServeArgs) -> anyhow::Result<()> {

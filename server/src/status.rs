@@ -6,7 +6,7 @@ use serde_json::json;
 
 use time::OffsetDateTime;
 
-use crate::{cartridges, pool::Pool, state::AppState};
+use crate::{pool::Pool, state::AppState};
 
 /// The status document for the pool the request names. Never cached: it is a live view.
 pub async fn data_json(State(state): State<AppState>, pool: Pool) -> impl IntoResponse {
@@ -19,7 +19,7 @@ pub async fn data_json(State(state): State<AppState>, pool: Pool) -> impl IntoRe
 /// The cartridges and sessions of `pool`, and this server.
 pub fn collect(state: &AppState, pool: &Pool) -> StatusData {
     let snapshot = state.inventory.snapshot();
-    let mut cartridges = cartridges::of_pool(&snapshot, pool.name(), OffsetDateTime::now_utc());
+    let mut cartridges = Vec::clone(&snapshot.cartridges(pool.name(), OffsetDateTime::now_utc()));
     state.engine.fill_statistics(&mut cartridges, pool.name());
     StatusData {
         cartridges,

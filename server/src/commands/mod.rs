@@ -2,7 +2,9 @@
 //! result to the `out` it is given (standard output in the binary, a buffer in tests) and returns
 //! an error with a sentence a person can act on.
 
+pub mod bench;
 pub mod cartridge;
+pub mod client;
 pub mod ledger;
 pub mod license;
 pub mod vendor;

@@ -99,6 +99,12 @@ impl ServerProcess {
         data["servers"][0]["server_id"].as_str().unwrap().to_owned()
     }
 
+    /// SIGKILL: a crash, as far as the server can tell.
+    pub async fn kill9(mut self) {
+        self.child.start_kill().unwrap();
+        self.child.wait().await.unwrap();
+    }
+
     /// SIGTERM, as a service manager stops it; returns whether it exited successfully.
     pub async fn terminate(mut self) -> bool {
         let pid = self.child.id().unwrap().to_string();

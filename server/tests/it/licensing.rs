@@ -136,6 +136,21 @@ impl Customer {
     }
 }
 
+/// A vendor, and a customer data directory with one license of these `--product-spec`s installed.
+pub async fn licensed(specs: &[&str]) -> (Vendor, Customer) {
+    let vendor = Vendor::new().await;
+    let customer = Customer::new().await;
+    let args: Vec<&str> = specs
+        .iter()
+        .flat_map(|spec| ["--product-spec", spec])
+        .collect();
+    let file = vendor
+        .issue("licensed.lic", &customer.server_id, &args)
+        .await;
+    customer.install(&vendor, &file).await;
+    (vendor, customer)
+}
+
 async fn data_json(server: &ServerProcess, pool: &str) -> Value {
     reqwest::Client::new()
         .get(format!("http://{}/status/data.json", server.api_addr))

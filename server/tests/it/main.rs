@@ -4,6 +4,7 @@
 //! - `serve`: the whole server started in-process on port 0;
 //! - `binary`: the real `license-server` executable, for what only a process shows (exit codes,
 //!   messages, signals);
+//! - `client`: `license-server client run` against a real server;
 //! - `ledger`: `ledger verify | export`, and the tamper test;
 //! - `protocol`: the license protocol over TCP, every rule;
 //! - `licensing`: vendor keys, license files and cartridges, through the real CLI and server.
@@ -12,6 +13,7 @@
 
 mod api;
 mod binary;
+mod client;
 mod ledger;
 mod licensing;
 mod protocol;

@@ -15,12 +15,11 @@ use serde_json::{Value, json};
 use server::{
     cli::parse_product_spec,
     ledger::Event,
-    license_file,
     licenses::LicenseDir,
     serve::{self, Running, ServeConfig},
     sessions::EngineConfig,
     store::Store,
-    vendor_key::{TrustedKeys, VendorKey},
+    vendor_key::VendorKey,
 };
 use tempfile::TempDir;
 use time::OffsetDateTime;
@@ -43,8 +42,6 @@ impl Lab {
         let key_dir = tempfile::tempdir().unwrap();
         let key = VendorKey::generate().unwrap();
         key.write_pair(key_dir.path()).unwrap();
-        let mut trusted = TrustedKeys::default();
-        trusted.add(key.public_key());
 
         let store = Store::open(&dir.path().join("license-server.db"))
             .await
@@ -65,15 +62,8 @@ impl Lab {
                         .collect(),
                 },
             };
-            let text = license_file::sign(&license, &key).unwrap();
             LicenseDir::new(dir.path())
-                .install(
-                    text.into_bytes(),
-                    &trusted,
-                    &server_id,
-                    &store,
-                    OffsetDateTime::now_utc(),
-                )
+                .install_signed(&license, &key, &store)
                 .await
                 .unwrap();
             if let Some(pool) = pool {

@@ -1,0 +1,244 @@
+//! A typed client of the license protocol, used by `license-server client run` and `bench`, and
+//! a model for vendors who embed the protocol in their own programs.
+//!
+//! Opening a session tries each configured server in turn and stays with the first that answers,
+//! so a client configured with every member of a failover network keeps working when one is down.
+
+use std::time::Duration;
+
+use models::{
+    ApiError, Granted, OpenSession, Released, RequestLicense, SessionClosed, SessionOpened,
+};
+use reqwest::{Method, StatusCode};
+use serde::{Serialize, de::DeserializeOwned};
+use thiserror::Error;
+
+/// How long to wait for a server to accept a connection before trying the next.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// The longest an ordinary call may take; a license request adds its own `wait_s`.
+const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Error)]
+pub enum ClientError {
+    #[error("no license server answered (tried {tried}): {last}")]
+    Unreachable { tried: String, last: String },
+    #[error("{message} ({code}, HTTP {status})")]
+    Api {
+        status: StatusCode,
+        code: String,
+        message: String,
+    },
+    #[error("the license server sent an answer this client does not understand: {0}")]
+    Unexpected(String),
+}
+
+impl ClientError {
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LicenseClient {
+    http: reqwest::Client,
+    servers: Vec<String>,
+    /// The server that answered the last `open_session`.
+    current: usize,
+}
+
+impl LicenseClient {
+    /// `servers`: `HOST:PORT` of license ports, in order of preference.
+    pub fn new(servers: Vec<String>) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| ClientError::Unexpected(e.to_string()))?;
+        Ok(Self {
+            http,
+            servers,
+            current: 0,
+        })
+    }
+
+    pub fn server(&self) -> &str {
+        self.servers.get(self.current).map_or("", String::as_str)
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        server: &str,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+        timeout: Duration,
+    ) -> Result<T, CallError> {
+        let mut request = self
+            .http
+            .request(method, format!("http://{server}{path}"))
+            .timeout(timeout);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| {
+            if e.is_connect() || e.is_timeout() {
+                CallError::Unreachable(e.to_string())
+            } else {
+                CallError::Failed(ClientError::Unexpected(e.to_string()))
+            }
+        })?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| CallError::Failed(ClientError::Unexpected(e.to_string())))?;
+        if status.is_success() {
+            let body: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+            serde_json::from_slice(body)
+                .map_err(|e| CallError::Failed(ClientError::Unexpected(e.to_string())))
+        } else {
+            Err(CallError::Failed(
+                match serde_json::from_slice::<ApiError>(&bytes) {
+                    Ok(api) => ClientError::Api {
+                        status,
+                        code: api.error.code,
+                        message: api.error.message,
+                    },
+                    Err(_) => ClientError::Unexpected(format!(
+                        "HTTP {status}: {}",
+                        String::from_utf8_lossy(&bytes)
+                            .chars()
+                            .take(200)
+                            .collect::<String>()
+                    )),
+                },
+            ))
+        }
+    }
+
+    /// The current server only: after the session is open, it lives there.
+    async fn call_current<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+        timeout: Duration,
+    ) -> Result<T, ClientError> {
+        let server = self.server().to_owned();
+        self.call(&server, method, path, body, timeout)
+            .await
+            .map_err(|e| match e {
+                CallError::Unreachable(last) => ClientError::Unreachable {
+                    tried: server,
+                    last,
+                },
+                CallError::Failed(e) => e,
+            })
+    }
+
+    /// Opens a session on the first server that answers.
+    pub async fn open_session(
+        &mut self,
+        request: &OpenSession,
+    ) -> Result<SessionOpened, ClientError> {
+        let mut last = String::from("no server given");
+        for (index, server) in self.servers.iter().enumerate() {
+            match self
+                .call(
+                    server,
+                    Method::POST,
+                    "/v1/sessions",
+                    Some(request),
+                    CALL_TIMEOUT,
+                )
+                .await
+            {
+                Ok(opened) => {
+                    self.current = index;
+                    return Ok(opened);
+                }
+                Err(CallError::Unreachable(why)) => last = format!("{server}: {why}"),
+                Err(CallError::Failed(e)) => return Err(e),
+            }
+        }
+        Err(ClientError::Unreachable {
+            tried: self.servers.join(", "),
+            last,
+        })
+    }
+
+    pub async fn request_license(
+        &self,
+        session_id: u64,
+        request: &RequestLicense,
+    ) -> Result<Granted, ClientError> {
+        let wait = Duration::from_secs(request.wait_s.unwrap_or(60));
+        self.call_current(
+            Method::POST,
+            &format!("/v1/sessions/{session_id}/licenses"),
+            Some(request),
+            CALL_TIMEOUT + wait,
+        )
+        .await
+    }
+
+    pub async fn release(&self, session_id: u64, license_id: u64) -> Result<Released, ClientError> {
+        self.call_current(
+            Method::DELETE,
+            &format!("/v1/sessions/{session_id}/licenses/{license_id}"),
+            None::<&()>,
+            CALL_TIMEOUT,
+        )
+        .await
+    }
+
+    pub async fn heartbeat(&self, session_id: u64) -> Result<(), ClientError> {
+        self.call_current::<serde_json::Value>(
+            Method::POST,
+            &format!("/v1/sessions/{session_id}/heartbeat"),
+            None::<&()>,
+            CALL_TIMEOUT,
+        )
+        .await
+        .map(drop)
+    }
+
+    pub async fn close(&self, session_id: u64) -> Result<SessionClosed, ClientError> {
+        self.call_current(
+            Method::DELETE,
+            &format!("/v1/sessions/{session_id}"),
+            None::<&()>,
+            CALL_TIMEOUT,
+        )
+        .await
+    }
+
+    /// `GET /health`: the cheapest request a license port answers (the benchmark's baseline).
+    pub async fn health(&self) -> Result<(), ClientError> {
+        self.call_current::<serde_json::Value>(Method::GET, "/health", None::<&()>, CALL_TIMEOUT)
+            .await
+            .map(drop)
+    }
+}
+
+enum CallError {
+    /// Not connected or no answer in time: another server may do.
+    Unreachable(String),
+    Failed(ClientError),
+}
+
+/// A request id from the OS CSPRNG: unique per request, so a retry can reuse it.
+pub fn new_request_id() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // Uniqueness within the session is all that matters; time is unique enough here.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        return format!("t{nanos:x}");
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
