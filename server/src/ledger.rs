@@ -33,10 +33,14 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{GENESIS_HASH, LedgerRow, NewLedgerRow, Store, StoreError};
+use crate::store::{GENESIS_HASH, LedgerAppender, LedgerRow, NewLedgerRow, Store, StoreError};
 
 /// Most rows in one group commit; more wait for the next.
 const MAX_BATCH: usize = 4096;
+
+/// Rows between two checkpoints of the WAL (taken on the side, see `Store::ledger_appender`).
+/// About a megabyte of WAL at typical row sizes.
+const CHECKPOINT_EVERY: usize = 4000;
 
 /// One change. The JSON of an event is a ledger row's `body`; its `kind` is the row's `kind`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,11 +134,18 @@ pub fn chain_hash(prev_hash: &str, seq: u64, at: &str, body: &str) -> String {
         hasher.update(part.as_bytes());
         hasher.update(b"\n");
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    lower_hex(&hasher.finalize())
+}
+
+/// Hex without an allocation per byte: every ledger row is hashed on the hot path.
+fn lower_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        hex.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    hex
 }
 
 /// Appends one event outside the server's writer (the CLI's `license install`, `cartridge
@@ -314,6 +325,9 @@ async fn run_writer(
     failed: Arc<AtomicBool>,
     shutdown: CancellationToken,
 ) {
+    let mut appender = None;
+    let mut since_checkpoint = 0;
+    let mut checkpointing: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         let first = tokio::select! {
             biased;
@@ -324,7 +338,12 @@ async fn run_writer(
                 receiver.recv().await
             }
         };
-        let Some(first) = first else { return };
+        let Some(first) = first else {
+            if let Some(checkpoint) = checkpointing {
+                let _ = checkpoint.await;
+            }
+            return;
+        };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match receiver.try_recv() {
@@ -333,6 +352,7 @@ async fn run_writer(
             }
         }
         let rows: Vec<NewLedgerRow> = batch.iter().filter_map(|p| p.row.clone()).collect();
+        let started = std::time::Instant::now();
         let result = if rows.is_empty() || failed.load(Ordering::SeqCst) {
             if failed.load(Ordering::SeqCst) {
                 Err(LedgerError::WriteFailed(
@@ -342,8 +362,7 @@ async fn run_writer(
                 Ok(Vec::new())
             }
         } else {
-            store
-                .append_ledger(&rows)
+            append(&store, &mut appender, &rows)
                 .await
                 .map_err(|e| {
                     tracing::error!(error = %e, "cannot write the ledger; refusing all changes from now on");
@@ -351,6 +370,23 @@ async fn run_writer(
                     LedgerError::WriteFailed(e.to_string())
                 })
         };
+        tracing::trace!(
+            rows = rows.len(),
+            micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "ledger batch committed"
+        );
+        since_checkpoint += rows.len();
+        if since_checkpoint >= CHECKPOINT_EVERY
+            && checkpointing.as_ref().is_none_or(|c| c.is_finished())
+        {
+            since_checkpoint = 0;
+            let store = store.clone();
+            checkpointing = Some(tokio::spawn(async move {
+                if let Err(e) = store.checkpoint().await {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; will try again");
+                }
+            }));
+        }
         let mut seqs = result.as_ref().map(|s| s.iter()).ok();
         for pending in batch {
             let answer = match (&result, &mut seqs) {
@@ -365,6 +401,21 @@ async fn run_writer(
             let _ = pending.done.send(answer);
         }
     }
+}
+
+/// Appends with the writer's own connection, opened on first use and reopened after an error.
+async fn append(
+    store: &Store,
+    appender: &mut Option<LedgerAppender>,
+    rows: &[NewLedgerRow],
+) -> Result<Vec<u64>, StoreError> {
+    let mut current = match appender.take() {
+        Some(current) => current,
+        None => store.ledger_appender().await?,
+    };
+    let seqs = current.append(rows).await?;
+    *appender = Some(current);
+    Ok(seqs)
 }
 
 #[cfg(test)]
@@ -422,6 +473,20 @@ mod tests {
         assert_eq!(sessions, (1..=502).collect::<Vec<_>>());
         shutdown.cancel();
         task.await.unwrap();
+    }
+
+    #[test]
+    fn the_chain_hash_is_sha256_of_the_fields_in_lowercase_hex() {
+        // sha256("a\n1\nb\nc\n")
+        let expected = {
+            let digest = Sha256::digest(b"a\n1\nb\nc\n");
+            digest
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        assert_eq!(chain_hash("a", 1, "b", "c"), expected);
+        assert_eq!(lower_hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
     }
 
     #[test]

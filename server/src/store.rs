@@ -11,8 +11,9 @@
 use std::{collections::HashMap, path::Path, time::Duration};
 
 use sqlx::{
-    SqliteConnection, SqlitePool,
+    Sqlite, SqliteConnection, SqlitePool,
     migrate::Migrator,
+    pool::PoolConnection,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 use thiserror::Error;
@@ -226,6 +227,27 @@ impl Store {
         }
     }
 
+    /// A dedicated connection for the ledger writer. It never checkpoints the WAL itself: a
+    /// checkpoint copies pages into the database file and fsyncs it, and doing that inside a
+    /// group commit would make every request of that batch wait. [`Store::checkpoint`] does it
+    /// on the side.
+    pub async fn ledger_appender(&self) -> Result<LedgerAppender, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("PRAGMA wal_autocheckpoint = 0")
+            .execute(&mut *conn)
+            .await?;
+        Ok(LedgerAppender { conn, tail: None })
+    }
+
+    /// Copies what the WAL holds into the database file as far as readers allow, without
+    /// blocking writers (a PASSIVE checkpoint), so the WAL does not grow without bound.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Up to `limit` ledger rows after `after`, in order: for verifying and replaying the ledger
     /// without holding it all in memory.
     pub async fn ledger_rows(&self, after: u64, limit: u32) -> Result<Vec<LedgerRow>, StoreError> {
@@ -256,24 +278,28 @@ impl Store {
     }
 }
 
-/// Appends `rows` to the ledger inside the caller's write transaction, chaining each to the one
-/// before. The tail is read inside the transaction, so other processes appending at the same time
-/// (`license install` from the CLI while the server runs) keep one chain.
-async fn append_rows(
-    conn: &mut SqliteConnection,
-    rows: &[NewLedgerRow],
-) -> Result<Vec<u64>, StoreError> {
+/// The last ledger row's sequence number and hash (0 and [`GENESIS_HASH`] when empty).
+type Tail = (u64, String);
+
+/// The last ledger row: its sequence number and hash.
+async fn ledger_tail(conn: &mut SqliteConnection) -> Result<Tail, StoreError> {
     let tail: Option<(i64, String)> =
         sqlx::query_as("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut *conn)
             .await?;
-    let (mut seq, mut prev) = match tail {
+    Ok(match tail {
         Some((seq, hash)) => (
             u64::try_from(seq).map_err(|_| StoreError::OutOfRange)?,
             hash,
         ),
         None => (0, GENESIS_HASH.to_owned()),
-    };
+    })
+}
+
+/// Rows chained onto `tail`, ready for [`INSERT_AFTER`]: the JSON array of rows, their sequence
+/// numbers, and the new tail.
+fn chain_rows(tail: &Tail, rows: &[NewLedgerRow]) -> Result<(String, Vec<u64>, Tail), StoreError> {
+    let (mut seq, mut prev) = tail.clone();
     let mut seqs = Vec::with_capacity(rows.len());
     let mut batch = Vec::with_capacity(rows.len());
     for row in rows {
@@ -287,21 +313,78 @@ async fn append_rows(
         seqs.push(seq);
         prev = hash;
     }
-    // One statement for the whole batch, whatever its size: the rows travel as one JSON array.
-    // Under load the writer commits hundreds of rows at once, and a statement per row (or a new
-    // statement text per batch size) would cost more than the fsync they share.
-    let json = serde_json::Value::Array(batch).to_string();
-    sqlx::query(
-        "INSERT INTO ledger (seq, at, kind, body, prev_hash, hash)
-         SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),
-                json_extract(value, '$[2]'), json_extract(value, '$[3]'),
-                json_extract(value, '$[4]'), json_extract(value, '$[5]')
-         FROM json_each(?1)",
-    )
-    .bind(json)
-    .execute(&mut *conn)
-    .await?;
+    Ok((
+        serde_json::Value::Array(batch).to_string(),
+        seqs,
+        (seq, prev),
+    ))
+}
+
+/// Inserts a JSON array of chained rows (`?1`), but only if the ledger still ends at sequence
+/// number `?2`. One statement, so one implicit transaction and one fsync for the whole batch
+/// whatever its size; and if another process appended in the meantime, nothing is inserted and
+/// the caller re-chains onto the new tail.
+const INSERT_AFTER: &str = "INSERT INTO ledger (seq, at, kind, body, prev_hash, hash)
+     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),
+            json_extract(value, '$[2]'), json_extract(value, '$[3]'),
+            json_extract(value, '$[4]'), json_extract(value, '$[5]')
+     FROM json_each(?1)
+     WHERE (SELECT COALESCE(MAX(seq), 0) FROM ledger) = ?2";
+
+/// Appends `rows` inside the caller's write transaction (which already holds the write lock, so
+/// the tail it reads cannot move).
+async fn append_rows(
+    conn: &mut SqliteConnection,
+    rows: &[NewLedgerRow],
+) -> Result<Vec<u64>, StoreError> {
+    let tail = ledger_tail(conn).await?;
+    let (json, seqs, _) = chain_rows(&tail, rows)?;
+    sqlx::query(INSERT_AFTER)
+        .bind(json)
+        .bind(i64::try_from(tail.0).map_err(|_| StoreError::OutOfRange)?)
+        .execute(&mut *conn)
+        .await?;
     Ok(seqs)
+}
+
+/// The ledger writer's own connection, and the tail it last wrote: a batch costs one statement
+/// (no transaction of its own, no tail query) unless another process appended meanwhile.
+#[derive(Debug)]
+pub struct LedgerAppender {
+    conn: PoolConnection<Sqlite>,
+    tail: Option<Tail>,
+}
+
+impl LedgerAppender {
+    pub async fn append(&mut self, rows: &[NewLedgerRow]) -> Result<Vec<u64>, StoreError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        loop {
+            let tail = match self.tail.take() {
+                Some(tail) => tail,
+                None => ledger_tail(&mut self.conn).await?,
+            };
+            let (json, seqs, new_tail) = chain_rows(&tail, rows)?;
+            let inserted = sqlx::query(INSERT_AFTER)
+                .bind(json)
+                .bind(i64::try_from(tail.0).map_err(|_| StoreError::OutOfRange)?)
+                .execute(&mut *self.conn)
+                .await?
+                .rows_affected();
+            if inserted == rows.len() as u64 {
+                self.tail = Some(new_tail);
+                return Ok(seqs);
+            }
+            if inserted != 0 {
+                return Err(StoreError::Query(sqlx::Error::Protocol(format!(
+                    "a ledger batch of {} rows inserted {inserted}",
+                    rows.len()
+                ))));
+            }
+            // Someone else appended (`license install` from the CLI): chain onto their tail.
+        }
+    }
 }
 
 /// The `prev_hash` of the first ledger row.
