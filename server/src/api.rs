@@ -8,7 +8,7 @@ use axum::{
 };
 use tower_http::{set_header::SetResponseHeaderLayer, trace::TraceLayer};
 
-use crate::{assets, error, state::AppState, status};
+use crate::{assets, error, openapi, state::AppState, status};
 
 pub const STATUS_PAGE: &str = "/status/index.html";
 
@@ -23,6 +23,7 @@ pub fn router(state: AppState) -> Router {
         .route("/assets/{*path}", get(assets::asset))
         .route("/robots.txt", get(assets::robots))
         .route("/health", get(status::health))
+        .route("/openapi.json", get(openapi::api_port))
         .with_state(state);
     with_common_layers(routes)
 }

@@ -22,6 +22,7 @@ pub mod license_file;
 pub mod license_port;
 pub mod licenses;
 pub mod logging;
+pub mod openapi;
 pub mod pool;
 pub mod serve;
 pub mod sessions;

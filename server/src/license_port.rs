@@ -10,12 +10,13 @@ use axum::{
     response::IntoResponse,
     routing::{delete, get, post},
 };
-use models::{OpenSession, Released, RequestLicense};
+use models::{ApiError, OpenSession, Released, RequestLicense};
 
 use crate::{
     api::with_common_layers,
     error::AppError,
     extract::{Json, Path},
+    openapi,
     state::AppState,
     status,
 };
@@ -32,11 +33,23 @@ pub fn router(state: AppState) -> Router {
                 delete(release_license),
             )
             .route("/v1/sessions/{session_id}/heartbeat", post(heartbeat))
+            .route("/openapi.json", get(openapi::license_port))
             .with_state(state),
     )
 }
 
-async fn open_session(
+/// Open a session.
+#[utoipa::path(
+    post, path = "/v1/sessions", tag = "sessions",
+    request_body = OpenSession,
+    responses(
+        (status = 201, description = "The session is open", body = models::SessionOpened),
+        (status = 400, description = "INVALID_HOST, INVALID_MESSAGE, INVALID_POOL_ID or INVALID_JSON", body = ApiError),
+        (status = 422, description = "INVALID_JSON: a field is missing or of the wrong type", body = ApiError),
+        (status = 503, description = "LEDGER_UNAVAILABLE", body = ApiError),
+    )
+)]
+pub async fn open_session(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Json(request): Json<OpenSession>,
@@ -48,7 +61,22 @@ async fn open_session(
     Ok((StatusCode::CREATED, axum::Json(opened)))
 }
 
-async fn request_license(
+/// Ask for a license; waits up to `wait_s` when none is free.
+#[utoipa::path(
+    post, path = "/v1/sessions/{session_id}/licenses", tag = "sessions",
+    params(("session_id" = u64, Path)),
+    request_body = RequestLicense,
+    responses(
+        (status = 200, description = "Granted: the cartridge that answered", body = models::Granted),
+        (status = 400, description = "INVALID_REQUEST_ID, INVALID_PATH or INVALID_JSON", body = ApiError),
+        (status = 404, description = "UNKNOWN_SESSION or UNKNOWN_PRODUCT", body = ApiError),
+        (status = 409, description = "NO_LICENSE_AVAILABLE (after waiting)", body = ApiError),
+        (status = 410, description = "SESSION_ENDED", body = ApiError),
+        (status = 422, description = "INVALID_JSON: a field is missing, negative or of the wrong type", body = ApiError),
+        (status = 503, description = "LEDGER_UNAVAILABLE", body = ApiError),
+    )
+)]
+pub async fn request_license(
     State(state): State<AppState>,
     Path(session_id): Path<u64>,
     Json(request): Json<RequestLicense>,
@@ -57,7 +85,17 @@ async fn request_license(
     Ok(axum::Json(granted))
 }
 
-async fn release_license(
+/// Release a license; credit licenses are debited `max(1, ceil(seconds held))`.
+#[utoipa::path(
+    delete, path = "/v1/sessions/{session_id}/licenses/{license_id}", tag = "sessions",
+    params(("session_id" = u64, Path), ("license_id" = u64, Path)),
+    responses(
+        (status = 200, description = "Released (again: the same answer)", body = Released),
+        (status = 404, description = "UNKNOWN_LICENSE", body = ApiError),
+        (status = 503, description = "LEDGER_UNAVAILABLE", body = ApiError),
+    )
+)]
+pub async fn release_license(
     State(state): State<AppState>,
     Path((session_id, license_id)): Path<(u64, u64)>,
 ) -> Result<impl IntoResponse, AppError> {
@@ -65,7 +103,17 @@ async fn release_license(
     Ok(axum::Json(Released { credits_used }))
 }
 
-async fn heartbeat(
+/// Keep the session alive.
+#[utoipa::path(
+    post, path = "/v1/sessions/{session_id}/heartbeat", tag = "sessions",
+    params(("session_id" = u64, Path)),
+    responses(
+        (status = 204, description = "Alive"),
+        (status = 404, description = "UNKNOWN_SESSION", body = ApiError),
+        (status = 410, description = "SESSION_ENDED: dropped or finished", body = ApiError),
+    )
+)]
+pub async fn heartbeat(
     State(state): State<AppState>,
     Path(session_id): Path<u64>,
 ) -> Result<impl IntoResponse, AppError> {
@@ -73,7 +121,17 @@ async fn heartbeat(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn close_session(
+/// Close the session, releasing everything it holds.
+#[utoipa::path(
+    delete, path = "/v1/sessions/{session_id}", tag = "sessions",
+    params(("session_id" = u64, Path)),
+    responses(
+        (status = 200, description = "Finished (again: the same status)", body = models::SessionClosed),
+        (status = 404, description = "UNKNOWN_SESSION", body = ApiError),
+        (status = 503, description = "LEDGER_UNAVAILABLE", body = ApiError),
+    )
+)]
+pub async fn close_session(
     State(state): State<AppState>,
     Path(session_id): Path<u64>,
 ) -> Result<impl IntoResponse, AppError> {

@@ -7,6 +7,7 @@ use crate::LicenseType;
 
 /// `POST /v1/sessions`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OpenSession {
     /// The client's host name, as it knows itself (the server also records the peer address).
@@ -22,6 +23,7 @@ pub struct OpenSession {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct User {
     pub realm: String,
@@ -30,6 +32,7 @@ pub struct User {
 
 /// Answer of `POST /v1/sessions` (201).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionOpened {
     pub session_id: u64,
     pub server_id: String,
@@ -41,6 +44,7 @@ pub struct SessionOpened {
 
 /// Which kind of cartridge may answer a license request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RequestType {
     /// Runcount first, then credits.
@@ -52,6 +56,7 @@ pub enum RequestType {
 
 /// `POST /v1/sessions/{id}/licenses`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RequestLicense {
     /// Chosen by the client, unique within the session: a retry with the same id gets the same
@@ -68,6 +73,7 @@ pub struct RequestLicense {
 
 /// Answer of a granted license request (200): which cartridge answered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Granted {
     pub license_id: u64,
     pub product_id: u32,
@@ -79,6 +85,7 @@ pub struct Granted {
 
 /// Answer of `DELETE /v1/sessions/{id}/licenses/{license_id}` (200).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Released {
     /// Credits debited for this license: `max(1, ceil(seconds held))` for a credit license, 0 for
     /// runcount.
@@ -87,6 +94,7 @@ pub struct Released {
 
 /// Answer of `DELETE /v1/sessions/{id}` (200).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionClosed {
     pub session_id: u64,
     pub status: crate::SessionStatus,

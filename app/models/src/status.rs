@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 /// The whole status document. The three arrays are always present, even when empty, so that a
 /// script can index them without checking.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusData {
     pub cartridges: Vec<Cartridge>,
     pub sessions: Vec<Session>,
@@ -17,6 +18,7 @@ pub struct StatusData {
 
 /// Licenses for one `(product_id, major_version)`, summed over every location that holds some.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Cartridge {
     pub product_id: u32,
     /// 0 = any version.
@@ -33,6 +35,7 @@ pub struct Cartridge {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CartridgeStatistic {
     pub licenses: LicenseCounts,
     pub used_credits: i64,
@@ -45,6 +48,7 @@ pub struct CartridgeStatistic {
 
 /// Grant counters since installation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LicenseCounts {
     pub runcount: u64,
     pub credits: u64,
@@ -53,6 +57,7 @@ pub struct LicenseCounts {
 
 /// Where a part of a cartridge physically lives (which server, which serial).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Location {
     pub server_id: String,
     /// The cartridge's serial. An integer here, unlike [`Server::serial_number`].
@@ -64,6 +69,7 @@ pub struct Location {
 
 /// One client process that opened a session.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Session {
     pub server_id: String,
     /// Unique and increasing, so "newest first" is a sort on this field.
@@ -72,6 +78,7 @@ pub struct Session {
     /// Host name as the client reports it.
     pub host: String,
     /// Client address as the server sees it (which may be a NAT gateway).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "192.0.2.10"))]
     pub ip_address: IpAddr,
     #[serde(with = "time::serde::rfc3339")]
     pub started: OffsetDateTime,
@@ -80,6 +87,7 @@ pub struct Session {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum SessionStatus {
     Running,
@@ -91,6 +99,7 @@ pub enum SessionStatus {
 
 /// A license a session holds right now.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HeldLicense {
     pub product_id: u32,
     pub major_version: u32,
@@ -100,6 +109,7 @@ pub struct HeldLicense {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum LicenseType {
     Runcount,
@@ -108,6 +118,7 @@ pub enum LicenseType {
 
 /// One member of the failover network; a single server lists only itself.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Server {
     /// Uppercase hex, generated at first start and kept in the data directory.
     pub server_id: String,
@@ -117,6 +128,7 @@ pub struct Server {
     pub serial_number: String,
     pub version: String,
     pub hostname: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "192.0.2.10"))]
     pub ip_address: IpAddr,
     /// Its license port (not the API port).
     pub port: u16,
@@ -130,6 +142,7 @@ pub struct Server {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ServerStatus {
     Running,

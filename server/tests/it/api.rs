@@ -218,3 +218,72 @@ async fn the_status_page_and_its_assets_are_served() {
         assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{asset}");
     }
 }
+
+/// The committed OpenAPI documents are what the code generates (run with `UPDATE_OPENAPI=1` to
+/// rewrite them after a change), each port serves its own, and every documented path and method
+/// reaches a handler.
+#[tokio::test]
+async fn the_openapi_documents_are_current_served_and_routed() {
+    use utoipa::OpenApi;
+    let app = support::app().await;
+    let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 40000));
+    let ports = [
+        (
+            "license-port",
+            server::openapi::LicensePortDoc::openapi(),
+            server::license_port::router(app.state.clone())
+                .layer(axum::extract::connect_info::MockConnectInfo(peer)),
+        ),
+        (
+            "api-port",
+            server::openapi::ApiPortDoc::openapi(),
+            server::api::router(app.state.clone()),
+        ),
+    ];
+    for (name, doc, router) in ports {
+        let text = serde_json::to_string_pretty(&doc).unwrap() + "\n";
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("openapi")
+            .join(format!("{name}.json"));
+        if std::env::var_os("UPDATE_OPENAPI").is_some() {
+            std::fs::write(&file, &text).unwrap();
+        }
+        let committed = std::fs::read_to_string(&file).unwrap_or_default();
+        assert!(
+            committed == text,
+            "{} is out of date: run `UPDATE_OPENAPI=1 cargo test -p server --test it openapi` and commit it",
+            file.display()
+        );
+
+        let served = get(&router, "/openapi.json").await;
+        assert_eq!(served.status, StatusCode::OK);
+        assert_eq!(served.json(), serde_json::to_value(&doc).unwrap());
+
+        let doc = serde_json::to_value(&doc).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        assert!(!paths.is_empty());
+        for (path, item) in paths {
+            for method in item.as_object().unwrap().keys() {
+                let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                let uri = path
+                    .replace("{session_id}", "1")
+                    .replace("{license_id}", "1");
+                let answer = support::call_with_body(
+                    &router,
+                    method.clone(),
+                    &uri,
+                    &[("content-type", "application/json")],
+                    "{}",
+                )
+                .await;
+                let routed = answer.status != StatusCode::METHOD_NOT_ALLOWED
+                    && !(answer.status == StatusCode::NOT_FOUND
+                        && answer.json()["error"]["code"] == "NOT_FOUND");
+                assert!(
+                    routed,
+                    "{name}: {method} {path} is documented but not routed"
+                );
+            }
+        }
+    }
+}

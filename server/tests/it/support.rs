@@ -91,13 +91,23 @@ impl Answer {
 }
 
 pub async fn call(router: &Router, method: Method, uri: &str, headers: &[(&str, &str)]) -> Answer {
+    call_with_body(router, method, uri, headers, "").await
+}
+
+pub async fn call_with_body(
+    router: &Router,
+    method: Method,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Answer {
     let mut request = Request::builder().method(method).uri(uri);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
     let response = router
         .clone()
-        .oneshot(request.body(Body::empty()).unwrap())
+        .oneshot(request.body(Body::from(body.to_owned())).unwrap())
         .await
         .unwrap();
     let status = response.status();
