@@ -2,19 +2,29 @@
 
 use axum::{
     Router,
+    extract::DefaultBodyLimit,
     http::{HeaderName, HeaderValue, header},
     response::Redirect,
     routing::get,
 };
 use tower_http::{set_header::SetResponseHeaderLayer, trace::TraceLayer};
 
-use crate::{assets, error, openapi, state::AppState, status};
+use crate::{admin, assets, error, openapi, state::AppState, status};
 
 pub const STATUS_PAGE: &str = "/status/index.html";
 
 pub fn router(state: AppState) -> Router {
     let to_status_page = || async { Redirect::to(STATUS_PAGE) };
+    // Answers of the admin API are about one administrator's session: never to be cached.
+    let admin = admin::routes()
+        .route("/server/openapi.json", get(openapi::combined))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(DefaultBodyLimit::max(admin::BODY_LIMIT));
     let routes = Router::new()
+        .merge(admin)
         .route("/status/data.json", get(status::data_json))
         .route(STATUS_PAGE, get(assets::index))
         .route("/status", get(to_status_page))

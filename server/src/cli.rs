@@ -50,12 +50,56 @@ pub enum Command {
     /// Check or export the ledger: the hash-chained record of every session, grant and debit.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Administrators of the admin API (realm `local`).
+    #[command(subcommand)]
+    User(UserCommand),
     /// The license client: run a program under a license.
     #[command(subcommand)]
     Client(ClientCommand),
     /// Measure a license server: full license cycles per second and latency, next to a baseline
     /// of the cheapest request, in the same run.
     Bench(BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add an administrator. The password is read from standard input (prompted for, twice and
+    /// without echo, on a terminal); never from the command line, where `ps` would show it.
+    Add {
+        #[arg(long)]
+        principal: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// Limit the permissions to this scope (default: every scope, `server.*`).
+        #[arg(long)]
+        scope: Option<String>,
+        #[command(flatten)]
+        data_dir: DataDirArg,
+    },
+    /// Set a new password (read like `add` does); the user's logged-in tokens end.
+    Passwd {
+        #[arg(long)]
+        principal: String,
+        #[command(flatten)]
+        data_dir: DataDirArg,
+    },
+    /// Remove an administrator; their logged-in tokens end.
+    Remove {
+        #[arg(long)]
+        principal: String,
+        #[command(flatten)]
+        data_dir: DataDirArg,
+    },
+    /// List the administrators with their role and permissions.
+    List(DataDirArg),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    /// server.VIEW_LICENSE and server.EDIT_LICENSE
+    Admin,
+    /// server.VIEW_LICENSE
+    Viewer,
 }
 
 #[derive(Debug, Subcommand)]
@@ -364,6 +408,11 @@ pub struct ServeArgs {
     /// Seconds without a heartbeat after which a session is dropped and its licenses return.
     #[arg(long, env = "LICENSE_SERVER_SESSION_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub session_timeout: u64,
+
+    /// Seconds an admin session token stays valid without use (each use refreshes it; tokens
+    /// end 12 hours after login regardless).
+    #[arg(long, env = "LICENSE_SERVER_SESSION_IDLE_TIMEOUT", default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..=43_200))]
+    pub session_idle_timeout: u64,
 
     /// Seconds between heartbeats that clients are told to keep; must be below the timeout.
     #[arg(long, env = "LICENSE_SERVER_HEARTBEAT_INTERVAL", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]

@@ -28,6 +28,10 @@ pub enum AppError {
         code: &'static str,
         message: String,
     },
+    /// Too many failed logins; try again after `retry_after` seconds.
+    TooManyRequests {
+        retry_after: u64,
+    },
     /// Something broke on our side. Logged, never shown.
     Internal(anyhow::Error),
 }
@@ -71,6 +75,18 @@ impl IntoResponse for AppError {
                 code,
                 message,
             } => (status, ApiError::new(code, message)),
+            Self::TooManyRequests { retry_after } => {
+                let body = ApiError::new(
+                    "TOO_MANY_ATTEMPTS",
+                    format!("too many failed logins; try again in {retry_after} s"),
+                );
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(axum::http::header::RETRY_AFTER, retry_after.to_string())],
+                    Json(body),
+                )
+                    .into_response();
+            }
             Self::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 ApiError::new(

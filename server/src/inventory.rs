@@ -25,9 +25,9 @@ use models::Cartridge;
 use crate::{
     cartridges,
     identity::ServerId,
+    keys::TrustedKeys,
     licenses::{Fingerprint, LicenseDir, Scan},
     store::{Install, Store},
-    vendor_key::TrustedKeys,
 };
 
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -137,6 +137,14 @@ impl Inventory {
 
     pub fn dir(&self) -> &LicenseDir {
         &self.dir
+    }
+
+    /// The licensed-user limit of the active license, if it sets one.
+    pub fn user_limit(&self) -> Option<u32> {
+        self.snapshot()
+            .scan
+            .active(OffsetDateTime::now_utc())
+            .and_then(|l| l.verified.license.rules.max_users)
     }
 
     /// The current snapshot. Cheap: an `Arc` clone under a lock held for no time.

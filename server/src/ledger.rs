@@ -89,10 +89,27 @@ pub enum Event {
         key: String,
         sha256: String,
         serial_number: u64,
+        /// The administrator who installed it through the admin API; `None` from the CLI.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
     },
     CartridgeAssigned {
         serial_number: u64,
         pool: Option<String>,
+    },
+    /// An administrator account was added, got a new password, or was removed.
+    AdminUserChanged {
+        principal: String,
+        change: String,
+        role: Option<String>,
+        by: String,
+    },
+    /// Licensed users were cleared: one (`realm`, `principal`) or all.
+    LicensedUsersCleared {
+        realm: Option<String>,
+        principal: Option<String>,
+        removed: u64,
+        by: String,
     },
 }
 
@@ -113,6 +130,8 @@ impl Event {
             Self::SessionClosed { .. } => "session_closed",
             Self::LicenseInstalled { .. } => "license_installed",
             Self::CartridgeAssigned { .. } => "cartridge_assigned",
+            Self::AdminUserChanged { .. } => "admin_user_changed",
+            Self::LicensedUsersCleared { .. } => "licensed_users_cleared",
         }
     }
 

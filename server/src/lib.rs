@@ -5,9 +5,12 @@
 //! `api`) over one shared [`state::AppState`], so tests can call either router directly with
 //! `oneshot` or start the whole server on port 0.
 
+pub mod activation;
+pub mod admin;
 pub mod api;
 pub mod assets;
 pub mod atomic_file;
+pub mod auth;
 pub mod cartridges;
 pub mod cli;
 pub mod client;
@@ -17,6 +20,7 @@ pub mod error;
 pub mod extract;
 pub mod identity;
 pub mod inventory;
+pub mod keys;
 pub mod ledger;
 pub mod license_file;
 pub mod license_port;
@@ -29,7 +33,6 @@ pub mod sessions;
 pub mod state;
 pub mod status;
 pub mod store;
-pub mod vendor_key;
 
 /// The server software's version, as shown on the status page.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -36,7 +36,7 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use crate::{
     identity::ServerId,
-    vendor_key::{TrustedKeys, VendorKey},
+    keys::{KeyPair, TrustedKeys},
 };
 
 pub const FORMAT: &str = "license-server-license-v1";
@@ -289,7 +289,7 @@ fn signed_message(license_bytes: &[u8]) -> Vec<u8> {
 
 /// Signs `license` and returns the license file's text. The license is checked first with the
 /// same rules a server applies.
-pub fn sign(license: &License, key: &VendorKey) -> Result<String, LicenseError> {
+pub fn sign(license: &License, key: &KeyPair) -> Result<String, LicenseError> {
     check_rules(license)?;
     let pretty = serde_json::to_string_pretty(license)
         .map_err(|e| malformed(format!("cannot serialise the license: {e}")))?;
@@ -318,13 +318,13 @@ mod tests {
     use super::*;
 
     struct Fixture {
-        key: VendorKey,
+        key: KeyPair,
         trusted: TrustedKeys,
         server_id: ServerId,
     }
 
     fn fixture() -> Fixture {
-        let key = VendorKey::generate().unwrap();
+        let key = KeyPair::generate().unwrap();
         let mut trusted = TrustedKeys::default();
         trusted.add(key.public_key());
         Fixture {
@@ -420,7 +420,7 @@ mod tests {
     #[test]
     fn each_refusal_has_its_own_error() {
         let f = fixture();
-        let other_vendor = VendorKey::generate().unwrap();
+        let other_vendor = KeyPair::generate().unwrap();
 
         let untrusted = sign(&license(&f.server_id), &other_vendor).unwrap();
         let err = verify(untrusted.as_bytes(), &f.trusted, &f.server_id, now()).unwrap_err();

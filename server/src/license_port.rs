@@ -14,6 +14,7 @@ use models::{ApiError, OpenSession, Released, RequestLicense};
 
 use crate::{
     api::with_common_layers,
+    auth,
     error::AppError,
     extract::{Json, Path},
     openapi,
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router {
     responses(
         (status = 201, description = "The session is open", body = models::SessionOpened),
         (status = 400, description = "INVALID_HOST, INVALID_MESSAGE, INVALID_POOL_ID or INVALID_JSON", body = ApiError),
+        (status = 403, description = "LICENSE_USER_LIMIT: a new `user` beyond the license's limit", body = ApiError),
         (status = 422, description = "INVALID_JSON: a field is missing or of the wrong type", body = ApiError),
         (status = 503, description = "LEDGER_UNAVAILABLE", body = ApiError),
     )
@@ -57,6 +59,10 @@ pub async fn open_session(
     // The address the server sees, which is what an administrator can trace; an IPv4 client of
     // a dual-stack listener shows as plain IPv4.
     let ip = peer.ip().to_canonical();
+    if let Some(user) = &request.user {
+        let limit = state.inventory.user_limit();
+        auth::admit(&state.store, &user.realm, &user.principal, limit).await?;
+    }
     let opened = state.engine.open_session(request, ip).await?;
     Ok((StatusCode::CREATED, axum::Json(opened)))
 }

@@ -26,10 +26,10 @@ use crate::{
     atomic_file::{self, Mode},
     data_dir::{create_private_dir, open_lock_file},
     identity::ServerId,
+    keys::TrustedKeys,
     ledger::Event,
     license_file::{self, LicenseError, Verified},
     store::{Install, Store},
-    vendor_key::TrustedKeys,
 };
 
 pub const DIR_NAME: &str = "licenses";
@@ -245,6 +245,7 @@ impl LicenseDir {
 
     /// Verifies `bytes` completely and, if they pass, writes them as `<key>.lic` and records the
     /// install. Nothing is written when any check fails.
+    /// `by`: the administrator installing it through the admin API (for the ledger).
     pub async fn install(
         &self,
         bytes: Vec<u8>,
@@ -252,6 +253,7 @@ impl LicenseDir {
         server_id: &ServerId,
         store: &Store,
         now: OffsetDateTime,
+        by: Option<&str>,
     ) -> Result<Installation, InstallError> {
         // Whole seconds: install times are read by people; the store's sequence keeps the order.
         let now = now.replace_nanosecond(0).unwrap_or(now);
@@ -275,6 +277,7 @@ impl LicenseDir {
                         key: installed.key().to_owned(),
                         sha256: installed.verified.sha256.clone(),
                         serial_number: installed.serial_number(),
+                        by: by.map(str::to_owned),
                     }
                     .row(now),
                 )
@@ -289,7 +292,7 @@ impl LicenseDir {
     pub async fn install_signed(
         &self,
         license: &models::License,
-        key: &crate::vendor_key::VendorKey,
+        key: &crate::keys::KeyPair,
         store: &Store,
     ) -> Result<Installation, InstallError> {
         let text = license_file::sign(license, key)?;
@@ -298,7 +301,7 @@ impl LicenseDir {
         let mut trusted = TrustedKeys::default();
         trusted.add(key.public_key());
         let now = OffsetDateTime::now_utc();
-        self.install(text.into_bytes(), &trusted, &server_id, store, now)
+        self.install(text.into_bytes(), &trusted, &server_id, store, now, None)
             .await
     }
 
@@ -356,19 +359,19 @@ mod tests {
     use time::Duration;
 
     use super::*;
-    use crate::vendor_key::VendorKey;
+    use crate::keys::KeyPair;
 
     struct Fixture {
         _tmp: tempfile::TempDir,
         dir: LicenseDir,
-        key: VendorKey,
+        key: KeyPair,
         trusted: TrustedKeys,
         server_id: ServerId,
     }
 
     fn fixture() -> Fixture {
         let tmp = tempfile::tempdir().unwrap();
-        let key = VendorKey::generate().unwrap();
+        let key = KeyPair::generate().unwrap();
         let mut trusted = TrustedKeys::default();
         trusted.add(key.public_key());
         Fixture {

@@ -7,7 +7,7 @@ use clap::Parser;
 use server::{
     cli::{
         CartridgeCommand, Cli, ClientCommand, Command, LedgerCommand, LicenseCommand, LogFormat,
-        ServeArgs, VendorCommand,
+        ServeArgs, UserCommand, VendorCommand,
     },
     commands,
     data_dir::DataDir,
@@ -31,6 +31,7 @@ async fn main() -> ExitCode {
             };
         }
         Command::Bench(args) => commands::bench::run(args, &mut io::stdout()).await,
+        Command::User(command) => user(command).await,
         Command::Serve(args) => run_server(args).await,
         Command::ServerId(args) => print_server_id(&args.data_dir).await,
         Command::Vendor(command) => vendor(command),
@@ -67,6 +68,7 @@ fn fail(log_format: LogFormat, error: &anyhow::Error) -> ExitCode {
 async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
     let api_port = args.api_port().map_err(anyhow::Error::msg)?;
     let engine = args.engine().map_err(anyhow::Error::msg)?;
+    let stop = shutdown_signal()?;
     let running = serve::start(ServeConfig {
         bind: args.bind,
         port: args.port,
@@ -75,6 +77,7 @@ async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
         serial_number: args.serial_number,
         vendor_public_keys: args.trust.vendor_public_keys,
         engine,
+        admin_idle_timeout: std::time::Duration::from_secs(args.session_idle_timeout),
     })
     .await?;
     tracing::info!(
@@ -86,36 +89,36 @@ async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
         "license server ready; status page at {}",
         running.status_page_url()
     );
-    running.run_until(shutdown_signal()).await?;
+    running.run_until(stop).await?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Ctrl-C, or SIGTERM from a service manager or `docker stop`.
-async fn shutdown_signal() {
-    let interrupt = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::warn!("cannot listen for Ctrl-C: {e}");
-            std::future::pending::<()>().await;
-        }
-    };
+/// Ctrl-C, or SIGTERM from a service manager or `docker stop`. The handlers are registered when
+/// this is called, not when the future is first polled: a signal that arrives right after the
+/// "ready" line must stop the server gracefully, not kill it.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                term.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => tracing::info!("interrupted"),
+                _ = terminate.recv() => tracing::info!("terminated"),
             }
-            Err(e) => {
-                tracing::warn!("cannot listen for SIGTERM: {e}");
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                tracing::info!("interrupted");
+            } else {
                 std::future::pending::<()>().await;
             }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => tracing::info!("interrupted"),
-        () = terminate => tracing::info!("terminated"),
+        })
     }
 }
 
@@ -152,5 +155,26 @@ async fn license(command: LicenseCommand) -> anyhow::Result<()> {
             data_dir,
         } => commands::license::list(json, &trust, &data_dir, out).await,
         LicenseCommand::Verify(args) => commands::license::verify(&args, out).await,
+    }
+}
+
+async fn user(command: UserCommand) -> anyhow::Result<()> {
+    let out = &mut io::stdout();
+    match command {
+        UserCommand::Add {
+            principal,
+            role,
+            scope,
+            data_dir,
+        } => commands::user::add(&principal, role, scope.as_deref(), &data_dir, out).await,
+        UserCommand::Passwd {
+            principal,
+            data_dir,
+        } => commands::user::passwd(&principal, &data_dir, out).await,
+        UserCommand::Remove {
+            principal,
+            data_dir,
+        } => commands::user::remove(&principal, &data_dir, out).await,
+        UserCommand::List(data_dir) => commands::user::list(&data_dir, out).await,
     }
 }

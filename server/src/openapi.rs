@@ -28,7 +28,7 @@ use utoipa::OpenApi;
 )]
 pub struct LicensePortDoc;
 
-/// The API port (default 1401): status data. The admin API will join it.
+/// The API port (default 1401): status data; [`api_port_doc`] adds the admin API.
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(
@@ -41,12 +41,63 @@ pub struct LicensePortDoc;
 )]
 pub struct ApiPortDoc;
 
+/// Everything: the admin API and the status endpoints (API port), and the license protocol
+/// (license port), in one document for tools that want a single file.
+/// The admin API's paths; merged into the documents above.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "license-server",
+        description = "The admin API and status endpoints (API port, default 1401) and the license \
+            protocol (license port, default 1400; its paths start with /v1/). Every error has the \
+            body {\"error\": {\"code\", \"message\"}}. Admin calls carry the session token of \
+            POST /server/auth in X-Ak-Session-Id."
+    ),
+    paths(
+        crate::admin::login,
+        crate::admin::logout,
+        crate::admin::active_license,
+        crate::admin::all_licenses,
+        crate::admin::install_license,
+        crate::admin::activation_request,
+        crate::admin::licensed_users,
+        crate::admin::clear_licensed_users,
+        crate::admin::clear_licensed_user,
+        crate::admin::release_session,
+    ),
+    tags((name = "auth"), (name = "licenses"), (name = "licensed users"), (name = "sessions"), (name = "status"))
+)]
+struct AdminDoc;
+
+pub fn license_port_doc() -> utoipa::openapi::OpenApi {
+    LicensePortDoc::openapi()
+}
+
+/// The API port's: status endpoints and the admin API.
+pub fn api_port_doc() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiPortDoc::openapi();
+    doc.merge(AdminDoc::openapi());
+    doc
+}
+
+/// The combined document of `/server/openapi.json`.
+pub fn combined_doc() -> utoipa::openapi::OpenApi {
+    let mut doc = AdminDoc::openapi();
+    doc.merge(ApiPortDoc::openapi());
+    doc.merge(LicensePortDoc::openapi());
+    doc
+}
+
+pub async fn combined() -> impl IntoResponse {
+    document(combined_doc())
+}
+
 pub async fn license_port() -> impl IntoResponse {
-    document(LicensePortDoc::openapi())
+    document(license_port_doc())
 }
 
 pub async fn api_port() -> impl IntoResponse {
-    document(ApiPortDoc::openapi())
+    document(api_port_doc())
 }
 
 fn document(doc: utoipa::openapi::OpenApi) -> impl IntoResponse {

@@ -21,17 +21,25 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     api,
+    atomic_file::{self, Mode},
+    auth::Auth,
     data_dir::DataDir,
     identity::{Identity, ServerId},
     inventory::Inventory,
+    keys::KeyPair,
+    keys::TrustedKeys,
     ledger::Writer,
     license_port,
     licenses::LicenseDir,
     sessions::{Engine, EngineConfig},
     state::AppState,
     store::Store,
-    vendor_key::TrustedKeys,
 };
+
+/// Where the first administrator's random password is written (mode 0600).
+pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
+/// This server's own Ed25519 key (mode 0600).
+pub const SERVER_KEY_FILE: &str = "server.key";
 
 /// How long requests in flight may take to finish once shutdown began.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -46,6 +54,8 @@ pub struct ServeConfig {
     /// Vendor public keys (PEM files) that license files must be signed with.
     pub vendor_public_keys: Vec<PathBuf>,
     pub engine: EngineConfig,
+    /// How long an admin session token lives without use.
+    pub admin_idle_timeout: Duration,
 }
 
 /// A started server. Dropping it does not stop it; call [`Running::stop`] or
@@ -111,7 +121,29 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         )
         .await?,
     );
-    let state = AppState::new(store.clone(), identity, inventory.clone(), engine.clone());
+    let auth = Auth::new(store.clone(), config.admin_idle_timeout);
+    if let Some(password) = auth.create_first_admin().await? {
+        let file = data_dir.path().join(INITIAL_PASSWORD_FILE);
+        atomic_file::replace(&file, format!("{password}\n").as_bytes(), Mode::Private)
+            .with_context(|| format!("cannot write {}", file.display()))?;
+        tracing::warn!(
+            principal = "admin",
+            password = %password,
+            file = %file.display(),
+            "no administrator existed: created `admin` with this password (also in {}); change it \
+             with `license-server user passwd --principal admin`",
+            file.display()
+        );
+    }
+    let server_key = KeyPair::load_or_create(&data_dir.path().join(SERVER_KEY_FILE))?;
+    let state = AppState::new(
+        store.clone(),
+        identity,
+        inventory.clone(),
+        engine.clone(),
+        auth,
+        server_key,
+    );
 
     let shutdown = CancellationToken::new();
     let mut watcher = JoinSet::new();

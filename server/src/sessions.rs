@@ -307,7 +307,10 @@ impl State {
                     }
                 }
             }
-            Event::LicenseInstalled { .. } | Event::CartridgeAssigned { .. } => {}
+            Event::LicenseInstalled { .. }
+            | Event::CartridgeAssigned { .. }
+            | Event::AdminUserChanged { .. }
+            | Event::LicensedUsersCleared { .. } => {}
         }
     }
 
@@ -1172,8 +1175,8 @@ mod tests {
     use super::*;
     use crate::{
         identity::ServerId,
+        keys::{KeyPair, TrustedKeys},
         licenses::LicenseDir,
-        vendor_key::{TrustedKeys, VendorKey},
     };
 
     const RUNCOUNT: u32 = 2;
@@ -1296,7 +1299,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("store.db")).await.unwrap();
         let server_id = store.server_id().await.unwrap();
-        let key = VendorKey::generate().unwrap();
+        let key = KeyPair::generate().unwrap();
         let mut trusted = TrustedKeys::default();
         trusted.add(key.public_key());
         let product = |product_id, runcount, credits, postpay| ProductRule {

@@ -2,7 +2,10 @@
 
 use std::{ops::Deref, sync::Arc};
 
-use crate::{identity::Identity, inventory::Inventory, sessions::Engine, store::Store};
+use crate::{
+    auth::Auth, identity::Identity, inventory::Inventory, keys::KeyPair, sessions::Engine,
+    store::Store,
+};
 
 /// Cheap to clone: one `Arc` for every request.
 #[derive(Debug, Clone)]
@@ -16,6 +19,10 @@ pub struct Inner {
     pub inventory: Arc<Inventory>,
     /// Sessions and grants.
     pub engine: Arc<Engine>,
+    /// Administrators and their tokens.
+    pub auth: Auth,
+    /// This server's own key: it signs the offline activation requests it creates.
+    pub server_key: KeyPair,
 }
 
 impl AppState {
@@ -24,12 +31,16 @@ impl AppState {
         identity: Identity,
         inventory: Arc<Inventory>,
         engine: Arc<Engine>,
+        auth: Auth,
+        server_key: KeyPair,
     ) -> Self {
         Self(Arc::new(Inner {
             store,
             identity,
             inventory,
             engine,
+            auth,
+            server_key,
         }))
     }
 }

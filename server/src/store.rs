@@ -227,6 +227,286 @@ impl Store {
         }
     }
 
+    /// The administrator `principal` of the realm `local`.
+    pub async fn admin_user(&self, principal: &str) -> Result<Option<AdminUserRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT principal, password_hash, role, scope FROM admin_users WHERE principal = ?1",
+        )
+        .bind(principal)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub async fn admin_users(&self) -> Result<Vec<AdminUserRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT principal, password_hash, role, scope FROM admin_users ORDER BY principal",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Adds an administrator; `Ok(false)` if the principal exists already.
+    pub async fn add_admin_user(
+        &self,
+        user: &AdminUserRow,
+        ledger: NewLedgerRow,
+    ) -> Result<bool, StoreError> {
+        self.write_tx(async |conn| {
+            let added = sqlx::query(
+                "INSERT INTO admin_users (principal, password_hash, role, scope, created)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (principal) DO NOTHING",
+            )
+            .bind(&user.principal)
+            .bind(&user.password_hash)
+            .bind(&user.role)
+            .bind(&user.scope)
+            .bind(now_rfc3339())
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+                == 1;
+            if added {
+                append_rows(conn, std::slice::from_ref(&ledger)).await?;
+            }
+            Ok(added)
+        })
+        .await
+    }
+
+    /// Adds the first administrator if there is none at all; `Ok(false)` if there is one.
+    pub async fn add_first_admin_user(
+        &self,
+        user: &AdminUserRow,
+        ledger: NewLedgerRow,
+    ) -> Result<bool, StoreError> {
+        self.write_tx(async |conn| {
+            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM admin_users")
+                .fetch_one(&mut *conn)
+                .await?;
+            if count > 0 {
+                return Ok(false);
+            }
+            sqlx::query(
+                "INSERT INTO admin_users (principal, password_hash, role, scope, created)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .bind(&user.principal)
+            .bind(&user.password_hash)
+            .bind(&user.role)
+            .bind(&user.scope)
+            .bind(now_rfc3339())
+            .execute(&mut *conn)
+            .await?;
+            append_rows(conn, std::slice::from_ref(&ledger)).await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Sets a new password hash; `Ok(false)` if there is no such administrator. Their tokens end:
+    /// a password change is how an administrator throws out whoever else was logged in.
+    pub async fn set_admin_password(
+        &self,
+        principal: &str,
+        password_hash: &str,
+        ledger: NewLedgerRow,
+    ) -> Result<bool, StoreError> {
+        self.write_tx(async |conn| {
+            let changed =
+                sqlx::query("UPDATE admin_users SET password_hash = ?2 WHERE principal = ?1")
+                    .bind(principal)
+                    .bind(password_hash)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected()
+                    == 1;
+            if changed {
+                sqlx::query("DELETE FROM admin_tokens WHERE principal = ?1 AND realm = 'local'")
+                    .bind(principal)
+                    .execute(&mut *conn)
+                    .await?;
+                append_rows(conn, std::slice::from_ref(&ledger)).await?;
+            }
+            Ok(changed)
+        })
+        .await
+    }
+
+    /// Removes an administrator and ends their tokens; `Ok(false)` if there was none.
+    pub async fn remove_admin_user(
+        &self,
+        principal: &str,
+        ledger: NewLedgerRow,
+    ) -> Result<bool, StoreError> {
+        self.write_tx(async |conn| {
+            let removed = sqlx::query("DELETE FROM admin_users WHERE principal = ?1")
+                .bind(principal)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+                == 1;
+            if removed {
+                sqlx::query("DELETE FROM admin_tokens WHERE principal = ?1 AND realm = 'local'")
+                    .bind(principal)
+                    .execute(&mut *conn)
+                    .await?;
+                append_rows(conn, std::slice::from_ref(&ledger)).await?;
+            }
+            Ok(removed)
+        })
+        .await
+    }
+
+    pub async fn insert_token(&self, token: &TokenRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO admin_tokens (token_hash, principal, realm, created, last_used)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .bind(&token.token_hash)
+        .bind(&token.principal)
+        .bind(&token.realm)
+        .bind(rfc3339(token.created))
+        .bind(rfc3339(token.last_used))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn token(&self, token_hash: &str) -> Result<Option<TokenRow>, StoreError> {
+        let row: Option<(String, String, String, String, String)> = sqlx::query_as(
+            "SELECT token_hash, principal, realm, created, last_used FROM admin_tokens
+             WHERE token_hash = ?1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(
+            row.and_then(|(token_hash, principal, realm, created, last_used)| {
+                Some(TokenRow {
+                    token_hash,
+                    principal,
+                    realm,
+                    created: OffsetDateTime::parse(&created, &Rfc3339).ok()?,
+                    last_used: OffsetDateTime::parse(&last_used, &Rfc3339).ok()?,
+                })
+            }),
+        )
+    }
+
+    pub async fn touch_token(
+        &self,
+        token_hash: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE admin_tokens SET last_used = ?2 WHERE token_hash = ?1")
+            .bind(token_hash)
+            .bind(rfc3339(at))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends a token; `Ok(false)` if it did not exist.
+    pub async fn delete_token(&self, token_hash: &str) -> Result<bool, StoreError> {
+        Ok(
+            sqlx::query("DELETE FROM admin_tokens WHERE token_hash = ?1")
+                .bind(token_hash)
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+                == 1,
+        )
+    }
+
+    /// Records that `(realm, principal)` authenticated at `at`. A new licensed user is admitted
+    /// only while there are fewer than `limit`; the check and the insert are one transaction, so
+    /// two logins at once cannot both take the last place.
+    pub async fn admit_licensed_user(
+        &self,
+        realm: &str,
+        principal: &str,
+        at: OffsetDateTime,
+        limit: Option<u32>,
+    ) -> Result<Admission, StoreError> {
+        self.write_tx(async |conn| {
+            let known = sqlx::query(
+                "UPDATE licensed_users SET last_access = ?3 WHERE realm = ?1 AND principal = ?2",
+            )
+            .bind(realm)
+            .bind(principal)
+            .bind(rfc3339(at))
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+                == 1;
+            if known {
+                return Ok(Admission::Known);
+            }
+            if let Some(limit) = limit {
+                let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM licensed_users")
+                    .fetch_one(&mut *conn)
+                    .await?;
+                if count >= i64::from(limit) {
+                    return Ok(Admission::Refused { limit });
+                }
+            }
+            sqlx::query(
+                "INSERT INTO licensed_users (realm, principal, last_access) VALUES (?1, ?2, ?3)",
+            )
+            .bind(realm)
+            .bind(principal)
+            .bind(rfc3339(at))
+            .execute(&mut *conn)
+            .await?;
+            Ok(Admission::Added)
+        })
+        .await
+    }
+
+    /// Every licensed user, most recent access first.
+    pub async fn licensed_users(&self) -> Result<Vec<LicensedUserRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT realm, principal, last_access FROM licensed_users
+             ORDER BY last_access DESC, realm, principal",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Clears licensed users: all of them (`who` = None) or one. Returns how many were removed
+    /// and how many remain.
+    pub async fn clear_licensed_users(
+        &self,
+        who: Option<(&str, &str)>,
+        ledger: NewLedgerRow,
+    ) -> Result<(u64, u64), StoreError> {
+        self.write_tx(async |conn| {
+            let removed = match who {
+                Some((realm, principal)) => {
+                    sqlx::query("DELETE FROM licensed_users WHERE realm = ?1 AND principal = ?2")
+                        .bind(realm)
+                        .bind(principal)
+                        .execute(&mut *conn)
+                        .await?
+                }
+                None => {
+                    sqlx::query("DELETE FROM licensed_users")
+                        .execute(&mut *conn)
+                        .await?
+                }
+            }
+            .rows_affected();
+            if removed > 0 {
+                append_rows(conn, std::slice::from_ref(&ledger)).await?;
+            }
+            let remaining: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM licensed_users")
+                .fetch_one(&mut *conn)
+                .await?;
+            Ok((removed, u64::try_from(remaining).unwrap_or(0)))
+        })
+        .await
+    }
+
     /// A dedicated connection for the ledger writer. It never checkpoints the WAL itself: a
     /// checkpoint copies pages into the database file and fsyncs it, and doing that inside a
     /// group commit would make every request of that batch wait. [`Store::checkpoint`] does it
@@ -407,6 +687,46 @@ pub struct LedgerRow {
     pub body: String,
     pub prev_hash: String,
     pub hash: String,
+}
+
+/// An administrator as stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AdminUserRow {
+    pub principal: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// `admin` or `viewer`.
+    pub role: String,
+    pub scope: Option<String>,
+}
+
+/// A logged-in session token, by its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    pub token_hash: String,
+    pub principal: String,
+    pub realm: String,
+    pub created: OffsetDateTime,
+    pub last_used: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct LicensedUserRow {
+    pub realm: String,
+    pub principal: String,
+    pub last_access: String,
+}
+
+/// What [`Store::admit_licensed_user`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Known already; its last access is updated.
+    Known,
+    Added,
+    /// New, and the license's user limit is reached.
+    Refused {
+        limit: u32,
+    },
 }
 
 /// A row of `license_installs`.

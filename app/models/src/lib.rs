@@ -7,11 +7,16 @@
 //! there. This crate therefore depends on nothing but `serde` and `time`, and compiles for
 //! `wasm32-unknown-unknown`.
 
+pub mod admin;
 pub mod error;
 pub mod license;
 pub mod protocol;
 pub mod status;
 
+pub use admin::{
+    AuthUser, LicenseAnswer, LicensedUser, LicensedUsers, LicensedUsersAnswer, LoginAnswer,
+    LoginRequest, ServerVersion, UserInfo,
+};
 pub use error::{ApiError, ErrorBody};
 pub use license::{License, ProductRule, Rules};
 pub use protocol::{

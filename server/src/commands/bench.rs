@@ -19,8 +19,7 @@ use models::{License, OpenSession, ProductRule, RequestLicense, Rules};
 use time::OffsetDateTime;
 
 use crate::{
-    cli::BenchArgs, client::LicenseClient, licenses::LicenseDir, store::Store,
-    vendor_key::VendorKey,
+    cli::BenchArgs, client::LicenseClient, keys::KeyPair, licenses::LicenseDir, store::Store,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,7 +277,7 @@ impl SpawnedServer {
             dir: dir.clone(),
             license_addr: String::new(),
         };
-        let key = VendorKey::generate()?;
+        let key = KeyPair::generate()?;
         let (_, public_key) = key.write_pair(&dir)?;
         let data_dir = dir.join("data");
         crate::data_dir::create_private_dir(&data_dir)?;

@@ -195,8 +195,12 @@ fn csv_rows(entry: &Entry, grants: &mut HashMap<u64, Vec<String>>) -> Vec<Vec<St
             }
         }
         Event::LicenseInstalled {
-            key, serial_number, ..
+            key,
+            serial_number,
+            by,
+            ..
         } => {
+            row.insert("by", opt(by));
             row.insert("license_key", key.clone());
             row.insert("serial_number", serial_number.to_string());
         }
@@ -206,6 +210,27 @@ fn csv_rows(entry: &Entry, grants: &mut HashMap<u64, Vec<String>>) -> Vec<Vec<St
         } => {
             row.insert("serial_number", serial_number.to_string());
             row.insert("pool", opt(pool));
+        }
+        Event::AdminUserChanged {
+            principal,
+            change,
+            role: _,
+            by,
+        } => {
+            row.insert("principal", principal.clone());
+            row.insert("status", change.clone());
+            row.insert("by", by.clone());
+        }
+        Event::LicensedUsersCleared {
+            realm,
+            principal,
+            removed,
+            by,
+        } => {
+            row.insert("realm", opt(realm));
+            row.insert("principal", opt(principal));
+            row.insert("status", format!("{removed} removed"));
+            row.insert("by", by.clone());
         }
     }
     std::iter::once(row)

@@ -12,10 +12,10 @@ use crate::{
     cli::{DataDirArg, LicenseFileArgs, TrustArgs},
     data_dir::DataDir,
     identity::ServerId,
+    keys::TrustedKeys,
     license_file::{self, rfc3339},
     licenses::{InstallError, Installation, LicenseDir, Scan},
     store::Store,
-    vendor_key::TrustedKeys,
 };
 
 /// What every license command works on.
@@ -69,6 +69,7 @@ pub async fn install(args: &LicenseFileArgs, out: &mut dyn Write) -> anyhow::Res
             &cx.server_id,
             &cx.store,
             OffsetDateTime::now_utc(),
+            None,
         )
         .await;
     cx.store.close().await;

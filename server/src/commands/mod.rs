@@ -7,6 +7,7 @@ pub mod cartridge;
 pub mod client;
 pub mod ledger;
 pub mod license;
+pub mod user;
 pub mod vendor;
 
 use std::{

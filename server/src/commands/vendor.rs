@@ -10,14 +10,14 @@ use crate::{
     atomic_file::{self, Mode},
     cli::IssueArgs,
     identity::ServerId,
+    keys::KeyPair,
     license_file,
-    vendor_key::VendorKey,
 };
 
 pub fn keygen(out_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Result<()> {
     crate::data_dir::create_private_dir(out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
-    let key = VendorKey::generate()?;
+    let key = KeyPair::generate()?;
     let (private_path, public_path) = key.write_pair(out_dir)?;
     writeln!(
         out,
@@ -31,7 +31,7 @@ pub fn keygen(out_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Result<
 
 /// Signs a license as the arguments describe and writes the file to `--out` or `out`.
 pub fn issue(args: &IssueArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    let key = VendorKey::load(&args.key)?;
+    let key = KeyPair::load(&args.key)?;
     let license = license_from(args, OffsetDateTime::now_utc())?;
     let text = license_file::sign(&license, &key)?;
     match &args.out {

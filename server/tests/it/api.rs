@@ -224,22 +224,39 @@ async fn the_status_page_and_its_assets_are_served() {
 /// reaches a handler.
 #[tokio::test]
 async fn the_openapi_documents_are_current_served_and_routed() {
-    use utoipa::OpenApi;
     let app = support::app().await;
     let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 40000));
     let ports = [
         (
             "license-port",
-            server::openapi::LicensePortDoc::openapi(),
+            server::openapi::license_port_doc(),
             server::license_port::router(app.state.clone())
                 .layer(axum::extract::connect_info::MockConnectInfo(peer)),
         ),
         (
             "api-port",
-            server::openapi::ApiPortDoc::openapi(),
+            server::openapi::api_port_doc(),
             server::api::router(app.state.clone()),
         ),
     ];
+    // The combined document of /server/openapi.json holds both; its license protocol paths are
+    // routed on the other port, checked above.
+    let combined = server::openapi::combined_doc();
+    let combined_text = serde_json::to_string_pretty(&combined).unwrap() + "\n";
+    let combined_file =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi/server.json");
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(&combined_file, &combined_text).unwrap();
+    }
+    assert!(
+        std::fs::read_to_string(&combined_file).unwrap_or_default() == combined_text,
+        "{} is out of date: run `UPDATE_OPENAPI=1 cargo test -p server --test it openapi`",
+        combined_file.display()
+    );
+    let api_router = server::api::router(app.state.clone());
+    let served = get(&api_router, "/server/openapi.json").await;
+    assert_eq!(served.json(), serde_json::to_value(&combined).unwrap());
+    assert_eq!(served.header("cache-control"), "no-store");
     for (name, doc, router) in ports {
         let text = serde_json::to_string_pretty(&doc).unwrap() + "\n";
         let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -69,8 +69,9 @@ async fn verify_and_export_read_the_chain_and_a_tampered_ledger_stops_the_server
     let verified = run(&["ledger", "verify", "--data-dir", customer.data_dir()]).await;
     assert!(verified.status.success(), "{}", stderr(&verified));
     let text = String::from_utf8(verified.stdout).unwrap();
-    // license_installed, session_opened, 2 × license_granted, session_closed
-    assert!(text.contains("5 entries, chain intact"), "{text}");
+    // license_installed, admin_user_changed (the first admin, at start), session_opened,
+    // 2 × license_granted, session_closed
+    assert!(text.contains("6 entries, chain intact"), "{text}");
 
     let export = run(&["ledger", "export", "--data-dir", customer.data_dir()]).await;
     assert!(export.status.success(), "{}", stderr(&export));
@@ -88,6 +89,7 @@ async fn verify_and_export_read_the_chain_and_a_tampered_ledger_stops_the_server
         kinds,
         [
             "license_installed",
+            "admin_user_changed",
             "session_opened",
             "license_granted",
             "license_granted",
@@ -103,16 +105,16 @@ async fn verify_and_export_read_the_chain_and_a_tampered_ledger_stops_the_server
         .unwrap();
     assert!(credit_release.contains(",credits,"), "{credit_release}");
     let events = exported_events(customer.data_dir()).await;
-    assert_eq!(events[1]["event"]["host"], "render-7");
-    assert_eq!(events[1]["event"]["message"], "nightly, \"big\" job");
+    assert_eq!(events[2]["event"]["host"], "render-7");
+    assert_eq!(events[2]["event"]["message"], "nightly, \"big\" job");
 
-    // Someone edits entry 2 in the database file, carefully keeping the JSON valid.
+    // Someone edits entry 3 in the database file, carefully keeping the JSON valid.
     let db = std::path::Path::new(customer.data_dir()).join("license-server.db");
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
         .await
         .unwrap();
     let changed =
-        sqlx::query("UPDATE ledger SET body = replace(body, 'render-7', 'render-8') WHERE seq = 2")
+        sqlx::query("UPDATE ledger SET body = replace(body, 'render-7', 'render-8') WHERE seq = 3")
             .execute(&pool)
             .await
             .unwrap();
@@ -131,12 +133,12 @@ async fn verify_and_export_read_the_chain_and_a_tampered_ledger_stops_the_server
     .await;
     assert!(!refused.status.success());
     let message = stderr(&refused);
-    assert!(message.contains("ledger entry 2 is not valid"), "{message}");
+    assert!(message.contains("ledger entry 3 is not valid"), "{message}");
     assert!(message.contains("edited"), "{message}");
     let verify = run(&["ledger", "verify", "--data-dir", customer.data_dir()]).await;
     assert_eq!(verify.status.code(), Some(1));
     assert!(
-        stderr(&verify).contains("ledger entry 2 is not valid"),
+        stderr(&verify).contains("ledger entry 3 is not valid"),
         "{}",
         stderr(&verify)
     );
@@ -145,18 +147,18 @@ async fn verify_and_export_read_the_chain_and_a_tampered_ledger_stops_the_server
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
         .await
         .unwrap();
-    sqlx::query("UPDATE ledger SET body = replace(body, 'render-8', 'render-7') WHERE seq = 2")
+    sqlx::query("UPDATE ledger SET body = replace(body, 'render-8', 'render-7') WHERE seq = 3")
         .execute(&pool)
         .await
         .unwrap();
-    sqlx::query("DELETE FROM ledger WHERE seq = 3")
+    sqlx::query("DELETE FROM ledger WHERE seq = 4")
         .execute(&pool)
         .await
         .unwrap();
     pool.close().await;
     let verify = run(&["ledger", "verify", "--data-dir", customer.data_dir()]).await;
     assert!(
-        stderr(&verify).contains("ledger entry 3 is not valid: missing"),
+        stderr(&verify).contains("ledger entry 4 is not valid: missing"),
         "{}",
         stderr(&verify)
     );

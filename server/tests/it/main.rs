@@ -1,5 +1,6 @@
 //! The server's integration tests: one binary (link once, run everything).
 //!
+//! - `admin`: the licensing admin API over TCP;
 //! - `api`: the API router called with `oneshot`, no network;
 //! - `serve`: the whole server started in-process on port 0;
 //! - `binary`: the real `license-server` executable, for what only a process shows (exit codes,
@@ -11,6 +12,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod admin;
 mod api;
 mod binary;
 mod client;

@@ -14,12 +14,12 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use server::{
     cli::parse_product_spec,
+    keys::KeyPair,
     ledger::Event,
     licenses::LicenseDir,
     serve::{self, Running, ServeConfig},
     sessions::EngineConfig,
     store::Store,
-    vendor_key::VendorKey,
 };
 use tempfile::TempDir;
 use time::OffsetDateTime;
@@ -31,6 +31,10 @@ pub struct Lab {
     pub running: Option<Running>,
     pub http: reqwest::Client,
     config: EngineConfig,
+    /// Idle timeout of admin tokens, from the next (re)start on.
+    pub admin_idle: Duration,
+    /// The vendor key that signed the licenses: tests sign more with it.
+    pub key: KeyPair,
 }
 
 /// One license: serial, pool (None = default), product specs `ID:MAJOR:NAME:RUNCOUNT:CREDITS[:postpay]`.
@@ -38,9 +42,18 @@ pub struct Lic<'a>(pub u64, pub Option<&'a str>, pub &'a [&'a str]);
 
 impl Lab {
     pub async fn start(licenses: &[Lic<'_>], config: EngineConfig) -> Self {
+        Self::start_full(licenses, config, None).await
+    }
+
+    /// With a licensed-user limit on every license.
+    pub async fn start_full(
+        licenses: &[Lic<'_>],
+        config: EngineConfig,
+        max_users: Option<u32>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let key_dir = tempfile::tempdir().unwrap();
-        let key = VendorKey::generate().unwrap();
+        let key = KeyPair::generate().unwrap();
         key.write_pair(key_dir.path()).unwrap();
 
         let store = Store::open(&dir.path().join("license-server.db"))
@@ -55,7 +68,7 @@ impl Lab {
                     serial_number: *serial,
                     issued: OffsetDateTime::now_utc() - time::Duration::hours(1),
                     expires: None,
-                    max_users: None,
+                    max_users,
                     products: specs
                         .iter()
                         .map(|s| parse_product_spec(s).unwrap())
@@ -84,6 +97,8 @@ impl Lab {
             running: None,
             http: reqwest::Client::new(),
             config,
+            admin_idle: Duration::from_secs(1800),
+            key,
         };
         lab.restart().await;
         lab
@@ -102,17 +117,18 @@ impl Lab {
             serial_number: String::new(),
             vendor_public_keys: vec![self.key_dir.path().join("vendor.pub")],
             engine: self.config.clone(),
+            admin_idle_timeout: self.admin_idle,
         })
         .await
         .unwrap();
         self.running = Some(running);
     }
 
-    fn running(&self) -> &Running {
+    pub fn running(&self) -> &Running {
         self.running.as_ref().unwrap()
     }
 
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.running().license_addr)
     }
 

@@ -13,6 +13,7 @@ async fn start(data_dir: &Path) -> Running {
         serial_number: "42".into(),
         vendor_public_keys: Vec::new(),
         engine: Default::default(),
+        admin_idle_timeout: std::time::Duration::from_secs(1800),
     })
     .await
     .unwrap()
@@ -96,6 +97,7 @@ async fn a_data_dir_in_use_by_a_running_server_is_refused() {
         serial_number: String::new(),
         vendor_public_keys: Vec::new(),
         engine: Default::default(),
+        admin_idle_timeout: std::time::Duration::from_secs(1800),
     })
     .await
     .unwrap_err();

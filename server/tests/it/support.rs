@@ -9,14 +9,16 @@ use axum::{
 };
 use http_body_util::BodyExt;
 use server::{
+    auth::Auth,
     identity::Identity,
     inventory::Inventory,
+    keys::KeyPair,
+    keys::TrustedKeys,
     ledger::Writer,
     licenses::LicenseDir,
     sessions::{Engine, EngineConfig},
     state::AppState,
     store::Store,
-    vendor_key::TrustedKeys,
 };
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
@@ -60,7 +62,14 @@ pub async fn app() -> TestApp {
         LICENSE_PORT,
     );
     TestApp {
-        state: AppState::new(store, identity, inventory, Arc::new(engine)),
+        state: AppState::new(
+            store.clone(),
+            identity,
+            inventory,
+            Arc::new(engine),
+            Auth::new(store, std::time::Duration::from_secs(1800)),
+            KeyPair::generate().unwrap(),
+        ),
         _dir: dir,
     }
 }

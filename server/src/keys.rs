@@ -1,5 +1,5 @@
-//! Vendor keys: the Ed25519 keypair a vendor signs license files with, and the public keys a
-//! license server trusts.
+//! Ed25519 keys: the keypair a vendor signs license files with, the public keys a license server
+//! trusts, and a server's own keypair (it signs the offline activation requests it creates).
 //!
 //! Keys are stored as standard PEM (PKCS#8 for the private key, SubjectPublicKeyInfo for the
 //! public one), so `openssl pkey` can inspect them and a vendor can keep the private key in
@@ -66,13 +66,13 @@ impl fmt::Display for KeyId {
     }
 }
 
-/// The vendor's private key.
+/// A private key: the vendor's, or a license server's own.
 #[derive(Debug)]
-pub struct VendorKey {
+pub struct KeyPair {
     signing: SigningKey,
 }
 
-impl VendorKey {
+impl KeyPair {
     /// A new key from the operating system's CSPRNG.
     pub fn generate() -> Result<Self, KeyError> {
         let mut seed = [0u8; 32];
@@ -104,6 +104,39 @@ impl VendorKey {
         self.signing.sign(message)
     }
 
+    /// The private key at `path` (PKCS#8 PEM, mode 0600), created if it does not exist yet.
+    pub fn load_or_create(path: &Path) -> Result<Self, KeyError> {
+        if path.exists() {
+            return Self::load(path);
+        }
+        let key = Self::generate()?;
+        match atomic_file::create_new(path, key.private_pem(path)?.as_bytes(), Mode::Private) {
+            Ok(()) => Ok(key),
+            // Another process created it first: use theirs.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Self::load(path),
+            Err(source) => Err(KeyError::Write {
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    fn private_pem(&self, path: &Path) -> Result<String, KeyError> {
+        // PKCS#8 v1 (the seed only): OpenSSL 3.0 cannot read the v2 form that also embeds the
+        // public key, and the public key follows from the seed anyway.
+        let seed_only = KeypairBytes {
+            secret_key: self.signing.to_bytes(),
+            public_key: None,
+        };
+        seed_only
+            .to_pkcs8_pem(LineEnding::LF)
+            .map(|pem| pem.to_string())
+            .map_err(|e| KeyError::Write {
+                path: path.to_owned(),
+                source: io::Error::other(e.to_string()),
+            })
+    }
+
     /// Writes `DIR/vendor.key` (0600) and `DIR/vendor.pub`; refuses if either exists, and leaves
     /// neither behind if the second cannot be written.
     pub fn write_pair(&self, dir: &Path) -> Result<(PathBuf, PathBuf), KeyError> {
@@ -114,18 +147,7 @@ impl VendorKey {
                 return Err(KeyError::Exists { path: path.clone() });
             }
         }
-        // PKCS#8 v1 (the seed only): OpenSSL 3.0 cannot read the v2 form that also embeds the
-        // public key, and the public key follows from the seed anyway.
-        let seed_only = KeypairBytes {
-            secret_key: self.signing.to_bytes(),
-            public_key: None,
-        };
-        let private_pem = seed_only
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|e| KeyError::Write {
-                path: private_path.clone(),
-                source: io::Error::other(e.to_string()),
-            })?;
+        let private_pem = self.private_pem(&private_path)?;
         let public_pem = public_key_pem(&self.public_key());
         let write = |path: &Path, bytes: &[u8], mode| {
             atomic_file::create_new(path, bytes, mode).map_err(|source| {
@@ -220,10 +242,10 @@ mod tests {
     #[test]
     fn a_written_pair_loads_back_and_verifies_its_own_signatures() {
         let dir = tempfile::tempdir().unwrap();
-        let key = VendorKey::generate().unwrap();
+        let key = KeyPair::generate().unwrap();
         let (private_path, public_path) = key.write_pair(dir.path()).unwrap();
 
-        let loaded = VendorKey::load(&private_path).unwrap();
+        let loaded = KeyPair::load(&private_path).unwrap();
         assert_eq!(loaded.key_id(), key.key_id());
         let trusted = TrustedKeys::load(&[public_path]).unwrap();
         let signature = loaded.sign(b"message");
@@ -246,10 +268,7 @@ mod tests {
     #[test]
     fn the_private_key_is_pkcs8_v1_which_openssl_3_0_reads() {
         let dir = tempfile::tempdir().unwrap();
-        let (private_path, _) = VendorKey::generate()
-            .unwrap()
-            .write_pair(dir.path())
-            .unwrap();
+        let (private_path, _) = KeyPair::generate().unwrap().write_pair(dir.path()).unwrap();
         let pem = fs::read_to_string(private_path).unwrap();
         assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"), "{pem}");
         let decoded = KeypairBytes::from_pkcs8_pem(&pem).unwrap();
@@ -262,12 +281,9 @@ mod tests {
     #[test]
     fn keygen_refuses_to_overwrite_and_leaves_the_old_pair_alone() {
         let dir = tempfile::tempdir().unwrap();
-        VendorKey::generate()
-            .unwrap()
-            .write_pair(dir.path())
-            .unwrap();
+        KeyPair::generate().unwrap().write_pair(dir.path()).unwrap();
         let before = fs::read(dir.path().join(PRIVATE_KEY_FILE)).unwrap();
-        let err = VendorKey::generate()
+        let err = KeyPair::generate()
             .unwrap()
             .write_pair(dir.path())
             .unwrap_err();
@@ -279,10 +295,7 @@ mod tests {
     #[test]
     fn the_private_key_given_as_public_key_is_explained() {
         let dir = tempfile::tempdir().unwrap();
-        let (private_path, _) = VendorKey::generate()
-            .unwrap()
-            .write_pair(dir.path())
-            .unwrap();
+        let (private_path, _) = KeyPair::generate().unwrap().write_pair(dir.path()).unwrap();
         let err = TrustedKeys::load(&[private_path]).unwrap_err();
         assert!(err.to_string().contains("give the .pub file"), "{err}");
         let err = TrustedKeys::load(&[dir.path().join("missing.pub")]).unwrap_err();

@@ -1,0 +1,98 @@
+//! The licensing admin API (`shared/spec/licensing-api.md`): login, the license representation
+//! wrappers, licensed users. Field names are the spec's, camelCase where it says so.
+
+use serde::{Deserialize, Serialize};
+
+use crate::License;
+
+/// `POST /server/auth`. `principal` and `secret` may be any JSON value (a string, or an object
+/// such as `{"name", "domain"}` for other realms); the realm `local` takes strings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LoginRequest {
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub principal: serde_json::Value,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub secret: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realm: Option<String>,
+}
+
+/// Answer of a successful login.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LoginAnswer {
+    /// The session token (a UUID) for `X-Ak-Session-Id`.
+    pub token: String,
+    /// Idle timeout of the token in milliseconds, refreshed by every request that uses it.
+    pub timeout: u64,
+    pub user: AuthUser,
+    pub properties: serde_json::Map<String, serde_json::Value>,
+    /// `{scope}.VIEW_LICENSE`, `{scope}.EDIT_LICENSE`.
+    pub permissions: Vec<String>,
+    pub status: ServerVersion,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuthUser {
+    pub id: String,
+    pub realm: String,
+    pub info: UserInfo,
+}
+
+/// Present only when the account has them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UserInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firstname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lastname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fullname: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ServerVersion {
+    #[serde(rename = "server-version")]
+    pub server_version: String,
+}
+
+/// `{"license": {...}}`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LicenseAnswer {
+    pub license: License,
+}
+
+/// `{"license": {"numAuthenticatedUsers", "authenticatedUsers"?}}`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LicensedUsersAnswer {
+    pub license: LicensedUsers,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LicensedUsers {
+    #[serde(rename = "numAuthenticatedUsers")]
+    pub num_authenticated_users: u64,
+    #[serde(
+        rename = "authenticatedUsers",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub authenticated_users: Option<Vec<LicensedUser>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LicensedUser {
+    pub principal: String,
+    pub realm: String,
+    /// RFC 3339 with milliseconds, e.g. `2013-03-12T20:04:30.001Z`.
+    #[serde(rename = "lastAccessDate")]
+    pub last_access_date: String,
+}
