@@ -3,9 +3,10 @@
 # already there, so the second run is quick.
 #
 #   make run     build, then start the server on ports 1400/1401 with ./data
-#   make test    everything CI checks: format, lints, unit + integration tests, Playwright
+#   make test    everything CI checks: format, lints, unit + integration tests, Playwright, Schemathesis
 #   make build   the UI (trunk) and the release server binary that embeds it
 #   make lint    format check, clippy (native and wasm32), TypeScript check
+#   make api-fuzz  Schemathesis on the admin API of a release server
 #   make bench   license cycles per second and latency, next to a baseline, at concurrency 1, 16, 64
 
 SHELL := /bin/bash
@@ -27,6 +28,10 @@ CHROMIUM := /usr/bin/chromium
 SERVER_BIN := target/release/license-server
 UI_INDEX := app/dist/index.html
 
+VENV := .venv
+ST := $(VENV)/bin/st
+SCHEMATHESIS_VERSION := 4.32.5
+
 APP_NPM := app/node_modules/.package-lock.json
 E2E_NPM := end2end/node_modules/.package-lock.json
 
@@ -35,7 +40,7 @@ E2E_NPM := end2end/node_modules/.package-lock.json
 UI_SOURCES := $(shell find app/src app/models/src style public -type f 2>/dev/null) \
 	app/index.html app/Trunk.toml app/Cargo.toml app/models/Cargo.toml Cargo.toml Cargo.lock
 
-.PHONY: help setup build run test lint e2e bench clean
+.PHONY: help setup build run test lint e2e api-fuzz bench clean
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -59,6 +64,14 @@ $(APP_NPM): app/package.json app/package-lock.json
 $(E2E_NPM): end2end/package.json end2end/package-lock.json
 	cd end2end && npm ci --no-audit --no-fund
 	@touch $@
+
+# Debian's own python3 needs python3-venv for this; other Pythons have it built in.
+$(ST):
+	@python3 -m venv $(VENV) 2>/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+		$$sudo apt-get update && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y python3-venv \
+		&& python3 -m venv $(VENV); }
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check schemathesis==$(SCHEMATHESIS_VERSION)
 
 $(CHROMIUM):
 	@if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
@@ -88,14 +101,21 @@ lint: setup $(E2E_NPM)
 	cd end2end && npx tsc --noEmit
 
 # Built first, so that the integration tests see the embedded UI as users get it.
-test: lint build $(CHROMIUM) $(E2E_NPM)
+test: lint build $(CHROMIUM) $(E2E_NPM) $(ST)
 	cargo test --locked --workspace
 	$(MAKE) e2e
+	$(MAKE) api-fuzz
 
 # Playwright against the release binary; each test starts its own server on free ports.
 e2e: $(CHROMIUM) $(E2E_NPM)
 	test -x $(SERVER_BIN) || { echo "no $(SERVER_BIN): run 'make build'" >&2; exit 1; }
 	cd end2end && npx playwright test
+
+# Schemathesis fuzzes every admin and status operation of /server/openapi.json with an admin
+# token: no 5xx, no answer that contradicts the schema.
+api-fuzz: $(ST)
+	test -x $(SERVER_BIN) || { echo "no $(SERVER_BIN): run 'make build'" >&2; exit 1; }
+	ST=$(ST) end2end/schemathesis.sh
 
 # A release server of its own on a temporary data directory with a large license; see the README.
 bench: build
@@ -103,4 +123,4 @@ bench: build
 
 clean:
 	cargo clean
-	rm -rf app/dist app/node_modules end2end/node_modules end2end/test-results
+	rm -rf app/dist app/node_modules end2end/node_modules end2end/test-results $(VENV)
