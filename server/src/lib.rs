@@ -30,6 +30,7 @@ pub mod openapi;
 pub mod pool;
 pub mod serve;
 pub mod sessions;
+pub mod signals;
 pub mod state;
 pub mod status;
 pub mod store;

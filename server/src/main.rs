@@ -13,6 +13,7 @@ use server::{
     data_dir::DataDir,
     logging,
     serve::{self, ServeConfig},
+    signals,
     store::Store,
 };
 
@@ -68,7 +69,7 @@ fn fail(log_format: LogFormat, error: &anyhow::Error) -> ExitCode {
 async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
     let api_port = args.api_port().map_err(anyhow::Error::msg)?;
     let engine = args.engine().map_err(anyhow::Error::msg)?;
-    let stop = shutdown_signal()?;
+    let stop = signals::stop_requested()?;
     let running = serve::start(ServeConfig {
         bind: args.bind,
         port: args.port,
@@ -89,37 +90,14 @@ async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
         "license server ready; status page at {}",
         running.status_page_url()
     );
-    running.run_until(stop).await?;
+    running
+        .run_until(async {
+            let signal = stop.await;
+            tracing::info!("{signal}");
+        })
+        .await?;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Ctrl-C, or SIGTERM from a service manager or `docker stop`. The handlers are registered when
-/// this is called, not when the future is first polled: a signal that arrives right after the
-/// "ready" line must stop the server gracefully, not kill it.
-fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut interrupt = signal(SignalKind::interrupt())?;
-        let mut terminate = signal(SignalKind::terminate())?;
-        Ok(async move {
-            tokio::select! {
-                _ = interrupt.recv() => tracing::info!("interrupted"),
-                _ = terminate.recv() => tracing::info!("terminated"),
-            }
-        })
-    }
-    #[cfg(not(unix))]
-    {
-        Ok(async {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                tracing::info!("interrupted");
-            } else {
-                std::future::pending::<()>().await;
-            }
-        })
-    }
 }
 
 async fn print_server_id(data_dir: &std::path::Path) -> anyhow::Result<()> {

@@ -63,6 +63,7 @@ pub async fn run(args: ClientRunArgs) -> anyhow::Result<ExitCode> {
         "licensed"
     );
 
+    let stop = crate::signals::stop_requested()?;
     let mut child = match Command::new(&args.command[0])
         .args(&args.command[1..])
         .env("LICENSE_SERVER_SESSION_ID", session_id.to_string())
@@ -84,7 +85,7 @@ pub async fn run(args: ClientRunArgs) -> anyhow::Result<ExitCode> {
     };
     let code = tokio::select! {
         status = child.wait() => exit_code(status?),
-        signal = interrupted() => {
+        signal = stop => {
             eprintln!("license-server client: {signal}; stopping the command and releasing the license");
             let _ = child.start_kill();
             let _ = child.wait().await;
@@ -147,25 +148,4 @@ fn exit_code(status: std::process::ExitStatus) -> u8 {
         return u8::try_from(128 + signal).unwrap_or(1);
     }
     1
-}
-
-async fn interrupted() -> &'static str {
-    #[cfg(unix)]
-    {
-        let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        else {
-            let _ = tokio::signal::ctrl_c().await;
-            return "interrupted";
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => "interrupted",
-            _ = term.recv() => "terminated",
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "interrupted"
-    }
 }

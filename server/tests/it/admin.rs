@@ -99,6 +99,33 @@ impl Lab {
         store.close().await;
     }
 
+    /// A token of `principal` that was last used two hours ago (stored the way a login stores
+    /// it), so it is past the idle timeout.
+    async fn expired_token(&self, principal: &str) -> String {
+        use sha2::Digest;
+        let token = uuid::Uuid::from_bytes(rand_bytes()).to_string();
+        let hash: String = sha2::Sha256::digest(token.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let long_ago = OffsetDateTime::now_utc() - time::Duration::hours(2);
+        let store = Store::open(&self.dir.path().join("license-server.db"))
+            .await
+            .unwrap();
+        store
+            .insert_token(&server::store::TokenRow {
+                token_hash: hash,
+                principal: principal.into(),
+                realm: "local".into(),
+                created: long_ago,
+                last_used: long_ago,
+            })
+            .await
+            .unwrap();
+        store.close().await;
+        token
+    }
+
     async fn token_of(&self, principal: &str, password: &str) -> String {
         let (status, body) = self.login(principal, password).await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -137,6 +164,12 @@ impl Lab {
         let status = response.status();
         (status, response.json().await.unwrap())
     }
+}
+
+fn rand_bytes() -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).unwrap();
+    bytes
 }
 
 fn code(body: &Value) -> &str {
@@ -235,6 +268,13 @@ async fn every_endpoint_wants_a_token_and_edit_calls_want_edit_permission() {
             status,
             StatusCode::UNAUTHORIZED,
             "{method} {path} with a made-up token"
+        );
+        let expired = lab.expired_token("admin").await;
+        let (status, body, _) = lab.admin(method.clone(), path, Some(&expired), None).await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::UNAUTHORIZED, "SESSION_EXPIRED"),
+            "{method} {path}"
         );
         let (status, body, _) = lab.admin(method.clone(), path, Some(&viewer), None).await;
         if *edit {

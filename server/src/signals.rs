@@ -1,0 +1,29 @@
+//! Ctrl-C and SIGTERM, for the server and for `client run`.
+
+/// Resolves with "interrupted" (Ctrl-C, SIGINT) or "terminated" (SIGTERM, as service managers and
+/// `docker stop` send it). The handlers are registered when this is called, not when the future
+/// is first polled: a signal that arrives a moment after the caller announced itself (the
+/// server's "ready" line, the client's command starting) must be handled, not kill the process.
+pub fn stop_requested() -> std::io::Result<impl Future<Output = &'static str>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => "interrupted",
+                _ = terminate.recv() => "terminated",
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            match tokio::signal::ctrl_c().await {
+                Ok(()) => "interrupted",
+                Err(_) => std::future::pending().await,
+            }
+        })
+    }
+}
