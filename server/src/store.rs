@@ -428,6 +428,8 @@ impl Store {
         at: OffsetDateTime,
         limit: Option<u32>,
     ) -> Result<Admission, StoreError> {
+        // Milliseconds, as the admin API shows `lastAccessDate` (`2013-03-12T20:04:30.001Z`).
+        let at = at.replace_millisecond(at.millisecond()).unwrap_or(at);
         self.write_tx(async |conn| {
             let known = sqlx::query(
                 "UPDATE licensed_users SET last_access = ?3 WHERE realm = ?1 AND principal = ?2",
