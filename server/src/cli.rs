@@ -237,8 +237,12 @@ pub struct IssueArgs {
     #[arg(long, value_name = "FILE")]
     pub key: PathBuf,
     /// The server the license is for, as `license-server server-id` prints it.
-    #[arg(long)]
-    pub server_id: String,
+    #[arg(long, required_unless_present = "request", conflicts_with = "request")]
+    pub server_id: Option<String>,
+    /// An offline activation request from the server (`GET /server/manage/license/create`):
+    /// its signature is checked and the license is bound to the server it names.
+    #[arg(long, value_name = "FILE")]
+    pub request: Option<PathBuf>,
     #[arg(long, value_name = "N", requires = "product")]
     pub product_id: Option<u32>,
     /// Major version the license covers; 0 = any.

@@ -7,6 +7,7 @@ use models::{License, ProductRule, Rules};
 use time::OffsetDateTime;
 
 use crate::{
+    activation,
     atomic_file::{self, Mode},
     cli::IssueArgs,
     identity::ServerId,
@@ -52,14 +53,29 @@ pub fn issue(args: &IssueArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn license_from(args: &IssueArgs, now: OffsetDateTime) -> anyhow::Result<License> {
-    let server_id = ServerId::parse(args.server_id.trim().to_owned()).map_err(|_| {
+/// The server a license is for: `--server-id`, or the server that signed `--request`.
+fn target_server(args: &IssueArgs) -> anyhow::Result<ServerId> {
+    let (given, source) = match (&args.request, &args.server_id) {
+        (Some(file), _) => {
+            let bytes =
+                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            let (request, _) = activation::verify(&bytes)
+                .with_context(|| format!("{} is refused", file.display()))?;
+            (request.server_id, "the activation request's serverId")
+        }
+        (None, Some(id)) => (id.trim().to_owned(), "--server-id"),
+        (None, None) => bail!("give --server-id or --request"),
+    };
+    ServerId::parse(given.clone()).map_err(|_| {
         anyhow::anyhow!(
-            "--server-id {:?} is not a server id (uppercase hex, as `license-server server-id` \
-             prints it)",
-            args.server_id
+            "{source} {given:?} is not a server id (uppercase hex, as `license-server server-id` \
+             prints it)"
         )
-    })?;
+    })
+}
+
+fn license_from(args: &IssueArgs, now: OffsetDateTime) -> anyhow::Result<License> {
+    let server_id = target_server(args)?;
     let mut products = Vec::new();
     if let (Some(product_id), Some(product)) = (args.product_id, &args.product) {
         products.push(ProductRule {

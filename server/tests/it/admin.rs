@@ -823,3 +823,70 @@ async fn the_user_commands_add_change_and_remove_administrators_of_a_running_ser
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     lab.stop().await;
 }
+
+#[tokio::test]
+async fn the_offline_round_trip_request_issue_install_works_and_a_tampered_request_is_refused() {
+    let lab = Lab::start(&[], EngineConfig::default()).await;
+    let token = lab.admin_token().await;
+    let request = lab
+        .http
+        .get(lab.api("/server/manage/license/create"))
+        .header("X-Ak-Session-Id", &token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let carried = tempfile::tempdir().unwrap();
+    let request_file = carried.path().join("activation-request.json");
+    std::fs::write(&request_file, &request).unwrap();
+    let license_file = carried.path().join("offline.lic");
+    let key = lab.vendor_key_file();
+    let issue = async |request: &Path| {
+        let args = [
+            "vendor",
+            "issue",
+            "--key",
+            key.to_str().unwrap(),
+            "--request",
+            request.to_str().unwrap(),
+            "--product-spec",
+            "9:0:Offline Tool:2:0",
+            "--out",
+            license_file.to_str().unwrap(),
+        ];
+        crate::binary::run(&args).await
+    };
+    let out = issue(&request_file).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, body) = lab
+        .install(&token, std::fs::read(&license_file).unwrap())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["license"]["serverId"],
+        lab.running().server_id.as_str()
+    );
+    assert_eq!(lab.cartridge("", 9, 0).await["runcount"], 2);
+
+    let tampered = carried.path().join("tampered.json");
+    std::fs::write(
+        &tampered,
+        request.replace("\"serial_number\": \"\"", "\"serial_number\": \"1\""),
+    )
+    .unwrap();
+    assert_ne!(std::fs::read(&tampered).unwrap(), request.as_bytes());
+    let out = issue(&tampered).await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("signature is not valid"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    lab.stop().await;
+}

@@ -124,6 +124,11 @@ impl Lab {
         self.running = Some(running);
     }
 
+    /// The vendor's private key file (`vendor keygen` output).
+    pub fn vendor_key_file(&self) -> std::path::PathBuf {
+        self.key_dir.path().join("vendor.key")
+    }
+
     pub fn running(&self) -> &Running {
         self.running.as_ref().unwrap()
     }
