@@ -9,7 +9,7 @@ use axum::{
 };
 use tower_http::{set_header::SetResponseHeaderLayer, trace::TraceLayer};
 
-use crate::{admin, assets, error, openapi, state::AppState, status};
+use crate::{admin, assets, error, openapi, remote, state::AppState, status};
 
 pub const STATUS_PAGE: &str = "/status/index.html";
 
@@ -17,6 +17,7 @@ pub fn router(state: AppState) -> Router {
     let to_status_page = || async { Redirect::to(STATUS_PAGE) };
     // Answers of the admin API are about one administrator's session: never to be cached.
     let admin = admin::routes()
+        .merge(remote::routes())
         .route("/server/openapi.json", get(openapi::combined))
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,

@@ -158,7 +158,7 @@ pub fn hash_password(password: &str) -> anyhow::Result<String> {
         .to_string())
 }
 
-fn verify_password(hash: &str, password: &str) -> bool {
+pub fn verify_password(hash: &str, password: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|parsed| {
         Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
@@ -167,7 +167,7 @@ fn verify_password(hash: &str, password: &str) -> bool {
 }
 
 /// Verified against when the principal does not exist, so that takes as long as a wrong password.
-static DUMMY_HASH: LazyLock<String> =
+pub static DUMMY_HASH: LazyLock<String> =
     LazyLock::new(|| hash_password("not a password anyone has").unwrap_or_default());
 
 /// A new random password for the first administrator: 24 characters from 57, about 140 bits.
@@ -184,22 +184,32 @@ pub fn random_password() -> anyhow::Result<String> {
         .collect())
 }
 
-fn token_hash(token: &str) -> String {
+/// A session token: a version-4 UUID from the OS CSPRNG.
+pub fn new_token() -> anyhow::Result<String> {
+    let mut random = [0u8; 16];
+    getrandom::fill(&mut random)
+        .map_err(|e| anyhow::anyhow!("the OS random generator failed: {e}"))?;
+    Ok(uuid::Builder::from_random_bytes(random)
+        .into_uuid()
+        .to_string())
+}
+
+pub fn token_hash(token: &str) -> String {
     Sha256::digest(token.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
 }
 
-/// Sliding-window counts of failed logins.
+/// Sliding-window counts of failed logins (also used by the vendor service's login).
 #[derive(Debug, Default)]
-struct Failures {
+pub struct Failures {
     by_key: HashMap<String, VecDeque<Instant>>,
 }
 
 impl Failures {
     /// How long until `key` may try again, if it is locked out now.
-    fn locked(&mut self, key: &str, now: Instant) -> Option<Duration> {
+    pub fn locked(&mut self, key: &str, now: Instant) -> Option<Duration> {
         let times = self.by_key.get_mut(key)?;
         while times
             .front()
@@ -216,7 +226,7 @@ impl Failures {
         }
     }
 
-    fn record(&mut self, key: &str, now: Instant) {
+    pub fn record(&mut self, key: &str, now: Instant) {
         self.by_key
             .entry(key.to_owned())
             .or_default()
@@ -449,7 +459,7 @@ fn unauthenticated() -> AppError {
     )
 }
 
-fn too_many(wait: Duration) -> AppError {
+pub fn too_many(wait: Duration) -> AppError {
     AppError::TooManyRequests {
         retry_after: wait.as_secs().max(1),
     }

@@ -221,6 +221,31 @@ pub enum VendorCommand {
     },
     /// Issue a signed license file bound to one license server.
     Issue(Box<IssueArgs>),
+    /// Run the vendor licensing service: customer accounts log in, list their licenses and
+    /// activate them for their license servers.
+    Serve(VendorServeArgs),
+    /// Hash an account secret for the catalog (read from standard input, or prompted for).
+    HashSecret,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VendorServeArgs {
+    /// The vendor's private key, which signs the issued license files.
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// The accounts and their licenses (TOML; see examples/catalog.toml).
+    #[arg(long, value_name = "FILE")]
+    pub catalog: PathBuf,
+    #[arg(long, env = "LICENSE_VENDOR_PORT", default_value_t = 1500)]
+    pub port: u16,
+    #[arg(long, env = "LICENSE_VENDOR_BIND", default_value = "0.0.0.0")]
+    pub bind: IpAddr,
+    /// Where the service keeps its activations and tokens.
+    #[arg(long, env = "LICENSE_VENDOR_DATA_DIR", default_value = "./vendor-data")]
+    pub data_dir: PathBuf,
+    /// Seconds a licensing token lives without use.
+    #[arg(long, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub token_timeout: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -408,6 +433,11 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub trust: TrustArgs,
+
+    /// The vendor licensing service (`vendor serve`) that the admin API's `remote/...` endpoints
+    /// call, e.g. http://licensing.example.com:1500.
+    #[arg(long, env = "LICENSE_SERVER_VENDOR_URL")]
+    pub vendor_url: Option<String>,
 
     /// Seconds without a heartbeat after which a session is dropped and its licenses return.
     #[arg(long, env = "LICENSE_SERVER_SESSION_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]

@@ -28,12 +28,15 @@ pub mod licenses;
 pub mod logging;
 pub mod openapi;
 pub mod pool;
+pub mod remote;
 pub mod serve;
 pub mod sessions;
 pub mod signals;
 pub mod state;
 pub mod status;
 pub mod store;
+pub mod vendor_service;
+pub mod vendor_store;
 
 /// The server software's version, as shown on the status page.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

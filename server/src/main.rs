@@ -35,7 +35,7 @@ async fn main() -> ExitCode {
         Command::User(command) => user(command).await,
         Command::Serve(args) => run_server(args).await,
         Command::ServerId(args) => print_server_id(&args.data_dir).await,
-        Command::Vendor(command) => vendor(command),
+        Command::Vendor(command) => vendor(command).await,
         Command::License(command) => license(command).await,
         Command::Cartridge(CartridgeCommand::Assign {
             serial,
@@ -78,6 +78,7 @@ async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
         serial_number: args.serial_number,
         vendor_public_keys: args.trust.vendor_public_keys,
         engine,
+        vendor_url: args.vendor_url,
         admin_idle_timeout: std::time::Duration::from_secs(args.session_idle_timeout),
     })
     .await?;
@@ -109,8 +110,33 @@ async fn print_server_id(data_dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn vendor(command: VendorCommand) -> anyhow::Result<()> {
+async fn vendor(command: VendorCommand) -> anyhow::Result<()> {
     match command {
+        VendorCommand::Serve(args) => {
+            let stop = signals::stop_requested()?;
+            let running = server::vendor_service::start(server::vendor_service::VendorConfig {
+                bind: args.bind,
+                port: args.port,
+                key: args.key,
+                catalog: args.catalog,
+                data_dir: args.data_dir,
+                token_timeout: std::time::Duration::from_secs(args.token_timeout),
+            })
+            .await?;
+            running
+                .run_until(async {
+                    let signal = stop.await;
+                    tracing::info!("{signal}");
+                })
+                .await?;
+            tracing::info!("stopped");
+            Ok(())
+        }
+        VendorCommand::HashSecret => {
+            let hash = server::vendor_service::hash_secret_from_stdin()?;
+            writeln!(io::stdout(), "{hash}")?;
+            Ok(())
+        }
         VendorCommand::Keygen { out_dir } => commands::vendor::keygen(&out_dir, &mut io::stdout()),
         VendorCommand::Issue(args) => {
             // The license file goes to stdout; a note about `--out` goes to stderr.

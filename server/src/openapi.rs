@@ -64,8 +64,12 @@ pub struct ApiPortDoc;
         crate::admin::clear_licensed_users,
         crate::admin::clear_licensed_user,
         crate::admin::release_session,
+        crate::remote::remote_login,
+        crate::remote::remote_logout,
+        crate::remote::remote_licenses,
+        crate::remote::remote_activate,
     ),
-    tags((name = "auth"), (name = "licenses"), (name = "licensed users"), (name = "sessions"), (name = "status"))
+    tags((name = "auth"), (name = "licenses"), (name = "licensed users"), (name = "sessions"), (name = "status"), (name = "vendor"))
 )]
 struct AdminDoc;
 

@@ -56,6 +56,8 @@ pub struct ServeConfig {
     pub engine: EngineConfig,
     /// How long an admin session token lives without use.
     pub admin_idle_timeout: Duration,
+    /// The vendor licensing service for the admin API's `remote/...` endpoints.
+    pub vendor_url: Option<String>,
 }
 
 /// A started server. Dropping it does not stop it; call [`Running::stop`] or
@@ -143,6 +145,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         engine.clone(),
         auth,
         server_key,
+        config.vendor_url,
     );
 
     let shutdown = CancellationToken::new();

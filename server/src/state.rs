@@ -23,6 +23,8 @@ pub struct Inner {
     pub auth: Auth,
     /// This server's own key: it signs the offline activation requests it creates.
     pub server_key: KeyPair,
+    /// The vendor licensing service, when configured (`--vendor-url`).
+    pub vendor_url: Option<String>,
 }
 
 impl AppState {
@@ -33,6 +35,7 @@ impl AppState {
         engine: Arc<Engine>,
         auth: Auth,
         server_key: KeyPair,
+        vendor_url: Option<String>,
     ) -> Self {
         Self(Arc::new(Inner {
             store,
@@ -41,6 +44,7 @@ impl AppState {
             engine,
             auth,
             server_key,
+            vendor_url,
         }))
     }
 }

@@ -55,32 +55,9 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the SQLite store at `path` and brings its schema up to date.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        let shown = path.display().to_string();
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            // Another process (`license-server server-id` while the server runs) may hold the
-            // write lock for a moment; wait for it instead of failing.
-            .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await
-            .map_err(|source| StoreError::Open {
-                path: shown.clone(),
-                source,
-            })?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|source| StoreError::Migrate {
-                path: shown,
-                source,
-            })?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool: connect(path, &MIGRATOR).await?,
+        })
     }
 
     /// This server's id: read from the store, or generated and stored if this is the first start.
@@ -204,27 +181,11 @@ impl Store {
             .await
     }
 
-    /// Runs `work` in a write transaction. IMMEDIATE: the write lock is taken before the first
-    /// read, so what `work` reads (the ledger's tail) cannot change before it writes.
     async fn write_tx<T>(
         &self,
         work: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-        match work(&mut conn).await {
-            Ok(value) => {
-                if let Err(e) = sqlx::query("COMMIT").execute(&mut *conn).await {
-                    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                    return Err(e.into());
-                }
-                Ok(value)
-            }
-            Err(e) => {
-                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                Err(e)
-            }
-        }
+        write_tx(&self.pool, work).await
     }
 
     /// The administrator `principal` of the realm `local`.
@@ -558,6 +519,60 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Runs `work` in a write transaction. IMMEDIATE: the write lock is taken before the first
+/// read, so what `work` reads (the ledger's tail) cannot change before it writes.
+pub(crate) async fn write_tx<T>(
+    pool: &SqlitePool,
+    work: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut conn = pool.acquire().await?;
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    match work(&mut conn).await {
+        Ok(value) => {
+            if let Err(e) = sqlx::query("COMMIT").execute(&mut *conn).await {
+                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                return Err(e.into());
+            }
+            Ok(value)
+        }
+        Err(e) => {
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            Err(e)
+        }
+    }
+}
+
+/// Opens (creating if needed) an SQLite database in WAL mode with `synchronous = FULL` and brings
+/// its schema up to date with `migrator`. The vendor service's store opens the same way.
+pub(crate) async fn connect(path: &Path, migrator: &Migrator) -> Result<SqlitePool, StoreError> {
+    let shown = path.display().to_string();
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        // Another process (`license-server server-id` while the server runs) may hold the
+        // write lock for a moment; wait for it instead of failing.
+        .busy_timeout(Duration::from_secs(5));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(options)
+        .await
+        .map_err(|source| StoreError::Open {
+            path: shown.clone(),
+            source,
+        })?;
+    migrator
+        .run(&pool)
+        .await
+        .map_err(|source| StoreError::Migrate {
+            path: shown,
+            source,
+        })?;
+    Ok(pool)
 }
 
 /// The last ledger row's sequence number and hash (0 and [`GENESIS_HASH`] when empty).

@@ -12,6 +12,7 @@ pub mod error;
 pub mod license;
 pub mod protocol;
 pub mod status;
+pub mod vendor;
 
 pub use admin::{
     AuthUser, LicenseAnswer, LicensedUser, LicensedUsers, LicensedUsersAnswer, LoginAnswer,
@@ -25,4 +26,7 @@ pub use protocol::{
 pub use status::{
     Cartridge, CartridgeStatistic, HeldLicense, LicenseCounts, LicenseType, Location, Server,
     ServerStatus, Session, SessionStatus, StatusData,
+};
+pub use vendor::{
+    ActivateRequest, Activated, Activation, RemoteLicense, RemoteLicenses, RemoteRules,
 };

@@ -8,6 +8,7 @@
 //! - `client`: `license-server client run` against a real server;
 //! - `ledger`: `ledger verify | export`, and the tamper test;
 //! - `protocol`: the license protocol over TCP, every rule;
+//! - `vendor`: the vendor licensing service and online activation through `remote/...`;
 //! - `licensing`: vendor keys, license files and cartridges, through the real CLI and server.
 
 #![allow(clippy::unwrap_used)]
@@ -21,3 +22,4 @@ mod licensing;
 mod protocol;
 mod serve;
 mod support;
+mod vendor;

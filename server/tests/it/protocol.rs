@@ -35,6 +35,8 @@ pub struct Lab {
     pub admin_idle: Duration,
     /// The vendor key that signed the licenses: tests sign more with it.
     pub key: KeyPair,
+    /// `--vendor-url`, from the next (re)start on.
+    pub vendor_url: Option<String>,
 }
 
 /// One license: serial, pool (None = default), product specs `ID:MAJOR:NAME:RUNCOUNT:CREDITS[:postpay]`.
@@ -99,6 +101,7 @@ impl Lab {
             config,
             admin_idle: Duration::from_secs(1800),
             key,
+            vendor_url: None,
         };
         lab.restart().await;
         lab
@@ -118,6 +121,7 @@ impl Lab {
             vendor_public_keys: vec![self.key_dir.path().join("vendor.pub")],
             engine: self.config.clone(),
             admin_idle_timeout: self.admin_idle,
+            vendor_url: self.vendor_url.clone(),
         })
         .await
         .unwrap();

@@ -14,6 +14,7 @@ async fn start(data_dir: &Path) -> Running {
         vendor_public_keys: Vec::new(),
         engine: Default::default(),
         admin_idle_timeout: std::time::Duration::from_secs(1800),
+        vendor_url: None,
     })
     .await
     .unwrap()
@@ -98,6 +99,7 @@ async fn a_data_dir_in_use_by_a_running_server_is_refused() {
         vendor_public_keys: Vec::new(),
         engine: Default::default(),
         admin_idle_timeout: std::time::Duration::from_secs(1800),
+        vendor_url: None,
     })
     .await
     .unwrap_err();

@@ -69,6 +69,7 @@ pub async fn app() -> TestApp {
             Arc::new(engine),
             Auth::new(store, std::time::Duration::from_secs(1800)),
             KeyPair::generate().unwrap(),
+            None,
         ),
         _dir: dir,
     }
