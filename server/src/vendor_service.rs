@@ -477,3 +477,62 @@ pub fn hash_secret_from_stdin() -> anyhow::Result<String> {
     }
     auth::hash_password(&secret)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_catalog_loads_and_its_sample_account_has_the_documented_secret() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/catalog.toml");
+        let catalog = Catalog::load(&path).unwrap();
+        let demo = catalog.account("demo").unwrap();
+        assert!(auth::verify_password(&demo.secret_hash, "demo-secret"));
+        let keys: Vec<&str> = demo.entitlements.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["DEMO-PDFTOOLBOX-10", "DEMO-CREDITS"]);
+    }
+
+    #[test]
+    fn a_catalog_mistake_stops_the_service_with_a_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.toml");
+        let hash = auth::hash_password("x-secret").unwrap();
+        let entitlement = |key: &str| {
+            format!(
+                "[[account.entitlement]]\nkey = \"{key}\"\nserial_number = 1\n\
+                 [[account.entitlement.product]]\nproduct_id = 1\nmajor_version = 0\n\
+                 product = \"P\"\nruncount = 1\ncredits = 0\npostpay = false\n"
+            )
+        };
+        let cases = [
+            (
+                "[[account]]\nprincipal = \"a\"\nsecret_hash = \"plain\"\n".to_owned(),
+                "not a password hash",
+            ),
+            (
+                format!(
+                    "[[account]]\nprincipal = \"a\"\nsecret_hash = \"{hash}\"\n{}{}",
+                    entitlement("K"),
+                    entitlement("K")
+                ),
+                "listed twice",
+            ),
+            (
+                format!(
+                    "[[account]]\nprincipal = \"a\"\nsecret_hash = \"{hash}\"\n{}",
+                    entitlement("bad key")
+                ),
+                "license key",
+            ),
+            (
+                "[[account]]\nprincipal = \"a\"\nsecret = \"x\"\n".to_owned(),
+                "unknown field",
+            ),
+        ];
+        for (text, expected) in cases {
+            std::fs::write(&path, text).unwrap();
+            let err = format!("{:#}", Catalog::load(&path).unwrap_err());
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
+    }
+}
