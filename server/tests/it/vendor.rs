@@ -25,10 +25,29 @@ const SECRET: &str = "acme-secret-1";
 
 struct Vendor {
     running: Option<RunningVendor>,
-    _dir: TempDir,
+    dir: TempDir,
+    key: std::path::PathBuf,
+    token_timeout: Duration,
 }
 
 impl Vendor {
+    /// Stops and starts again on the same catalog and store, on a new port.
+    async fn restart(&mut self) {
+        self.stop().await;
+        self.running = Some(
+            vendor_service::start(VendorConfig {
+                bind: [127, 0, 0, 1].into(),
+                port: 0,
+                key: self.key.clone(),
+                catalog: self.dir.path().join("catalog.toml"),
+                data_dir: self.dir.path().join("vendor-data"),
+                token_timeout: self.token_timeout,
+            })
+            .await
+            .unwrap(),
+        );
+    }
+
     fn url(&self) -> String {
         format!("http://{}", self.running.as_ref().unwrap().addr)
     }
@@ -93,7 +112,9 @@ postpay = true
     .unwrap();
     Vendor {
         running: Some(running),
-        _dir: dir,
+        dir,
+        key: lab.vendor_key_file(),
+        token_timeout,
     }
 }
 
@@ -546,5 +567,88 @@ async fn a_vendor_answer_for_another_server_by_an_unknown_key_or_garbage_install
         "{body}"
     );
     task.abort();
+    lab.stop().await;
+}
+
+#[tokio::test]
+async fn activations_survive_a_vendor_restart_and_vendor_logins_are_rate_limited() {
+    let (mut lab, mut vendor) = lab_with_vendor(Duration::from_secs(600)).await;
+    let admin = lab.first_admin_token().await;
+    let licensing = lab.vendor_login(&admin).await;
+    let (status, first) = lab
+        .call(
+            Method::PUT,
+            "/server/manage/license/remote/licenses/ACME-1",
+            &admin,
+            Some(&licensing),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+
+    vendor.restart().await;
+    lab.vendor_url = Some(vendor.url());
+    lab.restart().await;
+    let admin = lab.first_admin_token().await;
+    let licensing = lab.vendor_login(&admin).await;
+    let (_, listed) = lab
+        .call(
+            Method::GET,
+            "/server/manage/license/remote/licenses",
+            &admin,
+            Some(&licensing),
+            None,
+        )
+        .await;
+    assert_eq!(
+        listed["licenses"][0]["activations"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "{listed}"
+    );
+    let (status, again) = lab
+        .call(
+            Method::PUT,
+            "/server/manage/license/remote/licenses/ACME-1",
+            &admin,
+            Some(&licensing),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        again["license"], first["license"],
+        "the same file as before the restart"
+    );
+
+    for _ in 0..5 {
+        let (status, _) = lab
+            .call(
+                Method::POST,
+                "/server/manage/license/remote/auth",
+                &admin,
+                None,
+                Some(json!({"principal": "acme", "secret": "wrong"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, body) = lab
+        .call(
+            Method::POST,
+            "/server/manage/license/remote/auth",
+            &admin,
+            None,
+            Some(json!({"principal": "acme", "secret": SECRET})),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_ATTEMPTS"),
+        "{body}"
+    );
+    vendor.stop().await;
     lab.stop().await;
 }
