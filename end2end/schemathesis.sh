@@ -12,8 +12,9 @@ EXAMPLES=${SCHEMATHESIS_EXAMPLES:-50}
 
 dir=$(mktemp -d)
 pid=
+vendor_pid=
 cleanup() {
-    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+    for p in $pid $vendor_pid; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
     rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -24,18 +25,28 @@ id=$("$BIN" server-id --data-dir "$dir/data")
     --product-spec "7:0:Tool:5:1000" --max-users 100 --out "$dir/license.lic" 2>/dev/null
 "$BIN" license install "$dir/license.lic" --data-dir "$dir/data" \
     --vendor-public-key "$dir/keys/vendor.pub" >/dev/null
-"$BIN" --log-format json serve --bind 127.0.0.1 --port 0 --data-dir "$dir/data" \
-    --vendor-public-key "$dir/keys/vendor.pub" 2>"$dir/server.log" &
-pid=$!
+# The first `field` ("api_addr", "addr") that the JSON log `file` announces, once it does.
+announced() {
+    local file=$1 field=$2 process=$3 value=
+    for _ in $(seq 300); do
+        value=$(grep -o "\"$field\":\"[^\"]*\"" "$file" | head -1 | cut -d'"' -f4 || true)
+        [ -n "$value" ] && { echo "$value"; return; }
+        kill -0 "$process" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "it did not start:" >&2; cat "$file" >&2; exit 1
+}
 
-api=
-for _ in $(seq 300); do
-    api=$(grep -o '"api_addr":"[^"]*"' "$dir/server.log" | head -1 | cut -d'"' -f4 || true)
-    [ -n "$api" ] && break
-    kill -0 "$pid" 2>/dev/null || { cat "$dir/server.log" >&2; exit 1; }
-    sleep 0.1
-done
-[ -n "$api" ] || { echo "the server did not start" >&2; cat "$dir/server.log" >&2; exit 1; }
+# A vendor service with the sample catalog, so the remote/... operations reach a real one.
+"$BIN" --log-format json vendor serve --key "$dir/keys/vendor.key" --catalog examples/catalog.toml \
+    --bind 127.0.0.1 --port 0 --data-dir "$dir/vendor-data" 2>"$dir/vendor.log" &
+vendor_pid=$!
+vendor=$(announced "$dir/vendor.log" addr "$vendor_pid")
+
+"$BIN" --log-format json serve --bind 127.0.0.1 --port 0 --data-dir "$dir/data" \
+    --vendor-public-key "$dir/keys/vendor.pub" --vendor-url "http://$vendor" 2>"$dir/server.log" &
+pid=$!
+api=$(announced "$dir/server.log" api_addr "$pid")
 
 token=$(python3 - "$api" "$dir/data/initial-admin-password" <<'PY'
 import json, sys, urllib.request
