@@ -64,4 +64,4 @@ PY
     --include-path-regex '^/(server|status)/' \
     --exclude-operation-id logout \
     --max-examples "$EXAMPLES" \
-    --workers 2
+    --workers 1
