@@ -1,4 +1,5 @@
-//! The API port's router: the status page and its data (and, later, the admin REST API).
+//! The API port's router: the status page and its data, the licensing admin REST API
+//! (`admin`, `remote`), and the OpenAPI documents.
 
 use axum::{
     Router,
