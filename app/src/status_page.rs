@@ -28,7 +28,34 @@ pub fn StatusPage() -> impl IntoView {
     let data = RwSignal::new(None::<StatusData>);
     let error = RwSignal::new(None::<api::Error>);
     let updated = RwSignal::new(None::<OffsetDateTime>);
-    poll(data, error, updated);
+    // The cartridge pool shown; `?pool=NAME` in the address, so a view can be bookmarked and
+    // shared. Empty: the default pool.
+    let query = leptos_router::hooks::use_query_map();
+    let pool = RwSignal::new(query.with_untracked(|q| q.get("pool").unwrap_or_default()));
+    poll(data, error, updated, pool);
+    let navigate = leptos_router::hooks::use_navigate();
+    let choose_pool = move |name: String| {
+        let name = name.trim().to_owned();
+        if name == pool.get_untracked() {
+            return;
+        }
+        pool.set(name.clone());
+        let query = if name.is_empty() {
+            String::new()
+        } else {
+            format!("?pool={}", js_sys::encode_uri_component(&name))
+        };
+        navigate(
+            &format!("{}{query}", crate::STATUS_PATH),
+            leptos_router::NavigateOptions {
+                replace: true,
+                ..Default::default()
+            },
+        );
+        // Show the new pool's cartridges now, not at the next poll.
+        data.set(None);
+        leptos::task::spawn_local(refresh(data, error, updated, pool));
+    };
 
     let servers = Memo::new(move |_| {
         data.with(|d| {
@@ -48,6 +75,17 @@ pub fn StatusPage() -> impl IntoView {
     view! {
         <header class="topbar">
             <h1>"License Server"</h1>
+            <label class="pool">
+                "Pool "
+                <input
+                    type="search"
+                    name="pool"
+                    placeholder="default"
+                    maxlength="64"
+                    prop:value=move || pool.get()
+                    on:change=move |ev| choose_pool(event_target_value(&ev))
+                />
+            </label>
             <p class="updated" aria-live="polite">
                 {move || match updated.get() {
                     Some(t) => format!("Last updated {}", format::time_of_day(t, local_offset(t))),
@@ -329,10 +367,37 @@ fn page_hidden() -> bool {
 
 /// Polls `data.json` until the page goes away. Errors keep the last data and raise the banner;
 /// the next good answer lowers it.
+/// Fetches the status document of the current pool once and shows it.
+async fn refresh(
+    data: RwSignal<Option<StatusData>>,
+    error: RwSignal<Option<api::Error>>,
+    updated: RwSignal<Option<OffsetDateTime>>,
+    pool: RwSignal<String>,
+) {
+    let name = pool.get_untracked();
+    let result = api::status_data(Some(name.as_str()).filter(|n| !n.is_empty())).await;
+    if pool.try_get_untracked().as_ref() != Some(&name) {
+        // The pool changed (or the page went away) while this was in flight.
+        return;
+    }
+    match result {
+        Ok(fresh) => {
+            // `set` only when changed: unchanged data must not re-render anything.
+            if data.with_untracked(|d| d.as_ref() != Some(&fresh)) {
+                data.set(Some(fresh));
+            }
+            error.set(None);
+            updated.set(Some(now()));
+        }
+        Err(e) => error.set(Some(e)),
+    }
+}
+
 fn poll(
     data: RwSignal<Option<StatusData>>,
     error: RwSignal<Option<api::Error>>,
     updated: RwSignal<Option<OffsetDateTime>>,
+    pool: RwSignal<String>,
 ) {
     let alive = Arc::new(AtomicBool::new(true));
     on_cleanup({
@@ -342,21 +407,10 @@ fn poll(
     leptos::task::spawn_local(async move {
         loop {
             if !page_hidden() {
-                let result = api::status_data(None).await;
                 if !alive.load(Ordering::Relaxed) {
                     return;
                 }
-                match result {
-                    Ok(fresh) => {
-                        // `set` only when changed: unchanged data must not re-render anything.
-                        if data.with_untracked(|d| d.as_ref() != Some(&fresh)) {
-                            data.set(Some(fresh));
-                        }
-                        error.set(None);
-                        updated.set(Some(now()));
-                    }
-                    Err(e) => error.set(Some(e)),
-                }
+                refresh(data, error, updated, pool).await;
             }
             gloo_timers::future::sleep(REFRESH).await;
             if !alive.load(Ordering::Relaxed) {

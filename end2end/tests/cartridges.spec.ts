@@ -44,3 +44,29 @@ test('a license installed with the CLI appears in the Cartridges table without a
   await expect(rows.first().locator('td').nth(1)).toHaveText('0 / 8');
   expect(errors).toEqual([]);
 });
+
+test('the pool field shows one pool, lives in the address, and survives a reload', async ({ page, server, vendor }) => {
+  server.install(vendor.issue(server.serverId, ['--product-spec', '1000:10:callas pdfToolbox CLI:8:0', '--serial', '11']));
+  server.install(vendor.issue(server.serverId, ['--product-spec', '2000:0:Cruncher:0:500', '--serial', '22']));
+  server.assign(22, 'night shift');
+  await page.goto(server.statusPage);
+  const rows = page.getByRole('table', { name: 'Cartridges' }).locator('tbody tr');
+  await expect(rows).toHaveCount(1);
+  await expect(rows.first().locator('td').first()).toHaveText('callas pdfToolbox CLI 10');
+
+  const pool = page.getByLabel('Pool');
+  await pool.fill('night shift');
+  await pool.press('Enter');
+  await expect(page).toHaveURL(/\?pool=night%20shift$/);
+  await expect(rows).toHaveCount(1);
+  await expect(rows.first().locator('td').first()).toHaveText('Cruncher');
+
+  await page.reload();
+  await expect(page.getByLabel('Pool')).toHaveValue('night shift');
+  await expect(rows.first().locator('td').first()).toHaveText('Cruncher');
+
+  await page.getByLabel('Pool').fill('');
+  await page.getByLabel('Pool').press('Enter');
+  await expect(page).toHaveURL(server.statusPage);
+  await expect(rows.first().locator('td').first()).toHaveText('callas pdfToolbox CLI 10');
+});
