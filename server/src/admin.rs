@@ -117,14 +117,8 @@ pub async fn active_license(
     State(state): State<AppState>,
     _: Viewer,
 ) -> Result<axum::Json<LicenseAnswer>, AppError> {
-    let snapshot = state.inventory.snapshot();
-    let active = snapshot
-        .scan
-        .active(OffsetDateTime::now_utc())
-        .ok_or_else(no_license)?;
-    Ok(axum::Json(LicenseAnswer {
-        license: active.verified.license.clone(),
-    }))
+    let license = state.inventory.active_license().ok_or_else(no_license)?;
+    Ok(axum::Json(LicenseAnswer { license }))
 }
 
 /// Every installed license, oldest install first (expired ones included).
@@ -290,10 +284,9 @@ pub async fn licensed_users(
 }
 
 fn require_license(state: &AppState) -> Result<(), AppError> {
-    let snapshot = state.inventory.snapshot();
-    snapshot
-        .scan
-        .active(OffsetDateTime::now_utc())
+    state
+        .inventory
+        .active_license()
         .map(drop)
         .ok_or_else(no_license)
 }

@@ -167,7 +167,7 @@ pub fn verify_password(hash: &str, password: &str) -> bool {
 }
 
 /// Verified against when the principal does not exist, so that takes as long as a wrong password.
-pub static DUMMY_HASH: LazyLock<String> =
+static DUMMY_HASH: LazyLock<String> =
     LazyLock::new(|| hash_password("not a password anyone has").unwrap_or_default());
 
 /// A new random password for the first administrator: 24 characters from 57, about 140 bits.
@@ -201,15 +201,15 @@ pub fn token_hash(token: &str) -> String {
         .collect()
 }
 
-/// Sliding-window counts of failed logins (also used by the vendor service's login).
+/// Sliding-window counts of failed logins.
 #[derive(Debug, Default)]
-pub struct Failures {
+struct Failures {
     by_key: HashMap<String, VecDeque<Instant>>,
 }
 
 impl Failures {
     /// How long until `key` may try again, if it is locked out now.
-    pub fn locked(&mut self, key: &str, now: Instant) -> Option<Duration> {
+    fn locked(&mut self, key: &str, now: Instant) -> Option<Duration> {
         let times = self.by_key.get_mut(key)?;
         while times
             .front()
@@ -226,7 +226,7 @@ impl Failures {
         }
     }
 
-    pub fn record(&mut self, key: &str, now: Instant) {
+    fn record(&mut self, key: &str, now: Instant) {
         self.by_key
             .entry(key.to_owned())
             .or_default()
@@ -242,12 +242,66 @@ impl Failures {
     }
 }
 
+/// The login rate limit and the secret check, shared by the admin API and the vendor service.
+#[derive(Debug, Default)]
+pub struct LoginGate {
+    failures: Mutex<Failures>,
+}
+
+impl LoginGate {
+    /// Checks `secret` against `hash` for an attempt known by `keys` (the principal, the client
+    /// address). `hash` is `None` for an unknown principal: a dummy hash is verified instead, so
+    /// that takes as long. `Err(429)` while any key is locked out (even with the right secret);
+    /// `Ok(false)` after recording a failure against every key.
+    pub async fn check(
+        &self,
+        keys: &[String],
+        hash: Option<String>,
+        secret: &serde_json::Value,
+    ) -> Result<bool, AppError> {
+        let now = Instant::now();
+        let wait = {
+            let mut failures = self.lock();
+            keys.iter().filter_map(|k| failures.locked(k, now)).max()
+        };
+        if let Some(wait) = wait {
+            return Err(too_many(wait));
+        }
+        let known = hash.is_some();
+        let hash = hash.unwrap_or_else(|| DUMMY_HASH.clone());
+        let text = secret.as_str().unwrap_or_default().to_owned();
+        let matches = tokio::task::spawn_blocking(move || verify_password(&hash, &text))
+            .await
+            .unwrap_or(false);
+        let ok = known && matches && secret.is_string();
+        if !ok {
+            let mut failures = self.lock();
+            for key in keys {
+                failures.record(key, now);
+            }
+        }
+        Ok(ok)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Failures> {
+        self.failures.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A principal as text: a JSON string as it is, any other JSON value as its JSON.
+pub fn principal_text(principal: &serde_json::Value) -> String {
+    match principal {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 #[derive(Debug)]
 pub struct Auth {
     store: Store,
     /// Idle timeout of a token.
     pub idle: Duration,
-    failures: Mutex<Failures>,
+    gate: LoginGate,
 }
 
 impl Auth {
@@ -255,12 +309,8 @@ impl Auth {
         Self {
             store,
             idle,
-            failures: Mutex::default(),
+            gate: LoginGate::default(),
         }
-    }
-
-    fn failures(&self) -> std::sync::MutexGuard<'_, Failures> {
-        self.failures.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Creates the first administrator, `admin` with a random password, if there is no
@@ -305,40 +355,19 @@ impl Auth {
             .realm
             .clone()
             .unwrap_or_else(|| LOCAL_REALM.to_owned());
-        let principal = match &request.principal {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        let principal_key = format!("principal:{realm}:{principal}");
-        let peer_key = format!("peer:{peer}");
-        let now = Instant::now();
-        {
-            let mut failures = self.failures();
-            let wait = failures
-                .locked(&principal_key, now)
-                .into_iter()
-                .chain(failures.locked(&peer_key, now))
-                .max();
-            if let Some(wait) = wait {
-                return Err(too_many(wait));
-            }
-        }
+        let principal = principal_text(&request.principal);
+        let keys = [
+            format!("principal:{realm}:{principal}"),
+            format!("peer:{peer}"),
+        ];
         let user = if realm == LOCAL_REALM {
             self.store.admin_user(&principal).await?
         } else {
             None
         };
-        let secret = request.secret.as_str().unwrap_or_default().to_owned();
-        let hash = user
-            .as_ref()
-            .map_or_else(|| DUMMY_HASH.clone(), |u| u.password_hash.clone());
-        let password_ok = tokio::task::spawn_blocking(move || verify_password(&hash, &secret))
-            .await
-            .unwrap_or(false);
-        let Some(user) = user.filter(|_| password_ok && request.secret.is_string()) else {
-            let mut failures = self.failures();
-            failures.record(&principal_key, now);
-            failures.record(&peer_key, now);
+        let hash = user.as_ref().map(|u| u.password_hash.clone());
+        let ok = self.gate.check(&keys, hash, &request.secret).await?;
+        let Some(user) = user.filter(|_| ok) else {
             return Err(AppError::status(
                 StatusCode::UNAUTHORIZED,
                 "LOGIN_DENIED",
@@ -459,7 +488,7 @@ fn unauthenticated() -> AppError {
     )
 }
 
-pub fn too_many(wait: Duration) -> AppError {
+fn too_many(wait: Duration) -> AppError {
     AppError::TooManyRequests {
         retry_after: wait.as_secs().max(1),
     }

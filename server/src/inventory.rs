@@ -141,10 +141,15 @@ impl Inventory {
 
     /// The licensed-user limit of the active license, if it sets one.
     pub fn user_limit(&self) -> Option<u32> {
+        self.active_license().and_then(|l| l.rules.max_users)
+    }
+
+    /// The active license now: the valid one installed most recently.
+    pub fn active_license(&self) -> Option<models::License> {
         self.snapshot()
             .scan
             .active(OffsetDateTime::now_utc())
-            .and_then(|l| l.verified.license.rules.max_users)
+            .map(|l| l.verified.license.clone())
     }
 
     /// The current snapshot. Cheap: an `Arc` clone under a lock held for no time.

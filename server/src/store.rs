@@ -282,11 +282,7 @@ impl Store {
                     .rows_affected()
                     == 1;
             if changed {
-                sqlx::query("DELETE FROM admin_tokens WHERE principal = ?1 AND realm = 'local'")
-                    .bind(principal)
-                    .execute(&mut *conn)
-                    .await?;
-                append_rows(conn, std::slice::from_ref(&ledger)).await?;
+                end_tokens_and_record(conn, principal, &ledger).await?;
             }
             Ok(changed)
         })
@@ -307,11 +303,7 @@ impl Store {
                 .rows_affected()
                 == 1;
             if removed {
-                sqlx::query("DELETE FROM admin_tokens WHERE principal = ?1 AND realm = 'local'")
-                    .bind(principal)
-                    .execute(&mut *conn)
-                    .await?;
-                append_rows(conn, std::slice::from_ref(&ledger)).await?;
+                end_tokens_and_record(conn, principal, &ledger).await?;
             }
             Ok(removed)
         })
@@ -519,6 +511,21 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// After an administrator's password changed or the account went: their logged-in tokens end, and
+/// the change goes into the ledger, in the caller's transaction.
+async fn end_tokens_and_record(
+    conn: &mut SqliteConnection,
+    principal: &str,
+    ledger: &NewLedgerRow,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM admin_tokens WHERE principal = ?1 AND realm = 'local'")
+        .bind(principal)
+        .execute(&mut *conn)
+        .await?;
+    append_rows(conn, std::slice::from_ref(ledger)).await?;
+    Ok(())
 }
 
 /// Runs `work` in a write transaction. IMMEDIATE: the write lock is taken before the first

@@ -11,8 +11,8 @@ use std::{
     collections::HashSet,
     net::{IpAddr, SocketAddr},
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    sync::Arc,
+    time::Duration,
 };
 
 use anyhow::{Context, bail};
@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     activation,
     api::with_common_layers,
-    auth::{self, Failures},
+    auth::{self, LoginGate},
     error::AppError,
     extract::{Json, Path as PathParam},
     keys::KeyPair,
@@ -166,7 +166,7 @@ struct Inner {
     catalog: Catalog,
     key: KeyPair,
     store: VendorStore,
-    failures: Mutex<Failures>,
+    gate: LoginGate,
     token_timeout: Duration,
 }
 
@@ -231,7 +231,7 @@ pub async fn start(config: VendorConfig) -> anyhow::Result<RunningVendor> {
         catalog,
         key,
         store: store.clone(),
-        failures: Mutex::default(),
+        gate: LoginGate::default(),
         token_timeout: config.token_timeout,
     }));
     let shutdown = CancellationToken::new();
@@ -269,34 +269,15 @@ async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Json(request): Json<LoginRequest>,
 ) -> Result<axum::Json<LoginAnswer>, AppError> {
-    let principal = match &request.principal {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
+    let principal = auth::principal_text(&request.principal);
     let keys = [
         format!("principal:{principal}"),
         format!("peer:{}", peer.ip()),
     ];
-    let now = Instant::now();
-    {
-        let mut failures = state.0.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(wait) = keys.iter().filter_map(|k| failures.locked(k, now)).max() {
-            return Err(auth::too_many(wait));
-        }
-    }
     let account = state.0.catalog.account(&principal).cloned();
-    let hash = account
-        .as_ref()
-        .map_or_else(|| auth::DUMMY_HASH.clone(), |a| a.secret_hash.clone());
-    let secret = request.secret.as_str().unwrap_or_default().to_owned();
-    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&hash, &secret))
-        .await
-        .unwrap_or(false);
-    let Some(account) = account.filter(|_| ok && request.secret.is_string()) else {
-        let mut failures = state.0.failures.lock().unwrap_or_else(|p| p.into_inner());
-        for key in &keys {
-            failures.record(key, now);
-        }
+    let hash = account.as_ref().map(|a| a.secret_hash.clone());
+    let ok = state.0.gate.check(&keys, hash, &request.secret).await?;
+    let Some(account) = account.filter(|_| ok) else {
         return Err(AppError::status(
             StatusCode::UNAUTHORIZED,
             "LOGIN_DENIED",
