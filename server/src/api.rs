@@ -13,6 +13,9 @@ use tower_http::{set_header::SetResponseHeaderLayer, trace::TraceLayer};
 use crate::{admin, assets, error, openapi, remote, state::AppState, status};
 
 pub const STATUS_PAGE: &str = "/status/index.html";
+/// The admin screens: client-side routes of the same app, so every address below it serves the
+/// app, which then shows the screen (a bookmark or a reload lands on the right one).
+pub const ADMIN_PAGE: &str = "/admin";
 
 pub fn router(state: AppState) -> Router {
     let to_status_page = || async { Redirect::to(STATUS_PAGE) };
@@ -28,6 +31,10 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .merge(admin)
         .route("/status/data.json", get(status::data_json))
+        .route("/status/sessions.json", get(status::sessions_json))
+        .route("/status/history.json", get(status::history_json))
+        .route(ADMIN_PAGE, get(assets::index))
+        .route("/admin/{*screen}", get(assets::index))
         .route(STATUS_PAGE, get(assets::index))
         .route("/status", get(to_status_page))
         .route("/status/", get(to_status_page))

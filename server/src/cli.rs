@@ -451,6 +451,11 @@ pub struct ServeArgs {
     /// Seconds between heartbeats that clients are told to keep; must be below the timeout.
     #[arg(long, env = "LICENSE_SERVER_HEARTBEAT_INTERVAL", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub heartbeat_interval: u64,
+
+    /// Finished and dropped sessions kept for the status page (the oldest go first); the ledger
+    /// keeps every one regardless.
+    #[arg(long, env = "LICENSE_SERVER_KEEP_ENDED_SESSIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
+    pub keep_ended_sessions: u64,
 }
 
 impl ServeArgs {
@@ -466,6 +471,7 @@ impl ServeArgs {
         Ok(crate::sessions::EngineConfig {
             heartbeat_interval: std::time::Duration::from_secs(self.heartbeat_interval),
             timeout: std::time::Duration::from_secs(self.session_timeout),
+            keep_ended: self.keep_ended_sessions as usize,
             ..Default::default()
         })
     }

@@ -4,7 +4,7 @@
 use axum::{
     extract::{
         FromRequest, FromRequestParts,
-        rejection::{JsonRejection, PathRejection},
+        rejection::{JsonRejection, PathRejection, QueryRejection},
     },
     http::StatusCode,
     response::{IntoResponse, Response},
@@ -21,6 +21,11 @@ pub struct Json<T>(pub T);
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(Rejection))]
 pub struct Path<T>(pub T);
+
+/// A query string.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(Rejection))]
+pub struct Query<T>(pub T);
 
 /// A rejected request, answered as an [`AppError`]. (A newtype, because `AppError` already turns
 /// every error type into a 500.)
@@ -53,6 +58,16 @@ impl From<PathRejection> for Rejection {
         Self(AppError::status(
             StatusCode::BAD_REQUEST,
             "INVALID_PATH",
+            rejection.body_text(),
+        ))
+    }
+}
+
+impl From<QueryRejection> for Rejection {
+    fn from(rejection: QueryRejection) -> Self {
+        Self(AppError::status(
+            StatusCode::BAD_REQUEST,
+            "INVALID_QUERY",
             rejection.body_text(),
         ))
     }

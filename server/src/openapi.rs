@@ -36,7 +36,12 @@ pub struct LicensePortDoc;
         description = "The status page's data, and the admin API. Every error has the body \
             {\"error\": {\"code\", \"message\"}}."
     ),
-    paths(crate::status::data_json, crate::status::health),
+    paths(
+        crate::status::data_json,
+        crate::status::sessions_json,
+        crate::status::history_json,
+        crate::status::health
+    ),
     tags((name = "status"))
 )]
 pub struct ApiPortDoc;

@@ -27,14 +27,16 @@ use std::{
 
 use models::{
     Cartridge, Granted, HeldLicense, LicenseType, OpenSession, RequestLicense, RequestType,
-    SessionClosed, SessionOpened, SessionStatus,
+    SessionClosed, SessionOpened, SessionPage, SessionQuery, SessionStatus,
 };
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    browse,
     error::AppError,
+    history::{self, History},
     inventory::{Inventory, Snapshot},
     ledger::{self, Commit, Entry, Event, LedgerError, ReleasedLicense, Writer},
     pool,
@@ -99,7 +101,7 @@ impl Default for EngineConfig {
 }
 
 /// A cartridge as statistics see it: pool, product, major version.
-type CartridgeKey = (Option<String>, u32, u32);
+pub type CartridgeKey = (Option<String>, u32, u32);
 
 /// Longest request id; ids are the client's, and memory is ours.
 const MAX_REQUEST_ID: usize = 128;
@@ -365,6 +367,8 @@ enum Step {
 #[derive(Debug)]
 pub struct Engine {
     state: Mutex<State>,
+    /// The cartridges' recent past, sampled by `run_ticks` for the status page's charts.
+    history: History,
     writer: Writer,
     inventory: Arc<Inventory>,
     config: EngineConfig,
@@ -401,6 +405,7 @@ impl Engine {
         );
         Ok(Self {
             state: Mutex::new(state),
+            history: History::default(),
             writer,
             inventory,
             config,
@@ -940,9 +945,12 @@ impl Engine {
             (self.config.timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
         let mut interval = tokio::time::interval(period);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut sampling = tokio::time::interval(history::INTERVAL);
+        sampling.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
+                _ = sampling.tick() => self.history.record(self.now(), &self.all_stats()),
                 _ = interval.tick() => {
                     for commit in self.tick() {
                         if let Err(e) = commit.durable().await {
@@ -984,26 +992,82 @@ impl Engine {
             .iter()
             .rev()
             .filter(|(_, s)| s.pool.as_deref() == pool)
-            .map(|(id, s)| models::Session {
-                server_id: self.server_id.clone(),
+            .map(|(id, s)| self.session_model(&state, *id, s))
+            .collect()
+    }
+
+    /// One page of the sessions of `pool`, filtered and sorted as `query` asks. The filtering
+    /// borrows from the state under the lock; only the page's sessions are copied out.
+    pub fn session_page(&self, pool: Option<&str>, query: &SessionQuery) -> SessionPage {
+        let state = self.lock();
+        let rows: Vec<browse::Row<'_>> = state
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.pool.as_deref() == pool)
+            .map(|(id, s)| browse::Row {
                 session_id: *id,
                 status: s.status,
-                host: s.host.clone(),
+                host: &s.host,
                 ip_address: s.ip_address,
-                started: s.started.replace_nanosecond(0).unwrap_or(s.started),
-                message: s.message.clone(),
-                licenses: s
+                started: s.started,
+                message: &s.message,
+                products: s
                     .held
                     .iter()
                     .filter_map(|id| state.grants.get(id))
-                    .map(|g| HeldLicense {
-                        product_id: g.key.1,
-                        major_version: g.key.2,
-                        product: g.product.clone(),
-                        license_type: g.license_type,
-                    })
+                    .map(|g| (g.key.1, g.product.as_str()))
                     .collect(),
             })
+            .collect();
+        let total = rows.len() as u64;
+        let (matched, ids) = browse::select(rows, query);
+        let sessions = ids
+            .into_iter()
+            .filter_map(|id| state.sessions.get(&id).map(|s| (id, s)))
+            .map(|(id, s)| self.session_model(&state, id, s))
+            .collect();
+        SessionPage {
+            total,
+            matched,
+            offset: query.offset,
+            sessions,
+        }
+    }
+
+    fn session_model(&self, state: &State, id: u64, s: &SessionState) -> models::Session {
+        models::Session {
+            server_id: self.server_id.clone(),
+            session_id: id,
+            status: s.status,
+            host: s.host.clone(),
+            ip_address: s.ip_address,
+            started: s.started.replace_nanosecond(0).unwrap_or(s.started),
+            message: s.message.clone(),
+            licenses: s
+                .held
+                .iter()
+                .filter_map(|id| state.grants.get(id))
+                .map(|g| HeldLicense {
+                    product_id: g.key.1,
+                    major_version: g.key.2,
+                    product: g.product.clone(),
+                    license_type: g.license_type,
+                })
+                .collect(),
+        }
+    }
+
+    /// The sampled history of the cartridges of `pool`, up to now.
+    pub fn history(&self, pool: Option<&str>) -> models::History {
+        self.history.chart(pool, self.now(), &self.all_stats())
+    }
+
+    /// The live counters of every cartridge of every pool, for the sampled history.
+    pub fn all_stats(&self) -> Vec<(CartridgeKey, Stats)> {
+        self.lock()
+            .stats
+            .iter()
+            .map(|(k, s)| (k.clone(), s.clone()))
             .collect()
     }
 

@@ -8,6 +8,7 @@
 //! `wasm32-unknown-unknown`.
 
 pub mod admin;
+pub mod browse;
 pub mod error;
 pub mod license;
 pub mod protocol;
@@ -17,6 +18,9 @@ pub mod vendor;
 pub use admin::{
     AuthUser, LicenseAnswer, LicensedUser, LicensedUsers, LicensedUsersAnswer, LoginAnswer,
     LoginRequest, ServerVersion, UserInfo,
+};
+pub use browse::{
+    CartridgeHistory, History, MAX_PAGE, Sample, SessionPage, SessionQuery, SessionSort, SortOrder,
 };
 pub use error::{ApiError, ErrorBody};
 pub use license::{License, ProductRule, Rules};

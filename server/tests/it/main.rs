@@ -2,6 +2,7 @@
 //!
 //! - `admin`: the licensing admin API over TCP;
 //! - `api`: the API router called with `oneshot`, no network;
+//! - `browse`: the status page's paged sessions and cartridge history;
 //! - `serve`: the whole server started in-process on port 0;
 //! - `binary`: the real `license-server` executable, for what only a process shows (exit codes,
 //!   messages, signals);
@@ -16,6 +17,7 @@
 mod admin;
 mod api;
 mod binary;
+mod browse;
 mod client;
 mod ledger;
 mod licensing;
