@@ -118,6 +118,55 @@ pub fn locations(cartridge: &Cartridge) -> String {
         .join("\n")
 }
 
+/// How close a license is to its end: shown with a warning from [`EXPIRY_WARNING_DAYS`] before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    Never,
+    Later,
+    /// Within the warning period: the days left, rounded down.
+    Soon(i64),
+    Expired,
+}
+
+pub const EXPIRY_WARNING_DAYS: i64 = 30;
+
+pub fn expiry(expires: Option<OffsetDateTime>, now: OffsetDateTime) -> Expiry {
+    match expires {
+        None => Expiry::Never,
+        Some(at) if at <= now => Expiry::Expired,
+        Some(at) if (at - now).whole_days() < EXPIRY_WARNING_DAYS => {
+            Expiry::Soon((at - now).whole_days())
+        }
+        Some(_) => Expiry::Later,
+    }
+}
+
+/// A product rule as one line: `callas pdfToolbox CLI 10: runcount 8, credits 5 000 (postpay)`.
+pub fn product_rule(rule: &models::ProductRule) -> String {
+    let mut grants = Vec::new();
+    if rule.runcount > 0 {
+        grants.push(format!(
+            "runcount {}",
+            group_digits(i64::from(rule.runcount))
+        ));
+    }
+    if rule.credits > 0 || rule.postpay {
+        grants.push(format!(
+            "credits {}",
+            group_digits(i64::try_from(rule.credits).unwrap_or(i64::MAX))
+        ));
+    }
+    if grants.is_empty() {
+        grants.push("nothing".to_owned());
+    }
+    let postpay = if rule.postpay { " (postpay)" } else { "" };
+    format!(
+        "{}: {}{postpay}",
+        product_label(&rule.product, rule.major_version),
+        grants.join(", ")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,5 +252,36 @@ mod tests {
         let t = datetime!(2019-06-26 17:04:40 UTC);
         assert_eq!(date_time(t, offset!(+2)), "2019-06-26 19:04:40");
         assert_eq!(time_of_day(t, offset!(-5)), "12:04:40");
+    }
+
+    #[test]
+    fn expiry_warns_thirty_days_ahead() {
+        let now = datetime!(2026-11-22 12:00 UTC);
+        assert_eq!(expiry(None, now), Expiry::Never);
+        assert_eq!(
+            expiry(Some(now + time::Duration::days(90)), now),
+            Expiry::Later
+        );
+        assert_eq!(
+            expiry(Some(now + time::Duration::days(29)), now),
+            Expiry::Soon(29)
+        );
+        assert_eq!(expiry(Some(now), now), Expiry::Expired);
+    }
+
+    #[test]
+    fn a_product_rule_reads_as_one_line() {
+        let rule = models::ProductRule {
+            product_id: 1000,
+            major_version: 10,
+            product: "callas pdfToolbox CLI".into(),
+            runcount: 8,
+            credits: 5000,
+            postpay: true,
+        };
+        assert_eq!(
+            product_rule(&rule),
+            "callas pdfToolbox CLI 10: runcount 8, credits 5\u{202F}000 (postpay)"
+        );
     }
 }

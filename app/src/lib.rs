@@ -5,8 +5,13 @@
 //! wire types of the `models` crate, so there is no private channel between UI and server: what
 //! the page shows, `curl` can show too.
 
+pub mod admin;
 pub mod api;
+pub mod auth;
+mod chart;
+mod clock;
 pub mod format;
+mod sessions_table;
 mod status_page;
 
 use leptos::prelude::*;
@@ -20,11 +25,21 @@ pub const STATUS_PATH: &str = "/status/index.html";
 
 #[component]
 pub fn App() -> impl IntoView {
+    auth::Auth::provide();
     view! {
         <Router>
             <Routes fallback=NotFound>
                 <Route path=path!("/status/index.html") view=status_page::StatusPage />
                 <Route path=path!("/status") view=|| view! { <Redirect path=STATUS_PATH /> } />
+                <Route path=path!("/admin/login") view=admin::LoginScreen />
+                <Route path=path!("/admin/licenses") view=admin::LicensesScreen />
+                <Route path=path!("/admin/vendor") view=admin::VendorScreen />
+                <Route path=path!("/admin/users") view=admin::UsersScreen />
+                <Route path=path!("/admin/sessions") view=admin::SessionsScreen />
+                <Route
+                    path=path!("/admin")
+                    view=|| view! { <Redirect path=admin::LICENSES_PATH /> }
+                />
                 <Route path=path!("/") view=|| view! { <Redirect path=STATUS_PATH /> } />
             </Routes>
         </Router>

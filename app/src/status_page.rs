@@ -13,26 +13,32 @@ use std::sync::{
 use std::time::Duration;
 
 use leptos::prelude::*;
-use models::{Cartridge, Server, Session, StatusData};
-use time::{OffsetDateTime, UtcOffset};
-use wasm_bindgen::JsValue;
+use models::{Cartridge, History, Server, StatusData};
+use time::OffsetDateTime;
 
-use crate::{api, format};
+use crate::{
+    api,
+    chart::CartridgeChart,
+    clock::{local_offset, now, timestamp},
+    format,
+    sessions_table::SessionsTable,
+};
 
 /// Time between two polls. Short enough to watch a job start, long enough that a wall of open
 /// status pages does not load the server.
-const REFRESH: Duration = Duration::from_secs(3);
+pub const REFRESH: Duration = Duration::from_secs(3);
 
 #[component]
 pub fn StatusPage() -> impl IntoView {
     let data = RwSignal::new(None::<StatusData>);
     let error = RwSignal::new(None::<api::Error>);
     let updated = RwSignal::new(None::<OffsetDateTime>);
+    let history = RwSignal::new(None::<History>);
     // The cartridge pool shown; `?pool=NAME` in the address, so a view can be bookmarked and
     // shared. Empty: the default pool.
     let query = leptos_router::hooks::use_query_map();
     let pool = RwSignal::new(query.with_untracked(|q| q.get("pool").unwrap_or_default()));
-    poll(data, error, updated, pool);
+    poll(data, history, error, updated, pool);
     let navigate = leptos_router::hooks::use_navigate();
     let choose_pool = move |name: String| {
         let name = name.trim().to_owned();
@@ -54,7 +60,7 @@ pub fn StatusPage() -> impl IntoView {
         );
         // Show the new pool's cartridges now, not at the next poll.
         data.set(None);
-        leptos::task::spawn_local(refresh(data, error, updated, pool));
+        leptos::task::spawn_local(refresh(data, history, error, updated, pool));
     };
 
     let servers = Memo::new(move |_| {
@@ -69,7 +75,30 @@ pub fn StatusPage() -> impl IntoView {
         })
     });
     let cartridges = Memo::new(move |_| data.with(|d| d.as_ref().map(|d| d.cartridges.clone())));
-    let sessions = Memo::new(move |_| data.with(|d| d.as_ref().map(|d| d.sessions.clone())));
+    let charts = Memo::new(move |_| {
+        data.with(|d| {
+            let d = d.as_ref()?;
+            let span = history.with(|h| h.as_ref().map_or(3600, |h| h.span_s));
+            Some(
+                d.cartridges
+                    .iter()
+                    .map(|c| {
+                        let series = history.with(|h| {
+                            h.as_ref()?
+                                .cartridges
+                                .iter()
+                                .find(|s| {
+                                    s.product_id == c.product_id
+                                        && s.major_version == c.major_version
+                                })
+                                .cloned()
+                        });
+                        (c.clone(), series, span)
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        })
+    });
     let loaded = Signal::derive(move || data.with(Option::is_some));
 
     view! {
@@ -86,6 +115,9 @@ pub fn StatusPage() -> impl IntoView {
                     on:change=move |ev| choose_pool(event_target_value(&ev))
                 />
             </label>
+            <nav class="admin-nav">
+                <a href=crate::admin::LICENSES_PATH>"Admin"</a>
+            </nav>
             <p class="updated" aria-live="polite">
                 {move || match updated.get() {
                     Some(t) => format!("Last updated {}", format::time_of_day(t, local_offset(t))),
@@ -129,14 +161,30 @@ pub fn StatusPage() -> impl IntoView {
                 row=cartridge_row
                 empty="No cartridges: no license is installed for this pool."
             />
-            <DataTable
-                id="sessions"
-                title="Sessions"
-                columns=SESSION_COLUMNS
-                rows=sessions
-                row=session_row
-                empty="No sessions."
-            />
+            <section class="panel" id="charts" aria-labelledby="charts-title">
+                <h2 id="charts-title">"Last hour"</h2>
+                <div class="charts">
+                    {move || match charts.get() {
+                        None => view! { <p class="placeholder">"Loading…"</p> }.into_any(),
+                        Some(charts) if charts.is_empty() => {
+                            view! { <p class="placeholder">"No cartridges."</p> }.into_any()
+                        }
+                        Some(charts) => {
+                            charts
+                                .into_iter()
+                                .map(|(cartridge, history, span_s)| {
+                                    view! { <CartridgeChart cartridge history span_s /> }
+                                })
+                                .collect_view()
+                                .into_any()
+                        }
+                    }}
+                </div>
+            </section>
+            <section class="panel" id="sessions">
+                <h2 id="sessions-title">"Sessions"</h2>
+                <SessionsTable pool=pool.into() />
+            </section>
         </main>
     }
 }
@@ -188,16 +236,6 @@ const CARTRIDGE_COLUMNS: &[Column] = &[
     },
     num("Failures"),
     num("Dropped"),
-];
-
-const SESSION_COLUMNS: &[Column] = &[
-    num("Session ID"),
-    num("Product ID"),
-    col("Status"),
-    col("Host"),
-    col("Product"),
-    col("Type"),
-    col("Started"),
 ];
 
 /// A titled table over `rows`: `None` until the first answer ("Loading…"), then one keyed row per
@@ -295,87 +333,26 @@ fn cartridge_row(cartridge: Cartridge) -> impl IntoView {
     }
 }
 
-fn session_row(session: Session) -> impl IntoView {
-    // A session may hold several licenses: one line each in the license columns.
-    let lines = |f: &dyn Fn(&models::HeldLicense) -> String| {
-        if session.licenses.is_empty() {
-            "—".to_owned()
-        } else {
-            session
-                .licenses
-                .iter()
-                .map(f)
-                .collect::<Vec<_>>()
-                .join("\n")
-        }
-    };
-    let product_ids = lines(&|l| l.product_id.to_string());
-    let products = lines(&|l| format::product_label(&l.product, l.major_version));
-    let types = lines(&|l| format::license_type(l).to_owned());
-    let status = format::session_status(session.status);
-    let host_title = if session.message.is_empty() {
-        session.ip_address.to_string()
-    } else {
-        format!("{} · {}", session.ip_address, session.message)
-    };
-    view! {
-        <tr>
-            <td class="num">{session.session_id}</td>
-            <td class="num lines">{product_ids}</td>
-            <td class=format!("status {status}")>{status}</td>
-            <td title=host_title>{session.host}</td>
-            <td class="lines">{products}</td>
-            <td class="lines">{types}</td>
-            {timestamp(session.started)}
-        </tr>
-    }
-}
-
-/// A `<td>` with the time in the browser's zone, and the exact RFC 3339 value on hover.
-fn timestamp(t: OffsetDateTime) -> impl IntoView {
-    let exact = t
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    view! {
-        <td>
-            <time datetime=exact.clone() title=exact>
-                {format::date_time(t, local_offset(t))}
-            </time>
-        </td>
-    }
-}
-
-/// The browser's UTC offset at instant `t` (daylight saving time depends on the date).
-fn local_offset(t: OffsetDateTime) -> UtcOffset {
-    let millis = (t.unix_timestamp_nanos() / 1_000_000) as f64;
-    // JavaScript counts the offset in minutes, west of UTC positive.
-    let west_minutes = js_sys::Date::new(&JsValue::from_f64(millis)).get_timezone_offset();
-    UtcOffset::from_whole_seconds(-(west_minutes as i32) * 60).unwrap_or(UtcOffset::UTC)
-}
-
-fn now() -> OffsetDateTime {
-    let nanos = (js_sys::Date::now() * 1_000_000.0) as i128;
-    OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
 /// Whether the tab is in the background: then there is no one to show fresh data to.
-fn page_hidden() -> bool {
+pub fn page_hidden() -> bool {
     web_sys::window()
         .and_then(|w| w.document())
         .is_some_and(|d| d.hidden())
 }
 
-/// Polls `data.json` until the page goes away. Errors keep the last data and raise the banner;
-/// the next good answer lowers it.
-/// Fetches the status document of the current pool once and shows it.
+/// Fetches the status document (and the charts' history) of the current pool once and shows it.
 async fn refresh(
     data: RwSignal<Option<StatusData>>,
+    history: RwSignal<Option<History>>,
     error: RwSignal<Option<api::Error>>,
     updated: RwSignal<Option<OffsetDateTime>>,
     pool: RwSignal<String>,
 ) {
     let name = pool.get_untracked();
-    let result = api::status_data(Some(name.as_str()).filter(|n| !n.is_empty())).await;
+    let pool_name = Some(name.as_str()).filter(|n| !n.is_empty());
+    let result = api::status_data(pool_name).await;
+    // The charts are a nicety: when their data does not come, the tables still update.
+    let fresh_history = api::history(pool_name).await.ok();
     if pool.try_get_untracked().as_ref() != Some(&name) {
         // The pool changed (or the page went away) while this was in flight.
         return;
@@ -386,6 +363,9 @@ async fn refresh(
             if data.with_untracked(|d| d.as_ref() != Some(&fresh)) {
                 data.set(Some(fresh));
             }
+            if fresh_history.is_some() && history.with_untracked(|h| *h != fresh_history) {
+                history.set(fresh_history);
+            }
             error.set(None);
             updated.set(Some(now()));
         }
@@ -393,8 +373,11 @@ async fn refresh(
     }
 }
 
+/// Polls `data.json` until the page goes away. Errors keep the last data and raise the banner;
+/// the next good answer lowers it.
 fn poll(
     data: RwSignal<Option<StatusData>>,
+    history: RwSignal<Option<History>>,
     error: RwSignal<Option<api::Error>>,
     updated: RwSignal<Option<OffsetDateTime>>,
     pool: RwSignal<String>,
@@ -410,7 +393,7 @@ fn poll(
                 if !alive.load(Ordering::Relaxed) {
                     return;
                 }
-                refresh(data, error, updated, pool).await;
+                refresh(data, history, error, updated, pool).await;
             }
             gloo_timers::future::sleep(REFRESH).await;
             if !alive.load(Ordering::Relaxed) {

@@ -4,7 +4,7 @@
 import { test as base } from '@playwright/test';
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -18,11 +18,89 @@ export interface StartOptions {
   apiPort?: number;
   /** A vendor public key (PEM file) the server trusts license files from. */
   vendorPublicKey?: string;
+  /** The vendor licensing service (`--vendor-url`). */
+  vendorUrl?: string;
+  /** More `serve` options, e.g. `['--session-idle-timeout', '2']`. */
+  extraArgs?: string[];
 }
 
 /** Runs a `license-server` subcommand to completion; throws with its stderr if it fails. */
-export function cli(args: string[]): string {
-  return execFileSync(BINARY, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+export function cli(args: string[], input?: string): string {
+  return execFileSync(BINARY, args, {
+    encoding: 'utf8',
+    input,
+    stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+  });
+}
+
+/** Spawns the binary and resolves with the first JSON log event that has `field` (an address). */
+export async function spawnUntil(
+  args: string[],
+  field: string,
+): Promise<{ child: ChildProcess; event: Record<string, string>; log: string[] }> {
+  const child = spawn(BINARY, ['--log-format', 'json', ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, RUST_LOG: 'info' },
+  });
+  const log: string[] = [];
+  const event = await new Promise<Record<string, string>>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`not ready within 30 s:\n${log.join('\n')}`)), 30_000);
+    readline.createInterface({ input: child.stderr! }).on('line', (line) => {
+      log.push(line);
+      try {
+        const parsed = JSON.parse(line);
+        if (typeof parsed[field] === 'string') {
+          clearTimeout(timer);
+          resolve(parsed);
+        }
+      } catch {
+        // Not JSON: kept in the log for the error message.
+      }
+    });
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot start ${BINARY}: ${e.message} (run \`make build\` first)`));
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${args.join(' ')} exited with ${code} before it was ready:\n${log.join('\n')}`));
+    });
+  });
+  return { child, event, log };
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode === null && child.signalCode === null) {
+    const exited = once(child, 'exit');
+    child.kill('SIGTERM');
+    await exited;
+  }
+}
+
+/** The vendor licensing service (`vendor serve`) with the sample catalog (account `demo`, secret
+ * `demo-secret`), signing with `vendor`'s key. */
+export class VendorService {
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly url: string,
+    private readonly dataDir: string,
+  ) {}
+
+  static async start(vendor: Vendor): Promise<VendorService> {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'vendor-service-e2e-'));
+    const catalog = path.resolve(__dirname, '../../examples/catalog.toml');
+    const { child, event } = await spawnUntil(
+      ['vendor', 'serve', '--key', vendor.privateKey, '--catalog', catalog, '--bind', '127.0.0.1',
+        '--port', '0', '--data-dir', dataDir],
+      'addr',
+    );
+    return new VendorService(child, `http://${event.addr}`, dataDir);
+  }
+
+  async stop(): Promise<void> {
+    await stopChild(this.child);
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
 }
 
 /** A vendor with its own keypair (`vendor keygen`), issuing license files with `vendor issue`. */
@@ -72,6 +150,8 @@ export class LicenseServer {
     args.push('--port', String(options.port ?? 0));
     if (options.apiPort !== undefined) args.push('--api-port', String(options.apiPort));
     if (options.vendorPublicKey !== undefined) args.push('--vendor-public-key', options.vendorPublicKey);
+    if (options.vendorUrl !== undefined) args.push('--vendor-url', options.vendorUrl);
+    args.push(...(options.extraArgs ?? []));
     const child = spawn(BINARY, args, {
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, RUST_LOG: 'info' },
@@ -132,6 +212,17 @@ export class LicenseServer {
     return cli(['license', 'install', file, '--data-dir', this.dataDir, ...trust]);
   }
 
+  /** Waits until the running server counts `count` cartridges in the default pool (it picks up
+   * an install within half a second). */
+  async waitForCartridges(count: number): Promise<void> {
+    for (let i = 0; i < 100; i++) {
+      const data = await (await fetch(`${this.apiUrl}/status/data.json?sessions=false`)).json();
+      if (data.cartridges.length >= count) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`the server did not show ${count} cartridges within 10 s`);
+  }
+
   /** `license-server cartridge assign SERIAL POOL`. */
   assign(serial: number, pool: string): string {
     return cli(['cartridge', 'assign', String(serial), pool, '--data-dir', this.dataDir]);
@@ -139,6 +230,16 @@ export class LicenseServer {
 
   logText(): string {
     return this.log.join('\n');
+  }
+
+  /** The password the first start gave `admin`. */
+  adminPassword(): string {
+    return readFileSync(path.join(this.dataDir, 'initial-admin-password'), 'utf8').trim();
+  }
+
+  /** `license-server user add`: another administrator, e.g. a viewer. */
+  addUser(principal: string, password: string, role: 'admin' | 'viewer'): void {
+    cli(['user', 'add', '--principal', principal, '--role', role, '--data-dir', this.dataDir], `${password}\n`);
   }
 }
 

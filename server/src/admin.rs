@@ -371,6 +371,7 @@ fn count_answer(remaining: u64) -> axum::Json<LicensedUsersAnswer> {
         (status = 200, body = SessionClosed),
         (status = 401, body = ApiError), (status = 403, body = ApiError),
         (status = 404, description = "UNKNOWN_SESSION", body = ApiError),
+        (status = 409, description = "SESSION_ENDED: it had already finished or been dropped", body = ApiError),
     )
 )]
 pub async fn release_session(
@@ -378,6 +379,22 @@ pub async fn release_session(
     Editor(admin): Editor,
     Path(session_id): Path<u64>,
 ) -> Result<axum::Json<SessionClosed>, AppError> {
+    // A client may close twice without harm; an administrator who asks to release a session that
+    // already ended must hear that nothing was released (another admin, or the client, was first).
+    if let Some(status) = state
+        .engine
+        .session_status(session_id)
+        .filter(|s| *s != models::SessionStatus::Running)
+    {
+        return Err(AppError::status(
+            StatusCode::CONFLICT,
+            "SESSION_ENDED",
+            format!(
+                "session {session_id} had already ended ({}); nothing was released",
+                status.as_str()
+            ),
+        ));
+    }
     let closed = state.engine.close(session_id, Some(admin.actor())).await?;
     tracing::info!(session_id, by = %admin.actor(), "session released by an administrator");
     Ok(axum::Json(closed))

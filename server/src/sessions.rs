@@ -1057,6 +1057,11 @@ impl Engine {
         }
     }
 
+    /// The state of one session, if the server still keeps it.
+    pub fn session_status(&self, session_id: u64) -> Option<SessionStatus> {
+        self.lock().sessions.get(&session_id).map(|s| s.status)
+    }
+
     /// The sampled history of the cartridges of `pool`, up to now.
     pub fn history(&self, pool: Option<&str>) -> models::History {
         self.history.chart(pool, self.now(), &self.all_stats())

@@ -673,6 +673,19 @@ async fn an_administrator_can_force_release_a_session_and_the_ledger_says_who() 
         lab.cartridge("", 7, 0).await["statistic"]["runcount_in_use"],
         0
     );
+    // Twice: the second administrator hears that it had already ended.
+    let (status, body, _) = lab
+        .admin(
+            Method::DELETE,
+            &format!("/server/manage/sessions/{session}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::CONFLICT, "SESSION_ENDED")
+    );
     let (status, body, _) = lab
         .admin(
             Method::DELETE,

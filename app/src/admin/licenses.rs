@@ -1,0 +1,355 @@
+//! Licenses: the active one and every installed one, installing a license file, and the offline
+//! activation request.
+
+use leptos::prelude::*;
+use models::License;
+use wasm_bindgen::JsCast;
+
+use super::{Shell, Task, on_submit};
+use crate::{
+    api,
+    auth::Auth,
+    clock,
+    format::{self, Expiry},
+};
+
+/// What the screen shows: every installed license, and which key is active.
+#[derive(Debug, Clone, Default)]
+struct Installed {
+    licenses: Vec<License>,
+    active: Option<String>,
+}
+
+async fn load(auth: Auth) -> Result<Installed, String> {
+    let tokens = auth.tokens();
+    let licenses = api::licenses(tokens.as_ref())
+        .await
+        .map_err(|e| auth.fail(&e))?;
+    let active = match api::active_license(tokens.as_ref()).await {
+        Ok(answer) => Some(answer.license.key),
+        Err(e) if e.code() == Some("LICENSE_KEY_NOT_FOUND") => None,
+        Err(e) => return Err(auth.fail(&e)),
+    };
+    Ok(Installed { licenses, active })
+}
+
+#[component]
+pub fn LicensesScreen() -> impl IntoView {
+    view! {
+        <Shell title="Licenses">
+            <LicensesBody />
+        </Shell>
+    }
+}
+
+#[component]
+fn LicensesBody() -> impl IntoView {
+    let auth = Auth::get();
+    let reload = RwSignal::new(0_u32);
+    let installed = LocalResource::new(move || {
+        reload.track();
+        load(auth)
+    });
+    let just_installed = RwSignal::new(None::<String>);
+    let on_installed = move |key: String| {
+        just_installed.set(Some(key));
+        reload.update(|n| *n += 1);
+    };
+    view! {
+        <section class="panel" id="licenses" aria-labelledby="licenses-title">
+            <h3 id="licenses-title">"Installed licenses"</h3>
+            {move || match installed.get() {
+                None => view! { <p class="placeholder">"Loading…"</p> }.into_any(),
+                Some(Err(message)) => {
+                    view! {
+                        <p class="form-error" role="alert">
+                            {message}
+                        </p>
+                    }
+                        .into_any()
+                }
+                Some(Ok(installed)) if installed.licenses.is_empty() => {
+                    view! {
+                        <p class="placeholder">
+                            "No license is installed. Install a license file below, or activate one from the vendor."
+                        </p>
+                    }
+                        .into_any()
+                }
+                Some(Ok(installed)) => {
+                    let active = installed.active.clone();
+                    installed
+                        .licenses
+                        .into_iter()
+                        .map(|license| {
+                            let is_active = active.as_deref() == Some(license.key.as_str());
+                            let is_new = just_installed
+                                .with_untracked(|k| k.as_deref() == Some(license.key.as_str()));
+                            license_card(license, is_active, is_new)
+                        })
+                        .collect_view()
+                        .into_any()
+                }
+            }}
+        </section>
+        <Show when=move || auth.can_edit()>
+            <InstallForm on_installed=on_installed />
+            <OfflineActivation />
+        </Show>
+    }
+}
+
+fn license_card(license: License, active: bool, new: bool) -> impl IntoView {
+    let rules = &license.rules;
+    let (expires, expiry_class) = match (rules.expires, format::expiry(rules.expires, clock::now()))
+    {
+        (_, Expiry::Never) | (None, _) => ("never".to_owned(), ""),
+        (Some(at), Expiry::Later) => (clock::local(at), ""),
+        (Some(at), Expiry::Soon(days)) => {
+            (format!("{} — in {days} days", clock::local(at)), "warn")
+        }
+        (Some(at), Expiry::Expired) => (format!("{} — expired", clock::local(at)), "bad"),
+    };
+    let max_users = rules
+        .max_users
+        .map_or_else(|| "no limit".to_owned(), |n| n.to_string());
+    let products: Vec<String> = rules.products.iter().map(format::product_rule).collect();
+    let rules_json = serde_json::to_string_pretty(&license.rules).unwrap_or_default();
+    view! {
+        <article class="license" class:new=new data-key=license.key.clone()>
+            <header>
+                <h4>{license.key.clone()}</h4>
+                {active.then(|| view! { <span class="badge ok">"active"</span> })}
+                {new.then(|| view! { <span class="badge">"just installed"</span> })}
+            </header>
+            <dl class="facts">
+                <dt>"Server ID"</dt>
+                <dd class="mono">{license.server_id.clone()}</dd>
+                <dt>"Serial"</dt>
+                <dd>{rules.serial_number}</dd>
+                <dt>"Products"</dt>
+                <dd>
+                    <ul class="products">
+                        {products.into_iter().map(|p| view! { <li>{p}</li> }).collect_view()}
+                    </ul>
+                </dd>
+                <dt>"Max users"</dt>
+                <dd>{max_users}</dd>
+                <dt>"Issued"</dt>
+                <dd>{clock::local(rules.issued)}</dd>
+                <dt>"Expires"</dt>
+                <dd class=expiry_class>{expires}</dd>
+            </dl>
+            <details>
+                <summary>"Rules"</summary>
+                <table>
+                    <thead>
+                        <tr>
+                            <th scope="col" class="num">"Product ID"</th>
+                            <th scope="col">"Product"</th>
+                            <th scope="col" class="num">"Major"</th>
+                            <th scope="col" class="num">"Runcount"</th>
+                            <th scope="col" class="num">"Credits"</th>
+                            <th scope="col">"Postpay"</th>
+                        </tr>
+                    </thead>
+                    <tbody>
+                        {rules
+                            .products
+                            .iter()
+                            .map(|p| {
+                                view! {
+                                    <tr>
+                                        <td class="num">{p.product_id}</td>
+                                        <td>{p.product.clone()}</td>
+                                        <td class="num">
+                                            {if p.major_version == 0 {
+                                                "any".to_owned()
+                                            } else {
+                                                p.major_version.to_string()
+                                            }}
+                                        </td>
+                                        <td class="num">
+                                            {format::group_digits(i64::from(p.runcount))}
+                                        </td>
+                                        <td class="num">
+                                            {format::group_digits(
+                                                i64::try_from(p.credits).unwrap_or(i64::MAX),
+                                            )}
+                                        </td>
+                                        <td>{if p.postpay { "yes" } else { "no" }}</td>
+                                    </tr>
+                                }
+                            })
+                            .collect_view()}
+                    </tbody>
+                </table>
+                <pre class="rules">{rules_json}</pre>
+            </details>
+        </article>
+    }
+}
+
+/// Reads the chosen file's text into `text`.
+fn read_file(ev: &leptos::ev::Event, text: RwSignal<String>, task: Task) {
+    let Some(file) = ev
+        .target()
+        .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+        .and_then(|input| input.files())
+        .and_then(|files| files.get(0))
+    else {
+        return;
+    };
+    leptos::task::spawn_local(async move {
+        match wasm_bindgen_futures::JsFuture::from(file.text()).await {
+            Ok(content) => text.set(content.as_string().unwrap_or_default()),
+            Err(_) => task
+                .error
+                .set(Some(format!("Cannot read the file {}.", file.name()))),
+        }
+    });
+}
+
+#[component]
+fn InstallForm(on_installed: impl Fn(String) + Copy + 'static) -> impl IntoView {
+    let auth = Auth::get();
+    let text = RwSignal::new(String::new());
+    let task = Task::new();
+    let installed = RwSignal::new(None::<String>);
+    let submit = on_submit(move || {
+        let file = text.get_untracked();
+        if file.trim().is_empty() {
+            task.error.set(Some(
+                "Choose a license file or paste its text first.".to_owned(),
+            ));
+            return;
+        }
+        installed.set(None);
+        let tokens = auth.tokens();
+        task.run(
+            async move { api::install_license(tokens.as_ref(), file).await },
+            move |answer| {
+                installed.set(Some(answer.license.key.clone()));
+                text.set(String::new());
+                on_installed(answer.license.key);
+            },
+        );
+    });
+    view! {
+        <section class="panel" aria-labelledby="install-title">
+            <h3 id="install-title">"Install a license"</h3>
+            <form class="form" id="install-form" on:submit=submit>
+                <p class="hint">
+                    "A license file from your vendor (.lic). Its signature and server ID are checked before anything is installed."
+                </p>
+                <label for="license-file">"License file"</label>
+                <input
+                    id="license-file"
+                    type="file"
+                    accept=".lic,.json,application/json,text/plain"
+                    on:change=move |ev| read_file(&ev, text, task)
+                />
+                <label for="license-text">"…or paste its text"</label>
+                <textarea
+                    id="license-text"
+                    rows="8"
+                    spellcheck="false"
+                    prop:value=move || text.get()
+                    on:input=move |ev| text.set(event_target_value(&ev))
+                ></textarea>
+                <button type="submit" class="primary" disabled=move || task.busy.get()>
+                    {move || if task.busy.get() { "Installing…" } else { "Install" }}
+                </button>
+                {task.error_view()}
+                {move || {
+                    installed
+                        .get()
+                        .map(|key| {
+                            view! {
+                                <p class="form-ok" role="status">
+                                    {format!("Installed license {key}. It counts from now on.")}
+                                </p>
+                            }
+                        })
+                }}
+            </form>
+        </section>
+    }
+}
+
+#[component]
+fn OfflineActivation() -> impl IntoView {
+    let auth = Auth::get();
+    let task = Task::new();
+    let saved = RwSignal::new(None::<String>);
+    let download = move |_| {
+        let tokens = auth.tokens();
+        task.run(
+            async move { api::activation_request(tokens.as_ref()).await },
+            move |(name, text)| {
+                if save_as(&name, &text) {
+                    saved.set(Some(name));
+                } else {
+                    task.error.set(Some(
+                        "The browser did not let the file be saved.".to_owned(),
+                    ));
+                }
+            },
+        );
+    };
+    view! {
+        <section class="panel" aria-labelledby="offline-title">
+            <h3 id="offline-title">"Offline activation"</h3>
+            <p class="hint">
+                "For a server that cannot reach the vendor: download this server's activation request (a small file signed with the server's own key), send it to your vendor, and install the license file that comes back with the form above."
+            </p>
+            <button
+                type="button"
+                id="download-request"
+                disabled=move || task.busy.get()
+                on:click=download
+            >
+                {move || {
+                    if task.busy.get() { "Preparing…" } else { "Download activation request" }
+                }}
+            </button>
+            {task.error_view()}
+            {move || {
+                saved
+                    .get()
+                    .map(|name| {
+                        view! {
+                            <p class="form-ok" role="status">
+                                {format!("Saved {name}.")}
+                            </p>
+                        }
+                    })
+            }}
+        </section>
+    }
+}
+
+/// Offers `text` as a download named `name`.
+fn save_as(name: &str, text: &str) -> bool {
+    let parts = js_sys::Array::of1(&wasm_bindgen::JsValue::from_str(text));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type("application/json");
+    let Ok(blob) = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options) else {
+        return false;
+    };
+    let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) else {
+        return false;
+    };
+    let anchor = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.create_element("a").ok())
+        .and_then(|a| a.dyn_into::<web_sys::HtmlAnchorElement>().ok());
+    let Some(anchor) = anchor else {
+        return false;
+    };
+    anchor.set_href(&url);
+    anchor.set_download(name);
+    anchor.click();
+    let _ = web_sys::Url::revoke_object_url(&url);
+    true
+}

@@ -1,0 +1,125 @@
+//! The login form. After a login it goes back to `?next=` (where the user was when the session
+//! ended), or to the licenses.
+
+use leptos::prelude::*;
+use leptos_router::{
+    NavigateOptions,
+    hooks::{use_navigate, use_query_map},
+};
+
+use super::{LICENSES_PATH, Task, on_submit};
+use crate::{api, auth::Auth, auth::Login};
+
+/// Only addresses of this app: `?next=https://evil.example` must not turn the login into a
+/// redirect to somewhere else.
+fn safe_next(next: Option<String>) -> String {
+    next.filter(|n| n.starts_with("/admin/") || n.starts_with("/status/"))
+        .filter(|n| !n.starts_with(super::LOGIN_PATH))
+        .unwrap_or_else(|| LICENSES_PATH.to_owned())
+}
+
+#[component]
+pub fn LoginScreen() -> impl IntoView {
+    let auth = Auth::get();
+    let query = use_query_map();
+    let next = move || safe_next(query.with(|q| q.get("next")));
+    let navigate = use_navigate();
+    let principal = RwSignal::new(String::new());
+    let secret = RwSignal::new(String::new());
+    let task = Task::new();
+
+    // Already logged in (another tab of this session, or a bookmark): straight on.
+    Effect::new({
+        let navigate = navigate.clone();
+        move || {
+            if auth.login.with(Option::is_some) {
+                navigate(&next(), NavigateOptions::default());
+            }
+        }
+    });
+
+    let submit = on_submit(move || {
+        let (who, password) = (principal.get_untracked(), secret.get_untracked());
+        task.run(
+            async move {
+                let answer = api::login(&who, &password).await?;
+                Ok(Login::from_answer(&who, &answer))
+            },
+            move |login| {
+                auth.notice.set(None);
+                auth.login.set(Some(login));
+                secret.set(String::new());
+            },
+        );
+    });
+
+    view! {
+        <header class="topbar">
+            <h1>"License Server"</h1>
+            <nav class="admin-nav">
+                <a href=crate::STATUS_PATH>"Status page"</a>
+            </nav>
+        </header>
+        <main class="page login">
+            <form class="panel form" on:submit=submit aria-labelledby="login-title">
+                <h2 id="login-title">"Log in"</h2>
+                {move || {
+                    auth.notice
+                        .get()
+                        .map(|notice| {
+                            view! {
+                                <p class="notice" role="status">
+                                    {notice}
+                                </p>
+                            }
+                        })
+                }}
+                <label for="login-principal">"User name"</label>
+                <input
+                    id="login-principal"
+                    name="principal"
+                    autocomplete="username"
+                    required
+                    autofocus
+                    prop:value=move || principal.get()
+                    on:input=move |ev| principal.set(event_target_value(&ev))
+                />
+                <label for="login-secret">"Password"</label>
+                <input
+                    id="login-secret"
+                    name="secret"
+                    type="password"
+                    autocomplete="current-password"
+                    required
+                    prop:value=move || secret.get()
+                    on:input=move |ev| secret.set(event_target_value(&ev))
+                />
+                <button type="submit" class="primary" disabled=move || task.busy.get()>
+                    {move || if task.busy.get() { "Logging in…" } else { "Log in" }}
+                </button>
+                {task.error_view()}
+            </form>
+        </main>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_stays_inside_the_app() {
+        assert_eq!(safe_next(Some("/admin/users".into())), "/admin/users");
+        assert_eq!(
+            safe_next(Some("/status/index.html?pool=farm".into())),
+            "/status/index.html?pool=farm"
+        );
+        assert_eq!(
+            safe_next(Some("https://evil.example/".into())),
+            LICENSES_PATH
+        );
+        assert_eq!(safe_next(Some("//evil.example/".into())), LICENSES_PATH);
+        assert_eq!(safe_next(Some("/admin/login?next=x".into())), LICENSES_PATH);
+        assert_eq!(safe_next(None), LICENSES_PATH);
+    }
+}

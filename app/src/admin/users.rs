@@ -1,0 +1,220 @@
+//! Licensed users: everyone who authenticated, counted against the license's user limit; clear one
+//! or all to free places.
+
+use leptos::prelude::*;
+use models::LicensedUser;
+
+use super::{Shell, Task, confirm};
+use crate::{api, auth::Auth};
+
+#[derive(Debug, Clone)]
+struct Users {
+    users: Vec<LicensedUser>,
+    /// The active license's limit; `None` = no limit.
+    limit: Option<u32>,
+}
+
+async fn load(auth: Auth) -> Result<Option<Users>, String> {
+    let tokens = auth.tokens();
+    let active = match api::active_license(tokens.as_ref()).await {
+        Ok(answer) => answer.license,
+        // Users are counted against the active license: none, nothing to show.
+        Err(e) if e.code() == Some("LICENSE_KEY_NOT_FOUND") => return Ok(None),
+        Err(e) => return Err(auth.fail(&e)),
+    };
+    let answer = api::licensed_users(tokens.as_ref())
+        .await
+        .map_err(|e| auth.fail(&e))?;
+    Ok(Some(Users {
+        users: answer.license.authenticated_users.unwrap_or_default(),
+        limit: active.rules.max_users,
+    }))
+}
+
+#[component]
+pub fn UsersScreen() -> impl IntoView {
+    view! {
+        <Shell title="Licensed users">
+            <UsersBody />
+        </Shell>
+    }
+}
+
+#[component]
+fn UsersBody() -> impl IntoView {
+    let auth = Auth::get();
+    let reload = RwSignal::new(0_u32);
+    let users = LocalResource::new(move || {
+        reload.track();
+        load(auth)
+    });
+    let task = Task::new();
+    let done = RwSignal::new(None::<String>);
+    let after = move |message: String| {
+        move |_| {
+            done.set(Some(message));
+            reload.update(|n| *n += 1);
+        }
+    };
+    // A failed clear (e.g. another tab cleared the user first) also reloads: the table must show
+    // what the server has now.
+    Effect::new(move || {
+        if task.error.with(Option::is_some) {
+            reload.update(|n| *n += 1);
+        }
+    });
+    let clear_one = move |realm: String, principal: String| {
+        if !confirm(&format!(
+            "Clear the licensed user {principal} ({realm})? Their place is free for someone else."
+        )) {
+            return;
+        }
+        done.set(None);
+        let tokens = auth.tokens();
+        let message = format!("Cleared {principal}.");
+        task.run(
+            async move { api::clear_licensed_user(tokens.as_ref(), &realm, &principal).await },
+            after(message),
+        );
+    };
+    let clear_all = move |_| {
+        if !confirm("Clear every licensed user? Each place is free again.") {
+            return;
+        }
+        done.set(None);
+        let tokens = auth.tokens();
+        task.run(
+            async move { api::clear_licensed_users(tokens.as_ref()).await },
+            after("Cleared every licensed user.".to_owned()),
+        );
+    };
+    view! {
+        <section class="panel" aria-labelledby="users-title">
+            <h3 id="users-title">"Users counted against the license"</h3>
+            {task.error_view()}
+            {move || {
+                done.get()
+                    .map(|message| {
+                        view! {
+                            <p class="form-ok" role="status">
+                                {message}
+                            </p>
+                        }
+                    })
+            }}
+            {move || match users.get() {
+                None => view! { <p class="placeholder">"Loading…"</p> }.into_any(),
+                Some(Err(message)) => {
+                    view! {
+                        <p class="form-error" role="alert">
+                            {message}
+                        </p>
+                    }
+                        .into_any()
+                }
+                Some(Ok(None)) => {
+                    view! {
+                        <p class="placeholder">
+                            "No license is active, so no users are counted."
+                        </p>
+                    }
+                        .into_any()
+                }
+                Some(Ok(Some(Users { users, limit }))) => {
+                    let count = users.len();
+                    let any = count > 0;
+                    let counted = match limit {
+                        Some(limit) => format!("{count} of {limit} places taken"),
+                        None => format!("{count} users (the license sets no limit)"),
+                    };
+                    view! {
+                        <p class="count" id="users-count">
+                            {counted}
+                        </p>
+                        <div class="table-wrap">
+                            <table aria-labelledby="users-title">
+                                <thead>
+                                    <tr>
+                                        <th scope="col">"Principal"</th>
+                                        <th scope="col">"Realm"</th>
+                                        <th scope="col">"Last access"</th>
+                                        <Show when=move || auth.can_edit()>
+                                            <th scope="col">
+                                                <span class="visually-hidden">"Actions"</span>
+                                            </th>
+                                        </Show>
+                                    </tr>
+                                </thead>
+                                <tbody>
+                                    {(users.is_empty())
+                                        .then(|| {
+                                            view! {
+                                                <tr class="placeholder">
+                                                    <td colspan="4">"No licensed users."</td>
+                                                </tr>
+                                            }
+                                        })}
+                                    {users
+                                        .into_iter()
+                                        .map(|user| user_row(user, auth, task, clear_one))
+                                        .collect_view()}
+                                </tbody>
+                            </table>
+                        </div>
+                        <Show when=move || auth.can_edit() && any>
+                            <button
+                                type="button"
+                                class="danger"
+                                id="clear-all"
+                                disabled=move || task.busy.get()
+                                on:click=clear_all
+                            >
+                                "Clear all users"
+                            </button>
+                        </Show>
+                    }
+                        .into_any()
+                }
+            }}
+        </section>
+    }
+}
+
+fn user_row(
+    user: LicensedUser,
+    auth: Auth,
+    task: Task,
+    clear: impl Fn(String, String) + Copy + Send + Sync + 'static,
+) -> impl IntoView {
+    let (realm, principal) = (user.realm.clone(), user.principal.clone());
+    let label = format!("Clear {}", user.principal);
+    // The server's RFC 3339, shown in the browser's zone; as sent when it does not parse.
+    let last_access = time::OffsetDateTime::parse(
+        &user.last_access_date,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map_or_else(|_| user.last_access_date.clone(), crate::clock::local);
+    view! {
+        <tr>
+            <td>{user.principal}</td>
+            <td>{user.realm}</td>
+            <td>{last_access}</td>
+            <Show when=move || auth.can_edit()>
+                <td>
+                    <button
+                        type="button"
+                        class="danger"
+                        aria-label=label.clone()
+                        disabled=move || task.busy.get()
+                        on:click={
+                            let (realm, principal) = (realm.clone(), principal.clone());
+                            move |_| clear(realm.clone(), principal.clone())
+                        }
+                    >
+                        "Clear"
+                    </button>
+                </td>
+            </Show>
+        </tr>
+    }
+}

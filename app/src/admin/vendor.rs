@@ -1,0 +1,248 @@
+//! Vendor activation: log in to the vendor's licensing service (through this server, which holds
+//! the service's address), list what the account may activate, activate one with a click.
+
+use leptos::prelude::*;
+use models::RemoteLicense;
+
+use super::{LICENSES_PATH, Task, on_submit};
+use crate::{api, auth::Auth, format};
+
+#[component]
+pub fn VendorScreen() -> impl IntoView {
+    let auth = Auth::get();
+    view! {
+        <super::Shell title="Vendor activation">
+            <Show when=move || auth.vendor.with(Option::is_some) fallback=VendorLogin>
+                <VendorLicenses />
+            </Show>
+        </super::Shell>
+    }
+}
+
+#[component]
+fn VendorLogin() -> impl IntoView {
+    let auth = Auth::get();
+    let principal = RwSignal::new(String::new());
+    let secret = RwSignal::new(String::new());
+    let task = Task::new();
+    let submit = on_submit(move || {
+        let (who, password) = (principal.get_untracked(), secret.get_untracked());
+        let tokens = auth.tokens();
+        task.run(
+            async move { api::vendor_login(tokens.as_ref(), &who, &password).await },
+            move |answer| {
+                secret.set(String::new());
+                auth.vendor.set(Some(answer.token));
+            },
+        );
+    });
+    view! {
+        <form class="panel form" id="vendor-login" on:submit=submit aria-labelledby="vendor-title">
+            <h3 id="vendor-title">"Log in to the vendor"</h3>
+            <p class="hint">
+                "Your account at the vendor's licensing service. This server passes the login on and never stores the secret."
+            </p>
+            <label for="vendor-principal">"Account"</label>
+            <input
+                id="vendor-principal"
+                name="principal"
+                autocomplete="off"
+                required
+                prop:value=move || principal.get()
+                on:input=move |ev| principal.set(event_target_value(&ev))
+            />
+            <label for="vendor-secret">"Secret"</label>
+            <input
+                id="vendor-secret"
+                name="secret"
+                type="password"
+                autocomplete="off"
+                required
+                prop:value=move || secret.get()
+                on:input=move |ev| secret.set(event_target_value(&ev))
+            />
+            <button type="submit" class="primary" disabled=move || task.busy.get()>
+                {move || if task.busy.get() { "Logging in…" } else { "Log in to the vendor" }}
+            </button>
+            {task.error_view()}
+        </form>
+    }
+}
+
+/// The account's licenses, and the keys installed here (to tell "activated here" apart).
+async fn load(auth: Auth) -> Result<(Vec<RemoteLicense>, Vec<String>), String> {
+    let tokens = auth.tokens();
+    let remote = api::vendor_licenses(tokens.as_ref())
+        .await
+        .map_err(|e| auth.fail(&e))?;
+    let installed = api::licenses(tokens.as_ref())
+        .await
+        .map_err(|e| auth.fail(&e))?;
+    Ok((
+        remote.licenses,
+        installed.into_iter().map(|l| l.key).collect(),
+    ))
+}
+
+#[component]
+fn VendorLicenses() -> impl IntoView {
+    let auth = Auth::get();
+    let reload = RwSignal::new(0_u32);
+    let licenses = LocalResource::new(move || {
+        reload.track();
+        load(auth)
+    });
+    let task = Task::new();
+    let activated = RwSignal::new(None::<String>);
+    let activate = move |key: String| {
+        activated.set(None);
+        let tokens = auth.tokens();
+        task.run(
+            async move { api::vendor_activate(tokens.as_ref(), &key).await },
+            move |answer| {
+                activated.set(Some(answer.license.key));
+                reload.update(|n| *n += 1);
+            },
+        );
+    };
+    let logout = Task::new();
+    let log_out = move |_| {
+        let tokens = auth.tokens();
+        logout.run(
+            async move { api::vendor_logout(tokens.as_ref()).await },
+            move |_| auth.vendor.set(None),
+        );
+    };
+    view! {
+        <section class="panel" aria-labelledby="vendor-licenses-title">
+            <div class="panel-head">
+                <h3 id="vendor-licenses-title">"Licenses of the vendor account"</h3>
+                <button
+                    type="button"
+                    id="vendor-logout"
+                    disabled=move || logout.busy.get()
+                    on:click=log_out
+                >
+                    "Log out of the vendor"
+                </button>
+            </div>
+            {logout.error_view()}
+            {task.error_view()}
+            {move || {
+                activated
+                    .get()
+                    .map(|key| {
+                        view! {
+                            <p class="form-ok" role="status">
+                                {format!("Activated and installed {key}. ")}
+                                <a href=LICENSES_PATH>"See it under Licenses."</a>
+                            </p>
+                        }
+                    })
+            }}
+            {move || match licenses.get() {
+                None => view! { <p class="placeholder">"Loading…"</p> }.into_any(),
+                Some(Err(message)) => {
+                    view! {
+                        <p class="form-error" role="alert">
+                            {message}
+                        </p>
+                    }
+                        .into_any()
+                }
+                Some(Ok((remote, installed))) => {
+                    view! {
+                        <div class="table-wrap">
+                            <table aria-labelledby="vendor-licenses-title">
+                                <thead>
+                                    <tr>
+                                        <th scope="col">"Key"</th>
+                                        <th scope="col">"Products"</th>
+                                        <th scope="col">"Expires"</th>
+                                        <th scope="col">"State"</th>
+                                        <th scope="col">
+                                            <span class="visually-hidden">"Actions"</span>
+                                        </th>
+                                    </tr>
+                                </thead>
+                                <tbody>
+                                    {remote.is_empty().then(|| view! {
+                                        <tr class="placeholder">
+                                            <td colspan="5">"This account has no licenses to activate."</td>
+                                        </tr>
+                                    })}
+                                    {remote
+                                        .into_iter()
+                                        .map(|license| {
+                                            let here = installed.contains(&license.key);
+                                            remote_row(license, here, auth, task, activate)
+                                        })
+                                        .collect_view()}
+                                </tbody>
+                            </table>
+                        </div>
+                    }
+                        .into_any()
+                }
+            }}
+        </section>
+    }
+}
+
+fn remote_row(
+    license: RemoteLicense,
+    installed_here: bool,
+    auth: Auth,
+    task: Task,
+    activate: impl Fn(String) + Copy + Send + Sync + 'static,
+) -> impl IntoView {
+    let used = license.activations.len();
+    let state = if installed_here {
+        "installed here".to_owned()
+    } else if used as u32 >= license.max_activations {
+        format!(
+            "no activations left ({used} of {})",
+            license.max_activations
+        )
+    } else {
+        format!(
+            "available ({used} of {} activations used)",
+            license.max_activations
+        )
+    };
+    let products = license
+        .rules
+        .products
+        .iter()
+        .map(format::product_rule)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let key = license.key.clone();
+    let row_key = license.key.clone();
+    let label = format!("Activate {}", license.key);
+    let can_activate = !installed_here && (used as u32) < license.max_activations;
+    view! {
+        <tr data-key=row_key>
+            <td class="mono">{license.key}</td>
+            <td class="lines">{products}</td>
+            <td>{license.rules.expires.unwrap_or_else(|| "never".to_owned())}</td>
+            <td class="state">{state}</td>
+            <td>
+                <Show when=move || auth.can_edit() && can_activate>
+                    <button
+                        type="button"
+                        class="primary"
+                        aria-label=label.clone()
+                        disabled=move || task.busy.get()
+                        on:click={
+                            let key = key.clone();
+                            move |_| activate(key.clone())
+                        }
+                    >
+                        "Activate"
+                    </button>
+                </Show>
+            </td>
+        </tr>
+    }
+}

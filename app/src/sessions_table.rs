@@ -1,0 +1,503 @@
+//! The sessions table, paged, sorted and filtered by the server (`/status/sessions.json`), so a
+//! server with 100,000 sessions sends the browser one page, not all of them. Used by the status
+//! page, and by the admin Sessions screen with a Release button per running session.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, AtomicU64, Ordering},
+};
+
+use leptos::prelude::*;
+use models::{SessionPage, SessionQuery, SessionSort, SessionStatus, SortOrder};
+
+use crate::{
+    api,
+    auth::Auth,
+    clock::timestamp,
+    format,
+    status_page::{REFRESH, page_hidden},
+};
+
+const PAGE_SIZES: &[u32] = &[25, 50, 100, 200];
+
+/// A column header; `sort` when a click on it sorts.
+struct Column {
+    label: &'static str,
+    numeric: bool,
+    sort: Option<SessionSort>,
+}
+
+const COLUMNS: &[Column] = &[
+    Column {
+        label: "Session ID",
+        numeric: true,
+        sort: Some(SessionSort::SessionId),
+    },
+    Column {
+        label: "Product ID",
+        numeric: true,
+        sort: None,
+    },
+    Column {
+        label: "Status",
+        numeric: false,
+        sort: Some(SessionSort::Status),
+    },
+    Column {
+        label: "Host",
+        numeric: false,
+        sort: Some(SessionSort::Host),
+    },
+    Column {
+        label: "Product",
+        numeric: false,
+        sort: Some(SessionSort::Product),
+    },
+    Column {
+        label: "Type",
+        numeric: false,
+        sort: None,
+    },
+    Column {
+        label: "Started",
+        numeric: false,
+        sort: Some(SessionSort::Started),
+    },
+];
+
+/// `releasable`: a Release button on running sessions, for administrators who may edit.
+#[component]
+pub fn SessionsTable(
+    /// The cartridge pool; empty = the default pool.
+    pool: Signal<String>,
+    #[prop(optional)] releasable: bool,
+    #[prop(optional)] status: Option<SessionStatus>,
+) -> impl IntoView {
+    let query = RwSignal::new(SessionQuery {
+        status,
+        ..Default::default()
+    });
+    let page = RwSignal::new(None::<SessionPage>);
+    let error = RwSignal::new(None::<String>);
+    let notice = RwSignal::new(None::<String>);
+    let release_error = RwSignal::new(None::<String>);
+    // Answers that arrive after a newer request was sent are stale: only the latest is shown.
+    let generation = Arc::new(AtomicU64::new(0));
+    let fetch = {
+        let generation = Arc::clone(&generation);
+        move || {
+            let mine = generation.fetch_add(1, Ordering::Relaxed) + 1;
+            let generation = Arc::clone(&generation);
+            let q = query.get_untracked();
+            let pool = pool.get_untracked();
+            leptos::task::spawn_local(async move {
+                let result =
+                    api::session_page(Some(pool.as_str()).filter(|p| !p.is_empty()), &q).await;
+                if generation.load(Ordering::Relaxed) != mine {
+                    return;
+                }
+                match result {
+                    Ok(fresh) => {
+                        if page.with_untracked(|p| p.as_ref() != Some(&fresh)) {
+                            let _ = page.try_set(Some(fresh));
+                        }
+                        let _ = error.try_set(None);
+                    }
+                    Err(e) => {
+                        let _ = error.try_set(Some(e.to_string()));
+                    }
+                }
+            });
+        }
+    };
+    // A new query or pool: fetch now.
+    Effect::new({
+        let fetch = fetch.clone();
+        move || {
+            query.track();
+            pool.track();
+            fetch();
+        }
+    });
+    // And keep the page fresh.
+    let alive = Arc::new(AtomicBool::new(true));
+    on_cleanup({
+        let alive = Arc::clone(&alive);
+        move || alive.store(false, Ordering::Relaxed)
+    });
+    let poll = fetch.clone();
+    leptos::task::spawn_local(async move {
+        loop {
+            gloo_timers::future::sleep(REFRESH).await;
+            if !alive.load(Ordering::Relaxed) {
+                return;
+            }
+            if !page_hidden() {
+                poll();
+            }
+        }
+    });
+
+    let set_filter = move |change: &dyn Fn(&mut SessionQuery)| {
+        query.update(|q| {
+            change(q);
+            q.offset = 0;
+        });
+    };
+    let text_filter = move |field: fn(&mut SessionQuery) -> &mut Option<String>| {
+        move |ev: leptos::ev::Event| {
+            let value = event_target_value(&ev);
+            set_filter(&|q| *field(q) = Some(value.clone()).filter(|v| !v.trim().is_empty()));
+        }
+    };
+    let can_release = move || releasable && Auth::get().can_edit();
+    let release = move |session_id: u64| {
+        if !crate::admin::confirm(&format!(
+            "Release session {session_id}? The client loses its licenses and will have to ask again."
+        )) {
+            return;
+        }
+        let auth = Auth::get();
+        let tokens = auth.tokens();
+        let refetch = fetch.clone();
+        leptos::task::spawn_local(async move {
+            match api::release_session(tokens.as_ref(), session_id).await {
+                Ok(_) => {
+                    let _ = notice.try_set(Some(format!("Session {session_id} was released.")));
+                    let _ = release_error.try_set(None);
+                }
+                Err(e) => {
+                    let _ = notice.try_set(None);
+                    let _ = release_error.try_set(Some(auth.fail(&e)));
+                }
+            }
+            refetch();
+        });
+    };
+
+    let columns = move || COLUMNS.len() + usize::from(can_release());
+    let rows = move || page.with(|p| p.as_ref().map(|p| p.sessions.clone()).unwrap_or_default());
+    view! {
+        <form class="filters" role="search" on:submit=|ev| ev.prevent_default()>
+            <label>
+                "Status "
+                <select
+                    name="status"
+                    on:change=move |ev| {
+                        let value = event_target_value(&ev);
+                        set_filter(
+                            &|q| {
+                                q.status = match value.as_str() {
+                                    "running" => Some(SessionStatus::Running),
+                                    "finished" => Some(SessionStatus::Finished),
+                                    "dropped" => Some(SessionStatus::Dropped),
+                                    _ => None,
+                                };
+                            },
+                        );
+                    }
+                >
+                    {[("", "all"), ("running", "running"), ("finished", "finished"), ("dropped", "dropped")]
+                        .into_iter()
+                        .map(|(value, label)| {
+                            let selected = status.map_or("", SessionStatus::as_str) == value;
+                            view! {
+                                <option value=value selected=selected>
+                                    {label}
+                                </option>
+                            }
+                        })
+                        .collect_view()}
+                </select>
+            </label>
+            <label>
+                "Host " <input type="search" name="host" on:input=text_filter(|q| &mut q.host) />
+            </label>
+            <label>
+                "Product "
+                <input type="search" name="product" on:input=text_filter(|q| &mut q.product) />
+            </label>
+            <label>
+                "Search "
+                <input
+                    type="search"
+                    name="q"
+                    placeholder="id, host, address, message…"
+                    on:input=text_filter(|q| &mut q.q)
+                />
+            </label>
+        </form>
+        // Not an alert: the status page raises its own banner when the server is unreachable.
+        {move || {
+            error
+                .get()
+                .map(|e| {
+                    view! { <p class="form-error">{e}</p> }
+                })
+        }}
+        {move || {
+            release_error
+                .get()
+                .map(|e| {
+                    view! {
+                        <p class="form-error" role="alert">
+                            {e}
+                        </p>
+                    }
+                })
+        }}
+        {move || {
+            notice
+                .get()
+                .map(|n| {
+                    view! {
+                        <p class="form-ok" role="status">
+                            {n}
+                        </p>
+                    }
+                })
+        }}
+        <div class="table-wrap">
+            <table aria-labelledby="sessions-title">
+                <thead>
+                    <tr>
+                        {COLUMNS
+                            .iter()
+                            .map(|c| header(c, query))
+                            .collect_view()}
+                        {move || {
+                            can_release()
+                                .then(|| {
+                                    view! {
+                                        <th scope="col">
+                                            <span class="visually-hidden">"Actions"</span>
+                                        </th>
+                                    }
+                                })
+                        }}
+                    </tr>
+                </thead>
+                <tbody>
+                    <For
+                        each=rows
+                        key=|s| s.clone()
+                        children=move |s| session_row(s, can_release(), release.clone())
+                    />
+                    {move || {
+                        let text = page
+                            .with(|p| match p {
+                                None => Some("Loading…"),
+                                Some(p) if p.sessions.is_empty() && p.total == 0 => {
+                                    Some("No sessions.")
+                                }
+                                Some(p) if p.sessions.is_empty() => {
+                                    Some("No session matches these filters.")
+                                }
+                                Some(_) => None,
+                            })?;
+                        Some(
+                            view! {
+                                <tr class="placeholder">
+                                    <td colspan=columns()>{text}</td>
+                                </tr>
+                            },
+                        )
+                    }}
+                </tbody>
+            </table>
+        </div>
+        <Pager page query />
+    }
+}
+
+fn header(column: &'static Column, query: RwSignal<SessionQuery>) -> impl IntoView {
+    let Some(sort) = column.sort else {
+        return view! {
+            <th scope="col" class:num=column.numeric>
+                {column.label}
+            </th>
+        }
+        .into_any();
+    };
+    let aria_sort = move || {
+        query.with(|q| match (q.sort == sort, q.order) {
+            (false, _) => "none",
+            (true, SortOrder::Asc) => "ascending",
+            (true, SortOrder::Desc) => "descending",
+        })
+    };
+    let click = move |_| {
+        query.update(|q| {
+            if q.sort == sort {
+                q.order = q.order.flipped();
+            } else {
+                q.sort = sort;
+                // Ids and times newest first; names from A.
+                q.order = match sort {
+                    SessionSort::SessionId | SessionSort::Started => SortOrder::Desc,
+                    _ => SortOrder::Asc,
+                };
+            }
+            q.offset = 0;
+        });
+    };
+    view! {
+        <th scope="col" class:num=column.numeric aria-sort=aria_sort>
+            <button type="button" class="sort" on:click=click>
+                {column.label}
+            </button>
+        </th>
+    }
+    .into_any()
+}
+
+#[component]
+fn Pager(page: RwSignal<Option<SessionPage>>, query: RwSignal<SessionQuery>) -> impl IntoView {
+    let range = move || {
+        page.with(|p| {
+            let p = p.as_ref()?;
+            let matched = p.matched;
+            let from = (p.offset + 1).min(matched);
+            let to = (p.offset + p.sessions.len() as u64).min(matched);
+            let of = if matched == p.total {
+                format!("{} sessions", format::group_digits(matched as i64))
+            } else {
+                format!(
+                    "{} matching of {} sessions",
+                    format::group_digits(matched as i64),
+                    format::group_digits(p.total as i64)
+                )
+            };
+            Some(format!(
+                "{}–{} of {of}",
+                format::group_digits(from as i64),
+                format::group_digits(to as i64)
+            ))
+        })
+    };
+    let limit = move || u64::from(query.with(|q| q.limit));
+    let has_previous = move || query.with(|q| q.offset > 0);
+    let has_next = move || {
+        page.with(|p| {
+            p.as_ref()
+                .is_some_and(|p| p.offset + (p.sessions.len() as u64) < p.matched)
+        })
+    };
+    let go = move |to: u64| query.update(|q| q.offset = to);
+    view! {
+        <nav class="pager" aria-label="Sessions pages">
+            <button
+                type="button"
+                disabled=move || !has_previous()
+                on:click=move |_| go(0)
+                aria-label="First page"
+            >
+                "«"
+            </button>
+            <button
+                type="button"
+                disabled=move || !has_previous()
+                on:click=move |_| go(query.with_untracked(|q| q.offset).saturating_sub(limit()))
+            >
+                "Previous"
+            </button>
+            <span class="range" aria-live="polite">
+                {range}
+            </span>
+            <button
+                type="button"
+                disabled=move || !has_next()
+                on:click=move |_| go(query.with_untracked(|q| q.offset) + limit())
+            >
+                "Next"
+            </button>
+            <label>
+                "Per page "
+                <select
+                    name="limit"
+                    on:change=move |ev| {
+                        let limit = event_target_value(&ev).parse().unwrap_or(50);
+                        query
+                            .update(|q| {
+                                q.limit = limit;
+                                q.offset = 0;
+                            });
+                    }
+                >
+                    {PAGE_SIZES
+                        .iter()
+                        .map(|n| {
+                            view! {
+                                <option value=n.to_string() selected=*n == SessionQuery::default().limit>
+                                    {n.to_string()}
+                                </option>
+                            }
+                        })
+                        .collect_view()}
+                </select>
+            </label>
+        </nav>
+    }
+}
+
+fn session_row(
+    session: models::Session,
+    can_release: bool,
+    release: impl Fn(u64) + Clone + 'static,
+) -> impl IntoView {
+    // A session may hold several licenses: one line each in the license columns.
+    let lines = |f: &dyn Fn(&models::HeldLicense) -> String| {
+        if session.licenses.is_empty() {
+            "—".to_owned()
+        } else {
+            session
+                .licenses
+                .iter()
+                .map(f)
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    };
+    let product_ids = lines(&|l| l.product_id.to_string());
+    let products = lines(&|l| format::product_label(&l.product, l.major_version));
+    let types = lines(&|l| format::license_type(l).to_owned());
+    let status = format::session_status(session.status);
+    let host_title = if session.message.is_empty() {
+        session.ip_address.to_string()
+    } else {
+        format!("{} · {}", session.ip_address, session.message)
+    };
+    let id = session.session_id;
+    let action = can_release.then(|| {
+        let running = session.status == SessionStatus::Running;
+        view! {
+            <td>
+                {running
+                    .then(|| {
+                        view! {
+                            <button
+                                type="button"
+                                class="danger"
+                                aria-label=format!("Release session {id}")
+                                on:click=move |_| release(id)
+                            >
+                                "Release"
+                            </button>
+                        }
+                    })}
+            </td>
+        }
+    });
+    view! {
+        <tr>
+            <td class="num">{session.session_id}</td>
+            <td class="num lines">{product_ids}</td>
+            <td class=format!("status {status}")>{status}</td>
+            <td title=host_title>{session.host}</td>
+            <td class="lines">{products}</td>
+            <td class="lines">{types}</td>
+            {timestamp(session.started)}
+            {action}
+        </tr>
+    }
+}

@@ -1,0 +1,318 @@
+// The admin screens, against a real license server (and, for vendor activation, a real vendor
+// service) started by the suite. Each screen: its success path and at least one error path, with
+// a screenshot kept as a test artifact.
+
+import { writeFileSync } from 'node:fs';
+import { Page, TestInfo } from '@playwright/test';
+import { LicenseServer, Vendor, VendorService, expect, test } from './server';
+
+const TOOLBOX = '1000:10:callas pdfToolbox CLI:4:0';
+
+async function screenshot(page: Page, testInfo: TestInfo, name: string): Promise<void> {
+  const file = testInfo.outputPath(`${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  await testInfo.attach(name, { path: file, contentType: 'image/png' });
+}
+
+async function logIn(page: Page, server: LicenseServer, principal = 'admin', password?: string): Promise<void> {
+  await page.getByLabel('User name').fill(principal);
+  await page.getByLabel('Password').fill(password ?? server.adminPassword());
+  await page.getByRole('button', { name: 'Log in' }).click();
+}
+
+/** Opens a session on the license port, optionally for a licensed user, and takes a license. */
+async function openSession(
+  server: LicenseServer,
+  body: Record<string, unknown>,
+  product?: [number, number],
+): Promise<number> {
+  const base = `http://127.0.0.1:${server.licensePort}/v1/sessions`;
+  const opened = await fetch(base, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  expect(opened.status, await opened.clone().text()).toBe(201);
+  const { session_id } = await opened.json();
+  if (product) {
+    const granted = await fetch(`${base}/${session_id}/licenses`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ request_id: 'r1', product_id: product[0], major_version: product[1] }),
+    });
+    expect(granted.status, await granted.clone().text()).toBe(200);
+  }
+  return session_id;
+}
+
+test('log in: a wrong password is refused next to the form, the right one opens the licenses; log out', async ({
+  page,
+  server,
+}, testInfo) => {
+  await page.goto(`${server.apiUrl}/admin`);
+  await expect(page).toHaveURL(/\/admin\/login\?next=/);
+  await logIn(page, server, 'admin', 'not-the-password');
+  await expect(page.getByRole('alert')).toContainText('LOGIN_DENIED');
+  await expect(page.getByLabel('Password')).toBeFocused({ timeout: 1 }).catch(() => undefined);
+  await screenshot(page, testInfo, 'login-error');
+
+  // Keyboard only: Enter submits.
+  await page.getByLabel('Password').fill(server.adminPassword());
+  await page.getByLabel('Password').press('Enter');
+  await expect(page).toHaveURL(/\/admin\/licenses$/);
+  await expect(page.getByRole('heading', { name: 'Licenses', level: 2 })).toBeVisible();
+  await expect(page.getByText('No license is installed')).toBeVisible();
+  await expect(page.locator('.who .role')).toHaveText('administrator');
+
+  // A reload keeps the login (the tab's session storage)…
+  await page.reload();
+  await expect(page.getByRole('heading', { name: 'Licenses', level: 2 })).toBeVisible();
+  // …and logging out ends it on the server too.
+  const token = await page.evaluate(() => JSON.parse(sessionStorage.getItem('license-server.login')!).token);
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await expect(page.getByRole('status')).toHaveText('You are logged out.');
+  const after = await fetch(`${server.apiUrl}/server/manage/licenses`, { headers: { 'X-Ak-Session-Id': token } });
+  expect(after.status).toBe(401);
+});
+
+test('licenses: install by pasting, by file, a tampered file refused inline, rules expand, offline request downloads', async ({
+  page,
+  server,
+  vendor,
+}, testInfo) => {
+  await page.goto(`${server.apiUrl}/admin/licenses`);
+  await logIn(page, server);
+  await expect(page.getByText('No license is installed')).toBeVisible();
+
+  // Paste a good one.
+  const soon = new Date(Date.now() + 10 * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z');
+  const good = vendor.issue(server.serverId, ['--license-key', 'E2E-PASTED', '--product-spec', TOOLBOX,
+    '--max-users', '5', '--expires', soon]).toString();
+  const { readFileSync } = await import('node:fs');
+  await page.getByLabel('…or paste its text').fill(readFileSync(good, 'utf8'));
+  await page.getByRole('button', { name: 'Install' }).click();
+  await expect(page.locator('#install-form').getByRole('status')).toContainText('Installed license E2E-PASTED');
+  const card = page.locator('article.license[data-key="E2E-PASTED"]');
+  await expect(card).toContainText('active');
+  await expect(card).toContainText('callas pdfToolbox CLI 10: runcount 4');
+  await expect(card.locator('dd.warn')).toContainText(/in \d+ days/);
+  await expect(card).toContainText('Max users');
+  await card.getByText('Rules').click();
+  await expect(card.locator('details table')).toBeVisible();
+  await expect(card.locator('details tbody tr').first()).toContainText('1000');
+
+  // A tampered file, chosen with the file picker: refused with the server's reason, nothing new.
+  const second = vendor.issue(server.serverId, ['--license-key', 'E2E-FILE', '--product-spec', '2000:0:Cruncher:0:500']);
+  const tampered = testInfo.outputPath('tampered.lic');
+  writeFileSync(tampered, readFileSync(second, 'utf8').replace('"credits": 500', '"credits": 50000'));
+  await page.getByLabel('License file').setInputFiles(tampered);
+  await expect(page.getByLabel('…or paste its text')).toHaveValue(/50000/);
+  await page.getByRole('button', { name: 'Install' }).click();
+  await expect(page.locator('#install-form').getByRole('alert')).toContainText('LICENSE_BAD_SIGNATURE');
+  await expect(page.locator('article.license')).toHaveCount(1);
+  await screenshot(page, testInfo, 'install-refused');
+
+  // The genuine file installs.
+  await page.getByLabel('License file').setInputFiles(second);
+  await page.getByRole('button', { name: 'Install' }).click();
+  await expect(page.locator('article.license[data-key="E2E-FILE"]')).toBeVisible();
+  await expect(page.locator('article.license')).toHaveCount(2);
+
+  // The offline activation request downloads as a file signed for this server.
+  const download = page.waitForEvent('download');
+  await page.getByRole('button', { name: 'Download activation request' }).click();
+  const file = await download;
+  expect(file.suggestedFilename()).toMatch(/^activation-request-.*\.json$/);
+  const saved = testInfo.outputPath('request.json');
+  await file.saveAs(saved);
+  expect(readFileSync(saved, 'utf8')).toContain(server.serverId);
+  await screenshot(page, testInfo, 'licenses');
+});
+
+test.describe('with a vendor service', () => {
+  let service: VendorService;
+  let serviceVendor: Vendor;
+  let server: LicenseServer;
+
+  test.beforeEach(async () => {
+    serviceVendor = new Vendor();
+    service = await VendorService.start(serviceVendor);
+    server = await LicenseServer.start({ vendorPublicKey: serviceVendor.publicKey, vendorUrl: service.url });
+  });
+
+  test.afterEach(async () => {
+    await server.stop();
+    await service.stop();
+    serviceVendor.remove();
+  });
+
+  test('vendor activation: a denied vendor login, then list, activate with a click, see it installed, log out', async ({
+    page,
+  }, testInfo) => {
+    await page.goto(`${server.apiUrl}/admin/vendor`);
+    await logIn(page, server);
+    await expect(page).toHaveURL(/\/admin\/vendor$/);
+
+    await page.getByLabel('Account').fill('demo');
+    await page.getByLabel('Secret').fill('wrong-secret');
+    await page.getByRole('button', { name: 'Log in to the vendor' }).click();
+    await expect(page.locator('#vendor-login').getByRole('alert')).toContainText('LOGIN_DENIED');
+    await screenshot(page, testInfo, 'vendor-login-denied');
+
+    await page.getByLabel('Secret').fill('demo-secret');
+    await page.getByRole('button', { name: 'Log in to the vendor' }).click();
+    const row = page.locator('tr[data-key="DEMO-PDFTOOLBOX-10"]');
+    await expect(row.locator('.state')).toContainText('available');
+    await row.getByRole('button', { name: 'Activate DEMO-PDFTOOLBOX-10' }).click();
+    await expect(page.getByRole('status')).toContainText('Activated and installed DEMO-PDFTOOLBOX-10');
+    await expect(row.locator('.state')).toHaveText('installed here');
+    await expect(row.getByRole('button')).toHaveCount(0);
+    await screenshot(page, testInfo, 'vendor');
+
+    await page.getByRole('link', { name: 'See it under Licenses.' }).click();
+    await expect(page.locator('article.license[data-key="DEMO-PDFTOOLBOX-10"]')).toContainText('active');
+
+    await page.getByRole('link', { name: 'Vendor activation' }).click();
+    await page.getByRole('button', { name: 'Log out of the vendor' }).click();
+    await expect(page.getByRole('button', { name: 'Log in to the vendor' })).toBeVisible();
+  });
+});
+
+test('licensed users: count against the limit, clear one, a user another tab cleared, clear all', async ({
+  page,
+  context,
+  server,
+  vendor,
+}, testInfo) => {
+  server.install(vendor.issue(server.serverId, ['--product-spec', TOOLBOX, '--max-users', '10']));
+  await server.waitForCartridges(1);
+  for (const who of ['ana', 'ben']) {
+    await openSession(server, { host: 'ws', user: { realm: 'ldap', principal: who } });
+  }
+  await page.goto(`${server.apiUrl}/admin/users`);
+  await logIn(page, server);
+  // ana, ben and admin (who just logged in).
+  await expect(page.locator('#users-count')).toHaveText('3 of 10 places taken');
+  const rows = page.locator('table tbody tr');
+  await expect(rows).toHaveCount(3);
+  await screenshot(page, testInfo, 'users');
+
+  page.on('dialog', (dialog) => dialog.accept());
+  await page.getByRole('button', { name: 'Clear ana' }).click();
+  await expect(page.getByRole('status')).toHaveText('Cleared ana.');
+  await expect(page.locator('#users-count')).toHaveText('2 of 10 places taken');
+
+  // Another tab (another administrator's, or the same one logged in twice) clears ben first.
+  const other = await context.newPage();
+  await other.goto(`${server.apiUrl}/admin/users`);
+  await logIn(other, server);
+  other.on('dialog', (dialog) => dialog.accept());
+  await other.getByRole('button', { name: 'Clear ben' }).click();
+  await expect(other.getByRole('status')).toHaveText('Cleared ben.');
+  await page.getByRole('button', { name: 'Clear ben' }).click();
+  await expect(page.getByRole('alert')).toContainText('LICENSE_USER_NOT_FOUND');
+  await expect(page.locator('#users-count')).toHaveText('1 of 10 places taken');
+  await screenshot(page, testInfo, 'users-already-cleared');
+
+  // A declined confirmation changes nothing.
+  page.removeAllListeners('dialog');
+  page.once('dialog', (dialog) => dialog.dismiss());
+  await page.getByRole('button', { name: 'Clear all users' }).click();
+  await expect(page.locator('#users-count')).toHaveText('1 of 10 places taken');
+  page.once('dialog', (dialog) => dialog.accept());
+  await page.getByRole('button', { name: 'Clear all users' }).click();
+  await expect(page.locator('#users-count')).toHaveText('0 of 10 places taken');
+});
+
+test('sessions: force-release with confirmation; a session that ended meanwhile is reported', async ({
+  page,
+  server,
+  vendor,
+}, testInfo) => {
+  server.install(vendor.issue(server.serverId, ['--product-spec', TOOLBOX]));
+  await server.waitForCartridges(1);
+  const stuck = await openSession(server, { host: 'render-stuck', message: 'hangs' }, [1000, 10]);
+  const gone = await openSession(server, { host: 'render-gone' }, [1000, 10]);
+  await page.goto(`${server.apiUrl}/admin/sessions`);
+  await logIn(page, server);
+  const table = page.getByRole('table', { name: 'Sessions' });
+  await expect(table.locator('tbody tr')).toHaveCount(2);
+  await screenshot(page, testInfo, 'sessions-admin');
+
+  page.on('dialog', (dialog) => dialog.accept());
+  await page.getByRole('button', { name: `Release session ${stuck}` }).click();
+  await expect(page.getByRole('status')).toHaveText(`Session ${stuck} was released.`);
+  await expect(table.locator('tbody tr')).toHaveCount(1);
+
+  // The client closes its session while the page still shows it running (its refreshes held
+  // back, so that the click surely comes before the next one).
+  await expect(table.locator('tbody tr')).toContainText('render-gone');
+  await page.route(/\/status\/sessions\.json/, (route) => route.abort());
+  await fetch(`http://127.0.0.1:${server.licensePort}/v1/sessions/${gone}`, { method: 'DELETE' });
+  await page.getByRole('button', { name: `Release session ${gone}` }).click();
+  await expect(page.getByRole('alert')).toContainText('SESSION_ENDED');
+  await page.unroute(/\/status\/sessions\.json/);
+  await expect(table.locator('tbody tr.placeholder')).toHaveText('No session matches these filters.');
+});
+
+test('an expired token returns to the login form with a message, then to where the user was', async ({
+  page,
+  vendor,
+}, testInfo) => {
+  const server = await LicenseServer.start({
+    vendorPublicKey: vendor.publicKey,
+    extraArgs: ['--session-idle-timeout', '2'],
+  });
+  try {
+    await page.goto(`${server.apiUrl}/admin/sessions`);
+    await logIn(page, server);
+    await expect(page).toHaveURL(/\/admin\/sessions$/);
+    await page.waitForTimeout(3_000);
+    await page.getByRole('link', { name: 'Licensed users' }).click();
+    await expect(page.getByRole('status')).toContainText('Your session has ended');
+    await expect(page).toHaveURL(/\/admin\/login\?next=%2Fadmin%2Fusers/);
+    await screenshot(page, testInfo, 'session-expired');
+    await logIn(page, server);
+    await expect(page).toHaveURL(/\/admin\/users$/);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('a viewer sees every screen without the buttons that change anything', async ({ page, server, vendor }, testInfo) => {
+  server.install(vendor.issue(server.serverId, ['--product-spec', TOOLBOX, '--max-users', '10']));
+  await server.waitForCartridges(1);
+  await openSession(server, { host: 'ws', user: { realm: 'ldap', principal: 'ana' } }, [1000, 10]);
+  server.addUser('vera', 'viewer-password-1', 'viewer');
+  await page.goto(`${server.apiUrl}/admin/licenses`);
+  await logIn(page, server, 'vera', 'viewer-password-1');
+  await expect(page.locator('.who .role')).toHaveText('viewer');
+  await expect(page.locator('article.license')).toHaveCount(1);
+  await expect(page.getByRole('button', { name: 'Install' })).toHaveCount(0);
+  await expect(page.getByRole('button', { name: 'Download activation request' })).toHaveCount(0);
+  await screenshot(page, testInfo, 'viewer-licenses');
+
+  await page.getByRole('link', { name: 'Licensed users' }).click();
+  await expect(page.locator('table tbody tr')).toHaveCount(2);
+  await expect(page.getByRole('button', { name: /^Clear/ })).toHaveCount(0);
+
+  await page.getByRole('link', { name: 'Sessions' }).click();
+  await expect(page.getByRole('table', { name: 'Sessions' }).locator('tbody tr')).toHaveCount(1);
+  await expect(page.getByRole('button', { name: /^Release/ })).toHaveCount(0);
+});
+
+test('on a 390 px phone the screens fit the width', async ({ page, server, vendor }, testInfo) => {
+  server.install(vendor.issue(server.serverId, ['--product-spec', TOOLBOX, '--max-users', '10']));
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto(`${server.apiUrl}/admin/licenses`);
+  await logIn(page, server);
+  for (const [link, name] of [['Licenses', 'phone-licenses'], ['Licensed users', 'phone-users'], ['Sessions', 'phone-sessions'], ['Status page', 'phone-status']]) {
+    await page.getByRole('link', { name: link, exact: true }).click();
+    await page.waitForLoadState('networkidle');
+    // Tables scroll inside their own box; the page itself never scrolls sideways.
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow, `${link} is wider than the phone`).toBeLessThanOrEqual(0);
+    await screenshot(page, testInfo, name);
+    if (link === 'Status page') break;
+  }
+});
