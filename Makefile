@@ -3,6 +3,7 @@
 # already there, so the second run is quick.
 #
 #   make run     build, then start the server on ports 1400/1401 with ./data
+#   make demo    a vendor service, a server with demo licenses, jobs in a loop (Ctrl-C stops all)
 #   make test    everything CI checks: format, lints, unit + integration tests, Playwright, Schemathesis
 #   make build   the UI (trunk) and the release server binary that embeds it
 #   make lint    format check, clippy (native and wasm32), TypeScript check
@@ -40,7 +41,7 @@ E2E_NPM := end2end/node_modules/.package-lock.json
 UI_SOURCES := $(shell find app/src app/models/src style public -type f 2>/dev/null) \
 	app/index.html app/Trunk.toml app/Cargo.toml app/models/Cargo.toml Cargo.toml Cargo.lock
 
-.PHONY: help setup build run test lint e2e api-fuzz bench clean
+.PHONY: help setup build run demo test lint e2e api-fuzz bench clean
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -90,6 +91,10 @@ build: setup $(UI_INDEX)
 # Options of `serve` can be passed as ARGS="--port 2400" or LICENSE_SERVER_* variables.
 run: build
 	$(SERVER_BIN) serve --data-dir ./data $(ARGS)
+
+# A vendor service, a server with the demo licenses activated, and jobs in a loop; Ctrl-C stops all.
+demo: build
+	LICENSE_SERVER_BIN=$(SERVER_BIN) examples/demo.sh
 
 ## --- checks -------------------------------------------------------------------------------
 
