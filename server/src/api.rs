@@ -34,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .route("/status/sessions.json", get(status::sessions_json))
         .route("/status/history.json", get(status::history_json))
         .route(ADMIN_PAGE, get(assets::index))
+        .route("/admin/", get(|| async { Redirect::to(ADMIN_PAGE) }))
         .route("/admin/{*screen}", get(assets::index))
         .route(STATUS_PAGE, get(assets::index))
         .route("/status", get(to_status_page))

@@ -140,6 +140,20 @@ async fn the_root_and_status_dir_lead_to_the_status_page() {
         assert!(answer.status.is_redirection(), "{path}: {}", answer.status);
         assert_eq!(answer.header("location"), "/status/index.html", "{path}");
     }
+    // The admin screens are the app's routes: any address under /admin gets the page (the app
+    // shows the screen), and /admin/ goes to /admin like the status directory does.
+    let answer = get(&router, "/admin/").await;
+    assert!(answer.status.is_redirection(), "{}", answer.status);
+    assert_eq!(answer.header("location"), "/admin");
+    for path in [
+        "/admin",
+        "/admin/users",
+        "/admin/login?next=%2Fadmin%2Fusers",
+    ] {
+        let answer = get(&router, path).await;
+        assert_ne!(answer.status, 404, "{path}");
+        assert_ne!(answer.header("content-type"), "application/json", "{path}");
+    }
 }
 
 #[tokio::test]
