@@ -157,14 +157,15 @@ fn content_type(path: &str) -> &'static str {
     }
 }
 
-/// Trunk names what it fingerprints `name-<16 hex digits>` (`app-0123456789abcdef_bg.wasm`): such
-/// a file never changes under its name, so browsers may cache it forever.
+/// Trunk names what it fingerprints `name-<hash>` (`app-0123456789abcdef_bg.wasm`): such a file
+/// never changes under its name, so browsers may cache it forever. The hash is a 64-bit value
+/// written in hex *without* leading zeros, so one build in sixteen has 15 digits or fewer.
 fn is_content_hashed(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
     name.split('-').skip(1).any(|part| {
         let hex: String = part.chars().take_while(char::is_ascii_hexdigit).collect();
         let rest = &part[hex.len()..];
-        hex.len() == 16 && (rest.starts_with('.') || rest.starts_with('_'))
+        (1..=16).contains(&hex.len()) && (rest.starts_with('.') || rest.starts_with('_'))
     })
 }
 
