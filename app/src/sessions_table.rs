@@ -11,7 +11,7 @@ use leptos::prelude::*;
 use models::{SessionPage, SessionQuery, SessionSort, SessionStatus, SortOrder};
 
 use crate::{
-    api,
+    admin, api,
     auth::Auth,
     clock::timestamp,
     format,
@@ -152,7 +152,7 @@ pub fn SessionsTable(
     };
     let can_release = move || releasable && Auth::get().can_edit();
     let release = move |session_id: u64| {
-        if !crate::admin::confirm(&format!(
+        if !admin::confirm(&format!(
             "Release session {session_id}? The client loses its licenses and will have to ask again."
         )) {
             return;
@@ -235,28 +235,8 @@ pub fn SessionsTable(
                     view! { <p class="form-error">{e}</p> }
                 })
         }}
-        {move || {
-            release_error
-                .get()
-                .map(|e| {
-                    view! {
-                        <p class="form-error" role="alert">
-                            {e}
-                        </p>
-                    }
-                })
-        }}
-        {move || {
-            notice
-                .get()
-                .map(|n| {
-                    view! {
-                        <p class="form-ok" role="status">
-                            {n}
-                        </p>
-                    }
-                })
-        }}
+        {move || release_error.get().map(admin::error_message)}
+        {move || notice.get().map(admin::done_message)}
         <div class="table-wrap">
             <table aria-labelledby="sessions-title">
                 <thead>

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use models::License;
 use wasm_bindgen::JsCast;
 
-use super::{Shell, Task, on_submit};
+use super::{Shell, Task, done_message, loaded, on_submit};
 use crate::{
     api,
     auth::Auth,
@@ -58,25 +58,17 @@ fn LicensesBody() -> impl IntoView {
     view! {
         <section class="panel" id="licenses" aria-labelledby="licenses-title">
             <h3 id="licenses-title">"Installed licenses"</h3>
-            {move || match installed.get() {
-                None => view! { <p class="placeholder">"Loading…"</p> }.into_any(),
-                Some(Err(message)) => {
-                    view! {
-                        <p class="form-error" role="alert">
-                            {message}
-                        </p>
+            {loaded(
+                installed,
+                move |installed: Installed| {
+                    if installed.licenses.is_empty() {
+                        return view! {
+                            <p class="placeholder">
+                                "No license is installed. Install a license file below, or activate one from the vendor."
+                            </p>
+                        }
+                            .into_any();
                     }
-                        .into_any()
-                }
-                Some(Ok(installed)) if installed.licenses.is_empty() => {
-                    view! {
-                        <p class="placeholder">
-                            "No license is installed. Install a license file below, or activate one from the vendor."
-                        </p>
-                    }
-                        .into_any()
-                }
-                Some(Ok(installed)) => {
                     let active = installed.active.clone();
                     installed
                         .licenses
@@ -89,8 +81,8 @@ fn LicensesBody() -> impl IntoView {
                         })
                         .collect_view()
                         .into_any()
-                }
-            }}
+                },
+            )}
         </section>
         <Show when=move || auth.can_edit()>
             <InstallForm on_installed=on_installed />
@@ -264,13 +256,7 @@ fn InstallForm(on_installed: impl Fn(String) + Copy + 'static) -> impl IntoView 
                 {move || {
                     installed
                         .get()
-                        .map(|key| {
-                            view! {
-                                <p class="form-ok" role="status">
-                                    {format!("Installed license {key}. It counts from now on.")}
-                                </p>
-                            }
-                        })
+                        .map(|key| done_message(format!("Installed license {key}. It counts from now on.")))
                 }}
             </form>
         </section>
@@ -314,17 +300,7 @@ fn OfflineActivation() -> impl IntoView {
                 }}
             </button>
             {task.error_view()}
-            {move || {
-                saved
-                    .get()
-                    .map(|name| {
-                        view! {
-                            <p class="form-ok" role="status">
-                                {format!("Saved {name}.")}
-                            </p>
-                        }
-                    })
-            }}
+            {move || saved.get().map(|name| done_message(format!("Saved {name}.")))}
         </section>
     }
 }

@@ -144,21 +144,47 @@ impl Task {
 
     /// The error paragraph, for under the form.
     pub fn error_view(self) -> impl IntoView {
-        move || {
-            self.error.get().map(|message| {
-                view! {
-                    <p class="form-error" role="alert">
-                        {message}
-                    </p>
-                }
-            })
-        }
+        move || self.error.get().map(error_message)
     }
 }
 
 impl Default for Task {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// An error in the server's words, announced to screen readers.
+pub fn error_message(message: String) -> impl IntoView {
+    view! {
+        <p class="form-error" role="alert">
+            {message}
+        </p>
+    }
+}
+
+/// What a request achieved, announced politely.
+pub fn done_message(message: String) -> impl IntoView {
+    view! {
+        <p class="form-ok" role="status">
+            {message}
+        </p>
+    }
+}
+
+/// What a screen loaded: "Loading…" until the answer comes, then the error or `ok`'s view.
+pub fn loaded<T, V>(
+    resource: LocalResource<Result<T, String>>,
+    ok: impl Fn(T) -> V + Send + Sync + 'static,
+) -> impl IntoView
+where
+    T: Clone + 'static,
+    V: IntoView + 'static,
+{
+    move || match resource.get() {
+        None => view! { <p class="placeholder">"Loading…"</p> }.into_any(),
+        Some(Err(message)) => error_message(message).into_any(),
+        Some(Ok(value)) => ok(value).into_any(),
     }
 }
 

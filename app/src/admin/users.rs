@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use models::LicensedUser;
 
-use super::{Shell, Task, confirm};
+use super::{Shell, Task, confirm, done_message, loaded};
 use crate::{api, auth::Auth};
 
 #[derive(Debug, Clone)]
@@ -92,35 +92,18 @@ fn UsersBody() -> impl IntoView {
         <section class="panel" aria-labelledby="users-title">
             <h3 id="users-title">"Users counted against the license"</h3>
             {task.error_view()}
-            {move || {
-                done.get()
-                    .map(|message| {
-                        view! {
-                            <p class="form-ok" role="status">
-                                {message}
+            {move || done.get().map(done_message)}
+            {loaded(
+                users,
+                move |users: Option<Users>| {
+                    let Some(Users { users, limit }) = users else {
+                        return view! {
+                            <p class="placeholder">
+                                "No license is active, so no users are counted."
                             </p>
                         }
-                    })
-            }}
-            {move || match users.get() {
-                None => view! { <p class="placeholder">"Loading…"</p> }.into_any(),
-                Some(Err(message)) => {
-                    view! {
-                        <p class="form-error" role="alert">
-                            {message}
-                        </p>
-                    }
-                        .into_any()
-                }
-                Some(Ok(None)) => {
-                    view! {
-                        <p class="placeholder">
-                            "No license is active, so no users are counted."
-                        </p>
-                    }
-                        .into_any()
-                }
-                Some(Ok(Some(Users { users, limit }))) => {
+                            .into_any();
+                    };
                     let count = users.len();
                     let any = count > 0;
                     let counted = match limit {
@@ -174,8 +157,8 @@ fn UsersBody() -> impl IntoView {
                         </Show>
                     }
                         .into_any()
-                }
-            }}
+                },
+            )}
         </section>
     }
 }

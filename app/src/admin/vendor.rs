@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use models::RemoteLicense;
 
-use super::{LICENSES_PATH, Task, on_submit};
+use super::{LICENSES_PATH, Task, loaded, on_submit};
 use crate::{api, auth::Auth, format};
 
 #[component]
@@ -140,17 +140,9 @@ fn VendorLicenses() -> impl IntoView {
                         }
                     })
             }}
-            {move || match licenses.get() {
-                None => view! { <p class="placeholder">"Loading…"</p> }.into_any(),
-                Some(Err(message)) => {
-                    view! {
-                        <p class="form-error" role="alert">
-                            {message}
-                        </p>
-                    }
-                        .into_any()
-                }
-                Some(Ok((remote, installed))) => {
+            {loaded(
+                licenses,
+                move |(remote, installed): (Vec<RemoteLicense>, Vec<String>)| {
                     view! {
                         <div class="table-wrap">
                             <table aria-labelledby="vendor-licenses-title">
@@ -183,8 +175,8 @@ fn VendorLicenses() -> impl IntoView {
                         </div>
                     }
                         .into_any()
-                }
-            }}
+                },
+            )}
         </section>
     }
 }
