@@ -460,7 +460,7 @@ pub struct ServeArgs {
 
 impl ServeArgs {
     /// The engine's timing, checked for sense.
-    pub fn engine(&self) -> Result<crate::sessions::EngineConfig, String> {
+    pub fn engine(&self) -> Result<crate::engine::EngineConfig, String> {
         if self.heartbeat_interval >= self.session_timeout {
             return Err(format!(
                 "--heartbeat-interval ({} s) must be shorter than --session-timeout ({} s), or \
@@ -468,7 +468,7 @@ impl ServeArgs {
                 self.heartbeat_interval, self.session_timeout
             ));
         }
-        Ok(crate::sessions::EngineConfig {
+        Ok(crate::engine::EngineConfig {
             heartbeat_interval: std::time::Duration::from_secs(self.heartbeat_interval),
             timeout: std::time::Duration::from_secs(self.session_timeout),
             keep_ended: self.keep_ended_sessions as usize,

@@ -7,11 +7,14 @@
 use std::time::Duration;
 
 use models::{
-    ApiError, Granted, OpenSession, Released, RequestLicense, SessionClosed, SessionOpened,
+    ApiError, ErrorCode, Granted, OpenSession, Released, RequestLicense, SessionClosed,
+    SessionOpened,
 };
 use reqwest::{Method, StatusCode};
 use serde::{Serialize, de::DeserializeOwned};
 use thiserror::Error;
+
+use crate::sys::hex;
 
 /// How long to wait for a server to accept a connection before trying the next.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -33,9 +36,10 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    pub fn code(&self) -> Option<&str> {
+    /// The server's error code, when it sent one this version knows.
+    pub fn code(&self) -> Option<ErrorCode> {
         match self {
-            Self::Api { code, .. } => Some(code),
+            Self::Api { code, .. } => ErrorCode::parse(code),
             _ => None,
         }
     }
@@ -240,5 +244,5 @@ pub fn new_request_id() -> String {
             .map_or(0, |d| d.as_nanos());
         return format!("t{nanos:x}");
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::lower(&bytes)
 }

@@ -1,44 +1,83 @@
 //! The license server: a license port where client machines ask for licenses, and an API port
-//! with the status page, its data and the admin REST API.
+//! with the status page, its data and the admin REST API; and the vendor's licensing service.
 //!
-//! `serve::start` wires everything together; each port has its own router (`license_port`,
-//! `api`) over one shared [`state::AppState`], so tests can call either router directly with
-//! `oneshot` or start the whole server on port 0.
+//! # Layout
+//!
+//! The code is grouped in rooms, one folder each, by what it does:
+//!
+//! | room | what it does |
+//! | --- | --- |
+//! | `serve`, `ports`, `openapi` | start and stop the server; put each port's router together from the rooms' routes; the OpenAPI documents |
+//! | `app` | the composition root: [`App::open`] builds store, ledger replay, inventory, engine and logins into the [`AppState`] that `serve` and the tests use alike |
+//! | `protocol` | the license port's routes: sessions, license requests, heartbeats, releases |
+//! | `status` | `data.json`, `sessions.json`, `history.json`, `/health`: what the status page reads |
+//! | `admin` | the admin API: logins, licenses, licensed users, force-release, and the calls to the vendor service (`remote`) |
+//! | `vendor` | the vendor licensing service (`vendor serve`): catalog, logins, activations |
+//! | `engine` | sessions, grants, waiters, heartbeats and statistics: a fold of the ledger, decided under one lock |
+//! | `licensing` | keys, license files, the licenses directory, the inventory of cartridges and pools, this server's identity, activation requests |
+//! | `auth` | administrators: passwords, tokens, the login gate, permissions, licensed users |
+//! | `ledger` | the hash-chained events: the chain, the group-commit writer, verification, export |
+//! | `store` | SQLite, one module per group of tables; the only place with SQL |
+//! | `http` | what the HTTP rooms share: the one error type and its mapping from the domain's errors, extractors, common layers, the embedded web UI |
+//! | `sys` | the machine: the data directory and its lock, atomic files, signals, logging, hex and time text |
+//! | `cli`, `commands`, `client` | the command line, the subcommands other than `serve`, and the license protocol's client |
+//!
+//! # The dependency rule
+//!
+//! Data flows one way, and so do imports:
+//!
+//! ```text
+//! serve → ports → protocol, status, admin, vendor → app → engine, licensing, auth → ledger → store
+//! ```
+//!
+//! `engine` reads `licensing` (the inventory it grants from); neither imports anything above it.
+//! The domain (`engine`, `licensing`, `auth`) knows nothing of HTTP: it returns its own error
+//! enums, which `http::error` maps to a status and an `ErrorCode` in one place. `http` is used by
+//! the HTTP rooms only, and its only knowledge of the domain is those error enums. `sys` and the
+//! wire types of the `models` crate are leaves: every room may use them, they use no room. The
+//! vendor service's own tables are in `store::vendor`, since the store is the only room with SQL.
+//! Inside a room, a module's siblings are imported by path (`super::state::State`); a folder's
+//! `mod.rs` only declares and re-exports, so no module imports its parent.
+//!
+//! The rooms are private. What the binary (`main.rs`) and the integration tests (`tests/it`)
+//! use is re-exported below.
 
-pub mod activation;
-pub mod admin;
-pub mod api;
-pub mod assets;
-pub mod atomic_file;
-pub mod auth;
-pub mod browse;
-pub mod cartridges;
+mod admin;
+mod app;
+mod auth;
 pub mod cli;
-pub mod client;
+mod client;
 pub mod commands;
-pub mod data_dir;
-pub mod error;
-pub mod extract;
-pub mod history;
-pub mod identity;
-pub mod inventory;
-pub mod keys;
-pub mod ledger;
-pub mod license_file;
-pub mod license_port;
-pub mod licenses;
-pub mod logging;
-pub mod openapi;
-pub mod pool;
-pub mod remote;
-pub mod serve;
-pub mod sessions;
-pub mod signals;
-pub mod state;
-pub mod status;
-pub mod store;
-pub mod vendor_service;
-pub mod vendor_store;
+mod engine;
+mod http;
+mod ledger;
+mod licensing;
+mod openapi;
+mod ports;
+mod protocol;
+mod serve;
+mod status;
+mod store;
+mod sys;
+mod vendor;
 
-/// The server software's version, as shown on the status page.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub use crate::{
+    app::{App, AppConfig, AppState, LedgerTask},
+    auth::passwords::hash_password,
+    client::{ClientError, LicenseClient},
+    engine::{Clock, EngineConfig},
+    ledger::{Event, verify as verify_ledger},
+    licensing::{
+        activation,
+        dir::LicenseDir,
+        file as license_file,
+        identity::{Identity, ServerId, hostname},
+        keys::{KeyPair, TrustedKeys},
+    },
+    openapi::{api_port_doc, combined_doc, license_port_doc},
+    ports::{api_port, license_port},
+    serve::{INITIAL_PASSWORD_FILE, Running, ServeConfig, start},
+    store::{AdminUserRow, Store, TokenRow},
+    sys::{VERSION, data_dir::DataDir, logging, signals},
+    vendor::{RunningVendor, VendorConfig, start as start_vendor},
+};

@@ -5,16 +5,12 @@ use std::{
 
 use clap::Parser;
 use server::{
+    ServeConfig, VendorConfig,
     cli::{
         CartridgeCommand, Cli, ClientCommand, Command, LedgerCommand, LicenseCommand, LogFormat,
         ServeArgs, UserCommand, VendorCommand,
     },
-    commands,
-    data_dir::DataDir,
-    logging,
-    serve::{self, ServeConfig},
-    signals,
-    store::Store,
+    commands, logging, signals,
 };
 
 #[global_allocator]
@@ -23,7 +19,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.log_format);
+    logging::init(cli.log_format == LogFormat::Json);
     let result = match cli.command {
         Command::Client(ClientCommand::Run(args)) => {
             return match commands::client::run(args).await {
@@ -34,7 +30,7 @@ async fn main() -> ExitCode {
         Command::Bench(args) => commands::bench::run(args, &mut io::stdout()).await,
         Command::User(command) => user(command).await,
         Command::Serve(args) => run_server(args).await,
-        Command::ServerId(args) => print_server_id(&args.data_dir).await,
+        Command::ServerId(args) => commands::server_id(&args, &mut io::stdout()).await,
         Command::Vendor(command) => vendor(command).await,
         Command::License(command) => license(command).await,
         Command::Cartridge(CartridgeCommand::Assign {
@@ -70,7 +66,7 @@ async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
     let api_port = args.api_port().map_err(anyhow::Error::msg)?;
     let engine = args.engine().map_err(anyhow::Error::msg)?;
     let stop = signals::stop_requested()?;
-    let running = serve::start(ServeConfig {
+    let running = server::start(ServeConfig {
         bind: args.bind,
         port: args.port,
         api_port,
@@ -101,20 +97,11 @@ async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn print_server_id(data_dir: &std::path::Path) -> anyhow::Result<()> {
-    let dir = DataDir::open(data_dir)?;
-    let store = Store::open(&dir.store_path()).await?;
-    let id = store.server_id().await?;
-    store.close().await;
-    writeln!(std::io::stdout(), "{id}")?;
-    Ok(())
-}
-
 async fn vendor(command: VendorCommand) -> anyhow::Result<()> {
     match command {
         VendorCommand::Serve(args) => {
             let stop = signals::stop_requested()?;
-            let running = server::vendor_service::start(server::vendor_service::VendorConfig {
+            let running = server::start_vendor(VendorConfig {
                 bind: args.bind,
                 port: args.port,
                 key: args.key,
@@ -133,7 +120,7 @@ async fn vendor(command: VendorCommand) -> anyhow::Result<()> {
             Ok(())
         }
         VendorCommand::HashSecret => {
-            let hash = server::vendor_service::hash_secret_from_stdin()?;
+            let hash = commands::vendor::hash_secret()?;
             writeln!(io::stdout(), "{hash}")?;
             Ok(())
         }

@@ -10,7 +10,6 @@ use std::{
     io,
     net::{IpAddr, SocketAddr},
     path::PathBuf,
-    sync::Arc,
     time::Duration,
 };
 
@@ -20,26 +19,19 @@ use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    api,
-    atomic_file::{self, Mode},
-    auth::Auth,
-    data_dir::DataDir,
-    identity::{Identity, ServerId},
-    inventory::Inventory,
-    keys::KeyPair,
-    keys::TrustedKeys,
-    ledger::Writer,
-    license_port,
-    licenses::LicenseDir,
-    sessions::{Engine, EngineConfig},
-    state::AppState,
+    app::{App, AppConfig, LedgerTask},
+    engine::EngineConfig,
+    licensing::{identity::ServerId, keys::TrustedKeys},
+    ports,
     store::Store,
+    sys::{
+        atomic_file::{self, Mode},
+        data_dir::DataDir,
+    },
 };
 
 /// Where the first administrator's random password is written (mode 0600).
 pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
-/// This server's own Ed25519 key (mode 0600).
-pub const SERVER_KEY_FILE: &str = "server.key";
 
 /// How long requests in flight may take to finish once shutdown began.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -71,8 +63,7 @@ pub struct Running {
     tasks: JoinSet<io::Result<()>>,
     /// The licenses watcher and the engine's ticks; end with `shutdown`, aborted if dropped.
     watcher: JoinSet<()>,
-    stop_writer: CancellationToken,
-    writer_task: tokio::task::JoinHandle<()>,
+    ledger: LedgerTask,
     store: Store,
     /// Holds the data directory's lock until the server has stopped.
     _data_dir: DataDir,
@@ -89,42 +80,22 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     data_dir.lock()?;
     let license_listener = listen(config.bind, config.port, "license port", "--port").await?;
     let api_listener = listen(config.bind, config.api_port, "API port", "--api-port").await?;
-    let store = Store::open(&data_dir.store_path()).await?;
-    let server_id = store.server_id().await?;
-
     let license_addr = license_listener.local_addr()?;
     let api_addr = api_listener.local_addr()?;
-    let identity = Identity::detect(
-        server_id.clone(),
-        config.serial_number,
-        config.bind,
-        license_addr.port(),
-    );
-    let inventory = Arc::new(
-        Inventory::load(
-            LicenseDir::new(data_dir.path()),
+    let (state, ledger) = App::open(
+        &data_dir,
+        AppConfig {
             trusted,
-            server_id.clone(),
-            store.clone(),
-        )
-        .await?,
-    );
-    // The ledger writer outlives the listeners: requests still in flight at shutdown must be
-    // able to commit. It has its own stop signal, given after they drained.
-    let stop_writer = CancellationToken::new();
-    let (writer, writer_task) = Writer::spawn(store.clone(), stop_writer.clone());
-    let engine = Arc::new(
-        Engine::load(
-            &store,
-            writer,
-            inventory.clone(),
-            config.engine,
-            server_id.to_string(),
-        )
-        .await?,
-    );
-    let auth = Auth::new(store.clone(), config.admin_idle_timeout);
-    if let Some(password) = auth.create_first_admin().await? {
+            engine: config.engine,
+            serial_number: config.serial_number,
+            bind: config.bind,
+            license_port: license_addr.port(),
+            admin_idle_timeout: config.admin_idle_timeout,
+            vendor_url: config.vendor_url,
+        },
+    )
+    .await?;
+    if let Some(password) = state.auth.create_first_admin().await? {
         let file = data_dir.path().join(INITIAL_PASSWORD_FILE);
         atomic_file::replace(&file, format!("{password}\n").as_bytes(), Mode::Private)
             .with_context(|| format!("cannot write {}", file.display()))?;
@@ -137,28 +108,22 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
             file.display()
         );
     }
-    let server_key = KeyPair::load_or_create(&data_dir.path().join(SERVER_KEY_FILE))?;
-    let state = AppState::new(
-        store.clone(),
-        identity,
-        inventory.clone(),
-        engine.clone(),
-        auth,
-        server_key,
-        config.vendor_url,
-    );
-
     let shutdown = CancellationToken::new();
     let mut watcher = JoinSet::new();
-    watcher.spawn(inventory.watch(shutdown.clone()));
-    watcher.spawn(engine.run_ticks(shutdown.clone()));
+    watcher.spawn(state.inventory.clone().watch(shutdown.clone()));
+    watcher.spawn(state.engine.clone().run_ticks(shutdown.clone()));
+    let (server_id, store) = (state.identity.server_id.clone(), state.store.clone());
     let mut tasks = JoinSet::new();
     tasks.spawn(serve(
         license_listener,
-        license_port::router(state.clone()),
+        ports::license_port(state.clone()),
         shutdown.clone(),
     ));
-    tasks.spawn(serve(api_listener, api::router(state), shutdown.clone()));
+    tasks.spawn(serve(
+        api_listener,
+        ports::api_port(state),
+        shutdown.clone(),
+    ));
     Ok(Running {
         license_addr,
         api_addr,
@@ -166,8 +131,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         shutdown,
         tasks,
         watcher,
-        stop_writer,
-        writer_task,
+        ledger,
         store,
         _data_dir: data_dir,
     })
@@ -217,7 +181,7 @@ impl Running {
         format!(
             "http://{}{}",
             SocketAddr::new(ip, self.api_addr.port()),
-            api::STATUS_PAGE
+            ports::STATUS_PAGE
         )
     }
 
@@ -243,10 +207,7 @@ impl Running {
         // The watcher queries the store; it stops at the cancellation, before the store closes.
         while self.watcher.join_next().await.is_some() {}
         // Everything appended is committed before the store closes.
-        self.stop_writer.cancel();
-        if let Err(e) = self.writer_task.await {
-            tracing::error!(error = %e, "the ledger writer failed");
-        }
+        self.ledger.finish().await;
         self.store.close().await;
         match failed {
             None => Ok(()),

@@ -1,4 +1,9 @@
-//! The one error shape of the HTTP API: `{"error": {"code", "message"}}`.
+//! The one error shape of the HTTP API, `{"error": {"code", "message"}}`, and the codes it carries.
+//!
+//! The codes are one enum, [`ErrorCode`], used by the server that sends them, the CLI and the web
+//! app that read them: no code is spelled as a string literal anywhere else. On the wire a code is
+//! a plain string, so a client of this version still reads the codes of a newer server (as text;
+//! [`ApiError::code`] is `None` for a code it does not know).
 
 use serde::{Deserialize, Serialize};
 
@@ -20,13 +25,18 @@ pub struct ErrorBody {
 }
 
 impl ApiError {
-    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             error: ErrorBody {
-                code: code.into(),
+                code: code.as_str().to_owned(),
                 message: message.into(),
             },
         }
+    }
+
+    /// The code, when it is one this version knows.
+    pub fn code(&self) -> Option<ErrorCode> {
+        ErrorCode::parse(&self.error.code)
     }
 }
 
@@ -37,3 +47,123 @@ impl std::fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+/// Defines [`ErrorCode`] with its wire text, once per code.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident = $text:literal,)*) => {
+        /// Every error code of the API, by the name it has on the wire.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl ErrorCode {
+            pub const ALL: &[Self] = &[$(Self::$variant,)*];
+
+            /// The code as it stands in an answer: `"NO_LICENSE_AVAILABLE"`.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    // Requests the server cannot read.
+    /// The body is not the JSON the operation takes (a field missing, of the wrong type, ...).
+    InvalidJson = "INVALID_JSON",
+    UnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE",
+    PayloadTooLarge = "PAYLOAD_TOO_LARGE",
+    InvalidPath = "INVALID_PATH",
+    InvalidQuery = "INVALID_QUERY",
+    InvalidBody = "INVALID_BODY",
+    NotFound = "NOT_FOUND",
+    MethodNotAllowed = "METHOD_NOT_ALLOWED",
+    /// Something broke on the server's side; its log has the details.
+    Internal = "INTERNAL",
+    // The license protocol.
+    InvalidHost = "INVALID_HOST",
+    InvalidMessage = "INVALID_MESSAGE",
+    InvalidPoolId = "INVALID_POOL_ID",
+    InvalidRequestId = "INVALID_REQUEST_ID",
+    UnknownSession = "UNKNOWN_SESSION",
+    UnknownProduct = "UNKNOWN_PRODUCT",
+    UnknownLicense = "UNKNOWN_LICENSE",
+    NoLicenseAvailable = "NO_LICENSE_AVAILABLE",
+    SessionEnded = "SESSION_ENDED",
+    LedgerUnavailable = "LEDGER_UNAVAILABLE",
+    // Logins and permissions.
+    LoginDenied = "LOGIN_DENIED",
+    TooManyAttempts = "TOO_MANY_ATTEMPTS",
+    Unauthenticated = "UNAUTHENTICATED",
+    SessionExpired = "SESSION_EXPIRED",
+    Forbidden = "FORBIDDEN",
+    LicenseUserLimit = "LICENSE_USER_LIMIT",
+    // Licenses.
+    LicenseKeyNotFound = "LICENSE_KEY_NOT_FOUND",
+    LicenseUserNotFound = "LICENSE_USER_NOT_FOUND",
+    LicenseMalformed = "LICENSE_MALFORMED",
+    LicenseUntrustedKey = "LICENSE_UNTRUSTED_KEY",
+    LicenseBadSignature = "LICENSE_BAD_SIGNATURE",
+    LicenseWrongServer = "LICENSE_WRONG_SERVER",
+    LicenseExpired = "LICENSE_EXPIRED",
+    LicenseKeyConflict = "LICENSE_KEY_CONFLICT",
+    // The vendor licensing service.
+    VendorNotConfigured = "VENDOR_NOT_CONFIGURED",
+    VendorUnreachable = "VENDOR_UNREACHABLE",
+    VendorRefused = "VENDOR_REFUSED",
+    VendorLicenseRefused = "VENDOR_LICENSE_REFUSED",
+    LicensingSessionNotFound = "LICENSING_SESSION_NOT_FOUND",
+    ActivationLimit = "ACTIVATION_LIMIT",
+    ActivationRequestInvalid = "ACTIVATION_REQUEST_INVALID",
+}
+
+impl ErrorCode {
+    /// The code named `text`, if this version knows it.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|c| c.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_reads_back_and_none_is_spelled_twice() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(*code));
+            let text = code.as_str();
+            assert!(
+                text.chars().all(|c| c.is_ascii_uppercase() || c == '_'),
+                "{text}"
+            );
+        }
+        let mut texts: Vec<_> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        texts.sort_unstable();
+        texts.dedup();
+        assert_eq!(texts.len(), ErrorCode::ALL.len());
+    }
+
+    #[test]
+    fn a_code_of_a_newer_server_is_kept_as_text() {
+        let body = r#"{"error":{"code":"SOMETHING_NEW","message":"m"}}"#;
+        let error: ApiError = serde_json::from_str(body).unwrap();
+        assert_eq!(error.code(), None);
+        assert_eq!(error.to_string(), "m (SOMETHING_NEW)");
+        let known = ApiError::new(ErrorCode::SessionEnded, "gone");
+        assert_eq!(
+            serde_json::to_value(&known).unwrap()["error"]["code"],
+            "SESSION_ENDED"
+        );
+        assert_eq!(known.code(), Some(ErrorCode::SessionEnded));
+    }
+}

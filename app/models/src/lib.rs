@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod browse;
 pub mod error;
+pub mod headers;
 pub mod license;
 pub mod protocol;
 pub mod status;
@@ -22,7 +23,7 @@ pub use admin::{
 pub use browse::{
     CartridgeHistory, History, MAX_PAGE, Sample, SessionPage, SessionQuery, SessionSort, SortOrder,
 };
-pub use error::{ApiError, ErrorBody};
+pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use license::{License, ProductRule, Rules};
 pub use protocol::{
     Granted, OpenSession, Released, RequestLicense, RequestType, SessionClosed, SessionOpened, User,

@@ -19,7 +19,11 @@ use models::{License, OpenSession, ProductRule, RequestLicense, Rules};
 use time::OffsetDateTime;
 
 use crate::{
-    cli::BenchArgs, client::LicenseClient, keys::KeyPair, licenses::LicenseDir, store::Store,
+    cli::BenchArgs,
+    client::{LicenseClient, new_request_id},
+    licensing::{dir::LicenseDir, identity::ServerId, keys::KeyPair},
+    store::Store,
+    sys::data_dir::create_private_dir,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,10 +271,7 @@ struct SpawnedServer {
 
 impl SpawnedServer {
     fn start(product_id: u32, major_version: u32) -> anyhow::Result<Self> {
-        let dir = std::env::temp_dir().join(format!(
-            "license-server-bench-{}",
-            crate::client::new_request_id()
-        ));
+        let dir = std::env::temp_dir().join(format!("license-server-bench-{}", new_request_id()));
         std::fs::create_dir_all(&dir)?;
         let mut server = Self {
             child: Command::new("true").spawn()?,
@@ -280,12 +281,12 @@ impl SpawnedServer {
         let key = KeyPair::generate()?;
         let (_, public_key) = key.write_pair(&dir)?;
         let data_dir = dir.join("data");
-        crate::data_dir::create_private_dir(&data_dir)?;
+        create_private_dir(&data_dir)?;
         let runtime = tokio::runtime::Handle::current();
         tokio::task::block_in_place(|| {
             runtime.block_on(async {
                 let store = Store::open(&data_dir.join("license-server.db")).await?;
-                let server_id = store.server_id().await?;
+                let server_id = ServerId::of(&store).await?;
                 let license = License {
                     key: "BENCH".into(),
                     server_id: server_id.to_string(),

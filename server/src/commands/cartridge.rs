@@ -7,8 +7,11 @@ use anyhow::{Context, bail};
 use time::OffsetDateTime;
 
 use crate::{
-    cli::DataDirArg, data_dir::DataDir, ledger::Event, license_file, licenses::LicenseDir, pool,
+    cli::DataDirArg,
+    ledger::Event,
+    licensing::{dir::LicenseDir, file as license_file, pool},
     store::Store,
+    sys::data_dir::DataDir,
 };
 
 pub async fn assign(

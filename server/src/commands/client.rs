@@ -2,13 +2,14 @@
 
 use std::{process::ExitCode, time::Duration};
 
-use models::{OpenSession, RequestLicense};
+use models::{ErrorCode, OpenSession, RequestLicense};
 use tokio::process::Command;
 
 use crate::{
     cli::ClientRunArgs,
     client::{ClientError, LicenseClient, new_request_id},
-    identity::hostname,
+    licensing::identity::hostname,
+    sys::signals,
 };
 
 /// sysexits' EX_TEMPFAIL: no license now, try again later.
@@ -63,7 +64,7 @@ pub async fn run(args: ClientRunArgs) -> anyhow::Result<ExitCode> {
         "licensed"
     );
 
-    let stop = crate::signals::stop_requested()?;
+    let stop = signals::stop_requested()?;
     let mut child = match Command::new(&args.command[0])
         .args(&args.command[1..])
         .env("LICENSE_SERVER_SESSION_ID", session_id.to_string())
@@ -122,7 +123,7 @@ async fn send_heartbeats(client: LicenseClient, session_id: u64, every: Duration
         interval.tick().await;
         match client.heartbeat(session_id).await {
             Ok(()) => warned = false,
-            Err(e) if e.code() == Some("SESSION_ENDED") => {
+            Err(e) if e.code() == Some(ErrorCode::SessionEnded) => {
                 eprintln!(
                     "license-server client: the server dropped this session ({e}); the command runs on without a license"
                 );

@@ -10,12 +10,14 @@ use time::OffsetDateTime;
 use super::read_input;
 use crate::{
     cli::{DataDirArg, LicenseFileArgs, TrustArgs},
-    data_dir::DataDir,
-    identity::ServerId,
-    keys::TrustedKeys,
-    license_file::{self, rfc3339},
-    licenses::{InstallError, Installation, LicenseDir, Scan},
+    licensing::{
+        dir::{InstallError, Installation, Installed, LicenseDir, Scan},
+        file::{self as license_file, LicenseError},
+        identity::ServerId,
+        keys::TrustedKeys,
+    },
     store::Store,
+    sys::{data_dir::DataDir, timestamp::rfc3339},
 };
 
 /// What every license command works on.
@@ -31,7 +33,7 @@ impl Opened {
         let trusted = TrustedKeys::load(&trust.vendor_public_keys)?;
         let dir = DataDir::open(&data_dir.data_dir)?;
         let store = Store::open(&dir.store_path()).await?;
-        let server_id = store.server_id().await?;
+        let server_id = ServerId::of(&store).await?;
         Ok(Self {
             store,
             server_id,
@@ -55,7 +57,7 @@ impl Opened {
     }
 }
 
-fn refused(file: &Path, error: &license_file::LicenseError) -> anyhow::Error {
+fn refused(file: &Path, error: &LicenseError) -> anyhow::Error {
     anyhow::anyhow!("{} is refused: {error} [{}]", file.display(), error.code())
 }
 
@@ -107,7 +109,7 @@ pub async fn verify(args: &LicenseFileArgs, out: &mut dyn Write) -> anyhow::Resu
     let already = match scan?.find(key) {
         Some(installed) if installed.verified.sha256 == verified.sha256 => true,
         Some(_) => {
-            let conflict = license_file::LicenseError::KeyConflict { key: key.clone() };
+            let conflict = LicenseError::KeyConflict { key: key.clone() };
             return Err(refused(file, &conflict));
         }
         None => false,
@@ -135,7 +137,7 @@ pub async fn list(
     let (scan, pools) = (scan?, pools?);
     let now = OffsetDateTime::now_utc();
     let active = scan.active(now).map(|l| l.key().to_owned());
-    let status = |installed: &crate::licenses::Installed| {
+    let status = |installed: &Installed| {
         if Some(installed.key()) == active.as_deref() {
             "active"
         } else if installed.expired_at(now) {

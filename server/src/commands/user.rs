@@ -1,43 +1,24 @@
 //! `license-server user add | passwd | remove | list`.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::Write;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use time::OffsetDateTime;
 
+use super::{open_store, read_secret};
 use crate::{
-    auth::{self, Role},
+    auth::{Role, passwords::hash_password, roles::permissions},
     cli::{DataDirArg, RoleArg},
-    data_dir::DataDir,
     ledger::Event,
-    store::{AdminUserRow, Store},
+    store::AdminUserRow,
 };
 
 /// Shortest password accepted.
 const MIN_PASSWORD: usize = 8;
 
-async fn open_store(data_dir: &DataDirArg) -> anyhow::Result<Store> {
-    let dir = DataDir::open(&data_dir.data_dir)?;
-    Ok(Store::open(&dir.store_path()).await?)
-}
-
 /// The password, from a no-echo prompt on a terminal or the first line of standard input.
 fn read_password() -> anyhow::Result<String> {
-    let password = if std::io::stdin().is_terminal() {
-        let first = rpassword::prompt_password("password: ")?;
-        let again = rpassword::prompt_password("again: ")?;
-        if first != again {
-            bail!("the two passwords differ");
-        }
-        first
-    } else {
-        let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .context("cannot read the password from standard input")?;
-        line.trim_end_matches(['\r', '\n']).to_owned()
-    };
+    let password = read_secret("password", true)?;
     if password.chars().count() < MIN_PASSWORD {
         bail!("the password must have at least {MIN_PASSWORD} characters");
     }
@@ -74,7 +55,7 @@ pub async fn add(
         RoleArg::Viewer => Role::Viewer,
     };
     let password = read_password()?;
-    let hash = auth::hash_password(&password)?;
+    let hash = hash_password(&password)?;
     let store = open_store(data_dir).await?;
     let event = Event::AdminUserChanged {
         principal: principal.to_owned(),
@@ -98,7 +79,7 @@ pub async fn add(
     writeln!(
         out,
         "added {principal}: {}",
-        auth::permissions(role, scope).join(", ")
+        permissions(role, scope).join(", ")
     )?;
     Ok(())
 }
@@ -109,7 +90,7 @@ pub async fn passwd(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let password = read_password()?;
-    let hash = auth::hash_password(&password)?;
+    let hash = hash_password(&password)?;
     let store = open_store(data_dir).await?;
     let event = Event::AdminUserChanged {
         principal: principal.to_owned(),
@@ -172,7 +153,7 @@ pub async fn list(data_dir: &DataDirArg, out: &mut dyn Write) -> anyhow::Result<
             "{}  {}  {}",
             user.principal,
             role.as_str(),
-            auth::permissions(role, user.scope.as_deref()).join(", ")
+            permissions(role, user.scope.as_deref()).join(", ")
         )?;
     }
     Ok(())

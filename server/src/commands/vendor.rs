@@ -6,18 +6,20 @@ use anyhow::{Context, bail};
 use models::{License, ProductRule, Rules};
 use time::OffsetDateTime;
 
+use super::read_secret;
 use crate::{
-    activation,
-    atomic_file::{self, Mode},
+    auth::passwords::hash_password,
     cli::IssueArgs,
-    identity::ServerId,
-    keys::KeyPair,
-    license_file,
+    licensing::{activation, file as license_file, identity::ServerId, keys::KeyPair},
+    sys::{
+        atomic_file::{self, Mode},
+        data_dir::create_private_dir,
+        timestamp::rfc3339,
+    },
 };
 
 pub fn keygen(out_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Result<()> {
-    crate::data_dir::create_private_dir(out_dir)
-        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    create_private_dir(out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
     let key = KeyPair::generate()?;
     let (private_path, public_path) = key.write_pair(out_dir)?;
     writeln!(
@@ -51,6 +53,15 @@ pub fn issue(args: &IssueArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         None => out.write_all(text.as_bytes())?,
     }
     Ok(())
+}
+
+/// Reads an account secret (see [`read_secret`]) and hashes it for the catalog.
+pub fn hash_secret() -> anyhow::Result<String> {
+    let secret = read_secret("secret", false)?;
+    if secret.is_empty() {
+        bail!("the secret is empty");
+    }
+    hash_password(&secret)
 }
 
 /// The server a license is for: `--server-id`, or the server that signed `--request`.
@@ -98,7 +109,7 @@ fn license_from(args: &IssueArgs, now: OffsetDateTime) -> anyhow::Result<License
     {
         bail!(
             "--expires {} is in the past; the license would be refused everywhere",
-            license_file::rfc3339(expires)
+            rfc3339(expires)
         );
     }
     let serial_number = match args.serial {

@@ -7,13 +7,8 @@ use models::{License, Rules};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use server::{
-    activation,
-    auth::hash_password,
-    cli::parse_product_spec,
-    ledger::Event,
+    AdminUserRow, EngineConfig, Event, Store, activation, cli::parse_product_spec, hash_password,
     license_file,
-    sessions::EngineConfig,
-    store::{AdminUserRow, Store},
 };
 use time::OffsetDateTime;
 
@@ -113,7 +108,7 @@ impl Lab {
             .await
             .unwrap();
         store
-            .insert_token(&server::store::TokenRow {
+            .insert_token(&server::TokenRow {
                 token_hash: hash,
                 principal: principal.into(),
                 realm: "local".into(),
@@ -456,7 +451,7 @@ async fn licenses_install_list_and_the_active_one_and_refused_files_change_nothi
         (StatusCode::BAD_REQUEST, "LICENSE_KEY_CONFLICT")
     );
 
-    let export = server::ledger::verify(
+    let export = server::verify_ledger(
         &Store::open(&lab.dir.path().join("license-server.db"))
             .await
             .unwrap(),
@@ -703,7 +698,7 @@ async fn an_administrator_can_force_release_a_session_and_the_ledger_says_who() 
         .await
         .unwrap();
     let mut closed_by = Vec::new();
-    server::ledger::verify(&store, |entry| {
+    server::verify_ledger(&store, |entry| {
         if let Event::SessionClosed { by, .. } = &entry.event {
             closed_by.push(by.clone());
         }

@@ -11,7 +11,7 @@ use crate::support::{self, LICENSE_PORT, assert_api_error, call, get};
 #[tokio::test]
 async fn data_json_has_the_three_arrays_and_this_server() {
     let app = support::app().await;
-    let router = server::api::router(app.state.clone());
+    let router = server::api_port(app.state.clone());
     let answer = get(&router, "/status/data.json").await;
     assert_eq!(answer.status, StatusCode::OK);
     assert!(
@@ -72,7 +72,7 @@ async fn data_json_has_the_three_arrays_and_this_server() {
         "a string, as the spec says"
     );
     assert_eq!(server["version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(server["hostname"], server::identity::hostname().as_str());
+    assert_eq!(server["hostname"], server::hostname().as_str());
     assert_eq!(server["port"], LICENSE_PORT, "the license port, a number");
     let ip: IpAddr = server["ip_address"].as_str().unwrap().parse().unwrap();
     assert!(!ip.is_unspecified());
@@ -89,7 +89,7 @@ async fn data_json_has_the_three_arrays_and_this_server() {
 #[tokio::test]
 async fn a_pool_header_is_accepted_and_a_bad_one_refused() {
     let app = support::app().await;
-    let router = server::api::router(app.state.clone());
+    let router = server::api_port(app.state.clone());
     let plain = get(&router, "/status/data.json").await.json();
 
     let pooled = call(
@@ -116,7 +116,7 @@ async fn a_pool_header_is_accepted_and_a_bad_one_refused() {
 #[tokio::test]
 async fn unknown_paths_and_methods_get_json_errors() {
     let app = support::app().await;
-    let router = server::api::router(app.state.clone());
+    let router = server::api_port(app.state.clone());
     assert_api_error(
         &get(&router, "/nope").await,
         StatusCode::NOT_FOUND,
@@ -134,7 +134,7 @@ async fn unknown_paths_and_methods_get_json_errors() {
 #[tokio::test]
 async fn the_root_and_status_dir_lead_to_the_status_page() {
     let app = support::app().await;
-    let router = server::api::router(app.state.clone());
+    let router = server::api_port(app.state.clone());
     for path in ["/", "/status", "/status/"] {
         let answer = get(&router, path).await;
         assert!(answer.status.is_redirection(), "{path}: {}", answer.status);
@@ -159,7 +159,7 @@ async fn the_root_and_status_dir_lead_to_the_status_page() {
 #[tokio::test]
 async fn answers_carry_security_headers() {
     let app = support::app().await;
-    let router = server::api::router(app.state.clone());
+    let router = server::api_port(app.state.clone());
     let answer = get(&router, "/status/data.json").await;
     assert_eq!(answer.header("x-content-type-options"), "nosniff");
     assert_eq!(answer.header("x-frame-options"), "DENY");
@@ -175,7 +175,7 @@ async fn answers_carry_security_headers() {
 #[tokio::test]
 async fn the_status_page_and_its_assets_are_served() {
     let app = support::app().await;
-    let router = server::api::router(app.state.clone());
+    let router = server::api_port(app.state.clone());
     let page = get(&router, "/status/index.html").await;
     if page.status == StatusCode::SERVICE_UNAVAILABLE {
         assert!(page.text().contains("make build"), "{}", page.text());
@@ -243,19 +243,19 @@ async fn the_openapi_documents_are_current_served_and_routed() {
     let ports = [
         (
             "license-port",
-            server::openapi::license_port_doc(),
-            server::license_port::router(app.state.clone())
+            server::license_port_doc(),
+            server::license_port(app.state.clone())
                 .layer(axum::extract::connect_info::MockConnectInfo(peer)),
         ),
         (
             "api-port",
-            server::openapi::api_port_doc(),
-            server::api::router(app.state.clone()),
+            server::api_port_doc(),
+            server::api_port(app.state.clone()),
         ),
     ];
     // The combined document of /server/openapi.json holds both; its license protocol paths are
     // routed on the other port, checked above.
-    let combined = server::openapi::combined_doc();
+    let combined = server::combined_doc();
     let combined_text = serde_json::to_string_pretty(&combined).unwrap() + "\n";
     let combined_file =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi/server.json");
@@ -267,7 +267,7 @@ async fn the_openapi_documents_are_current_served_and_routed() {
         "{} is out of date: run `UPDATE_OPENAPI=1 cargo test -p server --test it openapi`",
         combined_file.display()
     );
-    let api_router = server::api::router(app.state.clone());
+    let api_router = server::api_port(app.state.clone());
     let served = get(&api_router, "/server/openapi.json").await;
     assert_eq!(served.json(), serde_json::to_value(&combined).unwrap());
     assert_eq!(served.header("cache-control"), "no-store");

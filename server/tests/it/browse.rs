@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use server::sessions::EngineConfig;
+use server::EngineConfig;
 
 use crate::protocol::{Lab, Lic};
 

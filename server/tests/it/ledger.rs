@@ -2,7 +2,7 @@
 
 use models::{OpenSession, RequestLicense, RequestType};
 use serde_json::{Value, json};
-use server::client::LicenseClient;
+use server::LicenseClient;
 
 use crate::{
     binary::{run, stderr},

@@ -13,13 +13,7 @@ use models::{License, Rules};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use server::{
-    cli::parse_product_spec,
-    keys::KeyPair,
-    ledger::Event,
-    licenses::LicenseDir,
-    serve::{self, Running, ServeConfig},
-    sessions::EngineConfig,
-    store::Store,
+    EngineConfig, Event, KeyPair, LicenseDir, Running, ServeConfig, Store, cli::parse_product_spec,
 };
 use tempfile::TempDir;
 use time::OffsetDateTime;
@@ -61,7 +55,7 @@ impl Lab {
         let store = Store::open(&dir.path().join("license-server.db"))
             .await
             .unwrap();
-        let server_id = store.server_id().await.unwrap();
+        let server_id = server::ServerId::of(&store).await.unwrap();
         for Lic(serial, pool, specs) in licenses {
             let license = License {
                 key: format!("KEY-{serial}"),
@@ -112,7 +106,7 @@ impl Lab {
         if let Some(running) = self.running.take() {
             running.stop().await.unwrap();
         }
-        let running = serve::start(ServeConfig {
+        let running = server::start(ServeConfig {
             bind: [127, 0, 0, 1].into(),
             port: 0,
             api_port: 0,

@@ -2,10 +2,10 @@
 
 use std::{net::IpAddr, path::Path};
 
-use server::serve::{self, Running, ServeConfig};
+use server::{Running, ServeConfig};
 
 async fn start(data_dir: &Path) -> Running {
-    serve::start(ServeConfig {
+    server::start(ServeConfig {
         bind: IpAddr::from([127, 0, 0, 1]),
         port: 0,
         api_port: 0,
@@ -90,7 +90,7 @@ async fn the_server_id_survives_a_restart_on_the_same_data_dir() {
 async fn a_data_dir_in_use_by_a_running_server_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let first = start(dir.path()).await;
-    let err = serve::start(ServeConfig {
+    let err = server::start(ServeConfig {
         bind: IpAddr::from([127, 0, 0, 1]),
         port: 0,
         api_port: 0,

@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests.
 
-use std::{net::IpAddr, sync::Arc};
+use std::net::IpAddr;
 
 use axum::{
     Router,
@@ -8,23 +8,11 @@ use axum::{
     http::{HeaderMap, Method, Request, StatusCode},
 };
 use http_body_util::BodyExt;
-use server::{
-    auth::Auth,
-    identity::Identity,
-    inventory::Inventory,
-    keys::KeyPair,
-    keys::TrustedKeys,
-    ledger::Writer,
-    licenses::LicenseDir,
-    sessions::{Engine, EngineConfig},
-    state::AppState,
-    store::Store,
-};
+use server::{App, AppConfig, AppState, DataDir, EngineConfig, TrustedKeys};
 use tempfile::TempDir;
-use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-/// A state over a fresh store in a temporary directory, as `serve` would build it.
+/// The app over a fresh data directory, built as `serve` builds it (without listening).
 pub struct TestApp {
     pub state: AppState,
     _dir: TempDir,
@@ -34,45 +22,21 @@ pub const LICENSE_PORT: u16 = 1400;
 
 pub async fn app() -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("store.db")).await.unwrap();
-    let server_id = store.server_id().await.unwrap();
-    let inventory = Inventory::load(
-        LicenseDir::new(dir.path()),
-        TrustedKeys::default(),
-        server_id.clone(),
-        store.clone(),
+    let (state, _ledger) = App::open(
+        &DataDir::open(dir.path()).unwrap(),
+        AppConfig {
+            trusted: TrustedKeys::default(),
+            engine: EngineConfig::default(),
+            serial_number: "200000510".into(),
+            bind: IpAddr::from([0, 0, 0, 0]),
+            license_port: LICENSE_PORT,
+            admin_idle_timeout: std::time::Duration::from_secs(1800),
+            vendor_url: None,
+        },
     )
     .await
     .unwrap();
-    let inventory = Arc::new(inventory);
-    let (writer, _) = Writer::spawn(store.clone(), CancellationToken::new());
-    let engine = Engine::load(
-        &store,
-        writer,
-        inventory.clone(),
-        EngineConfig::default(),
-        server_id.to_string(),
-    )
-    .await
-    .unwrap();
-    let identity = Identity::detect(
-        server_id,
-        "200000510".into(),
-        IpAddr::from([0, 0, 0, 0]),
-        LICENSE_PORT,
-    );
-    TestApp {
-        state: AppState::new(
-            store.clone(),
-            identity,
-            inventory,
-            Arc::new(engine),
-            Auth::new(store, std::time::Duration::from_secs(1800)),
-            KeyPair::generate().unwrap(),
-            None,
-        ),
-        _dir: dir,
-    }
+    TestApp { state, _dir: dir }
 }
 
 pub struct Answer {

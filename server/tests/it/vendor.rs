@@ -8,13 +8,8 @@ use models::{License, Rules};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use server::{
-    activation,
-    auth::hash_password,
-    identity::{Identity, ServerId},
-    keys::KeyPair,
-    license_file,
-    sessions::EngineConfig,
-    vendor_service::{self, RunningVendor, VendorConfig},
+    EngineConfig, Identity, KeyPair, RunningVendor, ServerId, VendorConfig, activation,
+    hash_password, license_file,
 };
 use tempfile::TempDir;
 use time::OffsetDateTime;
@@ -35,7 +30,7 @@ impl Vendor {
     async fn restart(&mut self) {
         self.stop().await;
         self.running = Some(
-            vendor_service::start(VendorConfig {
+            server::start_vendor(VendorConfig {
                 bind: [127, 0, 0, 1].into(),
                 port: 0,
                 key: self.key.clone(),
@@ -100,7 +95,7 @@ postpay = true
     );
     let catalog_file = dir.path().join("catalog.toml");
     std::fs::write(&catalog_file, catalog).unwrap();
-    let running = vendor_service::start(VendorConfig {
+    let running = server::start_vendor(VendorConfig {
         bind: [127, 0, 0, 1].into(),
         port: 0,
         key: lab.vendor_key_file(),

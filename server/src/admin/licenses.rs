@@ -1,0 +1,138 @@
+//! The local license files: the active one, all of them, installing one, and the offline
+//! activation request to carry to the vendor.
+
+use axum::{
+    extract::State,
+    http::{HeaderValue, StatusCode, header},
+    response::IntoResponse,
+};
+use models::{ApiError, ErrorCode, License, LicenseAnswer};
+
+use super::extract::{Editor, Viewer};
+use crate::{
+    app::AppState,
+    http::{AppError, extract::RawBody},
+    licensing::activation,
+};
+
+fn no_license() -> AppError {
+    AppError::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::LicenseKeyNotFound,
+        "License key not found: no valid license is installed",
+    )
+}
+
+/// Licensed users are counted against the active license: without one there are none.
+pub(super) fn require_license(state: &AppState) -> Result<(), AppError> {
+    state
+        .inventory
+        .active_license()
+        .map(drop)
+        .ok_or_else(no_license)
+}
+
+/// The active license: the valid one installed most recently.
+#[utoipa::path(
+    get, path = "/server/manage/licenses/active", tag = "licenses",
+    params(("X-Ak-Session-Id" = String, Header)),
+    responses(
+        (status = 200, body = LicenseAnswer),
+        (status = 401, body = ApiError), (status = 403, body = ApiError),
+        (status = 404, description = "LICENSE_KEY_NOT_FOUND", body = ApiError),
+    )
+)]
+pub async fn active_license(
+    State(state): State<AppState>,
+    _: Viewer,
+) -> Result<axum::Json<LicenseAnswer>, AppError> {
+    let license = state.inventory.active_license().ok_or_else(no_license)?;
+    Ok(axum::Json(LicenseAnswer { license }))
+}
+
+/// Every installed license, oldest install first (expired ones included).
+#[utoipa::path(
+    get, path = "/server/manage/licenses", tag = "licenses",
+    params(("X-Ak-Session-Id" = String, Header)),
+    responses(
+        (status = 200, body = Vec<License>),
+        (status = 401, body = ApiError), (status = 403, body = ApiError),
+    )
+)]
+pub async fn all_licenses(
+    State(state): State<AppState>,
+    _: Viewer,
+) -> Result<axum::Json<Vec<License>>, AppError> {
+    let snapshot = state.inventory.snapshot();
+    Ok(axum::Json(
+        snapshot
+            .scan
+            .licenses
+            .iter()
+            .map(|l| l.verified.license.clone())
+            .collect(),
+    ))
+}
+
+/// Install a license file: the body is the file, byte for byte (any content type).
+#[utoipa::path(
+    post, path = "/server/manage/license/install", tag = "licenses",
+    params(("X-Ak-Session-Id" = String, Header)),
+    request_body(content = String, content_type = "application/octet-stream", description = "The license file"),
+    responses(
+        (status = 200, description = "Installed (or already installed: the same file)", body = LicenseAnswer),
+        (status = 400, description = "LICENSE_MALFORMED, LICENSE_UNTRUSTED_KEY, LICENSE_BAD_SIGNATURE, LICENSE_WRONG_SERVER, LICENSE_EXPIRED, LICENSE_KEY_CONFLICT; nothing was written", body = ApiError),
+        (status = 401, body = ApiError), (status = 403, body = ApiError),
+        (status = 413, description = "PAYLOAD_TOO_LARGE", body = ApiError),
+        (status = 500, description = "the file could not be written", body = ApiError),
+    )
+)]
+pub async fn install_license(
+    State(state): State<AppState>,
+    Editor(admin): Editor,
+    RawBody(body): RawBody,
+) -> Result<axum::Json<LicenseAnswer>, AppError> {
+    let installed = state
+        .inventory
+        .install(body.to_vec(), Some(&admin.actor()))
+        .await?;
+    tracing::info!(key = installed.key(), by = %admin.actor(), "license installed through the admin API");
+    Ok(axum::Json(LicenseAnswer {
+        license: installed.verified.license,
+    }))
+}
+
+/// An offline activation request: a document signed with this server's own key that the vendor
+/// needs to issue a license bound to this server. Save it as a file and carry it to the vendor.
+#[utoipa::path(
+    get, path = "/server/manage/license/create", tag = "licenses",
+    params(("X-Ak-Session-Id" = String, Header)),
+    responses(
+        (status = 200, description = "The request document (a download)", content_type = "application/json"),
+        (status = 401, body = ApiError), (status = 403, body = ApiError),
+    )
+)]
+pub async fn activation_request(
+    State(state): State<AppState>,
+    _: Editor,
+) -> Result<impl IntoResponse, AppError> {
+    let text = activation::create(&state.identity, &state.server_key)?;
+    let id = state.identity.server_id.as_str();
+    let file = format!(
+        "attachment; filename=\"activation-request-{}.json\"",
+        &id[..id.len().min(12)]
+    );
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_str(&file).map_err(anyhow::Error::from)?,
+            ),
+        ],
+        text,
+    ))
+}

@@ -1,0 +1,285 @@
+//! The admin API's `remote/...` endpoints: the license server calls the vendor licensing service
+//! (`--vendor-url`) on an administrator's behalf, and installs what it activates through the same
+//! path as an uploaded file (`Inventory::install`: every check of a license file applies, so a
+//! vendor answer signed by an unknown key or bound to another server is refused, and nothing is
+//! written).
+//!
+//! The licensing token is the vendor's own token, passed through in `X-Lic-Session-Id`: the
+//! license server keeps nothing, so a licensing token lives exactly as long as the vendor's.
+
+use axum::{
+    Router,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    routing::{post, put},
+};
+use models::{
+    ActivateRequest, Activated, ApiError, ErrorCode, LicenseAnswer, LoginAnswer, LoginRequest,
+    RemoteLicenses, headers,
+};
+use reqwest::Method;
+use serde::{Serialize, de::DeserializeOwned};
+
+use super::extract::{Editor, Viewer};
+use crate::{
+    app::AppState,
+    http::{
+        AppError,
+        extract::{Json, Path},
+    },
+    licensing::{activation, dir::InstallError},
+};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/server/manage/license/remote/auth",
+            post(remote_login).delete(remote_logout),
+        )
+        .route(
+            "/server/manage/license/remote/licenses",
+            axum::routing::get(remote_licenses),
+        )
+        .route(
+            "/server/manage/license/remote/licenses/{key}",
+            put(remote_activate),
+        )
+}
+
+/// What the vendor answered that the caller must hear about.
+enum VendorAnswer {
+    Status(StatusCode, ApiError),
+}
+
+async fn call_vendor<T: DeserializeOwned>(
+    state: &AppState,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&impl Serialize>,
+) -> Result<Result<T, VendorAnswer>, AppError> {
+    let vendor = state.vendor.as_ref().ok_or_else(|| {
+        AppError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::VendorNotConfigured,
+            "no vendor licensing service is configured; start the server with --vendor-url",
+        )
+    })?;
+    let base = vendor.url.as_str();
+    let unreachable = |why: String| {
+        tracing::warn!(vendor = %base, error = %why, "the vendor licensing service could not be reached");
+        AppError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::VendorUnreachable,
+            format!("the vendor licensing service at {base} could not be reached: {why}"),
+        )
+    };
+    let mut request = vendor
+        .http
+        .request(method, format!("{}{path}", base.trim_end_matches('/')));
+    if let Some(token) = token {
+        request = request.header(headers::LICENSING_TOKEN, token);
+    }
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    let status = response.status();
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    if status.is_success() {
+        return serde_json::from_slice(&bytes)
+            .map(Ok)
+            .map_err(|e| unreachable(format!("it answered something else than expected ({e})")));
+    }
+    match serde_json::from_slice::<ApiError>(&bytes) {
+        Ok(error) if status.is_client_error() => Ok(Err(VendorAnswer::Status(status, error))),
+        _ => Err(unreachable(format!("it answered HTTP {status}"))),
+    }
+}
+
+fn licensing_token(headers: &HeaderMap) -> Result<String, AppError> {
+    headers
+        .get(headers::LICENSING_TOKEN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .ok_or_else(session_not_found)
+}
+
+fn session_not_found() -> AppError {
+    AppError::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::LicensingSessionNotFound,
+        "no valid licensing token in X-Lic-Session-Id; log in to the vendor first",
+    )
+}
+
+/// Log in to the vendor licensing service: `principal` and `secret` are passed through.
+#[utoipa::path(
+    post, path = "/server/manage/license/remote/auth", tag = "vendor",
+    params(("X-Ak-Session-Id" = String, Header)),
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "The licensing token and the vendor account", body = LoginAnswer),
+        (status = 401, description = "LOGIN_DENIED by the vendor, or no admin session", body = ApiError),
+        (status = 403, body = ApiError),
+        (status = 500, description = "VENDOR_UNREACHABLE or VENDOR_NOT_CONFIGURED", body = ApiError),
+    )
+)]
+pub async fn remote_login(
+    State(state): State<AppState>,
+    _: Viewer,
+    Json(request): Json<LoginRequest>,
+) -> Result<axum::Json<LoginAnswer>, AppError> {
+    match call_vendor(
+        &state,
+        Method::POST,
+        "/vendor/v1/auth",
+        None,
+        Some(&request),
+    )
+    .await?
+    {
+        Ok(answer) => Ok(axum::Json(answer)),
+        Err(VendorAnswer::Status(StatusCode::TOO_MANY_REQUESTS, error)) => Err(AppError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::TooManyAttempts,
+            error.error.message,
+        )),
+        Err(VendorAnswer::Status(_, error)) => Err(AppError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::LoginDenied,
+            format!("the vendor denied the login: {}", error.error.message),
+        )),
+    }
+}
+
+/// Log out of the vendor licensing service.
+#[utoipa::path(
+    delete, path = "/server/manage/license/remote/auth", tag = "vendor",
+    params(("X-Ak-Session-Id" = String, Header), ("X-Lic-Session-Id" = String, Header)),
+    responses(
+        (status = 200, description = "Logged out of the vendor"),
+        (status = 401, body = ApiError), (status = 403, body = ApiError),
+        (status = 404, description = "LICENSING_SESSION_NOT_FOUND", body = ApiError),
+        (status = 500, description = "VENDOR_UNREACHABLE", body = ApiError),
+    )
+)]
+pub async fn remote_logout(
+    State(state): State<AppState>,
+    _: Viewer,
+    headers: HeaderMap,
+) -> Result<axum::Json<serde_json::Value>, AppError> {
+    let token = licensing_token(&headers)?;
+    match call_vendor::<serde_json::Value>(
+        &state,
+        Method::DELETE,
+        "/vendor/v1/auth",
+        Some(&token),
+        None::<&()>,
+    )
+    .await?
+    {
+        Ok(_) => Ok(axum::Json(serde_json::json!({}))),
+        Err(_) => Err(session_not_found()),
+    }
+}
+
+/// The licenses the vendor account may activate, with their activation state.
+#[utoipa::path(
+    get, path = "/server/manage/license/remote/licenses", tag = "vendor",
+    params(("X-Ak-Session-Id" = String, Header), ("X-Lic-Session-Id" = String, Header)),
+    responses(
+        (status = 200, body = RemoteLicenses),
+        (status = 401, body = ApiError), (status = 403, body = ApiError),
+        (status = 404, description = "LICENSING_SESSION_NOT_FOUND", body = ApiError),
+        (status = 500, description = "VENDOR_UNREACHABLE", body = ApiError),
+    )
+)]
+pub async fn remote_licenses(
+    State(state): State<AppState>,
+    _: Viewer,
+    headers: HeaderMap,
+) -> Result<axum::Json<RemoteLicenses>, AppError> {
+    let token = licensing_token(&headers)?;
+    match call_vendor(
+        &state,
+        Method::GET,
+        "/vendor/v1/licenses",
+        Some(&token),
+        None::<&()>,
+    )
+    .await?
+    {
+        Ok(licenses) => Ok(axum::Json(licenses)),
+        Err(_) => Err(session_not_found()),
+    }
+}
+
+/// Activate a license of the vendor account for this server and install it.
+#[utoipa::path(
+    put, path = "/server/manage/license/remote/licenses/{key}", tag = "vendor",
+    params(("X-Ak-Session-Id" = String, Header), ("X-Lic-Session-Id" = String, Header), ("key" = String, Path)),
+    responses(
+        (status = 200, description = "Activated and installed", body = LicenseAnswer),
+        (status = 401, body = ApiError), (status = 403, body = ApiError),
+        (status = 404, description = "LICENSE_KEY_NOT_FOUND or LICENSING_SESSION_NOT_FOUND", body = ApiError),
+        (status = 409, description = "ACTIVATION_LIMIT: activated on as many servers as it allows", body = ApiError),
+        (status = 500, description = "VENDOR_UNREACHABLE, or VENDOR_LICENSE_REFUSED: the vendor's file failed verification and nothing was installed", body = ApiError),
+    )
+)]
+pub async fn remote_activate(
+    State(state): State<AppState>,
+    Editor(admin): Editor,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+) -> Result<axum::Json<LicenseAnswer>, AppError> {
+    let token = licensing_token(&headers)?;
+    let request = ActivateRequest {
+        request: activation::create(&state.identity, &state.server_key)?,
+    };
+    let path = format!("/vendor/v1/licenses/{key}/activations");
+    let activated: Activated =
+        match call_vendor(&state, Method::POST, &path, Some(&token), Some(&request)).await? {
+            Ok(activated) => activated,
+            Err(VendorAnswer::Status(StatusCode::UNAUTHORIZED, _)) => {
+                return Err(session_not_found());
+            }
+            Err(VendorAnswer::Status(status, error)) => {
+                let code = match status {
+                    StatusCode::NOT_FOUND => ErrorCode::LicenseKeyNotFound,
+                    StatusCode::CONFLICT => ErrorCode::ActivationLimit,
+                    _ => ErrorCode::VendorRefused,
+                };
+                return Err(AppError::new(status, code, error.error.message));
+            }
+        };
+    let installed = match state
+        .inventory
+        .install(activated.license_file.into_bytes(), Some(&admin.actor()))
+        .await
+    {
+        Ok(installed) => installed,
+        Err(InstallError::License(error)) => {
+            tracing::warn!(key = %key, error = %error, "the vendor's license file was refused");
+            return Err(AppError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::VendorLicenseRefused,
+                format!(
+                    "the vendor's license file was refused, nothing was installed: {error} [{}]",
+                    error.code()
+                ),
+            ));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    tracing::info!(key = %key, by = %admin.actor(), "license activated from the vendor and installed");
+    Ok(axum::Json(LicenseAnswer {
+        license: installed.verified.license,
+    }))
+}

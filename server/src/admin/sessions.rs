@@ -1,0 +1,47 @@
+//! Force-releasing a session that hangs on to its licenses.
+
+use axum::{extract::State, http::StatusCode};
+use models::{ApiError, ErrorCode, SessionClosed};
+
+use super::extract::Editor;
+use crate::{
+    app::AppState,
+    http::{AppError, extract::Path},
+};
+
+/// Force-release a stuck session: it becomes `finished` and its licenses return.
+#[utoipa::path(
+    delete, path = "/server/manage/sessions/{session_id}", tag = "sessions",
+    params(("X-Ak-Session-Id" = String, Header), ("session_id" = u64, Path)),
+    responses(
+        (status = 200, body = SessionClosed),
+        (status = 401, body = ApiError), (status = 403, body = ApiError),
+        (status = 404, description = "UNKNOWN_SESSION", body = ApiError),
+        (status = 409, description = "SESSION_ENDED: it had already finished or been dropped", body = ApiError),
+    )
+)]
+pub async fn release_session(
+    State(state): State<AppState>,
+    Editor(admin): Editor,
+    Path(session_id): Path<u64>,
+) -> Result<axum::Json<SessionClosed>, AppError> {
+    // A client may close twice without harm; an administrator who asks to release a session that
+    // already ended must hear that nothing was released (another admin, or the client, was first).
+    if let Some(status) = state
+        .engine
+        .session_status(session_id)
+        .filter(|s| *s != models::SessionStatus::Running)
+    {
+        return Err(AppError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::SessionEnded,
+            format!(
+                "session {session_id} had already ended ({}); nothing was released",
+                status.as_str()
+            ),
+        ));
+    }
+    let closed = state.engine.close(session_id, Some(admin.actor())).await?;
+    tracing::info!(session_id, by = %admin.actor(), "session released by an administrator");
+    Ok(axum::Json(closed))
+}

@@ -1,0 +1,164 @@
+//! The composition root: the one place that builds the server's object graph, used by `serve`
+//! and by the tests alike, so what the tests exercise is what runs.
+//!
+//! [`App::open`] opens the store of a data directory, verifies and replays the ledger into the
+//! engine, loads the licenses, and wires the administrators' logins, this server's own key and the
+//! HTTP client for the vendor service. The handlers of every port share it as [`AppState`], one
+//! `Arc` per request.
+
+use std::{net::IpAddr, ops::Deref, sync::Arc, time::Duration};
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    auth::Auth,
+    engine::{Engine, EngineConfig},
+    ledger::Writer,
+    licensing::{
+        dir::LicenseDir,
+        identity::{Identity, ServerId},
+        inventory::Inventory,
+        keys::{KeyPair, TrustedKeys},
+    },
+    store::Store,
+    sys::data_dir::DataDir,
+};
+
+/// This server's own Ed25519 key in the data directory (mode 0600): it signs the offline
+/// activation requests the server creates.
+pub const SERVER_KEY_FILE: &str = "server.key";
+
+/// How long the vendor service may take to answer before the administrator is told it could
+/// not be reached.
+pub const VENDOR_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What [`App::open`] needs besides the data directory.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// The vendor keys license files must be signed with.
+    pub trusted: TrustedKeys,
+    pub engine: EngineConfig,
+    /// This server's license serial number, as the status page shows it.
+    pub serial_number: String,
+    /// Where the license port listens: the address and port the status page names.
+    pub bind: IpAddr,
+    pub license_port: u16,
+    /// How long an admin session token lives without use.
+    pub admin_idle_timeout: Duration,
+    /// The vendor licensing service for the admin API's `remote/...` endpoints.
+    pub vendor_url: Option<String>,
+}
+
+/// Everything a request may need. Built once, by [`App::open`].
+#[derive(Debug)]
+pub struct App {
+    pub store: Store,
+    pub identity: Identity,
+    /// Licenses and pools; refreshed by its own task, read by every status request and grant.
+    pub inventory: Arc<Inventory>,
+    /// Sessions and grants.
+    pub engine: Arc<Engine>,
+    /// Administrators, their tokens, and the licensed users.
+    pub auth: Auth,
+    /// This server's own key: it signs the offline activation requests it creates.
+    pub server_key: KeyPair,
+    /// The vendor licensing service, when configured (`--vendor-url`).
+    pub vendor: Option<VendorLink>,
+}
+
+/// The vendor licensing service and the one HTTP client that calls it (connections are kept
+/// and reused across calls).
+#[derive(Debug, Clone)]
+pub struct VendorLink {
+    pub url: String,
+    pub http: reqwest::Client,
+}
+
+/// Cheap to clone: one `Arc` for every request.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<App>);
+
+impl Deref for AppState {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+/// The ledger writer task of an [`App`]. It outlives the listeners: requests still in flight at
+/// shutdown must be able to commit. [`LedgerTask::finish`] stops it after committing what was
+/// queued.
+#[derive(Debug)]
+pub struct LedgerTask {
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl LedgerTask {
+    pub async fn finish(self) {
+        self.stop.cancel();
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "the ledger writer failed");
+        }
+    }
+}
+
+impl App {
+    /// Opens the data directory's store and builds everything on it. The caller holds the data
+    /// directory's lock if it needs one (a running server does).
+    pub async fn open(
+        data_dir: &DataDir,
+        config: AppConfig,
+    ) -> anyhow::Result<(AppState, LedgerTask)> {
+        let store = Store::open(&data_dir.store_path()).await?;
+        let server_id = ServerId::of(&store).await?;
+        let identity = Identity::detect(
+            server_id.clone(),
+            config.serial_number,
+            config.bind,
+            config.license_port,
+        );
+        let inventory = Arc::new(
+            Inventory::load(
+                LicenseDir::new(data_dir.path()),
+                config.trusted,
+                server_id.clone(),
+                store.clone(),
+            )
+            .await?,
+        );
+        let stop = CancellationToken::new();
+        let (writer, task) = Writer::spawn(store.clone(), stop.clone());
+        let engine = Arc::new(
+            Engine::load(
+                &store,
+                writer,
+                inventory.clone(),
+                config.engine,
+                server_id.to_string(),
+            )
+            .await?,
+        );
+        let auth = Auth::new(store.clone(), config.admin_idle_timeout);
+        let server_key = KeyPair::load_or_create(&data_dir.path().join(SERVER_KEY_FILE))?;
+        let vendor = match config.vendor_url {
+            Some(url) => Some(VendorLink {
+                url,
+                http: reqwest::Client::builder().timeout(VENDOR_TIMEOUT).build()?,
+            }),
+            None => None,
+        };
+        let app = App {
+            store,
+            identity,
+            inventory,
+            engine,
+            auth,
+            server_key,
+            vendor,
+        };
+        Ok((AppState(Arc::new(app)), LedgerTask { stop, task }))
+    }
+}

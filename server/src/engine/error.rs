@@ -1,0 +1,78 @@
+//! Why the engine refused a request, in the domain's words. The HTTP rooms map each variant to a
+//! status and an error code in one place (`http::error`); the engine knows nothing of HTTP.
+
+use thiserror::Error;
+
+use super::config::{MAX_REQUEST_ID, MAX_TEXT};
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EngineError {
+    #[error("host must be 1 to {MAX_TEXT} bytes")]
+    InvalidHost,
+    #[error("message must be at most {MAX_TEXT} bytes")]
+    InvalidMessage,
+    #[error("pool: {0}")]
+    InvalidPool(String),
+    #[error("request_id must be 1 to {MAX_REQUEST_ID} bytes")]
+    InvalidRequestId,
+    #[error("no session {0}")]
+    UnknownSession(u64),
+    #[error("{0}")]
+    SessionEnded(Ended),
+    #[error("no license for product {product_id} in {}", pool_label(.pool.as_deref()))]
+    UnknownProduct {
+        product_id: u32,
+        pool: Option<String>,
+    },
+    /// The product has cartridges, but none covers this version.
+    #[error(
+        "no license of product {product_id} covers version {major_version} in {}",
+        pool_label(.pool.as_deref())
+    )]
+    NoVersion {
+        product_id: u32,
+        major_version: u32,
+        pool: Option<String>,
+    },
+    #[error(
+        "every license for product {product_id} version {major_version} in {} is in use",
+        pool_label(.pool.as_deref())
+    )]
+    AllInUse {
+        product_id: u32,
+        major_version: u32,
+        pool: Option<String>,
+    },
+    #[error("no license {0}")]
+    UnknownLicense(u64),
+    #[error("license {license_id} does not belong to session {session_id}")]
+    NotTheSessionsLicense { license_id: u64, session_id: u64 },
+    /// A ledger write failed: from then on nothing is acknowledged (the log says why).
+    #[error(
+        "the server cannot record changes right now; the administrator has been told in the log"
+    )]
+    LedgerUnavailable,
+}
+
+/// How a session ended, as a request that needed it running hears it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum Ended {
+    #[error("session {0} is dropped (no heartbeat in time); open a new session")]
+    Dropped(u64),
+    #[error("session {0} is finished; open a new session")]
+    Finished(u64),
+    #[error(
+        "the session ended while the request was waiting (or a retry of the same request_id took \
+         its place)"
+    )]
+    WhileWaiting,
+    #[error("the session ended")]
+    Gone,
+}
+
+fn pool_label(pool: Option<&str>) -> String {
+    match pool {
+        Some(pool) => format!("pool {pool:?}"),
+        None => "the default pool".to_owned(),
+    }
+}

@@ -1,0 +1,43 @@
+//! The license engine: sessions, grants, waiting requests, heartbeats, and the statistics the
+//! status page shows.
+//!
+//! **State is a fold of the ledger.** Everything here changes only through `State::apply` of a
+//! ledger event ([`state`]). A live request decides under the engine's lock, applies the event in
+//! memory and queues it to the ledger writer under the same lock, so the ledger's order is the
+//! order of the decisions; then, outside the lock, it waits until the event is durable before
+//! answering. At start, replaying the ledger through the same `apply` rebuilds exactly this state
+//! ([`machine`]).
+//!
+//! # Layout
+//!
+//! - [`config`]: timeouts, limits and the clock;
+//! - [`state`]: the state and its fold, the only place it changes;
+//! - [`machine`]: the [`Engine`]: the state under its lock, the writer, the inventory;
+//! - [`sessions`]: opening, heartbeats, closing, and dropping silent sessions;
+//! - [`grants`]: license requests, the waiting queue, releases; [`search`]: which cartridge answers;
+//! - [`views`]: statistics and sessions as the status page shows them, paged by [`browse`], and
+//!   the sampled [`history`];
+//! - [`error`]: why a request was refused, in the domain's words (HTTP maps them elsewhere).
+//!
+//! The model-based test, which checks every answer against a reference model and the replay
+//! against the live state, is in `tests.rs`.
+
+pub mod browse;
+pub mod config;
+pub mod error;
+pub mod grants;
+pub mod history;
+pub mod machine;
+pub mod search;
+pub mod sessions;
+pub mod state;
+pub mod views;
+
+#[cfg(test)]
+mod tests;
+
+pub use self::{
+    config::{Clock, EngineConfig},
+    error::EngineError,
+    machine::Engine,
+};

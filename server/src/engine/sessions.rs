@@ -1,0 +1,235 @@
+//! A session's life: opened, kept alive by heartbeats, closed by its client or an administrator,
+//! or dropped by the periodic tick when its heartbeats stopped. Ending a session releases what it
+//! holds in the same ledger entry, and whatever that frees goes to the waiters first.
+//!
+//! **Heartbeats are not in the ledger** (they would be most of it). After a restart, running
+//! sessions count as having sent a heartbeat at the start (see `Engine::load`), so clients that
+//! keep going are not dropped by the restart.
+
+use std::{net::IpAddr, sync::Arc, time::Duration};
+
+use models::{OpenSession, SessionClosed, SessionOpened, SessionStatus};
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    config::MAX_TEXT,
+    error::{Ended, EngineError},
+    grants::settle,
+    history,
+    machine::{Engine, from_ledger},
+    state::{SessionState, State},
+};
+use crate::{
+    ledger::{Commit, Event, ReleasedLicense},
+    licensing::pool,
+};
+
+impl Engine {
+    pub async fn open_session(
+        &self,
+        request: OpenSession,
+        ip_address: IpAddr,
+    ) -> Result<SessionOpened, EngineError> {
+        self.check_writable()?;
+        let host = request.host.trim();
+        if host.is_empty() || host.len() > MAX_TEXT {
+            return Err(EngineError::InvalidHost);
+        }
+        if request.message.len() > MAX_TEXT {
+            return Err(EngineError::InvalidMessage);
+        }
+        let pool = match &request.pool {
+            Some(name) => pool::check_name(name)
+                .map_err(EngineError::InvalidPool)?
+                .map(str::to_owned),
+            None => None,
+        };
+        let (session_id, commit) = {
+            let mut state = self.lock();
+            let session_id = state.next_session.max(1);
+            let event = Event::SessionOpened {
+                session_id,
+                host: host.to_owned(),
+                ip_address,
+                message: request.message,
+                pool,
+                user: request.user,
+            };
+            (session_id, self.record(&mut state, self.now(), event))
+        };
+        commit.durable().await.map_err(from_ledger)?;
+        Ok(SessionOpened {
+            session_id,
+            server_id: self.server_id.clone(),
+            heartbeat_interval_s: self.config.heartbeat_interval.as_secs(),
+            timeout_s: self.config.timeout.as_secs(),
+        })
+    }
+
+    pub fn heartbeat(&self, session_id: u64) -> Result<(), EngineError> {
+        let mut state = self.lock();
+        let session = running_session(&mut state, session_id)?;
+        session.last_heartbeat = self.now();
+        Ok(())
+    }
+
+    /// Ends a session and releases what it holds. `by`: who, when not the client.
+    pub async fn close(
+        &self,
+        session_id: u64,
+        by: Option<String>,
+    ) -> Result<SessionClosed, EngineError> {
+        self.check_writable()?;
+        let (closed, commit) = {
+            let mut state = self.lock();
+            let Some(session) = state.sessions.get(&session_id) else {
+                return Err(EngineError::UnknownSession(session_id));
+            };
+            if session.status != SessionStatus::Running {
+                // Closing twice is harmless too.
+                let answer = SessionClosed {
+                    session_id,
+                    status: session.status,
+                    credits_used: 0,
+                };
+                (answer, self.writer.barrier())
+            } else {
+                let now = self.now();
+                let (answer, commit) = self.end(
+                    &mut state,
+                    session_id,
+                    SessionStatus::Finished,
+                    now,
+                    now,
+                    by,
+                );
+                (answer, commit)
+            }
+        };
+        settle(commit, closed.credits_used).await?;
+        Ok(closed)
+    }
+
+    /// Ends a running session: releases its licenses (credits up to `charge_until`).
+    pub(super) fn end(
+        &self,
+        state: &mut State,
+        session_id: u64,
+        status: SessionStatus,
+        charge_until: OffsetDateTime,
+        now: OffsetDateTime,
+        by: Option<String>,
+    ) -> (SessionClosed, Commit) {
+        let held = state
+            .sessions
+            .get(&session_id)
+            .map(|s| s.held.clone())
+            .unwrap_or_default();
+        let released: Vec<ReleasedLicense> = held
+            .iter()
+            .filter_map(|id| {
+                let grant = state.grants.get(id)?;
+                Some(ReleasedLicense {
+                    license_id: *id,
+                    credits_used: grant.credits_until(charge_until.max(grant.granted)),
+                })
+            })
+            .collect();
+        let credits_used = released.iter().map(|r| r.credits_used).sum();
+        let commit = self.record(
+            state,
+            now,
+            Event::SessionClosed {
+                session_id,
+                status,
+                released,
+                by,
+            },
+        );
+        let snapshot = self.inventory.snapshot();
+        self.serve_waiters(state, &snapshot, now);
+        (
+            SessionClosed {
+                session_id,
+                status,
+                credits_used,
+            },
+            commit,
+        )
+    }
+
+    /// Drops the sessions whose heartbeats stopped, and serves waiters with whatever changed
+    /// (licenses installed or expired, pools reassigned). Runs every second.
+    pub fn tick(&self) -> Vec<Commit> {
+        if self.writer.has_failed() {
+            return Vec::new();
+        }
+        let now = self.now();
+        let timeout = time::Duration::try_from(self.config.timeout).unwrap_or(time::Duration::MAX);
+        let mut state = self.lock();
+        let silent: Vec<(u64, OffsetDateTime)> = state
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.status == SessionStatus::Running && now - s.last_heartbeat > timeout)
+            .map(|(id, s)| (*id, s.last_heartbeat))
+            .collect();
+        let mut commits = Vec::new();
+        for (session_id, last_heartbeat) in silent {
+            tracing::info!(
+                session_id,
+                "session dropped: no heartbeat for {} s",
+                self.config.timeout.as_secs()
+            );
+            let (_, commit) = self.end(
+                &mut state,
+                session_id,
+                SessionStatus::Dropped,
+                last_heartbeat,
+                now,
+                Some("heartbeat timeout".to_owned()),
+            );
+            commits.push(commit);
+        }
+        let snapshot = self.inventory.snapshot();
+        self.serve_waiters(&mut state, &snapshot, now);
+        commits
+    }
+
+    /// Runs [`Engine::tick`] every second until `shutdown`.
+    pub async fn run_ticks(self: Arc<Self>, shutdown: CancellationToken) {
+        let period =
+            (self.config.timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut sampling = tokio::time::interval(history::INTERVAL);
+        sampling.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = sampling.tick() => self.history.record(self.now(), &self.all_stats()),
+                _ = interval.tick() => {
+                    for commit in self.tick() {
+                        if let Err(e) = commit.durable().await {
+                            tracing::error!(error = %e, "cannot record a dropped session");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub(super) fn running_session(
+    state: &mut State,
+    session_id: u64,
+) -> Result<&mut SessionState, EngineError> {
+    match state.sessions.get_mut(&session_id) {
+        None => Err(EngineError::UnknownSession(session_id)),
+        Some(session) => match session.status {
+            SessionStatus::Running => Ok(session),
+            SessionStatus::Dropped => Err(EngineError::SessionEnded(Ended::Dropped(session_id))),
+            SessionStatus::Finished => Err(EngineError::SessionEnded(Ended::Finished(session_id))),
+        },
+    }
+}

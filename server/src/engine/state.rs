@@ -1,0 +1,250 @@
+//! The engine's state, and the one function that changes it: [`State::apply`] of a ledger
+//! [`Event`]. Live requests and the replay at start go through the same `apply`, so what is in
+//! memory is always what the ledger says.
+
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    net::IpAddr,
+};
+
+use models::{Granted, LicenseType, RequestLicense, SessionStatus};
+use time::OffsetDateTime;
+use tokio::sync::oneshot;
+
+use crate::ledger::{Commit, Event};
+
+/// A cartridge as statistics see it: pool, product, major version.
+pub type CartridgeKey = (Option<String>, u32, u32);
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Stats {
+    pub runcount_in_use: u32,
+    pub runcount_grants: u64,
+    pub credit_grants: u64,
+    pub failed: u64,
+    pub used_credits: i64,
+    pub sessions_dropped: u64,
+}
+
+#[derive(Debug)]
+pub(super) struct SessionState {
+    pub(super) host: String,
+    pub(super) ip_address: IpAddr,
+    pub(super) started: OffsetDateTime,
+    pub(super) message: String,
+    pub(super) pool: Option<String>,
+    pub(super) status: SessionStatus,
+    pub(super) last_heartbeat: OffsetDateTime,
+    /// License ids held right now, in grant order.
+    pub(super) held: Vec<u64>,
+    /// request_id → license_id, for idempotent retries.
+    pub(super) requests: HashMap<String, u64>,
+    /// Every license ever granted to this session, to forget them with the session.
+    pub(super) granted: Vec<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct GrantState {
+    pub(super) session_id: u64,
+    pub(super) key: CartridgeKey,
+    pub(super) product: String,
+    pub(super) license_type: LicenseType,
+    pub(super) granted: OffsetDateTime,
+    /// Credits debited at release; `None` while held.
+    pub(super) released: Option<u64>,
+}
+
+impl GrantState {
+    pub(super) fn answer(&self, license_id: u64) -> Granted {
+        Granted {
+            license_id,
+            product_id: self.key.1,
+            major_version: self.key.2,
+            product: self.product.clone(),
+            license_type: self.license_type,
+        }
+    }
+
+    /// `max(1, ceil(seconds held))` for credits; nothing for runcount.
+    pub(super) fn credits_until(&self, end: OffsetDateTime) -> u64 {
+        match self.license_type {
+            LicenseType::Runcount => 0,
+            LicenseType::Credits => {
+                let held = (end - self.granted).as_seconds_f64().ceil();
+                // `as` saturates; a negative duration (clock stepped back) charges the minimum.
+                (held as u64).max(1)
+            }
+        }
+    }
+}
+
+pub(super) type Delivery = (Granted, Commit);
+
+#[derive(Debug)]
+pub(super) struct Waiter {
+    pub(super) id: u64,
+    pub(super) session_id: u64,
+    pub(super) request: RequestLicense,
+    pub(super) sender: oneshot::Sender<Delivery>,
+}
+
+#[derive(Debug, Default)]
+pub struct State {
+    pub(super) next_session: u64,
+    pub(super) next_license: u64,
+    pub(super) next_waiter: u64,
+    pub(super) sessions: BTreeMap<u64, SessionState>,
+    pub(super) grants: HashMap<u64, GrantState>,
+    pub(super) stats: HashMap<CartridgeKey, Stats>,
+    pub(super) waiters: VecDeque<Waiter>,
+    /// Ended sessions, oldest first, so the oldest are forgotten first.
+    pub(super) ended: VecDeque<u64>,
+}
+
+impl State {
+    /// Applies one ledger event. The only place state changes, live or in replay.
+    pub fn apply(&mut self, at: OffsetDateTime, event: &Event, keep_ended: usize) {
+        match event {
+            Event::SessionOpened {
+                session_id,
+                host,
+                ip_address,
+                message,
+                pool,
+                user: _,
+            } => {
+                self.next_session = self.next_session.max(session_id + 1);
+                self.sessions.insert(
+                    *session_id,
+                    SessionState {
+                        host: host.clone(),
+                        ip_address: *ip_address,
+                        started: at,
+                        message: message.clone(),
+                        pool: pool.clone(),
+                        status: SessionStatus::Running,
+                        last_heartbeat: at,
+                        held: Vec::new(),
+                        requests: HashMap::new(),
+                        granted: Vec::new(),
+                    },
+                );
+            }
+            Event::LicenseGranted {
+                session_id,
+                license_id,
+                request_id,
+                product_id,
+                major_version,
+                product,
+                license_type,
+                pool,
+            } => {
+                self.next_license = self.next_license.max(license_id + 1);
+                let key = (pool.clone(), *product_id, *major_version);
+                let stats = self.stats.entry(key.clone()).or_default();
+                match license_type {
+                    LicenseType::Runcount => {
+                        stats.runcount_in_use += 1;
+                        stats.runcount_grants += 1;
+                    }
+                    LicenseType::Credits => stats.credit_grants += 1,
+                }
+                self.grants.insert(
+                    *license_id,
+                    GrantState {
+                        session_id: *session_id,
+                        key,
+                        product: product.clone(),
+                        license_type: *license_type,
+                        granted: at,
+                        released: None,
+                    },
+                );
+                if let Some(session) = self.sessions.get_mut(session_id) {
+                    session.held.push(*license_id);
+                    session.granted.push(*license_id);
+                    session.requests.insert(request_id.clone(), *license_id);
+                    session.last_heartbeat = session.last_heartbeat.max(at);
+                }
+            }
+            Event::LicenseRefused {
+                product_id,
+                major_version,
+                pool,
+                ..
+            } => {
+                let key = (pool.clone(), *product_id, *major_version);
+                self.stats.entry(key).or_default().failed += 1;
+            }
+            Event::LicenseReleased {
+                license_id,
+                credits_used,
+            } => self.release(*license_id, *credits_used),
+            Event::SessionClosed {
+                session_id,
+                status,
+                released,
+                by: _,
+            } => {
+                let mut dropped_from = Vec::new();
+                for r in released {
+                    if let Some(grant) = self.grants.get(&r.license_id)
+                        && !dropped_from.contains(&grant.key)
+                    {
+                        dropped_from.push(grant.key.clone());
+                    }
+                    self.release(r.license_id, r.credits_used);
+                }
+                if *status == SessionStatus::Dropped {
+                    for key in dropped_from {
+                        self.stats.entry(key).or_default().sessions_dropped += 1;
+                    }
+                }
+                if let Some(session) = self.sessions.get_mut(session_id) {
+                    session.status = *status;
+                    self.ended.push_back(*session_id);
+                }
+                // Waiters of an ended session get nothing: dropping their senders tells them.
+                self.waiters.retain(|w| w.session_id != *session_id);
+                while self.ended.len() > keep_ended {
+                    if let Some(old) = self.ended.pop_front()
+                        && let Some(session) = self.sessions.remove(&old)
+                    {
+                        for id in session.granted {
+                            self.grants.remove(&id);
+                        }
+                    }
+                }
+            }
+            Event::LicenseInstalled { .. }
+            | Event::CartridgeAssigned { .. }
+            | Event::AdminUserChanged { .. }
+            | Event::LicensedUsersCleared { .. } => {}
+        }
+    }
+
+    fn release(&mut self, license_id: u64, credits_used: u64) {
+        let Some(grant) = self.grants.get_mut(&license_id) else {
+            return;
+        };
+        if grant.released.is_some() {
+            return;
+        }
+        grant.released = Some(credits_used);
+        let stats = self.stats.entry(grant.key.clone()).or_default();
+        match grant.license_type {
+            LicenseType::Runcount => {
+                stats.runcount_in_use = stats.runcount_in_use.saturating_sub(1)
+            }
+            LicenseType::Credits => {
+                stats.used_credits = stats
+                    .used_credits
+                    .saturating_add(i64::try_from(credits_used).unwrap_or(i64::MAX));
+            }
+        }
+        if let Some(session) = self.sessions.get_mut(&grant.session_id) {
+            session.held.retain(|id| *id != license_id);
+        }
+    }
+}

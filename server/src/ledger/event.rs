@@ -1,0 +1,116 @@
+//! What the ledger records: one [`Event`] per change, stored as the JSON `body` of a row whose
+//! `kind` is the event's.
+
+use std::net::IpAddr;
+
+use models::{LicenseType, SessionStatus, User};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::chain::CHAIN;
+use crate::store::NewLedgerRow;
+
+/// One change. The JSON of an event is a ledger row's `body`; its `kind` is the row's `kind`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Event {
+    SessionOpened {
+        session_id: u64,
+        host: String,
+        ip_address: IpAddr,
+        message: String,
+        pool: Option<String>,
+        user: Option<User>,
+    },
+    LicenseGranted {
+        session_id: u64,
+        license_id: u64,
+        request_id: String,
+        product_id: u32,
+        major_version: u32,
+        product: String,
+        #[serde(rename = "type")]
+        license_type: LicenseType,
+        pool: Option<String>,
+    },
+    /// A request that got no license; counts as `failed` for the cartridge it asked for first.
+    LicenseRefused {
+        session_id: u64,
+        product_id: u32,
+        major_version: u32,
+        pool: Option<String>,
+    },
+    LicenseReleased {
+        license_id: u64,
+        credits_used: u64,
+    },
+    /// A session ended: finished by the client or an administrator, or dropped for missing
+    /// heartbeats. Releases everything it still held, in the same entry.
+    SessionClosed {
+        session_id: u64,
+        status: SessionStatus,
+        released: Vec<ReleasedLicense>,
+        /// Who ended it, when not the client itself (an administrator, the heartbeat timeout).
+        by: Option<String>,
+    },
+    LicenseInstalled {
+        key: String,
+        sha256: String,
+        serial_number: u64,
+        /// The administrator who installed it through the admin API; `None` from the CLI.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
+    CartridgeAssigned {
+        serial_number: u64,
+        pool: Option<String>,
+    },
+    /// An administrator account was added, got a new password, or was removed.
+    AdminUserChanged {
+        principal: String,
+        change: String,
+        role: Option<String>,
+        by: String,
+    },
+    /// Licensed users were cleared: one (`realm`, `principal`) or all.
+    LicensedUsersCleared {
+        realm: Option<String>,
+        principal: Option<String>,
+        removed: u64,
+        by: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleasedLicense {
+    pub license_id: u64,
+    pub credits_used: u64,
+}
+
+impl Event {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::SessionOpened { .. } => "session_opened",
+            Self::LicenseGranted { .. } => "license_granted",
+            Self::LicenseRefused { .. } => "license_refused",
+            Self::LicenseReleased { .. } => "license_released",
+            Self::SessionClosed { .. } => "session_closed",
+            Self::LicenseInstalled { .. } => "license_installed",
+            Self::CartridgeAssigned { .. } => "cartridge_assigned",
+            Self::AdminUserChanged { .. } => "admin_user_changed",
+            Self::LicensedUsersCleared { .. } => "licensed_users_cleared",
+        }
+    }
+
+    /// The row this event is stored as.
+    pub fn row(&self, at: OffsetDateTime) -> NewLedgerRow {
+        NewLedgerRow {
+            at,
+            kind: self.kind(),
+            body: serde_json::to_string(self)
+                .unwrap_or_else(|e| unreachable!("ledger events always serialise: {e}")),
+            chain: CHAIN,
+        }
+    }
+}

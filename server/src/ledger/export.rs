@@ -1,0 +1,233 @@
+//! The ledger for people and spreadsheets: CSV (one row per entry, and one per license a
+//! `session_closed` entry released) or JSON lines, as `ledger export` writes them, e.g. for
+//! billing postpay usage.
+
+use std::collections::HashMap;
+
+use models::LicenseType;
+use serde_json::json;
+
+use super::{Entry, Event};
+use crate::sys::timestamp::rfc3339;
+
+const CSV_COLUMNS: &[&str] = &[
+    "seq",
+    "at",
+    "kind",
+    "session_id",
+    "license_id",
+    "product_id",
+    "major_version",
+    "product",
+    "type",
+    "pool",
+    "credits_used",
+    "host",
+    "ip_address",
+    "status",
+    "by",
+    "license_key",
+    "serial_number",
+];
+
+/// Entries as CSV rows, remembering each grant for the releases that follow it.
+#[derive(Debug, Default)]
+pub struct Csv {
+    grants: HashMap<u64, Vec<String>>,
+}
+
+/// One JSON object per entry: seq, at, and the event as stored.
+pub fn json_line(entry: &Entry) -> serde_json::Value {
+    json!({"seq": entry.seq, "at": rfc3339(entry.at), "event": entry.event})
+}
+
+impl Csv {
+    /// The header line's fields.
+    pub fn header() -> &'static [&'static str] {
+        CSV_COLUMNS
+    }
+
+    /// The CSV rows of `entry`, in [`Csv::header`]'s columns: one, and one more per license a
+    /// `session_closed` entry released. Entries must come in ledger order: a release names only
+    /// the license, and the grant before it tells what it was for.
+    pub fn rows(&mut self, entry: &Entry) -> Vec<Vec<String>> {
+        let grants = &mut self.grants;
+        let mut row: HashMap<&str, String> = HashMap::from([
+            ("seq", entry.seq.to_string()),
+            ("at", rfc3339(entry.at)),
+            ("kind", entry.event.kind().to_owned()),
+        ]);
+        let mut extra = Vec::new();
+        let type_name = |t: &LicenseType| match t {
+            LicenseType::Runcount => "runcount",
+            LicenseType::Credits => "credits",
+        };
+        let opt = |pool: &Option<String>| pool.clone().unwrap_or_default();
+        match &entry.event {
+            Event::SessionOpened {
+                session_id,
+                host,
+                ip_address,
+                pool,
+                ..
+            } => {
+                row.insert("session_id", session_id.to_string());
+                row.insert("host", host.clone());
+                row.insert("ip_address", ip_address.to_string());
+                row.insert("pool", opt(pool));
+            }
+            Event::LicenseGranted {
+                session_id,
+                license_id,
+                product_id,
+                major_version,
+                product,
+                license_type,
+                pool,
+                ..
+            } => {
+                let details = vec![
+                    session_id.to_string(),
+                    product_id.to_string(),
+                    major_version.to_string(),
+                    product.clone(),
+                    type_name(license_type).to_owned(),
+                    opt(pool),
+                ];
+                grants.insert(*license_id, details);
+                row.insert("license_id", license_id.to_string());
+                fill_grant(&mut row, grants.get(license_id));
+            }
+            Event::LicenseRefused {
+                session_id,
+                product_id,
+                major_version,
+                pool,
+            } => {
+                row.insert("session_id", session_id.to_string());
+                row.insert("product_id", product_id.to_string());
+                row.insert("major_version", major_version.to_string());
+                row.insert("pool", opt(pool));
+            }
+            Event::LicenseReleased {
+                license_id,
+                credits_used,
+            } => {
+                row.insert("license_id", license_id.to_string());
+                row.insert("credits_used", credits_used.to_string());
+                fill_grant(&mut row, grants.get(license_id));
+            }
+            Event::SessionClosed {
+                session_id,
+                status,
+                released,
+                by,
+            } => {
+                row.insert("session_id", session_id.to_string());
+                row.insert("status", format!("{status:?}").to_lowercase());
+                row.insert("by", by.clone().unwrap_or_default());
+                for r in released {
+                    let mut release = HashMap::from([
+                        ("seq", entry.seq.to_string()),
+                        ("at", rfc3339(entry.at)),
+                        ("kind", "license_released".to_owned()),
+                        ("license_id", r.license_id.to_string()),
+                        ("credits_used", r.credits_used.to_string()),
+                        (
+                            "by",
+                            format!("session_closed ({})", format!("{status:?}").to_lowercase()),
+                        ),
+                    ]);
+                    fill_grant(&mut release, grants.get(&r.license_id));
+                    extra.push(release);
+                }
+            }
+            Event::LicenseInstalled {
+                key,
+                serial_number,
+                by,
+                ..
+            } => {
+                row.insert("by", opt(by));
+                row.insert("license_key", key.clone());
+                row.insert("serial_number", serial_number.to_string());
+            }
+            Event::CartridgeAssigned {
+                serial_number,
+                pool,
+            } => {
+                row.insert("serial_number", serial_number.to_string());
+                row.insert("pool", opt(pool));
+            }
+            Event::AdminUserChanged {
+                principal,
+                change,
+                role: _,
+                by,
+            } => {
+                row.insert("principal", principal.clone());
+                row.insert("status", change.clone());
+                row.insert("by", by.clone());
+            }
+            Event::LicensedUsersCleared {
+                realm,
+                principal,
+                removed,
+                by,
+            } => {
+                row.insert("realm", opt(realm));
+                row.insert("principal", opt(principal));
+                row.insert("status", format!("{removed} removed"));
+                row.insert("by", by.clone());
+            }
+        }
+        std::iter::once(row)
+            .chain(extra)
+            .map(|row| {
+                CSV_COLUMNS
+                    .iter()
+                    .map(|c| csv_field(row.get(c).map_or("", String::as_str)))
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+fn fill_grant(row: &mut HashMap<&str, String>, grant: Option<&Vec<String>>) {
+    if let Some(g) = grant {
+        for (column, value) in [
+            "session_id",
+            "product_id",
+            "major_version",
+            "product",
+            "type",
+            "pool",
+        ]
+        .into_iter()
+        .zip(g)
+        {
+            row.insert(column, value.clone());
+        }
+    }
+}
+
+/// RFC 4180: quoted when it holds a comma, a quote or a line break; quotes doubled.
+fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_with_commas_and_quotes_are_quoted() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+}

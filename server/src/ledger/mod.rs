@@ -1,0 +1,41 @@
+//! The ledger: an append-only, hash-chained record of every change to sessions, grants and
+//! credits, and of license installs and pool assignments.
+//!
+//! **It is the source of truth for the license protocol.** The in-memory state that answers
+//! requests (`engine::Engine`) is a fold of the ledger's events: at start the server verifies
+//! the whole chain and replays it, and every live change is applied in memory and appended here in
+//! the same order, under the same lock. So whatever a client was told can be rebuilt after a
+//! crash, and what is in memory is never anything the ledger could not reproduce.
+//!
+//! **Durable before acknowledged**, group-committed ([`writer`]), and **tamper evident**: each
+//! row is linked to the one before by a hash ([`chain`]).
+//!
+//! # Layout
+//!
+//! - [`event`]: the events, and the row each is stored as;
+//! - [`chain`]: the hash that links a row to the one before (no I/O);
+//! - [`writer`]: the group-commit writer task and the [`Commit`] a request waits on;
+//! - [`verify`]: reading the ledger back, checking every link and hash, in order;
+//! - [`export`]: the ledger as CSV rows, for billing and audits.
+
+pub mod chain;
+pub mod event;
+pub mod export;
+pub mod verify;
+pub mod writer;
+
+use thiserror::Error;
+
+pub use self::{
+    event::{Event, ReleasedLicense},
+    verify::{Entry, verify},
+    writer::{Commit, Writer},
+};
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum LedgerError {
+    #[error("the ledger could not be written; the server stopped taking changes: {0}")]
+    WriteFailed(String),
+    #[error("ledger entry {seq} is not valid: {why}")]
+    Broken { seq: u64, why: String },
+}

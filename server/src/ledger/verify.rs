@@ -1,0 +1,144 @@
+//! Reading the ledger back: every row in order, each checked against the one before, decoded into
+//! an [`Entry`]. The server replays it at start; `ledger verify` and `ledger export` read it too.
+
+use time::OffsetDateTime;
+
+use super::{
+    LedgerError,
+    chain::{GENESIS_HASH, chain_hash},
+    event::Event,
+};
+use crate::{
+    store::{LedgerRow, Store},
+    sys::timestamp::parse_rfc3339,
+};
+
+/// A ledger row, checked and decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub seq: u64,
+    pub at: OffsetDateTime,
+    pub event: Event,
+}
+
+/// Reads the whole ledger in order, checking every link and hash, and calls `each` with every
+/// entry. Stops at the first bad row, naming it.
+pub async fn verify(
+    store: &Store,
+    mut each: impl FnMut(&Entry),
+) -> Result<VerifySummary, anyhow::Error> {
+    let mut prev = GENESIS_HASH.to_owned();
+    let mut expected_seq = 1;
+    loop {
+        let rows = store.ledger_rows(expected_seq - 1, 10_000).await?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in rows {
+            let entry = check_row(&row, expected_seq, &prev)?;
+            each(&entry);
+            prev = row.hash;
+            expected_seq += 1;
+        }
+    }
+    Ok(VerifySummary {
+        entries: expected_seq - 1,
+        last_hash: prev,
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifySummary {
+    pub entries: u64,
+    pub last_hash: String,
+}
+
+fn check_row(row: &LedgerRow, expected_seq: u64, prev: &str) -> Result<Entry, LedgerError> {
+    let broken = |why: String| LedgerError::Broken { seq: row.seq, why };
+    if row.seq != expected_seq {
+        return Err(LedgerError::Broken {
+            seq: expected_seq,
+            why: format!("missing; the next entry is {}", row.seq),
+        });
+    }
+    if row.prev_hash != prev {
+        return Err(broken(
+            "its link to the entry before does not match (an entry before it was changed or removed)"
+                .into(),
+        ));
+    }
+    if chain_hash(prev, row.seq, &row.at, &row.body) != row.hash {
+        return Err(broken(
+            "its content does not match its hash (it was edited)".into(),
+        ));
+    }
+    let event: Event = serde_json::from_str(&row.body)
+        .map_err(|e| broken(format!("its body is not a ledger event: {e}")))?;
+    if event.kind() != row.kind {
+        return Err(broken(format!(
+            "its kind {:?} does not match its body ({})",
+            row.kind,
+            event.kind()
+        )));
+    }
+    let at = parse_rfc3339(&row.at)
+        .map_err(|e| broken(format!("its time {:?} is not RFC 3339: {e}", row.at)))?;
+    Ok(Entry {
+        seq: row.seq,
+        at,
+        event,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(session_id: u64) -> Event {
+        Event::LicenseRefused {
+            session_id,
+            product_id: 1,
+            major_version: 0,
+            pool: None,
+        }
+    }
+    #[test]
+    fn every_kind_of_tampering_is_named() {
+        let body = serde_json::to_string(&refused(1)).unwrap();
+        let at = "2026-11-22T10:00:00Z";
+        let hash = chain_hash(GENESIS_HASH, 1, at, &body);
+        let row = LedgerRow {
+            seq: 1,
+            at: at.into(),
+            kind: "license_refused".into(),
+            body,
+            prev_hash: GENESIS_HASH.into(),
+            hash,
+        };
+        check_row(&row, 1, GENESIS_HASH).unwrap();
+        let edited = LedgerRow {
+            body: row.body.replace("\"session_id\":1", "\"session_id\":2"),
+            ..row.clone()
+        };
+        let err = check_row(&edited, 1, GENESIS_HASH).unwrap_err();
+        assert!(
+            err.to_string().contains("entry 1") && err.to_string().contains("edited"),
+            "{err}"
+        );
+        let err = check_row(&row, 1, &"1".repeat(64)).unwrap_err();
+        assert!(err.to_string().contains("link"), "{err}");
+        let err = check_row(
+            &LedgerRow {
+                seq: 2,
+                ..row.clone()
+            },
+            1,
+            GENESIS_HASH,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("entry 1 is not valid: missing"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,551 @@
+//! The licenses directory, `DATA_DIR/licenses`: one file per license, exactly as the vendor
+//! signed it, named `<key>.lic`.
+//!
+//! The files are the truth. A license server can be backed up, restored or moved by copying the
+//! directory; the store only remembers in which order licenses were installed (the active license
+//! is the one installed last). Every file is verified whenever it is read, here and by a running
+//! server: a file that fails is reported by name and skipped, never half-trusted.
+//!
+//! Installing is check-then-write under a lock file, so two installs at once (a CLI and the admin
+//! API, say) cannot both decide a key is free. The write itself is atomic: a reader, including a
+//! running server polling the directory, sees the old state or the new file, never part of it.
+
+use std::{
+    collections::HashMap,
+    fs::{self, File},
+    io,
+    path::{Path, PathBuf},
+    time::SystemTime,
+};
+
+use anyhow::Context;
+use thiserror::Error;
+use time::OffsetDateTime;
+
+use super::{
+    file::{self as license_file, LicenseError, Verified},
+    identity::ServerId,
+    keys::{KeyPair, TrustedKeys},
+};
+use crate::{
+    ledger::Event,
+    store::{Install, Store},
+    sys::{
+        atomic_file::{self, Mode},
+        data_dir::{create_private_dir, open_lock_file},
+    },
+};
+
+pub const DIR_NAME: &str = "licenses";
+pub const EXTENSION: &str = "lic";
+const INSTALL_LOCK: &str = ".install.lock";
+
+/// A verified license file in the directory. It may have expired since: see
+/// [`Scan::counting`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    pub verified: Verified,
+    pub file: PathBuf,
+    /// When it was installed: as recorded in the store, or the file's modification time for a
+    /// file that was copied in by hand.
+    pub installed: OffsetDateTime,
+}
+
+impl Installed {
+    pub fn key(&self) -> &str {
+        &self.verified.license.key
+    }
+
+    pub fn serial_number(&self) -> u64 {
+        self.verified.license.rules.serial_number
+    }
+
+    pub fn expired_at(&self, now: OffsetDateTime) -> bool {
+        self.verified.license.rules.expired_at(now)
+    }
+}
+
+/// A file in the directory that is not a usable license, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    pub file: PathBuf,
+    pub reason: String,
+}
+
+/// What the directory holds, as of one reading.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scan {
+    /// Oldest install first.
+    pub licenses: Vec<Installed>,
+    pub rejected: Vec<Rejected>,
+}
+
+impl Scan {
+    /// The licenses that count at `now`: verified and not expired.
+    pub fn counting(&self, now: OffsetDateTime) -> impl Iterator<Item = &Installed> {
+        self.licenses.iter().filter(move |l| !l.expired_at(now))
+    }
+
+    /// The active license: the one installed most recently among those that count.
+    pub fn active(&self, now: OffsetDateTime) -> Option<&Installed> {
+        self.counting(now).last()
+    }
+
+    pub fn find(&self, key: &str) -> Option<&Installed> {
+        self.licenses.iter().find(|l| l.key() == key)
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum InstallError {
+    #[error(transparent)]
+    License(#[from] LicenseError),
+    /// Reading the directory, writing the file, or recording the install failed.
+    #[error(transparent)]
+    Io(#[from] anyhow::Error),
+}
+
+/// What an install did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Installation {
+    Installed(Installed),
+    /// The very same file was installed before; nothing changed.
+    AlreadyInstalled(Installed),
+}
+
+/// Changes to the directory that a poller can notice cheaply: names, sizes, modification times.
+pub type Fingerprint = Vec<(PathBuf, u64, Option<SystemTime>)>;
+
+#[derive(Debug, Clone)]
+pub struct LicenseDir {
+    path: PathBuf,
+}
+
+impl LicenseDir {
+    pub fn new(data_dir: &Path) -> Self {
+        Self {
+            path: data_dir.join(DIR_NAME),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The license files (`*.lic`), sorted by name. A directory that does not exist yet holds
+    /// none.
+    pub fn files(&self) -> io::Result<Vec<PathBuf>> {
+        let entries = match fs::read_dir(&self.path) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut files = Vec::new();
+        for entry in entries {
+            let path = entry?.path();
+            let hidden = path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            if !hidden && path.extension().is_some_and(|e| e == EXTENSION) {
+                files.push(path);
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+
+    pub fn fingerprint(&self) -> io::Result<Fingerprint> {
+        self.files()?
+            .into_iter()
+            .map(|file| {
+                let meta = fs::metadata(&file)?;
+                Ok((file, meta.len(), meta.modified().ok()))
+            })
+            .collect()
+    }
+
+    /// Reads and verifies every file. `installs` (from the store) orders them. Expired licenses
+    /// are kept: they are still installed, they just no longer count.
+    pub fn scan(
+        &self,
+        trusted: &TrustedKeys,
+        server_id: &ServerId,
+        installs: &[Install],
+    ) -> io::Result<Scan> {
+        let mut scan = Scan::default();
+        let mut order = HashMap::new();
+        for file in self.files()? {
+            let rejected = |reason: String| Rejected {
+                file: file.clone(),
+                reason,
+            };
+            let bytes = match fs::read(&file) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    scan.rejected.push(rejected(format!("cannot read it: {e}")));
+                    continue;
+                }
+            };
+            let verified = match license_file::verify_signed(&bytes, trusted, server_id) {
+                Ok(verified) => verified,
+                Err(e) => {
+                    scan.rejected.push(rejected(e.to_string()));
+                    continue;
+                }
+            };
+            let key = verified.license.key.clone();
+            let is_recorded = |sha256: &str| {
+                installs
+                    .iter()
+                    .any(|install| install.key == key && install.sha256 == sha256)
+            };
+            if let Some(index) = scan.licenses.iter().position(|l| l.key() == key) {
+                let first = &scan.licenses[index];
+                if first.verified.sha256 == verified.sha256 {
+                    // An identical copy under another name adds nothing.
+                    continue;
+                }
+                // Two files, one key: the one that was installed (per the store) wins, otherwise
+                // the first by name; the other is reported.
+                let (kept, refused) =
+                    if is_recorded(&verified.sha256) && !is_recorded(&first.verified.sha256) {
+                        let first = scan.licenses.remove(index);
+                        (file.clone(), first.file)
+                    } else {
+                        (first.file.clone(), file.clone())
+                    };
+                let conflict = LicenseError::KeyConflict { key: key.clone() };
+                scan.rejected.push(Rejected {
+                    file: refused.clone(),
+                    reason: format!("{conflict} (the one installed is {})", kept.display()),
+                });
+                if refused == file {
+                    continue;
+                }
+            }
+            let recorded = installs.iter().enumerate().find(|(_, install)| {
+                install.key == verified.license.key && install.sha256 == verified.sha256
+            });
+            let modified = fs::metadata(&file)
+                .and_then(|m| m.modified())
+                .map(OffsetDateTime::from)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+            let installed = recorded
+                .and_then(|(_, install)| install.installed)
+                .unwrap_or(modified);
+            order.insert(
+                verified.license.key.clone(),
+                (installed, recorded.map_or(usize::MAX, |(i, _)| i)),
+            );
+            scan.licenses.push(Installed {
+                verified,
+                file,
+                installed,
+            });
+        }
+        scan.licenses.sort_by_key(|l| order.get(l.key()).copied());
+        Ok(scan)
+    }
+
+    /// Verifies `bytes` completely and, if they pass, writes them as `<key>.lic` and records the
+    /// install. Nothing is written when any check fails.
+    /// `by`: the administrator installing it through the admin API (for the ledger).
+    pub async fn install(
+        &self,
+        bytes: Vec<u8>,
+        trusted: &TrustedKeys,
+        server_id: &ServerId,
+        store: &Store,
+        now: OffsetDateTime,
+        by: Option<&str>,
+    ) -> Result<Installation, InstallError> {
+        // Whole seconds: install times are read by people; the store's sequence keeps the order.
+        let now = now.replace_nanosecond(0).unwrap_or(now);
+        let installs = store
+            .installs()
+            .await
+            .context("reading the install order")?;
+        let (dir, trusted_keys, id) = (self.clone(), trusted.clone(), server_id.clone());
+        let outcome = tokio::task::spawn_blocking(move || {
+            dir.write_file(&bytes, &trusted_keys, &id, &installs, now)
+        })
+        .await
+        .context("the install task failed")??;
+        if let Installation::Installed(installed) = &outcome {
+            store
+                .record_install(
+                    installed.key(),
+                    &installed.verified.sha256,
+                    now,
+                    Event::LicenseInstalled {
+                        key: installed.key().to_owned(),
+                        sha256: installed.verified.sha256.clone(),
+                        serial_number: installed.serial_number(),
+                        by: by.map(str::to_owned),
+                    }
+                    .row(now),
+                )
+                .await
+                .context("recording the install")?;
+        }
+        Ok(outcome)
+    }
+
+    /// Signs `license` with `key` and installs it, trusting that key: for tools that set up a data
+    /// directory of their own (`bench --spawn-server`) and for tests.
+    pub async fn install_signed(
+        &self,
+        license: &models::License,
+        key: &KeyPair,
+        store: &Store,
+    ) -> Result<Installation, InstallError> {
+        let text = license_file::sign(license, key)?;
+        let server_id = ServerId::parse(license.server_id.clone())
+            .map_err(|e| InstallError::Io(anyhow::anyhow!("{e}")))?;
+        let mut trusted = TrustedKeys::default();
+        trusted.add(key.public_key());
+        let now = OffsetDateTime::now_utc();
+        self.install(text.into_bytes(), &trusted, &server_id, store, now, None)
+            .await
+    }
+
+    fn write_file(
+        &self,
+        bytes: &[u8],
+        trusted: &TrustedKeys,
+        server_id: &ServerId,
+        installs: &[Install],
+        now: OffsetDateTime,
+    ) -> Result<Installation, InstallError> {
+        let verified = license_file::verify(bytes, trusted, server_id, now)?;
+        create_private_dir(&self.path)
+            .with_context(|| format!("cannot create {}", self.path.display()))?;
+        let _lock = self.lock_installs()?;
+        let scan = self
+            .scan(trusted, server_id, installs)
+            .with_context(|| format!("cannot read {}", self.path.display()))?;
+        let key = verified.license.key.clone();
+        if let Some(existing) = scan.find(&key) {
+            return if existing.verified.sha256 == verified.sha256 {
+                Ok(Installation::AlreadyInstalled(existing.clone()))
+            } else {
+                Err(LicenseError::KeyConflict { key }.into())
+            };
+        }
+        // The key passed `check_key`: plain characters, no path separators, no leading dot.
+        let file = self.path.join(format!("{key}.{EXTENSION}"));
+        if let Some(bad) = scan.rejected.iter().find(|r| r.file == file) {
+            tracing::warn!(file = %file.display(), reason = %bad.reason, "replacing an unusable license file");
+        }
+        atomic_file::replace(&file, bytes, Mode::Public)
+            .with_context(|| format!("cannot write {}", file.display()))?;
+        Ok(Installation::Installed(Installed {
+            verified,
+            file,
+            installed: now,
+        }))
+    }
+
+    /// Held while an install checks for conflicts and writes; released when dropped (or when the
+    /// process dies).
+    fn lock_installs(&self) -> Result<File, InstallError> {
+        let path = self.path.join(INSTALL_LOCK);
+        let file = open_lock_file(&path)
+            .and_then(|file| file.lock().map(|()| file))
+            .with_context(|| format!("cannot lock {}", path.display()))?;
+        Ok(file)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use models::{License, ProductRule, Rules};
+    use time::Duration;
+
+    use super::*;
+
+    struct Fixture {
+        _tmp: tempfile::TempDir,
+        dir: LicenseDir,
+        key: KeyPair,
+        trusted: TrustedKeys,
+        server_id: ServerId,
+    }
+
+    fn fixture() -> Fixture {
+        let tmp = tempfile::tempdir().unwrap();
+        let key = KeyPair::generate().unwrap();
+        let mut trusted = TrustedKeys::default();
+        trusted.add(key.public_key());
+        Fixture {
+            dir: LicenseDir::new(tmp.path()),
+            _tmp: tmp,
+            key,
+            trusted,
+            server_id: ServerId::generate().unwrap(),
+        }
+    }
+
+    impl Fixture {
+        fn file(&self, key: &str, runcount: u32) -> Vec<u8> {
+            let license = License {
+                key: key.into(),
+                server_id: self.server_id.to_string(),
+                rules: Rules {
+                    serial_number: 1,
+                    issued: OffsetDateTime::now_utc() - Duration::days(1),
+                    expires: None,
+                    max_users: None,
+                    products: vec![ProductRule {
+                        product_id: 1,
+                        major_version: 0,
+                        product: "Tool".into(),
+                        runcount,
+                        credits: 0,
+                        postpay: false,
+                    }],
+                },
+            };
+            license_file::sign(&license, &self.key)
+                .unwrap()
+                .into_bytes()
+        }
+
+        fn write(&self, bytes: &[u8], installs: &[Install]) -> Result<Installation, InstallError> {
+            self.dir.write_file(
+                bytes,
+                &self.trusted,
+                &self.server_id,
+                installs,
+                OffsetDateTime::now_utc(),
+            )
+        }
+
+        fn scan(&self, installs: &[Install]) -> Scan {
+            self.dir
+                .scan(&self.trusted, &self.server_id, installs)
+                .unwrap()
+        }
+    }
+
+    #[test]
+    fn the_active_license_is_the_one_installed_last_not_the_first_by_name() {
+        let f = fixture();
+        let (b, a) = (f.file("B", 1), f.file("A", 2));
+        f.write(&b, &[]).unwrap();
+        f.write(&a, &[]).unwrap();
+        let sha = |bytes: &[u8]| {
+            license_file::verify_signed(bytes, &f.trusted, &f.server_id)
+                .unwrap()
+                .sha256
+        };
+        let t = OffsetDateTime::now_utc();
+        // Same second: the store's order decides.
+        let installs = [
+            Install {
+                key: "B".into(),
+                sha256: sha(&b),
+                installed: Some(t),
+            },
+            Install {
+                key: "A".into(),
+                sha256: sha(&a),
+                installed: Some(t),
+            },
+        ];
+        let scan = f.scan(&installs);
+        let keys: Vec<_> = scan.licenses.iter().map(Installed::key).collect();
+        assert_eq!(keys, ["B", "A"]);
+        assert_eq!(scan.active(t).unwrap().key(), "A");
+        let reversed = [installs[1].clone(), installs[0].clone()];
+        assert_eq!(f.scan(&reversed).active(t).unwrap().key(), "B");
+    }
+
+    #[test]
+    fn two_files_with_one_key_keep_the_first_and_report_the_other() {
+        let f = fixture();
+        let file = f.file("K", 1);
+        f.write(&file, &[]).unwrap();
+        fs::write(f.dir.path().join("copy.lic"), &file).unwrap();
+        fs::write(f.dir.path().join("other.lic"), f.file("K", 9)).unwrap();
+        let scan = f.scan(&[]);
+        assert_eq!(scan.licenses.len(), 1);
+        assert!(scan.licenses[0].file.ends_with("K.lic"));
+        assert_eq!(scan.rejected.len(), 1, "{:?}", scan.rejected);
+        assert!(scan.rejected[0].file.ends_with("other.lic"));
+        assert!(
+            scan.rejected[0].reason.contains("already installed"),
+            "{:?}",
+            scan.rejected
+        );
+
+        // The store knows which one was installed: that one wins, whatever the names.
+        let other = fs::read(f.dir.path().join("other.lic")).unwrap();
+        let sha256 = license_file::verify_signed(&other, &f.trusted, &f.server_id)
+            .unwrap()
+            .sha256;
+        let installs = [Install {
+            key: "K".into(),
+            sha256,
+            installed: None,
+        }];
+        let scan = f.scan(&installs);
+        assert_eq!(scan.licenses.len(), 1);
+        assert!(scan.licenses[0].file.ends_with("other.lic"));
+        assert!(
+            scan.rejected[0].file.ends_with("K.lic"),
+            "{:?}",
+            scan.rejected
+        );
+    }
+
+    #[test]
+    fn concurrent_installs_of_one_key_with_different_content_let_exactly_one_in() {
+        let f = fixture();
+        let files: Vec<_> = (1..=8).map(|runcount| f.file("SAME", runcount)).collect();
+        let results: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = files
+                .iter()
+                .map(|file| s.spawn(|| f.write(file, &[])))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let installed = results
+            .iter()
+            .filter(|r| matches!(r, Ok(Installation::Installed(_))))
+            .count();
+        assert_eq!(installed, 1, "{results:?}");
+        for result in &results {
+            if let Err(e) = result {
+                assert!(
+                    matches!(e, InstallError::License(LicenseError::KeyConflict { .. })),
+                    "{e}"
+                );
+            }
+        }
+        assert_eq!(f.scan(&[]).licenses.len(), 1);
+    }
+
+    #[test]
+    fn an_unusable_file_under_the_key_s_name_is_replaced_by_a_valid_install() {
+        let f = fixture();
+        create_private_dir(f.dir.path()).unwrap();
+        fs::write(f.dir.path().join("K.lic"), "truncated").unwrap();
+        let good = f.file("K", 1);
+        assert!(matches!(
+            f.write(&good, &[]),
+            Ok(Installation::Installed(_))
+        ));
+        assert_eq!(fs::read(f.dir.path().join("K.lic")).unwrap(), good);
+    }
+
+    #[test]
+    fn files_that_are_not_licenses_by_name_are_ignored() {
+        let f = fixture();
+        f.write(&f.file("K", 1), &[]).unwrap();
+        fs::write(f.dir.path().join("README.txt"), "notes").unwrap();
+        fs::write(f.dir.path().join(".K.lic.tmp-1"), "partial").unwrap();
+        let scan = f.scan(&[]);
+        assert_eq!((scan.licenses.len(), scan.rejected.len()), (1, 0));
+    }
+}

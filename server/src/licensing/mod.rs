@@ -1,0 +1,21 @@
+//! Licenses: what a vendor signs and a server grants from.
+//!
+//! - [`keys`]: Ed25519 keys, the vendor's and the server's own, and the keys a server trusts;
+//! - [`file`]: the license file format, signed and checked byte for byte;
+//! - [`dir`]: the licenses directory of a data dir, and installing into it;
+//! - [`inventory`]: what a running server has to grant right now, as one immutable snapshot,
+//!   with [`cartridges`] summed per pool and [`pool`] names;
+//! - [`identity`]: who this server is (its id, its machine), and [`activation`]: the signed
+//!   request a server hands its vendor to be licensed.
+//!
+//! Nothing here knows of HTTP or of sessions: the engine reads the inventory, the admin API and
+//! the CLI install through it.
+
+pub mod activation;
+pub mod cartridges;
+pub mod dir;
+pub mod file;
+pub mod identity;
+pub mod inventory;
+pub mod keys;
+pub mod pool;

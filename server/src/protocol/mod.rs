@@ -1,0 +1,141 @@
+//! The license protocol that client machines speak on the license port (see the README's
+//! "License protocol"). The handlers only translate HTTP; the rules live in `engine::Engine`.
+
+use std::net::SocketAddr;
+
+use axum::{
+    Router,
+    extract::{ConnectInfo, State},
+    http::StatusCode,
+    response::IntoResponse,
+    routing::{delete, post},
+};
+use models::{ApiError, OpenSession, Released, RequestLicense};
+
+use crate::{
+    app::AppState,
+    http::{
+        AppError,
+        extract::{Json, Path},
+    },
+};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/sessions", post(open_session))
+        .route("/v1/sessions/{session_id}", delete(close_session))
+        .route("/v1/sessions/{session_id}/licenses", post(request_license))
+        .route(
+            "/v1/sessions/{session_id}/licenses/{license_id}",
+            delete(release_license),
+        )
+        .route("/v1/sessions/{session_id}/heartbeat", post(heartbeat))
+}
+
+/// Open a session.
+#[utoipa::path(
+    post, path = "/v1/sessions", tag = "sessions",
+    request_body = OpenSession,
+    responses(
+        (status = 201, description = "The session is open", body = models::SessionOpened),
+        (status = 400, description = "INVALID_HOST, INVALID_MESSAGE, INVALID_POOL_ID or INVALID_JSON", body = ApiError),
+        (status = 403, description = "LICENSE_USER_LIMIT: a new `user` beyond the license's limit", body = ApiError),
+        (status = 422, description = "INVALID_JSON: a field is missing or of the wrong type", body = ApiError),
+        (status = 503, description = "LEDGER_UNAVAILABLE", body = ApiError),
+    )
+)]
+pub async fn open_session(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Json(request): Json<OpenSession>,
+) -> Result<impl IntoResponse, AppError> {
+    // The address the server sees, which is what an administrator can trace; an IPv4 client of
+    // a dual-stack listener shows as plain IPv4.
+    let ip = peer.ip().to_canonical();
+    if let Some(user) = &request.user {
+        let limit = state.inventory.user_limit();
+        state
+            .auth
+            .admit(&user.realm, &user.principal, limit)
+            .await?;
+    }
+    let opened = state.engine.open_session(request, ip).await?;
+    Ok((StatusCode::CREATED, axum::Json(opened)))
+}
+
+/// Ask for a license; waits up to `wait_s` when none is free.
+#[utoipa::path(
+    post, path = "/v1/sessions/{session_id}/licenses", tag = "sessions",
+    params(("session_id" = u64, Path)),
+    request_body = RequestLicense,
+    responses(
+        (status = 200, description = "Granted: the cartridge that answered", body = models::Granted),
+        (status = 400, description = "INVALID_REQUEST_ID, INVALID_PATH or INVALID_JSON", body = ApiError),
+        (status = 404, description = "UNKNOWN_SESSION or UNKNOWN_PRODUCT", body = ApiError),
+        (status = 409, description = "NO_LICENSE_AVAILABLE (after waiting)", body = ApiError),
+        (status = 410, description = "SESSION_ENDED", body = ApiError),
+        (status = 422, description = "INVALID_JSON: a field is missing, negative or of the wrong type", body = ApiError),
+        (status = 503, description = "LEDGER_UNAVAILABLE", body = ApiError),
+    )
+)]
+pub async fn request_license(
+    State(state): State<AppState>,
+    Path(session_id): Path<u64>,
+    Json(request): Json<RequestLicense>,
+) -> Result<impl IntoResponse, AppError> {
+    let granted = state.engine.request_license(session_id, request).await?;
+    Ok(axum::Json(granted))
+}
+
+/// Release a license; credit licenses are debited `max(1, ceil(seconds held))`.
+#[utoipa::path(
+    delete, path = "/v1/sessions/{session_id}/licenses/{license_id}", tag = "sessions",
+    params(("session_id" = u64, Path), ("license_id" = u64, Path)),
+    responses(
+        (status = 200, description = "Released (again: the same answer)", body = Released),
+        (status = 404, description = "UNKNOWN_LICENSE", body = ApiError),
+        (status = 503, description = "LEDGER_UNAVAILABLE", body = ApiError),
+    )
+)]
+pub async fn release_license(
+    State(state): State<AppState>,
+    Path((session_id, license_id)): Path<(u64, u64)>,
+) -> Result<impl IntoResponse, AppError> {
+    let credits_used = state.engine.release(session_id, license_id).await?;
+    Ok(axum::Json(Released { credits_used }))
+}
+
+/// Keep the session alive.
+#[utoipa::path(
+    post, path = "/v1/sessions/{session_id}/heartbeat", tag = "sessions",
+    params(("session_id" = u64, Path)),
+    responses(
+        (status = 204, description = "Alive"),
+        (status = 404, description = "UNKNOWN_SESSION", body = ApiError),
+        (status = 410, description = "SESSION_ENDED: dropped or finished", body = ApiError),
+    )
+)]
+pub async fn heartbeat(
+    State(state): State<AppState>,
+    Path(session_id): Path<u64>,
+) -> Result<impl IntoResponse, AppError> {
+    state.engine.heartbeat(session_id)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Close the session, releasing everything it holds.
+#[utoipa::path(
+    delete, path = "/v1/sessions/{session_id}", tag = "sessions",
+    params(("session_id" = u64, Path)),
+    responses(
+        (status = 200, description = "Finished (again: the same status)", body = models::SessionClosed),
+        (status = 404, description = "UNKNOWN_SESSION", body = ApiError),
+        (status = 503, description = "LEDGER_UNAVAILABLE", body = ApiError),
+    )
+)]
+pub async fn close_session(
+    State(state): State<AppState>,
+    Path(session_id): Path<u64>,
+) -> Result<impl IntoResponse, AppError> {
+    Ok(axum::Json(state.engine.close(session_id, None).await?))
+}

@@ -1,0 +1,129 @@
+//! What the status page reads, and scripts too: `GET /status/data.json` (the whole document:
+//! cartridges, sessions, servers), one page of sessions, the cartridges' history, and the health
+//! check of both ports. Public, read-only, never cached.
+
+use axum::{Json, Router, extract::State, http::header, response::IntoResponse, routing::get};
+use models::{ErrorCode, History, SessionPage, SessionQuery, StatusData};
+use serde::Deserialize;
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::{
+    app::AppState,
+    http::{AppError, extract::Query},
+    licensing::pool::Pool,
+};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/status/data.json", get(data_json))
+        .route("/status/sessions.json", get(sessions_json))
+        .route("/status/history.json", get(history_json))
+        .route("/health", get(health))
+}
+
+/// `?sessions=false` leaves the sessions out (the status page pages them through
+/// `/status/sessions.json`); without it the document is whole, as scripts expect.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DataQuery {
+    /// `false`: an empty `sessions` array. Default `true`.
+    sessions: Option<bool>,
+}
+
+/// The status document for the pool the request names. Never cached: it is a live view.
+#[utoipa::path(
+    get, path = "/status/data.json", tag = "status",
+    params(
+        ("X-Pool-ID" = Option<String>, Header, description = "A cartridge pool; without it, the default pool"),
+        DataQuery,
+    ),
+    responses(
+        (status = 200, description = "Cartridges and sessions of the pool, and the servers", body = StatusData),
+        (status = 400, description = "INVALID_POOL_ID, INVALID_QUERY", body = models::ApiError),
+    )
+)]
+pub async fn data_json(
+    State(state): State<AppState>,
+    pool: Pool,
+    Query(query): Query<DataQuery>,
+) -> impl IntoResponse {
+    let data = collect(&state, &pool, query.sessions.unwrap_or(true));
+    ([(header::CACHE_CONTROL, "no-store")], Json(data))
+}
+
+/// The cartridges and sessions of `pool`, and this server.
+pub fn collect(state: &AppState, pool: &Pool, with_sessions: bool) -> StatusData {
+    let snapshot = state.inventory.snapshot();
+    let mut cartridges = Vec::clone(&snapshot.cartridges(pool.name(), OffsetDateTime::now_utc()));
+    state.engine.fill_statistics(&mut cartridges, pool.name());
+    StatusData {
+        cartridges,
+        sessions: if with_sessions {
+            state.engine.sessions(pool.name())
+        } else {
+            Vec::new()
+        },
+        servers: vec![state.identity.record()],
+    }
+}
+
+/// One page of the pool's sessions, filtered and sorted by the server: what the status page shows
+/// of a server with more sessions than a browser should hold.
+#[utoipa::path(
+    get, path = "/status/sessions.json", tag = "status",
+    params(
+        ("X-Pool-ID" = Option<String>, Header, description = "A cartridge pool; without it, the default pool"),
+        SessionQuery,
+    ),
+    responses(
+        (status = 200, description = "The page, with how many sessions there are and how many matched", body = SessionPage),
+        (status = 400, description = "INVALID_POOL_ID, INVALID_QUERY", body = models::ApiError),
+    )
+)]
+pub async fn sessions_json(
+    State(state): State<AppState>,
+    pool: Pool,
+    Query(query): Query<SessionQuery>,
+) -> Result<impl IntoResponse, AppError> {
+    if !(1..=models::MAX_PAGE).contains(&query.limit) {
+        return Err(AppError::bad_request(
+            ErrorCode::InvalidQuery,
+            format!("limit must be between 1 and {}", models::MAX_PAGE),
+        ));
+    }
+    Ok((
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(state.engine.session_page(pool.name(), &query)),
+    ))
+}
+
+/// Runcount in use and credits used of each cartridge of the pool over the last hour, sampled.
+#[utoipa::path(
+    get, path = "/status/history.json", tag = "status",
+    params(("X-Pool-ID" = Option<String>, Header, description = "A cartridge pool; without it, the default pool")),
+    responses(
+        (status = 200, description = "One series per cartridge that has been used, oldest sample first", body = History),
+        (status = 400, description = "INVALID_POOL_ID", body = models::ApiError),
+    )
+)]
+pub async fn history_json(State(state): State<AppState>, pool: Pool) -> impl IntoResponse {
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(state.engine.history(pool.name())),
+    )
+}
+
+/// `GET /health` on both ports: answers as soon as the server accepts requests, for load
+/// balancers and start-up scripts.
+#[utoipa::path(
+    get, path = "/health", tag = "status",
+    responses((status = 200, description = "`{\"status\": \"ok\", \"server_id\"}`"))
+)]
+pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(json!({"status": "ok", "server_id": state.identity.server_id.as_str()})),
+    )
+}

@@ -1,0 +1,30 @@
+//! Structured logs on stderr (stdout stays free for what subcommands print), filtered by
+//! `RUST_LOG`, as text or one JSON object per line.
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::EnvFilter;
+
+/// `json`: one JSON object per line, for log shippers; otherwise lines for people.
+pub fn init(json: bool) {
+    let (filter, bad_filter) = match std::env::var("RUST_LOG") {
+        Ok(spec) => match EnvFilter::try_new(&spec) {
+            Ok(filter) => (filter, None),
+            Err(e) => (EnvFilter::new("info"), Some(format!("{spec:?}: {e}"))),
+        },
+        Err(_) => (EnvFilter::new("info"), None),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, never into a log file or a pipe.
+        .with_ansi(std::io::stderr().is_terminal());
+    if json {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+    if let Some(bad) = bad_filter {
+        tracing::warn!("ignoring invalid RUST_LOG {bad}; logging at info");
+    }
+}

@@ -1,0 +1,204 @@
+//! The vendor service's endpoints: an account logs in, lists its licenses with their
+//! activations, and activates one for the server that signed an activation request.
+
+use std::net::SocketAddr;
+
+use axum::{
+    extract::{ConnectInfo, State},
+    http::{HeaderMap, StatusCode},
+};
+use models::{
+    ActivateRequest, Activated, Activation as ActivationModel, AuthUser, ErrorCode, LoginAnswer,
+    LoginRequest, RemoteLicense, RemoteLicenses, RemoteRules, ServerVersion, UserInfo, headers,
+};
+use time::OffsetDateTime;
+
+use super::{REALM, VendorState, catalog::Account};
+use crate::{
+    auth::tokens::{new_token, principal_text, token_hash},
+    http::{
+        AppError,
+        extract::{Json, Path as PathParam},
+    },
+    licensing::{activation, file as license_file},
+    store::Activation,
+    sys::VERSION,
+};
+
+pub(super) async fn login(
+    State(state): State<VendorState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Json(request): Json<LoginRequest>,
+) -> Result<axum::Json<LoginAnswer>, AppError> {
+    let principal = principal_text(&request.principal);
+    let keys = [
+        format!("principal:{principal}"),
+        format!("peer:{}", peer.ip()),
+    ];
+    let account = state.0.catalog.account(&principal).cloned();
+    let hash = account.as_ref().map(|a| a.secret_hash.clone());
+    let ok = state.0.gate.check(&keys, hash, &request.secret).await?;
+    let Some(account) = account.filter(|_| ok) else {
+        return Err(AppError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::LoginDenied,
+            "login denied: unknown account or wrong secret",
+        ));
+    };
+    let token = new_token()?;
+    state
+        .0
+        .store
+        .insert_token(
+            &token_hash(&token),
+            &account.principal,
+            OffsetDateTime::now_utc(),
+        )
+        .await?;
+    Ok(axum::Json(LoginAnswer {
+        token,
+        timeout: u64::try_from(state.0.token_timeout.as_millis()).unwrap_or(u64::MAX),
+        user: AuthUser {
+            id: account.principal.clone(),
+            realm: REALM.to_owned(),
+            info: UserInfo {
+                firstname: account.firstname.clone(),
+                lastname: account.lastname.clone(),
+                fullname: account.fullname.clone(),
+            },
+        },
+        properties: serde_json::Map::new(),
+        permissions: Vec::new(),
+        status: ServerVersion {
+            server_version: VERSION.to_owned(),
+        },
+    }))
+}
+
+/// The licensing token of a request, if it has one.
+fn licensing_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(headers::LICENSING_TOKEN)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// The account a licensing token belongs to.
+async fn account_of(state: &VendorState, headers: &HeaderMap) -> Result<Account, AppError> {
+    let unauthenticated = || {
+        AppError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthenticated,
+            "no valid licensing token in X-Lic-Session-Id; log in first",
+        )
+    };
+    let token = licensing_token(headers).ok_or_else(unauthenticated)?;
+    let now = OffsetDateTime::now_utc();
+    let idle = time::Duration::try_from(state.0.token_timeout).unwrap_or(time::Duration::MAX);
+    let principal = state
+        .0
+        .store
+        .use_token(&token_hash(token.trim()), now - idle, now)
+        .await?
+        .ok_or_else(unauthenticated)?;
+    state
+        .0
+        .catalog
+        .account(&principal)
+        .cloned()
+        .ok_or_else(unauthenticated)
+}
+
+pub(super) async fn logout(
+    State(state): State<VendorState>,
+    headers: HeaderMap,
+) -> Result<axum::Json<serde_json::Value>, AppError> {
+    account_of(&state, &headers).await?;
+    let token = licensing_token(&headers).unwrap_or_default();
+    state
+        .0
+        .store
+        .delete_token(&token_hash(token.trim()))
+        .await?;
+    Ok(axum::Json(serde_json::json!({})))
+}
+
+pub(super) async fn licenses(
+    State(state): State<VendorState>,
+    headers: HeaderMap,
+) -> Result<axum::Json<RemoteLicenses>, AppError> {
+    let account = account_of(&state, &headers).await?;
+    let mut licenses = Vec::new();
+    for entitlement in &account.entitlements {
+        let activations: Vec<ActivationModel> = state
+            .0
+            .store
+            .activations(&entitlement.key)
+            .await?
+            .into_iter()
+            .map(|(server_id, activated)| ActivationModel {
+                server_id,
+                activated,
+            })
+            .collect();
+        licenses.push(RemoteLicense {
+            key: entitlement.key.clone(),
+            server_id: match activations.as_slice() {
+                [only] => Some(only.server_id.clone()),
+                _ => None,
+            },
+            rules: RemoteRules {
+                serial_number: entitlement.serial_number,
+                expires: entitlement.expires.clone(),
+                max_users: entitlement.max_users,
+                products: entitlement.products.clone(),
+            },
+            activations,
+            max_activations: entitlement.servers,
+        });
+    }
+    Ok(axum::Json(RemoteLicenses { licenses }))
+}
+
+pub(super) async fn activate(
+    State(state): State<VendorState>,
+    headers: HeaderMap,
+    PathParam(key): PathParam<String>,
+    Json(request): Json<ActivateRequest>,
+) -> Result<axum::Json<Activated>, AppError> {
+    let account = account_of(&state, &headers).await?;
+    let entitlement = account
+        .entitlements
+        .iter()
+        .find(|e| e.key == key)
+        .ok_or_else(|| {
+            AppError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::LicenseKeyNotFound,
+                format!("this account has no license {key}"),
+            )
+        })?;
+    let (activation_request, _) = activation::verify(request.request.as_bytes())
+        .map_err(|e| AppError::bad_request(ErrorCode::ActivationRequestInvalid, e.to_string()))?;
+    let server_id = activation_request.server_id;
+    let license = entitlement.license_for(&server_id, OffsetDateTime::now_utc());
+    let file = license_file::sign(&license, &state.0.key)?;
+    match state
+        .0
+        .store
+        .activate(&key, &server_id, entitlement.servers, &file)
+        .await?
+    {
+        Activation::Existing(file) | Activation::New(file) => {
+            tracing::info!(key = %key, server_id = %server_id, account = %account.principal, "activated");
+            Ok(axum::Json(Activated { license_file: file }))
+        }
+        Activation::LimitReached { max } => Err(AppError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::ActivationLimit,
+            format!(
+                "license {key} is already activated on {max} server(s), as many as it allows; \
+                 ask the vendor to move it"
+            ),
+        )),
+    }
+}

@@ -1,0 +1,143 @@
+//! `license-server vendor serve`: the vendor's licensing service. It knows the accounts of the
+//! vendor's customers and the licenses (entitlements) each owns, from a [`catalog`] file, and
+//! issues signed license files bound to the servers they are activated on ([`handlers`]).
+//!
+//! Activations are kept in the service's own
+//! store (`--data-dir`), so an activation limit holds across restarts and activating the same key
+//! for the same server again returns the very same file.
+
+pub mod catalog;
+pub mod handlers;
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use axum::{
+    Router,
+    routing::{get, post},
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use self::catalog::Catalog;
+use crate::{
+    auth::LoginGate, http::layers::with_common_layers, licensing::keys::KeyPair,
+    store::VendorStore, sys::data_dir::create_private_dir,
+};
+
+/// The realm of the vendor's accounts, as a login answer names it.
+pub const REALM: &str = "vendor";
+
+#[derive(Debug)]
+pub(super) struct Inner {
+    pub(super) catalog: Catalog,
+    pub(super) key: KeyPair,
+    pub(super) store: VendorStore,
+    pub(super) gate: LoginGate,
+    pub(super) token_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct VendorState(pub(super) Arc<Inner>);
+
+#[derive(Debug)]
+pub struct VendorConfig {
+    pub bind: IpAddr,
+    pub port: u16,
+    pub key: PathBuf,
+    pub catalog: PathBuf,
+    pub data_dir: PathBuf,
+    pub token_timeout: Duration,
+}
+
+/// A started vendor service.
+#[derive(Debug)]
+pub struct RunningVendor {
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    store: VendorStore,
+}
+
+impl RunningVendor {
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let mut task = self.task;
+        tokio::select! {
+            () = signal => {}
+            result = &mut task => { result??; bail!("the vendor service stopped unexpectedly") }
+        }
+        self.shutdown.cancel();
+        task.await??;
+        self.store.close().await;
+        Ok(())
+    }
+
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.run_until(std::future::ready(())).await
+    }
+}
+
+pub async fn start(config: VendorConfig) -> anyhow::Result<RunningVendor> {
+    let catalog = Catalog::load(&config.catalog)?;
+    let key = KeyPair::load(&config.key)?;
+    create_private_dir(&config.data_dir)
+        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    let store = VendorStore::open(&config.data_dir.join("vendor.db")).await?;
+    let addr = SocketAddr::new(config.bind, config.port);
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (choose another with --port)"))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        addr = %addr,
+        accounts = catalog.accounts.len(),
+        key_id = %key.key_id(),
+        "vendor licensing service ready"
+    );
+    let state = VendorState(Arc::new(Inner {
+        catalog,
+        key,
+        store: store.clone(),
+        gate: LoginGate::default(),
+        token_timeout: config.token_timeout,
+    }));
+    let shutdown = CancellationToken::new();
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+    });
+    Ok(RunningVendor {
+        addr,
+        shutdown,
+        task,
+        store,
+    })
+}
+
+pub fn router(state: VendorState) -> Router {
+    with_common_layers(
+        Router::new()
+            .route(
+                "/vendor/v1/auth",
+                post(handlers::login).delete(handlers::logout),
+            )
+            .route("/vendor/v1/licenses", get(handlers::licenses))
+            .route(
+                "/vendor/v1/licenses/{key}/activations",
+                post(handlers::activate),
+            )
+            .route(
+                "/health",
+                get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+            )
+            .with_state(state),
+    )
+}
