@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use gloo_net::http::{Request, RequestBuilder, Response};
 use models::{
-    ApiError, History, License, LicenseAnswer, LicensedUsersAnswer, LoginAnswer, LoginRequest,
-    RemoteLicenses, SessionClosed, SessionPage, SessionQuery, StatusData,
+    ApiError, ErrorCode, History, License, LicenseAnswer, LicensedUsersAnswer, LoginAnswer,
+    LoginRequest, RemoteLicenses, SessionClosed, SessionPage, SessionQuery, StatusData, headers,
 };
 use serde::{Serialize, de::DeserializeOwned};
 use thiserror::Error;
@@ -67,17 +67,17 @@ async fn send(request: RequestBuilder, body: Option<String>) -> Result<Response>
 
 fn with_tokens(mut request: RequestBuilder, tokens: Tokens<'_>) -> RequestBuilder {
     if let Some(token) = tokens.admin {
-        request = request.header("X-Ak-Session-Id", token);
+        request = request.header(headers::SESSION_TOKEN, token);
     }
     if let Some(token) = tokens.vendor {
-        request = request.header("X-Lic-Session-Id", token);
+        request = request.header(headers::LICENSING_TOKEN, token);
     }
     request.header("Accept", "application/json")
 }
 
 fn with_pool(request: RequestBuilder, pool: Option<&str>) -> RequestBuilder {
     match pool {
-        Some(pool) => request.header("X-Pool-ID", pool),
+        Some(pool) => request.header(headers::POOL, pool),
         None => request,
     }
 }
@@ -263,10 +263,10 @@ pub async fn vendor_activate(tokens: Tokens<'_>, key: &str) -> Result<LicenseAns
 }
 
 impl Error {
-    /// The server's error code, when it sent one.
-    pub fn code(&self) -> Option<&str> {
+    /// The server's error code, when it sent one this version knows.
+    pub fn code(&self) -> Option<ErrorCode> {
         match self {
-            Self::Api { error, .. } => Some(&error.error.code),
+            Self::Api { error, .. } => error.code(),
             _ => None,
         }
     }
@@ -275,7 +275,10 @@ impl Error {
     /// then asks for a new login. A refused vendor login is also a 401, but not this.
     pub fn session_ended(&self) -> bool {
         matches!(self, Self::Api { status: 401, .. })
-            && matches!(self.code(), Some("UNAUTHENTICATED" | "SESSION_EXPIRED"))
+            && matches!(
+                self.code(),
+                Some(ErrorCode::Unauthenticated | ErrorCode::SessionExpired)
+            )
     }
 
     /// The message for the person at the form: the server's own words when it gave some.
@@ -335,7 +338,7 @@ mod tests {
         match decode::<StatusData>(400, false, body) {
             Err(Error::Api { status, error }) => {
                 assert_eq!(status, 400);
-                assert_eq!(error.error.code, "INVALID_POOL_ID");
+                assert_eq!(error.code(), Some(ErrorCode::InvalidPoolId));
             }
             other => panic!("expected an API error, got {other:?}"),
         }

@@ -6,7 +6,7 @@
 //! shell, which watches the login, then shows the login form and comes back afterwards.
 
 use leptos::prelude::*;
-use models::LoginAnswer;
+use models::{ErrorCode, LoginAnswer};
 use serde::{Deserialize, Serialize};
 
 use crate::api::{self, Tokens};
@@ -107,7 +107,7 @@ impl Auth {
             self.vendor.set(None);
             self.login.set(None);
         }
-        if error.code() == Some("LICENSING_SESSION_NOT_FOUND") {
+        if error.code() == Some(ErrorCode::LicensingSessionNotFound) {
             self.vendor.set(None);
         }
         error.message()

@@ -73,50 +73,48 @@ pub fn CartridgeChart(
             <figcaption>{label}</figcaption>
             {(cartridge.runcount > 0 || peak > 0)
                 .then(|| {
-                    view! {
-                        <div class="series">
-                            <svg
-                                class="runcount"
-                                viewBox=format!("0 0 {WIDTH} {HEIGHT}")
-                                role="img"
-                                aria-label=runcount_text.clone()
-                                preserveAspectRatio="none"
-                            >
-                                <title>{runcount_text.clone()}</title>
-                                <line class="axis" x1="0" y1=HEIGHT - 0.5 x2=WIDTH y2=HEIGHT - 0.5 />
-                                <path class="line" d=step_path(&in_use, span, runcount_max) />
-                            </svg>
-                            <p>
-                                {format!("in use {now_in_use} / {} · peak {peak}", cartridge.runcount)}
-                            </p>
-                        </div>
-                    }
+                    series_view(
+                        "runcount",
+                        runcount_text,
+                        step_path(&in_use, span, runcount_max),
+                        format!("in use {now_in_use} / {} · peak {peak}", cartridge.runcount),
+                    )
                 })}
             {(cartridge.credits > 0 || cartridge.postpay || used_in_window > 0)
                 .then(|| {
-                    view! {
-                        <div class="series">
-                            <svg
-                                class="credits"
-                                viewBox=format!("0 0 {WIDTH} {HEIGHT}")
-                                role="img"
-                                aria-label=credits_text.clone()
-                                preserveAspectRatio="none"
-                            >
-                                <title>{credits_text.clone()}</title>
-                                <line class="axis" x1="0" y1=HEIGHT - 0.5 x2=WIDTH y2=HEIGHT - 0.5 />
-                                <path class="line" d=step_path(&used, span, used_in_window as f64) />
-                            </svg>
-                            <p>
-                                {format!(
-                                    "credits used {} in the last hour",
-                                    format::group_digits(used_in_window),
-                                )}
-                            </p>
-                        </div>
-                    }
+                    series_view(
+                        "credits",
+                        credits_text,
+                        step_path(&used, span, used_in_window as f64),
+                        format!(
+                            "credits used {} in the last hour",
+                            format::group_digits(used_in_window),
+                        ),
+                    )
                 })}
         </figure>
+    }
+}
+
+/// One series of a chart: its line (`path`) in an SVG that `text` describes to screen readers,
+/// and its `figures` below.
+fn series_view(class: &'static str, text: String, path: String, figures: String) -> impl IntoView {
+    let label = text.clone();
+    view! {
+        <div class="series">
+            <svg
+                class=class
+                viewBox=format!("0 0 {WIDTH} {HEIGHT}")
+                role="img"
+                aria-label=label
+                preserveAspectRatio="none"
+            >
+                <title>{text}</title>
+                <line class="axis" x1="0" y1=HEIGHT - 0.5 x2=WIDTH y2=HEIGHT - 0.5 />
+                <path class="line" d=path />
+            </svg>
+            <p>{figures}</p>
+        </div>
     }
 }
 

@@ -10,9 +10,14 @@ pub mod api;
 pub mod auth;
 mod chart;
 mod clock;
+mod feedback;
 pub mod format;
+mod paths;
+mod poll;
+mod pool_field;
 mod sessions_table;
 mod status_page;
+mod table;
 
 use leptos::prelude::*;
 use leptos_router::{
@@ -20,8 +25,7 @@ use leptos_router::{
     path,
 };
 
-/// Where the status page lives; `/` and `/status/` lead here.
-pub const STATUS_PATH: &str = "/status/index.html";
+pub use paths::STATUS_PATH;
 
 #[component]
 pub fn App() -> impl IntoView {
@@ -38,7 +42,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/admin/sessions") view=admin::SessionsScreen />
                 <Route
                     path=path!("/admin")
-                    view=|| view! { <Redirect path=admin::LICENSES_PATH /> }
+                    view=|| view! { <Redirect path=paths::LICENSES_PATH /> }
                 />
                 <Route path=path!("/") view=|| view! { <Redirect path=STATUS_PATH /> } />
             </Routes>

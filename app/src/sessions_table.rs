@@ -4,18 +4,19 @@
 
 use std::sync::{
     Arc,
-    atomic::{AtomicBool, AtomicU64, Ordering},
+    atomic::{AtomicU64, Ordering},
 };
 
 use leptos::prelude::*;
 use models::{SessionPage, SessionQuery, SessionSort, SessionStatus, SortOrder};
 
 use crate::{
-    admin, api,
+    api,
     auth::Auth,
     clock::timestamp,
-    format,
-    status_page::{REFRESH, page_hidden},
+    feedback::{confirm, done_message, error_message},
+    format, poll,
+    table::actions_header,
 };
 
 const PAGE_SIZES: &[u32] = &[25, 50, 100, 200];
@@ -83,34 +84,34 @@ pub fn SessionsTable(
     let release_error = RwSignal::new(None::<String>);
     // Answers that arrive after a newer request was sent are stale: only the latest is shown.
     let generation = Arc::new(AtomicU64::new(0));
-    let fetch = {
+    let load = move || {
+        let mine = generation.fetch_add(1, Ordering::Relaxed) + 1;
         let generation = Arc::clone(&generation);
-        move || {
-            let mine = generation.fetch_add(1, Ordering::Relaxed) + 1;
-            let generation = Arc::clone(&generation);
-            let q = query.get_untracked();
-            let pool = pool.get_untracked();
-            leptos::task::spawn_local(async move {
-                let result =
-                    api::session_page(Some(pool.as_str()).filter(|p| !p.is_empty()), &q).await;
-                if generation.load(Ordering::Relaxed) != mine {
-                    return;
-                }
-                match result {
-                    Ok(fresh) => {
-                        if page.with_untracked(|p| p.as_ref() != Some(&fresh)) {
-                            let _ = page.try_set(Some(fresh));
-                        }
-                        let _ = error.try_set(None);
+        let q = query.get_untracked();
+        let pool = pool.get_untracked();
+        async move {
+            let result = api::session_page(Some(pool.as_str()).filter(|p| !p.is_empty()), &q).await;
+            if generation.load(Ordering::Relaxed) != mine {
+                return;
+            }
+            match result {
+                Ok(fresh) => {
+                    if page.with_untracked(|p| p.as_ref() != Some(&fresh)) {
+                        let _ = page.try_set(Some(fresh));
                     }
-                    Err(e) => {
-                        let _ = error.try_set(Some(e.to_string()));
-                    }
+                    let _ = error.try_set(None);
                 }
-            });
+                Err(e) => {
+                    let _ = error.try_set(Some(e.to_string()));
+                }
+            }
         }
     };
-    // A new query or pool: fetch now.
+    let fetch = {
+        let load = load.clone();
+        move || leptos::task::spawn_local(load())
+    };
+    // A new query or pool: fetch now; and keep the page fresh.
     Effect::new({
         let fetch = fetch.clone();
         move || {
@@ -119,24 +120,7 @@ pub fn SessionsTable(
             fetch();
         }
     });
-    // And keep the page fresh.
-    let alive = Arc::new(AtomicBool::new(true));
-    on_cleanup({
-        let alive = Arc::clone(&alive);
-        move || alive.store(false, Ordering::Relaxed)
-    });
-    let poll = fetch.clone();
-    leptos::task::spawn_local(async move {
-        loop {
-            gloo_timers::future::sleep(REFRESH).await;
-            if !alive.load(Ordering::Relaxed) {
-                return;
-            }
-            if !page_hidden() {
-                poll();
-            }
-        }
-    });
+    poll::every_refresh(load);
 
     let set_filter = move |change: &dyn Fn(&mut SessionQuery)| {
         query.update(|q| {
@@ -152,7 +136,7 @@ pub fn SessionsTable(
     };
     let can_release = move || releasable && Auth::get().can_edit();
     let release = move |session_id: u64| {
-        if !admin::confirm(&format!(
+        if !confirm(&format!(
             "Release session {session_id}? The client loses its licenses and will have to ask again."
         )) {
             return;
@@ -235,8 +219,8 @@ pub fn SessionsTable(
                     view! { <p class="form-error">{e}</p> }
                 })
         }}
-        {move || release_error.get().map(admin::error_message)}
-        {move || notice.get().map(admin::done_message)}
+        {move || release_error.get().map(error_message)}
+        {move || notice.get().map(done_message)}
         <div class="table-wrap">
             <table aria-labelledby="sessions-title">
                 <thead>
@@ -249,9 +233,7 @@ pub fn SessionsTable(
                             can_release()
                                 .then(|| {
                                     view! {
-                                        <th scope="col">
-                                            <span class="visually-hidden">"Actions"</span>
-                                        </th>
+                                        {actions_header()}
                                     }
                                 })
                         }}

@@ -1,16 +1,11 @@
 //! The status page: Servers, Cartridges and Sessions, as in `shared/spec/status.md`.
 //!
-//! The page polls `/status/data.json` every few seconds. It never blanks what it shows while it
+//! The page polls `/status/data.json` every few seconds (`poll`). It never blanks what it shows while it
 //! waits: each table is a memo over the last good document, so an unchanged table is not touched
 //! at all, and the keyed rows of a changed table are replaced one by one (no flicker). When the
 //! server cannot be reached, the last data stays on screen, dimmed, under a banner saying so.
 
 use std::hash::Hash;
-use std::sync::{
-    Arc,
-    atomic::{AtomicBool, Ordering},
-};
-use std::time::Duration;
 
 use leptos::prelude::*;
 use models::{Cartridge, History, Server, StatusData};
@@ -21,12 +16,11 @@ use crate::{
     chart::CartridgeChart,
     clock::{local_offset, now, timestamp},
     format,
+    paths::{LICENSES_PATH, STATUS_PATH},
+    poll::{self, REFRESH},
+    pool_field::PoolField,
     sessions_table::SessionsTable,
 };
-
-/// Time between two polls. Short enough to watch a job start, long enough that a wall of open
-/// status pages does not load the server.
-pub const REFRESH: Duration = Duration::from_secs(3);
 
 #[component]
 pub fn StatusPage() -> impl IntoView {
@@ -38,10 +32,10 @@ pub fn StatusPage() -> impl IntoView {
     // shared. Empty: the default pool.
     let query = leptos_router::hooks::use_query_map();
     let pool = RwSignal::new(query.with_untracked(|q| q.get("pool").unwrap_or_default()));
-    poll(data, history, error, updated, pool);
+    leptos::task::spawn_local(refresh(data, history, error, updated, pool));
+    poll::every_refresh(move || refresh(data, history, error, updated, pool));
     let navigate = leptos_router::hooks::use_navigate();
     let choose_pool = move |name: String| {
-        let name = name.trim().to_owned();
         if name == pool.get_untracked() {
             return;
         }
@@ -52,7 +46,7 @@ pub fn StatusPage() -> impl IntoView {
             format!("?pool={}", js_sys::encode_uri_component(&name))
         };
         navigate(
-            &format!("{}{query}", crate::STATUS_PATH),
+            &format!("{}{query}", STATUS_PATH),
             leptos_router::NavigateOptions {
                 replace: true,
                 ..Default::default()
@@ -104,19 +98,9 @@ pub fn StatusPage() -> impl IntoView {
     view! {
         <header class="topbar">
             <h1>"License Server"</h1>
-            <label class="pool">
-                "Pool "
-                <input
-                    type="search"
-                    name="pool"
-                    placeholder="default"
-                    maxlength="64"
-                    prop:value=move || pool.get()
-                    on:change=move |ev| choose_pool(event_target_value(&ev))
-                />
-            </label>
+            <PoolField pool choose=choose_pool />
             <nav class="admin-nav">
-                <a href=crate::admin::LICENSES_PATH>"Admin"</a>
+                <a href=LICENSES_PATH>"Admin"</a>
             </nav>
             <p class="updated" aria-live="polite">
                 {move || match updated.get() {
@@ -333,13 +317,6 @@ fn cartridge_row(cartridge: Cartridge) -> impl IntoView {
     }
 }
 
-/// Whether the tab is in the background: then there is no one to show fresh data to.
-pub fn page_hidden() -> bool {
-    web_sys::window()
-        .and_then(|w| w.document())
-        .is_some_and(|d| d.hidden())
-}
-
 /// Fetches the status document (and the charts' history) of the current pool once and shows it.
 async fn refresh(
     data: RwSignal<Option<StatusData>>,
@@ -371,34 +348,4 @@ async fn refresh(
         }
         Err(e) => error.set(Some(e)),
     }
-}
-
-/// Polls `data.json` until the page goes away. Errors keep the last data and raise the banner;
-/// the next good answer lowers it.
-fn poll(
-    data: RwSignal<Option<StatusData>>,
-    history: RwSignal<Option<History>>,
-    error: RwSignal<Option<api::Error>>,
-    updated: RwSignal<Option<OffsetDateTime>>,
-    pool: RwSignal<String>,
-) {
-    let alive = Arc::new(AtomicBool::new(true));
-    on_cleanup({
-        let alive = Arc::clone(&alive);
-        move || alive.store(false, Ordering::Relaxed)
-    });
-    leptos::task::spawn_local(async move {
-        loop {
-            if !page_hidden() {
-                if !alive.load(Ordering::Relaxed) {
-                    return;
-                }
-                refresh(data, history, error, updated, pool).await;
-            }
-            gloo_timers::future::sleep(REFRESH).await;
-            if !alive.load(Ordering::Relaxed) {
-                return;
-            }
-        }
-    });
 }

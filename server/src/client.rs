@@ -190,41 +190,37 @@ impl LicenseClient {
     }
 
     pub async fn release(&self, session_id: u64, license_id: u64) -> Result<Released, ClientError> {
-        self.call_current(
-            Method::DELETE,
-            &format!("/v1/sessions/{session_id}/licenses/{license_id}"),
-            None::<&()>,
-            CALL_TIMEOUT,
-        )
-        .await
+        let path = format!("/v1/sessions/{session_id}/licenses/{license_id}");
+        self.call_bodyless(Method::DELETE, &path).await
     }
 
     pub async fn heartbeat(&self, session_id: u64) -> Result<(), ClientError> {
-        self.call_current::<serde_json::Value>(
-            Method::POST,
-            &format!("/v1/sessions/{session_id}/heartbeat"),
-            None::<&()>,
-            CALL_TIMEOUT,
-        )
-        .await
-        .map(drop)
+        let path = format!("/v1/sessions/{session_id}/heartbeat");
+        self.call_bodyless::<serde_json::Value>(Method::POST, &path)
+            .await
+            .map(drop)
     }
 
     pub async fn close(&self, session_id: u64) -> Result<SessionClosed, ClientError> {
-        self.call_current(
-            Method::DELETE,
-            &format!("/v1/sessions/{session_id}"),
-            None::<&()>,
-            CALL_TIMEOUT,
-        )
-        .await
+        let path = format!("/v1/sessions/{session_id}");
+        self.call_bodyless(Method::DELETE, &path).await
     }
 
     /// `GET /health`: the cheapest request a license port answers (the benchmark's baseline).
     pub async fn health(&self) -> Result<(), ClientError> {
-        self.call_current::<serde_json::Value>(Method::GET, "/health", None::<&()>, CALL_TIMEOUT)
+        self.call_bodyless::<serde_json::Value>(Method::GET, "/health")
             .await
             .map(drop)
+    }
+
+    /// An ordinary call without a request body, to the current server.
+    async fn call_bodyless<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+    ) -> Result<T, ClientError> {
+        self.call_current(method, path, None::<&()>, CALL_TIMEOUT)
+            .await
     }
 }
 

@@ -65,7 +65,7 @@ fn fail(log_format: LogFormat, error: &anyhow::Error) -> ExitCode {
 async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
     let api_port = args.api_port().map_err(anyhow::Error::msg)?;
     let engine = args.engine().map_err(anyhow::Error::msg)?;
-    let stop = signals::stop_requested()?;
+    let stop = signals::stop_logged()?;
     let running = server::start(ServeConfig {
         bind: args.bind,
         port: args.port,
@@ -87,12 +87,7 @@ async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
         "license server ready; status page at {}",
         running.status_page_url()
     );
-    running
-        .run_until(async {
-            let signal = stop.await;
-            tracing::info!("{signal}");
-        })
-        .await?;
+    running.run_until(stop).await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -100,7 +95,7 @@ async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
 async fn vendor(command: VendorCommand) -> anyhow::Result<()> {
     match command {
         VendorCommand::Serve(args) => {
-            let stop = signals::stop_requested()?;
+            let stop = signals::stop_logged()?;
             let running = server::start_vendor(VendorConfig {
                 bind: args.bind,
                 port: args.port,
@@ -110,12 +105,7 @@ async fn vendor(command: VendorCommand) -> anyhow::Result<()> {
                 token_timeout: std::time::Duration::from_secs(args.token_timeout),
             })
             .await?;
-            running
-                .run_until(async {
-                    let signal = stop.await;
-                    tracing::info!("{signal}");
-                })
-                .await?;
+            running.run_until(stop).await?;
             tracing::info!("stopped");
             Ok(())
         }

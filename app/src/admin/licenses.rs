@@ -2,14 +2,18 @@
 //! activation request.
 
 use leptos::prelude::*;
-use models::License;
+use models::{ErrorCode, License};
 use wasm_bindgen::JsCast;
 
-use super::{Shell, Task, done_message, loaded, on_submit};
+use super::{
+    shell::Shell,
+    task::{Loaded, Task, loaded, on_submit},
+};
 use crate::{
     api,
     auth::Auth,
     clock,
+    feedback::done_message,
     format::{self, Expiry},
 };
 
@@ -27,7 +31,7 @@ async fn load(auth: Auth) -> Result<Installed, String> {
         .map_err(|e| auth.fail(&e))?;
     let active = match api::active_license(tokens.as_ref()).await {
         Ok(answer) => Some(answer.license.key),
-        Err(e) if e.code() == Some("LICENSE_KEY_NOT_FOUND") => None,
+        Err(e) if e.code() == Some(ErrorCode::LicenseKeyNotFound) => None,
         Err(e) => return Err(auth.fail(&e)),
     };
     Ok(Installed { licenses, active })
@@ -45,15 +49,11 @@ pub fn LicensesScreen() -> impl IntoView {
 #[component]
 fn LicensesBody() -> impl IntoView {
     let auth = Auth::get();
-    let reload = RwSignal::new(0_u32);
-    let installed = LocalResource::new(move || {
-        reload.track();
-        load(auth)
-    });
+    let installed = Loaded::new(load);
     let just_installed = RwSignal::new(None::<String>);
     let on_installed = move |key: String| {
         just_installed.set(Some(key));
-        reload.update(|n| *n += 1);
+        installed.reload();
     };
     view! {
         <section class="panel" id="licenses" aria-labelledby="licenses-title">

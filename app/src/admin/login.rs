@@ -7,14 +7,21 @@ use leptos_router::{
     hooks::{use_navigate, use_query_map},
 };
 
-use super::{LICENSES_PATH, Task, on_submit};
-use crate::{api, auth::Auth, auth::Login};
+use super::{
+    login_form::{LoginForm, LoginWords},
+    task::Task,
+};
+use crate::{
+    api,
+    auth::{Auth, Login},
+    paths::{LICENSES_PATH, LOGIN_PATH, STATUS_PATH},
+};
 
 /// Only addresses of this app: `?next=https://evil.example` must not turn the login into a
 /// redirect to somewhere else.
 fn safe_next(next: Option<String>) -> String {
     next.filter(|n| n.starts_with("/admin/") || n.starts_with("/status/"))
-        .filter(|n| !n.starts_with(super::LOGIN_PATH))
+        .filter(|n| !n.starts_with(LOGIN_PATH))
         .unwrap_or_else(|| LICENSES_PATH.to_owned())
 }
 
@@ -38,7 +45,7 @@ pub fn LoginScreen() -> impl IntoView {
         }
     });
 
-    let submit = on_submit(move || {
+    let submit = move || {
         let (who, password) = (principal.get_untracked(), secret.get_untracked());
         task.run(
             async move {
@@ -51,17 +58,24 @@ pub fn LoginScreen() -> impl IntoView {
                 secret.set(String::new());
             },
         );
-    });
+    };
+    let words = LoginWords {
+        id: "login",
+        principal: "User name",
+        secret: "Password",
+        submit: "Log in",
+        own: true,
+    };
 
     view! {
         <header class="topbar">
             <h1>"License Server"</h1>
             <nav class="admin-nav">
-                <a href=crate::STATUS_PATH>"Status page"</a>
+                <a href=STATUS_PATH>"Status page"</a>
             </nav>
         </header>
         <main class="page login">
-            <form class="panel form" on:submit=submit aria-labelledby="login-title">
+            <LoginForm words principal secret task submit>
                 <h2 id="login-title">"Log in"</h2>
                 {move || {
                     auth.notice
@@ -74,31 +88,7 @@ pub fn LoginScreen() -> impl IntoView {
                             }
                         })
                 }}
-                <label for="login-principal">"User name"</label>
-                <input
-                    id="login-principal"
-                    name="principal"
-                    autocomplete="username"
-                    required
-                    autofocus
-                    prop:value=move || principal.get()
-                    on:input=move |ev| principal.set(event_target_value(&ev))
-                />
-                <label for="login-secret">"Password"</label>
-                <input
-                    id="login-secret"
-                    name="secret"
-                    type="password"
-                    autocomplete="current-password"
-                    required
-                    prop:value=move || secret.get()
-                    on:input=move |ev| secret.set(event_target_value(&ev))
-                />
-                <button type="submit" class="primary" disabled=move || task.busy.get()>
-                    {move || if task.busy.get() { "Logging in…" } else { "Log in" }}
-                </button>
-                {task.error_view()}
-            </form>
+            </LoginForm>
         </main>
     }
 }

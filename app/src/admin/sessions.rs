@@ -4,8 +4,8 @@
 use leptos::prelude::*;
 use models::SessionStatus;
 
-use super::Shell;
-use crate::sessions_table::SessionsTable;
+use super::shell::Shell;
+use crate::{pool_field::PoolField, sessions_table::SessionsTable};
 
 #[component]
 pub fn SessionsScreen() -> impl IntoView {
@@ -15,16 +15,7 @@ pub fn SessionsScreen() -> impl IntoView {
             <section class="panel" id="sessions">
                 <div class="panel-head">
                     <h3 id="sessions-title">"Sessions"</h3>
-                    <label class="pool">
-                        "Pool "
-                        <input
-                            type="search"
-                            name="pool"
-                            placeholder="default"
-                            maxlength="64"
-                            on:change=move |ev| pool.set(event_target_value(&ev).trim().to_owned())
-                        />
-                    </label>
+                    <PoolField pool choose=move |name| pool.set(name) />
                 </div>
                 <SessionsTable pool=pool.into() releasable=true status=SessionStatus::Running />
             </section>

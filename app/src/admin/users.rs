@@ -2,10 +2,19 @@
 //! or all to free places.
 
 use leptos::prelude::*;
-use models::LicensedUser;
+use models::{ErrorCode, LicensedUser};
 
-use super::{Shell, Task, confirm, done_message, loaded};
-use crate::{api, auth::Auth};
+use super::{
+    shell::Shell,
+    task::{Loaded, Task, loaded},
+};
+use crate::{
+    api,
+    auth::Auth,
+    clock,
+    feedback::{confirm, done_message},
+    table::actions_header,
+};
 
 #[derive(Debug, Clone)]
 struct Users {
@@ -19,7 +28,7 @@ async fn load(auth: Auth) -> Result<Option<Users>, String> {
     let active = match api::active_license(tokens.as_ref()).await {
         Ok(answer) => answer.license,
         // Users are counted against the active license: none, nothing to show.
-        Err(e) if e.code() == Some("LICENSE_KEY_NOT_FOUND") => return Ok(None),
+        Err(e) if e.code() == Some(ErrorCode::LicenseKeyNotFound) => return Ok(None),
         Err(e) => return Err(auth.fail(&e)),
     };
     let answer = api::licensed_users(tokens.as_ref())
@@ -43,24 +52,20 @@ pub fn UsersScreen() -> impl IntoView {
 #[component]
 fn UsersBody() -> impl IntoView {
     let auth = Auth::get();
-    let reload = RwSignal::new(0_u32);
-    let users = LocalResource::new(move || {
-        reload.track();
-        load(auth)
-    });
+    let users = Loaded::new(load);
     let task = Task::new();
     let done = RwSignal::new(None::<String>);
     let after = move |message: String| {
         move |_| {
             done.set(Some(message));
-            reload.update(|n| *n += 1);
+            users.reload();
         }
     };
     // A failed clear (e.g. another tab cleared the user first) also reloads: the table must show
     // what the server has now.
     Effect::new(move || {
         if task.error.with(Option::is_some) {
-            reload.update(|n| *n += 1);
+            users.reload();
         }
     });
     let clear_one = move |realm: String, principal: String| {
@@ -122,9 +127,7 @@ fn UsersBody() -> impl IntoView {
                                         <th scope="col">"Realm"</th>
                                         <th scope="col">"Last access"</th>
                                         <Show when=move || auth.can_edit()>
-                                            <th scope="col">
-                                                <span class="visually-hidden">"Actions"</span>
-                                            </th>
+                                            {actions_header()}
                                         </Show>
                                     </tr>
                                 </thead>
@@ -176,7 +179,7 @@ fn user_row(
         &user.last_access_date,
         &time::format_description::well_known::Rfc3339,
     )
-    .map_or_else(|_| user.last_access_date.clone(), crate::clock::local);
+    .map_or_else(|_| user.last_access_date.clone(), clock::local);
     view! {
         <tr>
             <td>{user.principal}</td>

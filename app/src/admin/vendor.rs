@@ -4,18 +4,22 @@
 use leptos::prelude::*;
 use models::RemoteLicense;
 
-use super::{LICENSES_PATH, Task, loaded, on_submit};
-use crate::{api, auth::Auth, format};
+use super::{
+    login_form::{LoginForm, LoginWords},
+    shell::Shell,
+    task::{Loaded, Task, loaded},
+};
+use crate::{api, auth::Auth, format, paths::LICENSES_PATH, table::actions_header};
 
 #[component]
 pub fn VendorScreen() -> impl IntoView {
     let auth = Auth::get();
     view! {
-        <super::Shell title="Vendor activation">
+        <Shell title="Vendor activation">
             <Show when=move || auth.vendor.with(Option::is_some) fallback=VendorLogin>
                 <VendorLicenses />
             </Show>
-        </super::Shell>
+        </Shell>
     }
 }
 
@@ -25,7 +29,7 @@ fn VendorLogin() -> impl IntoView {
     let principal = RwSignal::new(String::new());
     let secret = RwSignal::new(String::new());
     let task = Task::new();
-    let submit = on_submit(move || {
+    let submit = move || {
         let (who, password) = (principal.get_untracked(), secret.get_untracked());
         let tokens = auth.tokens();
         task.run(
@@ -35,37 +39,21 @@ fn VendorLogin() -> impl IntoView {
                 auth.vendor.set(Some(answer.token));
             },
         );
-    });
+    };
+    let words = LoginWords {
+        id: "vendor",
+        principal: "Account",
+        secret: "Secret",
+        submit: "Log in to the vendor",
+        own: false,
+    };
     view! {
-        <form class="panel form" id="vendor-login" on:submit=submit aria-labelledby="vendor-title">
+        <LoginForm words form_id="vendor-login" principal secret task submit>
             <h3 id="vendor-title">"Log in to the vendor"</h3>
             <p class="hint">
                 "Your account at the vendor's licensing service. This server passes the login on and never stores the secret."
             </p>
-            <label for="vendor-principal">"Account"</label>
-            <input
-                id="vendor-principal"
-                name="principal"
-                autocomplete="off"
-                required
-                prop:value=move || principal.get()
-                on:input=move |ev| principal.set(event_target_value(&ev))
-            />
-            <label for="vendor-secret">"Secret"</label>
-            <input
-                id="vendor-secret"
-                name="secret"
-                type="password"
-                autocomplete="off"
-                required
-                prop:value=move || secret.get()
-                on:input=move |ev| secret.set(event_target_value(&ev))
-            />
-            <button type="submit" class="primary" disabled=move || task.busy.get()>
-                {move || if task.busy.get() { "Logging in…" } else { "Log in to the vendor" }}
-            </button>
-            {task.error_view()}
-        </form>
+        </LoginForm>
     }
 }
 
@@ -87,11 +75,7 @@ async fn load(auth: Auth) -> Result<(Vec<RemoteLicense>, Vec<String>), String> {
 #[component]
 fn VendorLicenses() -> impl IntoView {
     let auth = Auth::get();
-    let reload = RwSignal::new(0_u32);
-    let licenses = LocalResource::new(move || {
-        reload.track();
-        load(auth)
-    });
+    let licenses = Loaded::new(load);
     let task = Task::new();
     let activated = RwSignal::new(None::<String>);
     let activate = move |key: String| {
@@ -101,7 +85,7 @@ fn VendorLicenses() -> impl IntoView {
             async move { api::vendor_activate(tokens.as_ref(), &key).await },
             move |answer| {
                 activated.set(Some(answer.license.key));
-                reload.update(|n| *n += 1);
+                licenses.reload();
             },
         );
     };
@@ -152,9 +136,7 @@ fn VendorLicenses() -> impl IntoView {
                                         <th scope="col">"Products"</th>
                                         <th scope="col">"Expires"</th>
                                         <th scope="col">"State"</th>
-                                        <th scope="col">
-                                            <span class="visually-hidden">"Actions"</span>
-                                        </th>
+                                        {actions_header()}
                                     </tr>
                                 </thead>
                                 <tbody>

@@ -56,3 +56,36 @@ impl FromRequestParts<AppState> for Editor {
         session_with(parts, state, Permission::Edit).await.map(Self)
     }
 }
+
+/// The session token every admin endpoint takes, as the OpenAPI documents list it.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(names("X-Ak-Session-Id"), parameter_in = Header)]
+#[allow(
+    dead_code,
+    reason = "a description for the OpenAPI documents, never built"
+)]
+pub struct SessionToken(String);
+
+/// What every admin endpoint answers without a valid session token (401: UNAUTHENTICATED,
+/// SESSION_EXPIRED) or without the permission it needs (403: FORBIDDEN), as the OpenAPI
+/// documents list it.
+#[derive(Debug, utoipa::IntoResponses)]
+#[allow(
+    dead_code,
+    reason = "a description for the OpenAPI documents, never built"
+)]
+pub enum Refused {
+    #[response(status = 401)]
+    Unauthenticated(models::ApiError),
+    #[response(status = 403)]
+    Forbidden(models::ApiError),
+}
+
+/// The vendor's licensing token of the `remote/...` endpoints, as the OpenAPI documents list it.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(names("X-Lic-Session-Id"), parameter_in = Header)]
+#[allow(
+    dead_code,
+    reason = "a description for the OpenAPI documents, never built"
+)]
+pub struct LicensingToken(String);

@@ -8,7 +8,7 @@ use axum::{
 };
 use models::{ApiError, ErrorCode, License, LicenseAnswer};
 
-use super::extract::{Editor, Viewer};
+use super::extract::{Editor, Refused, SessionToken, Viewer};
 use crate::{
     app::AppState,
     http::{AppError, extract::RawBody},
@@ -35,10 +35,9 @@ pub(super) fn require_license(state: &AppState) -> Result<(), AppError> {
 /// The active license: the valid one installed most recently.
 #[utoipa::path(
     get, path = "/server/manage/licenses/active", tag = "licenses",
-    params(("X-Ak-Session-Id" = String, Header)),
+    params(SessionToken),
     responses(
-        (status = 200, body = LicenseAnswer),
-        (status = 401, body = ApiError), (status = 403, body = ApiError),
+        (status = 200, body = LicenseAnswer), Refused,
         (status = 404, description = "LICENSE_KEY_NOT_FOUND", body = ApiError),
     )
 )]
@@ -53,10 +52,10 @@ pub async fn active_license(
 /// Every installed license, oldest install first (expired ones included).
 #[utoipa::path(
     get, path = "/server/manage/licenses", tag = "licenses",
-    params(("X-Ak-Session-Id" = String, Header)),
+    params(SessionToken),
     responses(
         (status = 200, body = Vec<License>),
-        (status = 401, body = ApiError), (status = 403, body = ApiError),
+        Refused,
     )
 )]
 pub async fn all_licenses(
@@ -77,12 +76,12 @@ pub async fn all_licenses(
 /// Install a license file: the body is the file, byte for byte (any content type).
 #[utoipa::path(
     post, path = "/server/manage/license/install", tag = "licenses",
-    params(("X-Ak-Session-Id" = String, Header)),
+    params(SessionToken),
     request_body(content = String, content_type = "application/octet-stream", description = "The license file"),
     responses(
         (status = 200, description = "Installed (or already installed: the same file)", body = LicenseAnswer),
         (status = 400, description = "LICENSE_MALFORMED, LICENSE_UNTRUSTED_KEY, LICENSE_BAD_SIGNATURE, LICENSE_WRONG_SERVER, LICENSE_EXPIRED, LICENSE_KEY_CONFLICT; nothing was written", body = ApiError),
-        (status = 401, body = ApiError), (status = 403, body = ApiError),
+        Refused,
         (status = 413, description = "PAYLOAD_TOO_LARGE", body = ApiError),
         (status = 500, description = "the file could not be written", body = ApiError),
     )
@@ -106,10 +105,10 @@ pub async fn install_license(
 /// needs to issue a license bound to this server. Save it as a file and carry it to the vendor.
 #[utoipa::path(
     get, path = "/server/manage/license/create", tag = "licenses",
-    params(("X-Ak-Session-Id" = String, Header)),
+    params(SessionToken),
     responses(
         (status = 200, description = "The request document (a download)", content_type = "application/json"),
-        (status = 401, body = ApiError), (status = 403, body = ApiError),
+        Refused,
     )
 )]
 pub async fn activation_request(

@@ -8,7 +8,7 @@ use axum::{
 };
 use models::{ApiError, LoginAnswer, LoginRequest};
 
-use super::extract::session_token;
+use super::extract::{SessionToken, session_token};
 use crate::{
     app::AppState,
     http::{AppError, extract::Json},
@@ -42,7 +42,7 @@ pub async fn login(
 /// Log out: the token stops working.
 #[utoipa::path(
     delete, path = "/server/auth", tag = "auth",
-    params(("X-Ak-Session-Id" = String, Header)),
+    params(SessionToken),
     responses(
         (status = 200, description = "Logged out"),
         (status = 401, description = "UNAUTHENTICATED or SESSION_EXPIRED", body = ApiError),

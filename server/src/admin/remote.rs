@@ -20,7 +20,7 @@ use models::{
 use reqwest::Method;
 use serde::{Serialize, de::DeserializeOwned};
 
-use super::extract::{Editor, Viewer};
+use super::extract::{Editor, LicensingToken, Refused, SessionToken, Viewer};
 use crate::{
     app::AppState,
     http::{
@@ -103,6 +103,20 @@ async fn call_vendor<T: DeserializeOwned>(
     }
 }
 
+/// A call without a body, as the vendor account whose licensing token the request carries; any
+/// refusal means the licensing session is gone.
+async fn call_as_account<T: DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    method: Method,
+    path: &str,
+) -> Result<T, AppError> {
+    let token = licensing_token(headers)?;
+    call_vendor(state, method, path, Some(&token), None::<&()>)
+        .await?
+        .map_err(|_| session_not_found())
+}
+
 fn licensing_token(headers: &HeaderMap) -> Result<String, AppError> {
     headers
         .get(headers::LICENSING_TOKEN)
@@ -122,7 +136,7 @@ fn session_not_found() -> AppError {
 /// Log in to the vendor licensing service: `principal` and `secret` are passed through.
 #[utoipa::path(
     post, path = "/server/manage/license/remote/auth", tag = "vendor",
-    params(("X-Ak-Session-Id" = String, Header)),
+    params(SessionToken),
     request_body = LoginRequest,
     responses(
         (status = 200, description = "The licensing token and the vendor account", body = LoginAnswer),
@@ -162,10 +176,10 @@ pub async fn remote_login(
 /// Log out of the vendor licensing service.
 #[utoipa::path(
     delete, path = "/server/manage/license/remote/auth", tag = "vendor",
-    params(("X-Ak-Session-Id" = String, Header), ("X-Lic-Session-Id" = String, Header)),
+    params(SessionToken, LicensingToken),
     responses(
         (status = 200, description = "Logged out of the vendor"),
-        (status = 401, body = ApiError), (status = 403, body = ApiError),
+        Refused,
         (status = 404, description = "LICENSING_SESSION_NOT_FOUND", body = ApiError),
         (status = 500, description = "VENDOR_UNREACHABLE", body = ApiError),
     )
@@ -175,28 +189,18 @@ pub async fn remote_logout(
     _: Viewer,
     headers: HeaderMap,
 ) -> Result<axum::Json<serde_json::Value>, AppError> {
-    let token = licensing_token(&headers)?;
-    match call_vendor::<serde_json::Value>(
-        &state,
-        Method::DELETE,
-        "/vendor/v1/auth",
-        Some(&token),
-        None::<&()>,
-    )
-    .await?
-    {
-        Ok(_) => Ok(axum::Json(serde_json::json!({}))),
-        Err(_) => Err(session_not_found()),
-    }
+    call_as_account::<serde_json::Value>(&state, &headers, Method::DELETE, "/vendor/v1/auth")
+        .await?;
+    Ok(axum::Json(serde_json::json!({})))
 }
 
 /// The licenses the vendor account may activate, with their activation state.
 #[utoipa::path(
     get, path = "/server/manage/license/remote/licenses", tag = "vendor",
-    params(("X-Ak-Session-Id" = String, Header), ("X-Lic-Session-Id" = String, Header)),
+    params(SessionToken, LicensingToken),
     responses(
         (status = 200, body = RemoteLicenses),
-        (status = 401, body = ApiError), (status = 403, body = ApiError),
+        Refused,
         (status = 404, description = "LICENSING_SESSION_NOT_FOUND", body = ApiError),
         (status = 500, description = "VENDOR_UNREACHABLE", body = ApiError),
     )
@@ -206,28 +210,17 @@ pub async fn remote_licenses(
     _: Viewer,
     headers: HeaderMap,
 ) -> Result<axum::Json<RemoteLicenses>, AppError> {
-    let token = licensing_token(&headers)?;
-    match call_vendor(
-        &state,
-        Method::GET,
-        "/vendor/v1/licenses",
-        Some(&token),
-        None::<&()>,
-    )
-    .await?
-    {
-        Ok(licenses) => Ok(axum::Json(licenses)),
-        Err(_) => Err(session_not_found()),
-    }
+    let licenses = call_as_account(&state, &headers, Method::GET, "/vendor/v1/licenses").await?;
+    Ok(axum::Json(licenses))
 }
 
 /// Activate a license of the vendor account for this server and install it.
 #[utoipa::path(
     put, path = "/server/manage/license/remote/licenses/{key}", tag = "vendor",
-    params(("X-Ak-Session-Id" = String, Header), ("X-Lic-Session-Id" = String, Header), ("key" = String, Path)),
+    params(SessionToken, LicensingToken, ("key" = String, Path)),
     responses(
         (status = 200, description = "Activated and installed", body = LicenseAnswer),
-        (status = 401, body = ApiError), (status = 403, body = ApiError),
+        Refused,
         (status = 404, description = "LICENSE_KEY_NOT_FOUND or LICENSING_SESSION_NOT_FOUND", body = ApiError),
         (status = 409, description = "ACTIVATION_LIMIT: activated on as many servers as it allows", body = ApiError),
         (status = 500, description = "VENDOR_UNREACHABLE, or VENDOR_LICENSE_REFUSED: the vendor's file failed verification and nothing was installed", body = ApiError),

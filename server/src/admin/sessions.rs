@@ -3,7 +3,7 @@
 use axum::{extract::State, http::StatusCode};
 use models::{ApiError, ErrorCode, SessionClosed};
 
-use super::extract::Editor;
+use super::extract::{Editor, Refused, SessionToken};
 use crate::{
     app::AppState,
     http::{AppError, extract::Path},
@@ -12,10 +12,10 @@ use crate::{
 /// Force-release a stuck session: it becomes `finished` and its licenses return.
 #[utoipa::path(
     delete, path = "/server/manage/sessions/{session_id}", tag = "sessions",
-    params(("X-Ak-Session-Id" = String, Header), ("session_id" = u64, Path)),
+    params(SessionToken, ("session_id" = u64, Path)),
     responses(
         (status = 200, body = SessionClosed),
-        (status = 401, body = ApiError), (status = 403, body = ApiError),
+        Refused,
         (status = 404, description = "UNKNOWN_SESSION", body = ApiError),
         (status = 409, description = "SESSION_ENDED: it had already finished or been dropped", body = ApiError),
     )

@@ -4,7 +4,7 @@ use axum::{extract::State, http::StatusCode};
 use models::{ApiError, ErrorCode, LicensedUser, LicensedUsers, LicensedUsersAnswer};
 
 use super::{
-    extract::{Editor, Viewer},
+    extract::{Editor, Refused, SessionToken, Viewer},
     licenses::require_license,
 };
 use crate::{
@@ -15,10 +15,10 @@ use crate::{
 /// The licensed users: everyone who authenticated, counted against the license's user limit.
 #[utoipa::path(
     get, path = "/server/manage/license/users", tag = "licensed users",
-    params(("X-Ak-Session-Id" = String, Header)),
+    params(SessionToken),
     responses(
         (status = 200, body = LicensedUsersAnswer),
-        (status = 401, body = ApiError), (status = 403, body = ApiError),
+        Refused,
         (status = 404, description = "LICENSE_KEY_NOT_FOUND", body = ApiError),
     )
 )]
@@ -49,10 +49,10 @@ pub async fn licensed_users(
 /// Clear every licensed user. Those logged in now stay logged in.
 #[utoipa::path(
     delete, path = "/server/manage/license/users", tag = "licensed users",
-    params(("X-Ak-Session-Id" = String, Header)),
+    params(SessionToken),
     responses(
         (status = 200, body = LicensedUsersAnswer),
-        (status = 401, body = ApiError), (status = 403, body = ApiError),
+        Refused,
         (status = 404, description = "LICENSE_KEY_NOT_FOUND", body = ApiError),
     )
 )]
@@ -71,10 +71,10 @@ pub async fn clear_licensed_users(
 /// Clear one licensed user. They stay logged in if they are.
 #[utoipa::path(
     delete, path = "/server/manage/license/users/{realm}/{principal}", tag = "licensed users",
-    params(("X-Ak-Session-Id" = String, Header), ("realm" = String, Path), ("principal" = String, Path)),
+    params(SessionToken, ("realm" = String, Path), ("principal" = String, Path)),
     responses(
         (status = 200, description = "The remaining count", body = LicensedUsersAnswer),
-        (status = 401, body = ApiError), (status = 403, body = ApiError),
+        Refused,
         (status = 404, description = "LICENSE_KEY_NOT_FOUND or LICENSE_USER_NOT_FOUND", body = ApiError),
     )
 )]

@@ -10,7 +10,7 @@ use crate::{
     auth::{Role, passwords::hash_password, roles::permissions},
     cli::{DataDirArg, RoleArg},
     ledger::Event,
-    store::AdminUserRow,
+    store::{AdminUserRow, NewLedgerRow, Store, StoreError},
 };
 
 /// Shortest password accepted.
@@ -42,6 +42,27 @@ fn cli_actor() -> String {
     )
 }
 
+/// Applies a change to the administrator `principal` with its ledger row (`what` changed, done
+/// by the person at this command line), and closes the store; whether the change applied.
+async fn change(
+    data_dir: &DataDirArg,
+    principal: &str,
+    what: &str,
+    role: Option<Role>,
+    apply: impl AsyncFnOnce(&Store, NewLedgerRow) -> Result<bool, StoreError>,
+) -> anyhow::Result<bool> {
+    let store = open_store(data_dir).await?;
+    let event = Event::AdminUserChanged {
+        principal: principal.to_owned(),
+        change: what.to_owned(),
+        role: role.map(|r| r.as_str().to_owned()),
+        by: cli_actor(),
+    };
+    let applied = apply(&store, event.row(OffsetDateTime::now_utc())).await;
+    store.close().await;
+    Ok(applied?)
+}
+
 pub async fn add(
     principal: &str,
     role: RoleArg,
@@ -56,23 +77,20 @@ pub async fn add(
     };
     let password = read_password()?;
     let hash = hash_password(&password)?;
-    let store = open_store(data_dir).await?;
-    let event = Event::AdminUserChanged {
-        principal: principal.to_owned(),
-        change: "added".into(),
-        role: Some(role.as_str().into()),
-        by: cli_actor(),
-    };
     let user = AdminUserRow {
         principal: principal.to_owned(),
         password_hash: hash,
         role: role.as_str().into(),
         scope: scope.map(str::to_owned),
     };
-    let added = store
-        .add_admin_user(&user, event.row(OffsetDateTime::now_utc()))
-        .await;
-    store.close().await;
+    let added = change(
+        data_dir,
+        principal,
+        "added",
+        Some(role),
+        async |store, row| store.add_admin_user(&user, row).await,
+    )
+    .await;
     if !added? {
         bail!("{principal} exists already; use `user passwd` or `user remove`");
     }
@@ -91,17 +109,10 @@ pub async fn passwd(
 ) -> anyhow::Result<()> {
     let password = read_password()?;
     let hash = hash_password(&password)?;
-    let store = open_store(data_dir).await?;
-    let event = Event::AdminUserChanged {
-        principal: principal.to_owned(),
-        change: "password".into(),
-        role: None,
-        by: cli_actor(),
-    };
-    let changed = store
-        .set_admin_password(principal, &hash, event.row(OffsetDateTime::now_utc()))
-        .await;
-    store.close().await;
+    let changed = change(data_dir, principal, "password", None, async |store, row| {
+        store.set_admin_password(principal, &hash, row).await
+    })
+    .await;
     if !changed? {
         bail!("there is no administrator {principal}");
     }
@@ -117,17 +128,10 @@ pub async fn remove(
     data_dir: &DataDirArg,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let store = open_store(data_dir).await?;
-    let event = Event::AdminUserChanged {
-        principal: principal.to_owned(),
-        change: "removed".into(),
-        role: None,
-        by: cli_actor(),
-    };
-    let removed = store
-        .remove_admin_user(principal, event.row(OffsetDateTime::now_utc()))
-        .await;
-    store.close().await;
+    let removed = change(data_dir, principal, "removed", None, async |store, row| {
+        store.remove_admin_user(principal, row).await
+    })
+    .await;
     if !removed? {
         bail!("there is no administrator {principal}");
     }

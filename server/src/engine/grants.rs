@@ -20,9 +20,8 @@ use tokio::sync::oneshot;
 use super::{
     config::MAX_REQUEST_ID,
     error::{Ended, EngineError},
-    machine::{Engine, from_ledger},
+    machine::{Engine, from_ledger, settle},
     search::{Search, search},
-    sessions::running_session,
     state::{CartridgeKey, Delivery, State, Waiter},
 };
 use crate::{
@@ -117,7 +116,7 @@ impl Engine {
         may_wait: bool,
     ) -> Result<Step, EngineError> {
         let now = self.now();
-        let session = running_session(state, session_id)?;
+        let session = state.running_mut(session_id)?;
         session.last_heartbeat = now;
         if let Some(license_id) = session.requests.get(&request.request_id).copied() {
             let granted = state
@@ -352,15 +351,4 @@ impl Drop for WaitGuard<'_> {
         let mut state = self.engine.lock();
         state.waiters.retain(|w| w.id != self.waiter_id);
     }
-}
-
-/// Waits until a release is durable when it debited credits. A release of runcount licenses only
-/// is answered at once: it is in the ledger's queue, in order, and a crash that lost it would only
-/// keep the seat taken until the session times out, never give one away twice. That halves the
-/// fsyncs a client waits for in a runcount cycle.
-pub(super) async fn settle(commit: Commit, credits_used: u64) -> Result<(), EngineError> {
-    if credits_used > 0 {
-        commit.durable().await.map_err(from_ledger)?;
-    }
-    Ok(())
 }

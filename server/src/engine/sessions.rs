@@ -14,11 +14,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     config::MAX_TEXT,
-    error::{Ended, EngineError},
-    grants::settle,
+    error::EngineError,
     history,
-    machine::{Engine, from_ledger},
-    state::{SessionState, State},
+    machine::{Engine, from_ledger, settle},
+    state::State,
 };
 use crate::{
     ledger::{Commit, Event, ReleasedLicense},
@@ -69,7 +68,7 @@ impl Engine {
 
     pub fn heartbeat(&self, session_id: u64) -> Result<(), EngineError> {
         let mut state = self.lock();
-        let session = running_session(&mut state, session_id)?;
+        let session = state.running_mut(session_id)?;
         session.last_heartbeat = self.now();
         Ok(())
     }
@@ -217,19 +216,5 @@ impl Engine {
                 }
             }
         }
-    }
-}
-
-pub(super) fn running_session(
-    state: &mut State,
-    session_id: u64,
-) -> Result<&mut SessionState, EngineError> {
-    match state.sessions.get_mut(&session_id) {
-        None => Err(EngineError::UnknownSession(session_id)),
-        Some(session) => match session.status {
-            SessionStatus::Running => Ok(session),
-            SessionStatus::Dropped => Err(EngineError::SessionEnded(Ended::Dropped(session_id))),
-            SessionStatus::Finished => Err(EngineError::SessionEnded(Ended::Finished(session_id))),
-        },
     }
 }

@@ -11,6 +11,7 @@ use models::{Granted, LicenseType, RequestLicense, SessionStatus};
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
+use super::error::{Ended, EngineError};
 use crate::ledger::{Commit, Event};
 
 /// A cartridge as statistics see it: pool, product, major version.
@@ -102,6 +103,25 @@ pub struct State {
 }
 
 impl State {
+    /// The session `session_id` if it is running; why not, if it is not.
+    pub(super) fn running_mut(
+        &mut self,
+        session_id: u64,
+    ) -> Result<&mut SessionState, EngineError> {
+        match self.sessions.get_mut(&session_id) {
+            None => Err(EngineError::UnknownSession(session_id)),
+            Some(session) => match session.status {
+                SessionStatus::Running => Ok(session),
+                SessionStatus::Dropped => {
+                    Err(EngineError::SessionEnded(Ended::Dropped(session_id)))
+                }
+                SessionStatus::Finished => {
+                    Err(EngineError::SessionEnded(Ended::Finished(session_id)))
+                }
+            },
+        }
+    }
+
     /// Applies one ledger event. The only place state changes, live or in replay.
     pub fn apply(&mut self, at: OffsetDateTime, event: &Event, keep_ended: usize) {
         match event {

@@ -114,3 +114,16 @@ impl Event {
         }
     }
 }
+
+#[cfg(test)]
+impl Event {
+    /// A small event for the ledger's own tests: a refusal in session `session_id`.
+    pub(super) fn sample(session_id: u64) -> Self {
+        Self::LicenseRefused {
+            session_id,
+            product_id: 1,
+            major_version: 0,
+            pool: None,
+        }
+    }
+}

@@ -19,23 +19,15 @@
 //! - [`export`]: the ledger as CSV rows, for billing and audits.
 
 pub mod chain;
+pub mod error;
 pub mod event;
 pub mod export;
 pub mod verify;
 pub mod writer;
 
-use thiserror::Error;
-
 pub use self::{
+    error::LedgerError,
     event::{Event, ReleasedLicense},
     verify::{Entry, verify},
     writer::{Commit, Writer},
 };
-
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
-pub enum LedgerError {
-    #[error("the ledger could not be written; the server stopped taking changes: {0}")]
-    WriteFailed(String),
-    #[error("ledger entry {seq} is not valid: {why}")]
-    Broken { seq: u64, why: String },
-}

@@ -4,8 +4,8 @@
 use time::OffsetDateTime;
 
 use super::{
-    LedgerError,
     chain::{GENESIS_HASH, chain_hash},
+    error::LedgerError,
     event::Event,
 };
 use crate::{
@@ -95,12 +95,7 @@ mod tests {
     use super::*;
 
     fn refused(session_id: u64) -> Event {
-        Event::LicenseRefused {
-            session_id,
-            product_id: 1,
-            major_version: 0,
-            pool: None,
-        }
+        Event::sample(session_id)
     }
     #[test]
     fn every_kind_of_tampering_is_named() {

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::{LedgerError, event::Event};
+use super::{error::LedgerError, event::Event};
 use crate::store::{LedgerAppender, NewLedgerRow, Store, StoreError};
 
 /// Most rows in one group commit; more wait for the next.
@@ -212,12 +212,7 @@ mod tests {
     }
 
     fn refused(session_id: u64) -> Event {
-        Event::LicenseRefused {
-            session_id,
-            product_id: 1,
-            major_version: 0,
-            pool: None,
-        }
+        Event::sample(session_id)
     }
 
     #[tokio::test]

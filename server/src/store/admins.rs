@@ -1,14 +1,14 @@
 //! The `admin_users` and `admin_tokens` tables: administrators of the realm `local` (argon2id
 //! hashes, never passwords) and their logged-in tokens (by hash, never the token).
 
-use sqlx::SqliteConnection;
+use sqlx::{Sqlite, query::Query, sqlite::SqliteArguments};
 use time::OffsetDateTime;
 
-use super::{Store, StoreError, ledger::append_row, now_rfc3339};
-use crate::{
-    store::NewLedgerRow,
-    sys::timestamp::{parse_rfc3339, rfc3339},
+use super::{
+    database::{Store, StoreError, now_rfc3339},
+    ledger::{NewLedgerRow, append_row},
 };
+use crate::sys::timestamp::{parse_rfc3339, rfc3339};
 
 impl Store {
     /// The administrator `principal` of the realm `local`.
@@ -35,7 +35,35 @@ impl Store {
         user: &AdminUserRow,
         ledger: NewLedgerRow,
     ) -> Result<bool, StoreError> {
+        self.add_admin(user, ledger, false).await
+    }
+
+    /// Adds the first administrator if there is none at all; `Ok(false)` if there is one.
+    pub async fn add_first_admin_user(
+        &self,
+        user: &AdminUserRow,
+        ledger: NewLedgerRow,
+    ) -> Result<bool, StoreError> {
+        self.add_admin(user, ledger, true).await
+    }
+
+    /// `only_first`: only if there is no administrator at all. The count and the insert are one
+    /// transaction, so two first starts at once cannot both add one.
+    async fn add_admin(
+        &self,
+        user: &AdminUserRow,
+        ledger: NewLedgerRow,
+        only_first: bool,
+    ) -> Result<bool, StoreError> {
         self.write_tx(async |conn| {
+            if only_first {
+                let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM admin_users")
+                    .fetch_one(&mut *conn)
+                    .await?;
+                if count > 0 {
+                    return Ok(false);
+                }
+            }
             let added = sqlx::query(
                 "INSERT INTO admin_users (principal, password_hash, role, scope, created)
                  VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (principal) DO NOTHING",
@@ -57,36 +85,6 @@ impl Store {
         .await
     }
 
-    /// Adds the first administrator if there is none at all; `Ok(false)` if there is one.
-    pub async fn add_first_admin_user(
-        &self,
-        user: &AdminUserRow,
-        ledger: NewLedgerRow,
-    ) -> Result<bool, StoreError> {
-        self.write_tx(async |conn| {
-            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM admin_users")
-                .fetch_one(&mut *conn)
-                .await?;
-            if count > 0 {
-                return Ok(false);
-            }
-            sqlx::query(
-                "INSERT INTO admin_users (principal, password_hash, role, scope, created)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )
-            .bind(&user.principal)
-            .bind(&user.password_hash)
-            .bind(&user.role)
-            .bind(&user.scope)
-            .bind(now_rfc3339())
-            .execute(&mut *conn)
-            .await?;
-            append_row(conn, &ledger).await?;
-            Ok(true)
-        })
-        .await
-    }
-
     /// Sets a new password hash; `Ok(false)` if there is no such administrator. Their tokens end:
     /// a password change is how an administrator throws out whoever else was logged in.
     pub async fn set_admin_password(
@@ -95,21 +93,10 @@ impl Store {
         password_hash: &str,
         ledger: NewLedgerRow,
     ) -> Result<bool, StoreError> {
-        self.write_tx(async |conn| {
-            let changed =
-                sqlx::query("UPDATE admin_users SET password_hash = ?2 WHERE principal = ?1")
-                    .bind(principal)
-                    .bind(password_hash)
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected()
-                    == 1;
-            if changed {
-                end_tokens_and_record(conn, principal, &ledger).await?;
-            }
-            Ok(changed)
-        })
-        .await
+        let change = sqlx::query("UPDATE admin_users SET password_hash = ?2 WHERE principal = ?1")
+            .bind(principal)
+            .bind(password_hash);
+        self.change_admin(principal, change, ledger).await
     }
 
     /// Removes an administrator and ends their tokens; `Ok(false)` if there was none.
@@ -118,17 +105,28 @@ impl Store {
         principal: &str,
         ledger: NewLedgerRow,
     ) -> Result<bool, StoreError> {
+        let change = sqlx::query("DELETE FROM admin_users WHERE principal = ?1").bind(principal);
+        self.change_admin(principal, change, ledger).await
+    }
+
+    /// Runs `change` on the administrator `principal`; if it found them, their logged-in tokens
+    /// end and `ledger` records it, in the same transaction.
+    async fn change_admin<'q>(
+        &self,
+        principal: &str,
+        change: Query<'q, Sqlite, SqliteArguments<'q>>,
+        ledger: NewLedgerRow,
+    ) -> Result<bool, StoreError> {
         self.write_tx(async |conn| {
-            let removed = sqlx::query("DELETE FROM admin_users WHERE principal = ?1")
-                .bind(principal)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected()
-                == 1;
-            if removed {
-                end_tokens_and_record(conn, principal, &ledger).await?;
+            let changed = change.execute(&mut *conn).await?.rows_affected() == 1;
+            if changed {
+                sqlx::query("DELETE FROM admin_tokens WHERE principal = ?1 AND realm = 'local'")
+                    .bind(principal)
+                    .execute(&mut *conn)
+                    .await?;
+                append_row(conn, &ledger).await?;
             }
-            Ok(removed)
+            Ok(changed)
         })
         .await
     }
@@ -193,21 +191,6 @@ impl Store {
                 == 1,
         )
     }
-}
-
-/// After an administrator's password changed or the account went: their logged-in tokens end, and
-/// the change goes into the ledger, in the caller's transaction.
-async fn end_tokens_and_record(
-    conn: &mut SqliteConnection,
-    principal: &str,
-    ledger: &NewLedgerRow,
-) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM admin_tokens WHERE principal = ?1 AND realm = 'local'")
-        .bind(principal)
-        .execute(&mut *conn)
-        .await?;
-    append_row(conn, ledger).await?;
-    Ok(())
 }
 
 /// An administrator as stored.

@@ -1,7 +1,7 @@
 //! The `server_identity` table: this server's id, one row written at first start and never
 //! changed (licenses are bound to it).
 
-use super::{Store, StoreError, now_rfc3339};
+use super::database::{Store, StoreError, now_rfc3339};
 
 impl Store {
     /// The stored server id; `candidate` is stored first if there is none yet (the first start).

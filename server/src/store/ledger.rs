@@ -9,7 +9,7 @@
 use sqlx::{Sqlite, SqliteConnection, pool::PoolConnection};
 use time::OffsetDateTime;
 
-use super::{Store, StoreError, to_sql};
+use super::database::{Store, StoreError, to_sql};
 use crate::sys::timestamp::rfc3339;
 
 /// How rows are linked: given by the ledger, applied by the store.

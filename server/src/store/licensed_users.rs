@@ -3,8 +3,11 @@
 
 use time::OffsetDateTime;
 
-use super::{Store, StoreError, ledger::append_row};
-use crate::{store::NewLedgerRow, sys::timestamp::rfc3339};
+use super::{
+    database::{Store, StoreError},
+    ledger::{NewLedgerRow, append_row},
+};
+use crate::sys::timestamp::rfc3339;
 
 impl Store {
     /// Records that `(realm, principal)` authenticated at `at`. A new licensed user is admitted

@@ -5,11 +5,11 @@ use std::collections::HashMap;
 
 use time::OffsetDateTime;
 
-use super::{Store, StoreError, ledger::append_row, now_rfc3339, to_sql};
-use crate::{
-    store::NewLedgerRow,
-    sys::timestamp::{parse_rfc3339, rfc3339},
+use super::{
+    database::{Store, StoreError, now_rfc3339, to_sql},
+    ledger::{NewLedgerRow, append_row},
 };
+use crate::sys::timestamp::{parse_rfc3339, rfc3339};
 
 impl Store {
     /// Records that the license `key` with content `sha256` was installed at `installed`, making it

@@ -7,7 +7,7 @@ use std::path::Path;
 use sqlx::{SqlitePool, migrate::Migrator};
 use time::OffsetDateTime;
 
-use super::{StoreError, connect, write_tx};
+use super::database::{StoreError, connect, write_tx};
 use crate::sys::timestamp::rfc3339;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations-vendor");

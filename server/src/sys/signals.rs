@@ -27,3 +27,12 @@ pub fn stop_requested() -> std::io::Result<impl Future<Output = &'static str>> {
         })
     }
 }
+
+/// [`stop_requested`] for a service: the signal is logged when it comes.
+pub fn stop_logged() -> std::io::Result<impl Future<Output = ()>> {
+    let stop = stop_requested()?;
+    Ok(async move {
+        let signal = stop.await;
+        tracing::info!("{signal}");
+    })
+}

@@ -13,7 +13,10 @@ use models::{
 };
 use time::OffsetDateTime;
 
-use super::{REALM, VendorState, catalog::Account};
+use super::{
+    catalog::Account,
+    state::{REALM, VendorState},
+};
 use crate::{
     auth::tokens::{new_token, principal_text, token_hash},
     http::{

@@ -8,6 +8,7 @@
 
 pub mod catalog;
 pub mod handlers;
+pub mod state;
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -24,26 +25,14 @@ use axum::{
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use self::catalog::Catalog;
+use self::{
+    catalog::Catalog,
+    state::{Inner, VendorState},
+};
 use crate::{
     auth::LoginGate, http::layers::with_common_layers, licensing::keys::KeyPair,
     store::VendorStore, sys::data_dir::create_private_dir,
 };
-
-/// The realm of the vendor's accounts, as a login answer names it.
-pub const REALM: &str = "vendor";
-
-#[derive(Debug)]
-pub(super) struct Inner {
-    pub(super) catalog: Catalog,
-    pub(super) key: KeyPair,
-    pub(super) store: VendorStore,
-    pub(super) gate: LoginGate,
-    pub(super) token_timeout: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct VendorState(pub(super) Arc<Inner>);
 
 #[derive(Debug)]
 pub struct VendorConfig {

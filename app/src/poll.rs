@@ -1,0 +1,48 @@
+//! Polling: how the pages keep fresh. One loop for every view that polls (the status page, the
+//! sessions table): it waits, asks again only while the tab is visible, never runs two requests
+//! of one view at once (each finishes before the next wait starts), and stops when the view goes.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use leptos::prelude::*;
+
+/// Time between two polls. Short enough to watch a job start, long enough that a wall of open
+/// status pages does not load the server.
+pub const REFRESH: Duration = Duration::from_secs(3);
+
+/// Whether the tab is in the background: then there is no one to show fresh data to.
+pub fn page_hidden() -> bool {
+    web_sys::window()
+        .and_then(|w| w.document())
+        .is_some_and(|d| d.hidden())
+}
+
+/// Runs `tick` every [`REFRESH`] (after a first wait: the caller loads the first time itself)
+/// until the calling component is cleaned up.
+pub fn every_refresh<F>(tick: impl Fn() -> F + 'static)
+where
+    F: Future<Output = ()> + 'static,
+{
+    let alive = Arc::new(AtomicBool::new(true));
+    on_cleanup({
+        let alive = Arc::clone(&alive);
+        move || alive.store(false, Ordering::Relaxed)
+    });
+    leptos::task::spawn_local(async move {
+        loop {
+            gloo_timers::future::sleep(REFRESH).await;
+            if !alive.load(Ordering::Relaxed) {
+                return;
+            }
+            if !page_hidden() {
+                tick().await;
+            }
+        }
+    });
+}

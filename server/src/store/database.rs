@@ -1,0 +1,156 @@
+//! The SQLite database under the store: opening it (WAL, `synchronous = FULL`, migrations),
+//! write transactions, and the store's one error type.
+
+use std::{path::Path, time::Duration};
+
+use sqlx::{
+    SqliteConnection, SqlitePool,
+    migrate::Migrator,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+use thiserror::Error;
+use time::OffsetDateTime;
+
+use crate::sys::timestamp::rfc3339;
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("cannot open the store {path}: {source}")]
+    Open { path: String, source: sqlx::Error },
+    #[error(
+        "cannot update the store {path} to this version of license-server: {source} \
+         (was it written by a newer version?)"
+    )]
+    Migrate {
+        path: String,
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("store query failed: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("a number is too large for the store")]
+    OutOfRange,
+}
+
+/// A handle on the store; cheap to clone (it is a connection pool).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(super) pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite store at `path` and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        Ok(Self {
+            pool: connect(path, &MIGRATOR).await?,
+        })
+    }
+
+    pub(super) async fn write_tx<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        write_tx(&self.pool, work).await
+    }
+
+    /// Waits for running queries and closes the database cleanly (the WAL is checkpointed).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Runs `work` in a write transaction. IMMEDIATE: the write lock is taken before the first
+/// read, so what `work` reads (the ledger's tail) cannot change before it writes.
+pub(super) async fn write_tx<T>(
+    pool: &SqlitePool,
+    work: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut conn = pool.acquire().await?;
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    match work(&mut conn).await {
+        Ok(value) => {
+            if let Err(e) = sqlx::query("COMMIT").execute(&mut *conn).await {
+                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                return Err(e.into());
+            }
+            Ok(value)
+        }
+        Err(e) => {
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            Err(e)
+        }
+    }
+}
+
+/// Opens (creating if needed) an SQLite database in WAL mode with `synchronous = FULL` and brings
+/// its schema up to date with `migrator`. The vendor service's store opens the same way.
+pub(super) async fn connect(path: &Path, migrator: &Migrator) -> Result<SqlitePool, StoreError> {
+    let shown = path.display().to_string();
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        // Another process (`license-server server-id` while the server runs) may hold the
+        // write lock for a moment; wait for it instead of failing.
+        .busy_timeout(Duration::from_secs(5));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(options)
+        .await
+        .map_err(|source| StoreError::Open {
+            path: shown.clone(),
+            source,
+        })?;
+    migrator
+        .run(&pool)
+        .await
+        .map_err(|source| StoreError::Migrate {
+            path: shown,
+            source,
+        })?;
+    Ok(pool)
+}
+
+pub(super) fn now_rfc3339() -> String {
+    rfc3339(OffsetDateTime::now_utc())
+}
+
+/// A sequence number or serial as SQLite stores it (a signed 64-bit integer).
+pub(super) fn to_sql(n: u64) -> Result<i64, StoreError> {
+    i64::try_from(n).map_err(|_| StoreError::OutOfRange)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_store_is_in_wal_mode_with_full_sync() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("store.db")).await.unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        assert_eq!(sync, 2, "synchronous = FULL");
+    }
+
+    #[tokio::test]
+    async fn a_file_that_is_not_a_database_gives_a_clear_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("store.db");
+        std::fs::write(&path, vec![b'x'; 4096]).unwrap();
+        let err = Store::open(&path).await.unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("store.db"), "{text}");
+        assert!(text.contains("not a database"), "{text}");
+    }
+}
