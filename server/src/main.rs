@@ -30,7 +30,7 @@ async fn main() -> ExitCode {
         Command::Bench(args) => commands::bench::run(args, &mut io::stdout()).await,
         Command::User(command) => user(command).await,
         Command::Serve(args) => run_server(args).await,
-        Command::ServerId(args) => commands::server_id(&args, &mut io::stdout()).await,
+        Command::ServerId(args) => commands::server_id::print(&args, &mut io::stdout()).await,
         Command::Vendor(command) => vendor(command).await,
         Command::License(command) => license(command).await,
         Command::Cartridge(CartridgeCommand::Assign {

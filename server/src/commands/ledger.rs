@@ -4,7 +4,7 @@ use std::{io::Write, path::Path};
 
 use anyhow::Context;
 
-use super::open_store;
+use super::inputs::open_store;
 use crate::{
     cli::{DataDirArg, ExportFormat},
     ledger::{self, export::Csv},

@@ -7,7 +7,7 @@ use models::License;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::read_input;
+use super::inputs::read_input;
 use crate::{
     cli::{DataDirArg, LicenseFileArgs, TrustArgs},
     licensing::{

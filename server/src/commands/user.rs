@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::bail;
 use time::OffsetDateTime;
 
-use super::{open_store, read_secret};
+use super::inputs::{open_store, read_secret};
 use crate::{
     auth::{Role, passwords::hash_password, roles::permissions},
     cli::{DataDirArg, RoleArg},

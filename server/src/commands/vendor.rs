@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 use models::{License, ProductRule, Rules};
 use time::OffsetDateTime;
 
-use super::read_secret;
+use super::inputs::read_secret;
 use crate::{
     auth::passwords::hash_password,
     cli::IssueArgs,

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use models::LicenseType;
 use serde_json::json;
 
-use super::{Entry, Event};
+use super::{event::Event, verify::Entry};
 use crate::sys::timestamp::rfc3339;
 
 const CSV_COLUMNS: &[&str] = &[

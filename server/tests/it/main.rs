@@ -7,6 +7,7 @@
 //! - `binary`: the real `license-server` executable, for what only a process shows (exit codes,
 //!   messages, signals);
 //! - `client`: `license-server client run` against a real server;
+//! - `layout`: the house rules of `server/src` (rooms, imports, file sizes), read from the source;
 //! - `ledger`: `ledger verify | export`, and the tamper test;
 //! - `protocol`: the license protocol over TCP, every rule;
 //! - `vendor`: the vendor licensing service and online activation through `remote/...`;
@@ -19,6 +20,7 @@ mod api;
 mod binary;
 mod browse;
 mod client;
+mod layout;
 mod ledger;
 mod licensing;
 mod protocol;
