@@ -7,7 +7,7 @@ use wasm_bindgen::JsCast;
 
 use super::{
     shell::Shell,
-    task::{Loaded, Task, loaded, on_submit},
+    task::{Loaded, Task, TaskButton, loaded, on_submit},
 };
 use crate::{
     api,
@@ -268,7 +268,7 @@ fn OfflineActivation() -> impl IntoView {
     let auth = Auth::get();
     let task = Task::new();
     let saved = RwSignal::new(None::<String>);
-    let download = move |_| {
+    let download = move || {
         let tokens = auth.tokens();
         task.run(
             async move { api::activation_request(tokens.as_ref()).await },
@@ -289,16 +289,11 @@ fn OfflineActivation() -> impl IntoView {
             <p class="hint">
                 "For a server that cannot reach the vendor: download this server's activation request (a small file signed with the server's own key), send it to your vendor, and install the license file that comes back with the form above."
             </p>
-            <button
-                type="button"
-                id="download-request"
-                disabled=move || task.busy.get()
-                on:click=download
-            >
+            <TaskButton task id="download-request" on_click=download>
                 {move || {
                     if task.busy.get() { "Preparing…" } else { "Download activation request" }
                 }}
-            </button>
+            </TaskButton>
             {task.error_view()}
             {move || saved.get().map(|name| done_message(format!("Saved {name}.")))}
         </section>

@@ -128,3 +128,30 @@ pub fn on_submit(handler: impl Fn() + 'static) -> impl Fn(SubmitEvent) + 'static
         handler();
     }
 }
+
+/// A button that starts a request of `task`: disabled while the request runs, so a second click
+/// does nothing.
+#[component]
+pub fn TaskButton(
+    task: Task,
+    #[prop(optional)] id: Option<&'static str>,
+    #[prop(optional)] class: Option<&'static str>,
+    /// What a screen reader says, when the text alone does not tell which row it is for.
+    #[prop(optional, into)]
+    label: Option<String>,
+    on_click: impl Fn() + 'static,
+    children: Children,
+) -> impl IntoView {
+    view! {
+        <button
+            type="button"
+            id=id
+            class=class
+            aria-label=label
+            disabled=move || task.busy.get()
+            on:click=move |_| on_click()
+        >
+            {children()}
+        </button>
+    }
+}

@@ -6,7 +6,7 @@ use models::{ErrorCode, LicensedUser};
 
 use super::{
     shell::Shell,
-    task::{Loaded, Task, loaded},
+    task::{Loaded, Task, TaskButton, loaded},
 };
 use crate::{
     api,
@@ -82,7 +82,7 @@ fn UsersBody() -> impl IntoView {
             after(message),
         );
     };
-    let clear_all = move |_| {
+    let clear_all = move || {
         if !confirm("Clear every licensed user? Each place is free again.") {
             return;
         }
@@ -148,15 +148,9 @@ fn UsersBody() -> impl IntoView {
                             </table>
                         </div>
                         <Show when=move || auth.can_edit() && any>
-                            <button
-                                type="button"
-                                class="danger"
-                                id="clear-all"
-                                disabled=move || task.busy.get()
-                                on:click=clear_all
-                            >
+                            <TaskButton task class="danger" id="clear-all" on_click=clear_all>
                                 "Clear all users"
-                            </button>
+                            </TaskButton>
                         </Show>
                     }
                         .into_any()
@@ -187,18 +181,17 @@ fn user_row(
             <td>{last_access}</td>
             <Show when=move || auth.can_edit()>
                 <td>
-                    <button
-                        type="button"
+                    <TaskButton
+                        task
                         class="danger"
-                        aria-label=label.clone()
-                        disabled=move || task.busy.get()
-                        on:click={
+                        label=label.clone()
+                        on_click={
                             let (realm, principal) = (realm.clone(), principal.clone());
-                            move |_| clear(realm.clone(), principal.clone())
+                            move || clear(realm.clone(), principal.clone())
                         }
                     >
                         "Clear"
-                    </button>
+                    </TaskButton>
                 </td>
             </Show>
         </tr>

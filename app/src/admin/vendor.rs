@@ -7,7 +7,7 @@ use models::RemoteLicense;
 use super::{
     login_form::{LoginForm, LoginWords},
     shell::Shell,
-    task::{Loaded, Task, loaded},
+    task::{Loaded, Task, TaskButton, loaded},
 };
 use crate::{api, auth::Auth, format, paths::LICENSES_PATH, table::actions_header};
 
@@ -90,7 +90,7 @@ fn VendorLicenses() -> impl IntoView {
         );
     };
     let logout = Task::new();
-    let log_out = move |_| {
+    let log_out = move || {
         let tokens = auth.tokens();
         logout.run(
             async move { api::vendor_logout(tokens.as_ref()).await },
@@ -101,14 +101,9 @@ fn VendorLicenses() -> impl IntoView {
         <section class="panel" aria-labelledby="vendor-licenses-title">
             <div class="panel-head">
                 <h3 id="vendor-licenses-title">"Licenses of the vendor account"</h3>
-                <button
-                    type="button"
-                    id="vendor-logout"
-                    disabled=move || logout.busy.get()
-                    on:click=log_out
-                >
+                <TaskButton task=logout id="vendor-logout" on_click=log_out>
                     "Log out of the vendor"
-                </button>
+                </TaskButton>
             </div>
             {logout.error_view()}
             {task.error_view()}
@@ -203,18 +198,17 @@ fn remote_row(
             <td class="state">{state}</td>
             <td>
                 <Show when=move || auth.can_edit() && can_activate>
-                    <button
-                        type="button"
+                    <TaskButton
+                        task
                         class="primary"
-                        aria-label=label.clone()
-                        disabled=move || task.busy.get()
-                        on:click={
+                        label=label.clone()
+                        on_click={
                             let key = key.clone();
-                            move |_| activate(key.clone())
+                            move || activate(key.clone())
                         }
                     >
                         "Activate"
-                    </button>
+                    </TaskButton>
                 </Show>
             </td>
         </tr>

@@ -15,6 +15,19 @@ use crate::{
     licensing::activation,
 };
 
+/// What an endpoint that needs the active license answers without one, as the OpenAPI documents
+/// list it.
+#[derive(Debug, utoipa::IntoResponses)]
+#[allow(
+    dead_code,
+    reason = "a description for the OpenAPI documents, never built"
+)]
+pub(super) enum NoActiveLicense {
+    /// LICENSE_KEY_NOT_FOUND
+    #[response(status = 404)]
+    NotFound(ApiError),
+}
+
 fn no_license() -> AppError {
     AppError::new(
         StatusCode::NOT_FOUND,
@@ -38,7 +51,7 @@ pub(super) fn require_license(state: &AppState) -> Result<(), AppError> {
     params(SessionToken),
     responses(
         (status = 200, body = LicenseAnswer), Refused,
-        (status = 404, description = "LICENSE_KEY_NOT_FOUND", body = ApiError),
+        NoActiveLicense,
     )
 )]
 pub async fn active_license(

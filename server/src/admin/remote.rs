@@ -103,6 +103,21 @@ async fn call_vendor<T: DeserializeOwned>(
     }
 }
 
+/// What [`call_as_account`] answers when it fails, as the OpenAPI documents list it.
+#[derive(Debug, utoipa::IntoResponses)]
+#[allow(
+    dead_code,
+    reason = "a description for the OpenAPI documents, never built"
+)]
+enum AsAccountRefused {
+    /// LICENSING_SESSION_NOT_FOUND
+    #[response(status = 404)]
+    NoSession(ApiError),
+    /// VENDOR_UNREACHABLE
+    #[response(status = 500)]
+    Unreachable(ApiError),
+}
+
 /// A call without a body, as the vendor account whose licensing token the request carries; any
 /// refusal means the licensing session is gone.
 async fn call_as_account<T: DeserializeOwned>(
@@ -180,8 +195,7 @@ pub async fn remote_login(
     responses(
         (status = 200, description = "Logged out of the vendor"),
         Refused,
-        (status = 404, description = "LICENSING_SESSION_NOT_FOUND", body = ApiError),
-        (status = 500, description = "VENDOR_UNREACHABLE", body = ApiError),
+        AsAccountRefused,
     )
 )]
 pub async fn remote_logout(
@@ -201,8 +215,7 @@ pub async fn remote_logout(
     responses(
         (status = 200, body = RemoteLicenses),
         Refused,
-        (status = 404, description = "LICENSING_SESSION_NOT_FOUND", body = ApiError),
-        (status = 500, description = "VENDOR_UNREACHABLE", body = ApiError),
+        AsAccountRefused,
     )
 )]
 pub async fn remote_licenses(

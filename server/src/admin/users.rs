@@ -5,7 +5,7 @@ use models::{ApiError, ErrorCode, LicensedUser, LicensedUsers, LicensedUsersAnsw
 
 use super::{
     extract::{Editor, Refused, SessionToken, Viewer},
-    licenses::require_license,
+    licenses::{NoActiveLicense, require_license},
 };
 use crate::{
     app::AppState,
@@ -19,7 +19,7 @@ use crate::{
     responses(
         (status = 200, body = LicensedUsersAnswer),
         Refused,
-        (status = 404, description = "LICENSE_KEY_NOT_FOUND", body = ApiError),
+        NoActiveLicense,
     )
 )]
 pub async fn licensed_users(
@@ -53,7 +53,7 @@ pub async fn licensed_users(
     responses(
         (status = 200, body = LicensedUsersAnswer),
         Refused,
-        (status = 404, description = "LICENSE_KEY_NOT_FOUND", body = ApiError),
+        NoActiveLicense,
     )
 )]
 pub async fn clear_licensed_users(

@@ -32,6 +32,19 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/sessions/{session_id}/heartbeat", post(heartbeat))
 }
 
+/// What every write may answer when the ledger cannot be written, as the OpenAPI documents
+/// list it.
+#[derive(Debug, utoipa::IntoResponses)]
+#[allow(
+    dead_code,
+    reason = "a description for the OpenAPI documents, never built"
+)]
+enum LedgerDown {
+    /// LEDGER_UNAVAILABLE
+    #[response(status = 503)]
+    Unavailable(ApiError),
+}
+
 /// Open a session.
 #[utoipa::path(
     post, path = "/v1/sessions", tag = "sessions",
@@ -41,7 +54,7 @@ pub fn routes() -> Router<AppState> {
         (status = 400, description = "INVALID_HOST, INVALID_MESSAGE, INVALID_POOL_ID or INVALID_JSON", body = ApiError),
         (status = 403, description = "LICENSE_USER_LIMIT: a new `user` beyond the license's limit", body = ApiError),
         (status = 422, description = "INVALID_JSON: a field is missing or of the wrong type", body = ApiError),
-        (status = 503, description = "LEDGER_UNAVAILABLE", body = ApiError),
+        LedgerDown,
     )
 )]
 pub async fn open_session(
@@ -75,7 +88,7 @@ pub async fn open_session(
         (status = 409, description = "NO_LICENSE_AVAILABLE (after waiting)", body = ApiError),
         (status = 410, description = "SESSION_ENDED", body = ApiError),
         (status = 422, description = "INVALID_JSON: a field is missing, negative or of the wrong type", body = ApiError),
-        (status = 503, description = "LEDGER_UNAVAILABLE", body = ApiError),
+        LedgerDown,
     )
 )]
 pub async fn request_license(
@@ -94,7 +107,7 @@ pub async fn request_license(
     responses(
         (status = 200, description = "Released (again: the same answer)", body = Released),
         (status = 404, description = "UNKNOWN_LICENSE", body = ApiError),
-        (status = 503, description = "LEDGER_UNAVAILABLE", body = ApiError),
+        LedgerDown,
     )
 )]
 pub async fn release_license(
@@ -130,7 +143,7 @@ pub async fn heartbeat(
     responses(
         (status = 200, description = "Finished (again: the same status)", body = models::SessionClosed),
         (status = 404, description = "UNKNOWN_SESSION", body = ApiError),
-        (status = 503, description = "LEDGER_UNAVAILABLE", body = ApiError),
+        LedgerDown,
     )
 )]
 pub async fn close_session(

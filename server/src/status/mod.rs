@@ -32,16 +32,37 @@ pub struct DataQuery {
     sessions: Option<bool>,
 }
 
+/// The pool a status request is about, as the OpenAPI documents list it.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(names("X-Pool-ID"), parameter_in = Header)]
+#[allow(
+    dead_code,
+    reason = "a description for the OpenAPI documents, never built"
+)]
+struct PoolHeader(
+    /// A cartridge pool; without it, the default pool
+    Option<String>,
+);
+
+/// What a status request with a bad pool header or query gets, as the OpenAPI documents list it.
+#[derive(Debug, utoipa::IntoResponses)]
+#[allow(
+    dead_code,
+    reason = "a description for the OpenAPI documents, never built"
+)]
+enum BadPoolOrQuery {
+    /// INVALID_POOL_ID, INVALID_QUERY
+    #[response(status = 400)]
+    Invalid(models::ApiError),
+}
+
 /// The status document for the pool the request names. Never cached: it is a live view.
 #[utoipa::path(
     get, path = "/status/data.json", tag = "status",
-    params(
-        ("X-Pool-ID" = Option<String>, Header, description = "A cartridge pool; without it, the default pool"),
-        DataQuery,
-    ),
+    params(PoolHeader, DataQuery),
     responses(
         (status = 200, description = "Cartridges and sessions of the pool, and the servers", body = StatusData),
-        (status = 400, description = "INVALID_POOL_ID, INVALID_QUERY", body = models::ApiError),
+        BadPoolOrQuery,
     )
 )]
 pub async fn data_json(
@@ -73,13 +94,10 @@ pub fn collect(state: &AppState, pool: &Pool, with_sessions: bool) -> StatusData
 /// of a server with more sessions than a browser should hold.
 #[utoipa::path(
     get, path = "/status/sessions.json", tag = "status",
-    params(
-        ("X-Pool-ID" = Option<String>, Header, description = "A cartridge pool; without it, the default pool"),
-        SessionQuery,
-    ),
+    params(PoolHeader, SessionQuery),
     responses(
         (status = 200, description = "The page, with how many sessions there are and how many matched", body = SessionPage),
-        (status = 400, description = "INVALID_POOL_ID, INVALID_QUERY", body = models::ApiError),
+        BadPoolOrQuery,
     )
 )]
 pub async fn sessions_json(
@@ -102,7 +120,7 @@ pub async fn sessions_json(
 /// Runcount in use and credits used of each cartridge of the pool over the last hour, sampled.
 #[utoipa::path(
     get, path = "/status/history.json", tag = "status",
-    params(("X-Pool-ID" = Option<String>, Header, description = "A cartridge pool; without it, the default pool")),
+    params(PoolHeader),
     responses(
         (status = 200, description = "One series per cartridge that has been used, oldest sample first", body = History),
         (status = 400, description = "INVALID_POOL_ID", body = models::ApiError),
