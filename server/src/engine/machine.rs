@@ -70,11 +70,6 @@ impl Engine {
         &self.config
     }
 
-    /// A commit that resolves once everything recorded before it is durable.
-    pub fn barrier(&self) -> Commit {
-        self.writer.barrier()
-    }
-
     pub(super) fn now(&self) -> OffsetDateTime {
         self.config.clock.now()
     }

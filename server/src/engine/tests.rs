@@ -369,7 +369,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         check(&engine, &model)?;
     }
     // What the ledger says is what was in memory.
-    engine.barrier().durable().await.unwrap();
+    engine.writer.barrier().durable().await.unwrap();
     let replayed = rig.engine().await;
     check(&replayed, &model)?;
     Ok(())

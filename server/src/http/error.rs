@@ -19,7 +19,7 @@ use models::{ApiError, ErrorCode};
 use crate::{
     auth::AuthError,
     engine::EngineError,
-    licensing::{dir::InstallError, file::LicenseError, identity::ServerIdError},
+    licensing::{dir::InstallError, file::LicenseError},
     store::StoreError,
 };
 
@@ -116,12 +116,6 @@ impl From<InstallError> for AppError {
 
 impl From<StoreError> for AppError {
     fn from(error: StoreError) -> Self {
-        Self::Internal(error.into())
-    }
-}
-
-impl From<ServerIdError> for AppError {
-    fn from(error: ServerIdError) -> Self {
         Self::Internal(error.into())
     }
 }
