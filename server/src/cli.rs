@@ -53,6 +53,10 @@ pub enum Command {
     /// Administrators of the admin API (realm `local`).
     #[command(subcommand)]
     User(UserCommand),
+    /// Licensed users of the product: the users that sessions name, counted against a license's
+    /// user limit (administrators are not counted).
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// The license client: run a program under a license.
     #[command(subcommand)]
     Client(ClientCommand),
@@ -92,6 +96,22 @@ pub enum UserCommand {
     },
     /// List the administrators with their role and permissions.
     List(DataDirArg),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// List the licensed users, most recent first.
+    List(DataDirArg),
+    /// Clear every licensed user, or one with --realm and --principal, freeing their places
+    /// under the user limit. Recorded in the ledger.
+    Clear {
+        #[arg(long, requires = "principal")]
+        realm: Option<String>,
+        #[arg(long, requires = "realm")]
+        principal: Option<String>,
+        #[command(flatten)]
+        data_dir: DataDirArg,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -76,8 +76,12 @@ pub use crate::{
     },
     openapi::{api_port_doc, combined_doc, license_port_doc},
     ports::{api_port, license_port},
-    serve::{INITIAL_PASSWORD_FILE, Running, ServeConfig, start},
+    serve::{Running, ServeConfig, start},
     store::{AdminUserRow, Store, TokenRow},
-    sys::{VERSION, data_dir::DataDir, logging, signals},
+    sys::{
+        VERSION,
+        data_dir::{DataDir, INITIAL_PASSWORD_FILE},
+        logging, signals,
+    },
     vendor::{RunningVendor, VendorConfig, start as start_vendor},
 };

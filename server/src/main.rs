@@ -8,7 +8,7 @@ use server::{
     ServeConfig, VendorConfig,
     cli::{
         CartridgeCommand, Cli, ClientCommand, Command, LedgerCommand, LicenseCommand, LogFormat,
-        ServeArgs, UserCommand, VendorCommand,
+        ServeArgs, UserCommand, UsersCommand, VendorCommand,
     },
     commands, logging, signals,
 };
@@ -29,6 +29,17 @@ async fn main() -> ExitCode {
         }
         Command::Bench(args) => commands::bench::run(args, &mut io::stdout()).await,
         Command::User(command) => user(command).await,
+        Command::Users(UsersCommand::List(data_dir)) => {
+            commands::licensed_users::list(&data_dir, &mut io::stdout()).await
+        }
+        Command::Users(UsersCommand::Clear {
+            realm,
+            principal,
+            data_dir,
+        }) => {
+            let who = realm.as_deref().zip(principal.as_deref());
+            commands::licensed_users::clear(who, &data_dir, &mut io::stdout()).await
+        }
         Command::Serve(args) => run_server(args).await,
         Command::ServerId(args) => commands::server_id::print(&args, &mut io::stdout()).await,
         Command::Vendor(command) => vendor(command).await,

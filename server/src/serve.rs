@@ -30,9 +30,6 @@ use crate::{
     },
 };
 
-/// Where the first administrator's random password is written (mode 0600).
-pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
-
 /// How long requests in flight may take to finish once shutdown began.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -96,15 +93,16 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     )
     .await?;
     if let Some(password) = state.auth.create_first_admin().await? {
-        let file = data_dir.path().join(INITIAL_PASSWORD_FILE);
+        let file = data_dir.initial_password_path();
         atomic_file::replace(&file, format!("{password}\n").as_bytes(), Mode::Private)
             .with_context(|| format!("cannot write {}", file.display()))?;
+        // The password itself never goes to the log: logs are shipped to log stores.
         tracing::warn!(
             principal = "admin",
-            password = %password,
             file = %file.display(),
-            "no administrator existed: created `admin` with this password (also in {}); change it \
-             with `license-server user passwd --principal admin`",
+            "no administrator existed: created `admin` with a random password, which is in {} \
+             (readable by this user only); change it with `license-server user passwd \
+             --principal admin`, which deletes the file",
             file.display()
         );
     }

@@ -1,6 +1,9 @@
-//! Licensed users: everyone who authenticated (an administrator at the admin API, or a session's
-//! `user` on the license port), counted against the active license's user limit, until an
-//! administrator clears them.
+//! Licensed users: the `user` a session names on the license port, counted against the active
+//! license's user limit until an administrator clears them.
+//!
+//! Administrators of the admin API are not licensed users of the product: they are never counted,
+//! so clients that fill the limit (with made-up users, even) cannot lock an administrator out, and
+//! the administrator can always log in and clear them.
 
 use time::OffsetDateTime;
 

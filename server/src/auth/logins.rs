@@ -27,6 +27,9 @@ use crate::{
 
 /// The realm of the administrators this server keeps itself.
 pub const LOCAL_REALM: &str = "local";
+/// The administrator the first start creates, with the password in the data directory's
+/// `initial-admin-password`.
+pub const FIRST_ADMIN: &str = "admin";
 pub const ABSOLUTE_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 /// How stale a token's stored last use may get before a request writes it back.
 const TOUCH_EVERY: time::Duration = time::Duration::seconds(30);
@@ -61,13 +64,13 @@ impl Auth {
         })
         .await??;
         let user = AdminUserRow {
-            principal: "admin".into(),
+            principal: FIRST_ADMIN.into(),
             password_hash: hash,
             role: Role::Admin.as_str().into(),
             scope: None,
         };
         let event = Event::AdminUserChanged {
-            principal: "admin".into(),
+            principal: FIRST_ADMIN.into(),
             change: "added".into(),
             role: Some("admin".into()),
             by: "first start".into(),
@@ -79,12 +82,11 @@ impl Auth {
         Ok(added.then_some(password))
     }
 
-    /// Logs in. `limit`: the active license's licensed-user limit.
+    /// Logs in. An administrator is not a licensed user: the license's user limit does not apply.
     pub async fn login(
         &self,
         request: LoginRequest,
         peer: IpAddr,
-        limit: Option<u32>,
     ) -> Result<LoginAnswer, AuthError> {
         let realm = request
             .realm
@@ -106,7 +108,6 @@ impl Auth {
             return Err(AuthError::LoginDenied);
         };
         let role = Role::parse(&user.role).unwrap_or(Role::Viewer);
-        self.admit(&realm, &principal, limit).await?;
 
         let token = new_token()?;
         let at = OffsetDateTime::now_utc();

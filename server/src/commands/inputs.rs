@@ -48,3 +48,11 @@ pub(super) fn read_secret(prompt: &str, confirm: bool) -> anyhow::Result<String>
         Ok(line.trim_end_matches(['\r', '\n']).to_owned())
     }
 }
+
+/// Who a change made at this command line is recorded as done by, in the ledger.
+pub(super) fn cli_actor() -> String {
+    format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
+}

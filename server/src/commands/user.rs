@@ -2,15 +2,16 @@
 
 use std::io::Write;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use time::OffsetDateTime;
 
-use super::inputs::{open_store, read_secret};
+use super::inputs::{cli_actor, open_store, read_secret};
 use crate::{
-    auth::{Role, passwords::hash_password, roles::permissions},
+    auth::{Role, logins::FIRST_ADMIN, passwords::hash_password, roles::permissions},
     cli::{DataDirArg, RoleArg},
     ledger::Event,
     store::{AdminUserRow, NewLedgerRow, Store, StoreError},
+    sys::data_dir::INITIAL_PASSWORD_FILE,
 };
 
 /// Shortest password accepted.
@@ -33,13 +34,6 @@ fn check_principal(principal: &str) -> anyhow::Result<()> {
         bail!("the principal must be 1 to 128 bytes without control characters");
     }
     Ok(())
-}
-
-fn cli_actor() -> String {
-    format!(
-        "cli:{}",
-        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-    )
 }
 
 /// Applies a change to the administrator `principal` with its ledger row (`what` changed, done
@@ -120,7 +114,7 @@ pub async fn passwd(
         out,
         "new password set for {principal}; their logged-in sessions ended"
     )?;
-    Ok(())
+    forget_initial_password(principal, data_dir, out)
 }
 
 pub async fn remove(
@@ -136,7 +130,28 @@ pub async fn remove(
         bail!("there is no administrator {principal}");
     }
     writeln!(out, "removed {principal}; their logged-in sessions ended")?;
-    Ok(())
+    forget_initial_password(principal, data_dir, out)
+}
+
+/// Deletes `initial-admin-password` once the first administrator's password is changed (or the
+/// administrator removed): the file would only keep a stale secret lying around.
+fn forget_initial_password(
+    principal: &str,
+    data_dir: &DataDirArg,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    if principal != FIRST_ADMIN {
+        return Ok(());
+    }
+    let file = data_dir.data_dir.join(INITIAL_PASSWORD_FILE);
+    match std::fs::remove_file(&file) {
+        Ok(()) => {
+            writeln!(out, "deleted {}", file.display())?;
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot delete {}", file.display())),
+    }
 }
 
 pub async fn list(data_dir: &DataDirArg, out: &mut dyn Write) -> anyhow::Result<()> {

@@ -31,6 +31,10 @@ pub enum DataDirError {
     InUse { path: PathBuf, lock: PathBuf },
 }
 
+/// Where the first administrator's random password is written (mode 0600), until that password
+/// is changed.
+pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
+
 #[derive(Debug)]
 pub struct DataDir {
     path: PathBuf,
@@ -91,6 +95,10 @@ impl DataDir {
 
     pub fn store_path(&self) -> PathBuf {
         self.path.join(STORE_FILE)
+    }
+
+    pub fn initial_password_path(&self) -> PathBuf {
+        self.path.join(INITIAL_PASSWORD_FILE)
     }
 }
 

@@ -533,7 +533,7 @@ async fn licensed_users_are_counted_capped_and_cleared() {
         Some(2),
     )
     .await;
-    let token = lab.admin_token().await; // admin@local is licensed user 1
+    let token = lab.admin_token().await; // administrators are not licensed users
     let open_as = |principal: &'static str| {
         let body = json!({"host": "h", "user": {"realm": "AD", "principal": principal}});
         lab.send(Method::POST, "/v1/sessions", Some(body))
@@ -544,18 +544,21 @@ async fn licensed_users_are_counted_capped_and_cleared() {
         StatusCode::CREATED,
         "a known user is no new user"
     );
+    assert_eq!(open_as("kim").await.0, StatusCode::CREATED);
     let (status, body) = open_as("ann").await;
     assert_eq!(
         (status, code(&body)),
         (StatusCode::FORBIDDEN, "LICENSE_USER_LIMIT"),
         "{body}"
     );
+    // Anonymous clients filled the limit; an administrator still logs in, new or not.
     lab.add_user("second", "second-password", "admin", None)
         .await;
     let (status, body) = lab.login("second", "second-password").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
-        (status, code(&body)),
-        (StatusCode::FORBIDDEN, "LICENSE_USER_LIMIT")
+        lab.login("admin", &lab.initial_password()).await.0,
+        StatusCode::OK
     );
 
     let (_, users, _) = lab
@@ -578,7 +581,7 @@ async fn licensed_users_are_counted_capped_and_cleared() {
         })
         .collect();
     names.sort_unstable();
-    assert_eq!(names, [("AD", "joe"), ("local", "admin")]);
+    assert_eq!(names, [("AD", "joe"), ("AD", "kim")]);
     let date = list[0]["lastAccessDate"].as_str().unwrap();
     let fraction = date.split('.').nth(1).unwrap_or("Z");
     assert!(fraction.len() <= 4, "milliseconds at most: {date}");
@@ -829,6 +832,30 @@ async fn the_user_commands_add_change_and_remove_administrators_of_a_running_ser
         .admin(Method::GET, "/server/manage/licenses", Some(&token), None)
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // The first password's file stays until that password is changed, then it is deleted.
+    let initial = lab.dir.path().join("initial-admin-password");
+    assert!(initial.exists(), "another user's change keeps it");
+    let changed = user_cli(
+        &lab,
+        &["passwd", "--principal", "admin"],
+        "admin-password-2\n",
+    )
+    .await;
+    assert!(changed.status.success());
+    assert!(
+        String::from_utf8_lossy(&changed.stdout).contains("deleted"),
+        "{}",
+        String::from_utf8_lossy(&changed.stdout)
+    );
+    assert!(
+        !initial.exists(),
+        "a stale password is not left lying around"
+    );
+    assert_eq!(
+        lab.login("admin", "admin-password-2").await.0,
+        StatusCode::OK
+    );
     lab.stop().await;
 }
 

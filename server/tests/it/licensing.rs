@@ -529,3 +529,103 @@ async fn the_vendor_tool_refuses_what_no_server_would_accept() {
         stderr(&again)
     );
 }
+
+#[tokio::test]
+async fn clients_that_fill_the_user_limit_never_lock_out_the_administrator() {
+    let vendor = Vendor::new().await;
+    let customer = Customer::new().await;
+    let file = vendor
+        .issue(
+            "users.lic",
+            &customer.server_id,
+            &["--product-spec", "7:0:Tool:5:0", "--max-users", "3"],
+        )
+        .await;
+    customer.install(&vendor, &file).await;
+    let server = customer.start(&vendor).await;
+    let http = reqwest::Client::new();
+    let open_as = async |principal: &str| {
+        http.post(format!("http://{}/v1/sessions", server.license_addr))
+            .json(
+                &serde_json::json!({"host": "h", "user": {"realm": "AD", "principal": principal}}),
+            )
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    // Three made-up users from an anonymous client fill the license.
+    for principal in ["x1", "x2", "x3"] {
+        assert_eq!(open_as(principal).await, 201);
+    }
+    assert_eq!(open_as("x4").await, 403);
+    let password = std::fs::read_to_string(customer.dir.path().join("initial-admin-password"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let login = http
+        .post(format!("http://{}/server/auth", server.api_addr))
+        .json(&serde_json::json!({"principal": "admin", "secret": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200, "the administrator logs in regardless");
+
+    let users = |args: &'static [&'static str]| {
+        let data_dir = customer.data_dir().to_owned();
+        async move {
+            let all = [&["users"], args, &["--data-dir", &data_dir][..]].concat();
+            run(&all).await
+        }
+    };
+    let out = users(&["list"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("AD  x2") && text.contains("3 licensed users") && !text.contains("admin"),
+        "{text}"
+    );
+    let out = users(&["clear", "--realm", "AD", "--principal", "x2"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("2 licensed users remain"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(open_as("x4").await, 201, "a place is free again");
+    let out = users(&["clear", "--realm", "AD", "--principal", "nobody"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("not a licensed user"),
+        "{}",
+        stderr(&out)
+    );
+    let out = users(&["clear", "--realm", "AD"]).await;
+    assert_eq!(out.status.code(), Some(2), "--realm needs --principal");
+    let out = users(&["clear"]).await;
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("cleared 3 licensed users"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = users(&["list"]).await;
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no licensed users"));
+    // Both clears are in the ledger, with who did them.
+    let out = run(&[
+        "ledger",
+        "export",
+        "--format",
+        "jsonl",
+        "--data-dir",
+        customer.data_dir(),
+    ])
+    .await;
+    let export = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        export.matches("licensed_users_cleared").count(),
+        2,
+        "{export}"
+    );
+    assert!(export.contains("\"by\":\"cli:"), "{export}");
+    assert!(server.terminate().await);
+}
