@@ -20,12 +20,18 @@ async function logIn(page: Page, server: LicenseServer, principal = 'admin', pas
   await page.getByRole('button', { name: 'Log in' }).click();
 }
 
+/** A session opened on the license port: its id, and the token its calls carry. */
+interface Opened {
+  id: number;
+  token: string;
+}
+
 /** Opens a session on the license port, optionally for a licensed user, and takes a license. */
 async function openSession(
   server: LicenseServer,
   body: Record<string, unknown>,
   product?: [number, number],
-): Promise<number> {
+): Promise<Opened> {
   const base = `http://127.0.0.1:${server.licensePort}/v1/sessions`;
   const opened = await fetch(base, {
     method: 'POST',
@@ -33,16 +39,16 @@ async function openSession(
     body: JSON.stringify(body),
   });
   expect(opened.status, await opened.clone().text()).toBe(201);
-  const { session_id } = await opened.json();
+  const { session_id, session_token } = await opened.json();
   if (product) {
     const granted = await fetch(`${base}/${session_id}/licenses`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${session_token}` },
       body: JSON.stringify({ request_id: 'r1', product_id: product[0], major_version: product[1] }),
     });
     expect(granted.status, await granted.clone().text()).toBe(200);
   }
-  return session_id;
+  return { id: session_id, token: session_token };
 }
 
 test('log in: a wrong password is refused next to the form, the right one opens the licenses; log out', async ({
@@ -232,7 +238,7 @@ test('sessions: force-release with confirmation; a session that ended meanwhile 
 }, testInfo) => {
   server.install(vendor.issue(server.serverId, ['--product-spec', TOOLBOX]));
   await server.waitForCartridges(1);
-  const stuck = await openSession(server, { host: 'render-stuck', message: 'hangs' }, [1000, 10]);
+  const stuck = (await openSession(server, { host: 'render-stuck', message: 'hangs' }, [1000, 10])).id;
   const gone = await openSession(server, { host: 'render-gone' }, [1000, 10]);
   await page.goto(`${server.apiUrl}/admin/sessions`);
   await logIn(page, server);
@@ -249,8 +255,12 @@ test('sessions: force-release with confirmation; a session that ended meanwhile 
   // back, so that the click surely comes before the next one).
   await expect(table.locator('tbody tr')).toContainText('render-gone');
   await page.route(/\/status\/sessions\.json/, (route) => route.abort());
-  await fetch(`http://127.0.0.1:${server.licensePort}/v1/sessions/${gone}`, { method: 'DELETE' });
-  await page.getByRole('button', { name: `Release session ${gone}` }).click();
+  const closed = await fetch(`http://127.0.0.1:${server.licensePort}/v1/sessions/${gone.id}`, {
+    method: 'DELETE',
+    headers: { authorization: `Bearer ${gone.token}` },
+  });
+  expect(closed.status).toBe(200);
+  await page.getByRole('button', { name: `Release session ${gone.id}` }).click();
   await expect(page.getByRole('alert')).toContainText('SESSION_ENDED');
   await page.unroute(/\/status\/sessions\.json/);
   await expect(table.locator('tbody tr.placeholder')).toHaveText('No session matches these filters.');

@@ -82,7 +82,7 @@ test('each cartridge has a chart of its last hour', async ({ page, server, vendo
   for (const id of ['a', 'b']) {
     const granted = await fetch(`${url}/${opened.session_id}/licenses`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${opened.session_token}` },
       body: JSON.stringify({ request_id: id, product_id: 1000, major_version: 10 }),
     });
     expect(granted.status).toBe(200);

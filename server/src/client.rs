@@ -79,11 +79,15 @@ impl LicenseClient {
         path: &str,
         body: Option<&impl Serialize>,
         timeout: Duration,
+        session: Option<&SessionOpened>,
     ) -> Result<T, CallError> {
         let mut request = self
             .http
             .request(method, format!("http://{server}{path}"))
             .timeout(timeout);
+        if let Some(session) = session {
+            request = request.bearer_auth(&session.session_token);
+        }
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -130,9 +134,10 @@ impl LicenseClient {
         path: &str,
         body: Option<&impl Serialize>,
         timeout: Duration,
+        session: Option<&SessionOpened>,
     ) -> Result<T, ClientError> {
         let server = self.server().to_owned();
-        self.call(&server, method, path, body, timeout)
+        self.call(&server, method, path, body, timeout, session)
             .await
             .map_err(|e| match e {
                 CallError::Unreachable(last) => ClientError::Unreachable {
@@ -157,6 +162,7 @@ impl LicenseClient {
                     "/v1/sessions",
                     Some(request),
                     CALL_TIMEOUT,
+                    None,
                 )
                 .await
             {
@@ -174,41 +180,49 @@ impl LicenseClient {
         })
     }
 
+    /// Calls on an open `session` carry its token.
     pub async fn request_license(
         &self,
-        session_id: u64,
+        session: &SessionOpened,
         request: &RequestLicense,
     ) -> Result<Granted, ClientError> {
         let wait = Duration::from_secs(request.wait_s.unwrap_or(60));
         self.call_current(
             Method::POST,
-            &format!("/v1/sessions/{session_id}/licenses"),
+            &format!("/v1/sessions/{}/licenses", session.session_id),
             Some(request),
             CALL_TIMEOUT + wait,
+            Some(session),
         )
         .await
     }
 
-    pub async fn release(&self, session_id: u64, license_id: u64) -> Result<Released, ClientError> {
-        let path = format!("/v1/sessions/{session_id}/licenses/{license_id}");
-        self.call_bodyless(Method::DELETE, &path).await
+    pub async fn release(
+        &self,
+        session: &SessionOpened,
+        license_id: u64,
+    ) -> Result<Released, ClientError> {
+        let path = format!("/v1/sessions/{}/licenses/{license_id}", session.session_id);
+        self.call_bodyless(Method::DELETE, &path, Some(session))
+            .await
     }
 
-    pub async fn heartbeat(&self, session_id: u64) -> Result<(), ClientError> {
-        let path = format!("/v1/sessions/{session_id}/heartbeat");
-        self.call_bodyless::<serde_json::Value>(Method::POST, &path)
+    pub async fn heartbeat(&self, session: &SessionOpened) -> Result<(), ClientError> {
+        let path = format!("/v1/sessions/{}/heartbeat", session.session_id);
+        self.call_bodyless::<serde_json::Value>(Method::POST, &path, Some(session))
             .await
             .map(drop)
     }
 
-    pub async fn close(&self, session_id: u64) -> Result<SessionClosed, ClientError> {
-        let path = format!("/v1/sessions/{session_id}");
-        self.call_bodyless(Method::DELETE, &path).await
+    pub async fn close(&self, session: &SessionOpened) -> Result<SessionClosed, ClientError> {
+        let path = format!("/v1/sessions/{}", session.session_id);
+        self.call_bodyless(Method::DELETE, &path, Some(session))
+            .await
     }
 
     /// `GET /health`: the cheapest request a license port answers (the benchmark's baseline).
     pub async fn health(&self) -> Result<(), ClientError> {
-        self.call_bodyless::<serde_json::Value>(Method::GET, "/health")
+        self.call_bodyless::<serde_json::Value>(Method::GET, "/health", None)
             .await
             .map(drop)
     }
@@ -218,8 +232,9 @@ impl LicenseClient {
         &self,
         method: Method,
         path: &str,
+        session: Option<&SessionOpened>,
     ) -> Result<T, ClientError> {
-        self.call_current(method, path, None::<&()>, CALL_TIMEOUT)
+        self.call_current(method, path, None::<&()>, CALL_TIMEOUT, session)
             .await
     }
 }

@@ -24,9 +24,31 @@ use utoipa::OpenApi;
         crate::protocol::close_session,
         crate::status::health,
     ),
-    tags((name = "sessions", description = "Sessions and licenses"), (name = "status"))
+    tags((name = "sessions", description = "Sessions and licenses"), (name = "status")),
+    modifiers(&SessionTokenScheme)
 )]
 pub struct LicensePortDoc;
+
+/// The `session_token` security scheme of the license protocol: the token `POST /v1/sessions`
+/// answers, as `Authorization: Bearer`.
+struct SessionTokenScheme;
+
+impl utoipa::Modify for SessionTokenScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some(
+                "The session_token that POST /v1/sessions answered; every other call on the \
+                 session carries it.",
+            ))
+            .build();
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("session_token", SecurityScheme::Http(scheme));
+    }
+}
 
 /// The API port (default 1401): status data; [`api_port_doc`] adds the admin API.
 #[derive(Debug, OpenApi)]

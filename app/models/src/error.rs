@@ -89,6 +89,10 @@ error_codes! {
     InvalidPoolId = "INVALID_POOL_ID",
     InvalidRequestId = "INVALID_REQUEST_ID",
     UnknownSession = "UNKNOWN_SESSION",
+    /// A call on a session without `Authorization: Bearer SESSION_TOKEN`.
+    SessionTokenRequired = "SESSION_TOKEN_REQUIRED",
+    /// A token that is not the session's.
+    SessionTokenWrong = "SESSION_TOKEN_WRONG",
     UnknownProduct = "UNKNOWN_PRODUCT",
     UnknownLicense = "UNKNOWN_LICENSE",
     NoLicenseAvailable = "NO_LICENSE_AVAILABLE",

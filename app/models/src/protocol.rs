@@ -35,6 +35,9 @@ pub struct User {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionOpened {
     pub session_id: u64,
+    /// The session's secret: every later call on this session carries it as
+    /// `Authorization: Bearer TOKEN`. 256 random bits as 64 hex digits; never shown elsewhere.
+    pub session_token: String,
     pub server_id: String,
     /// Send `POST /v1/sessions/{id}/heartbeat` at least this often.
     pub heartbeat_interval_s: u64,

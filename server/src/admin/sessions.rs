@@ -41,7 +41,7 @@ pub async fn release_session(
             ),
         ));
     }
-    let closed = state.engine.close(session_id, Some(admin.actor())).await?;
+    let closed = state.engine.force_close(session_id, admin.actor()).await?;
     tracing::info!(session_id, by = %admin.actor(), "session released by an administrator");
     Ok(axum::Json(closed))
 }

@@ -191,7 +191,7 @@ async fn measure(
                 let session = match opened {
                     Ok(opened) => {
                         record(&mut m, t, Ok(()));
-                        opened.session_id
+                        opened
                     }
                     Err(e) => {
                         record(&mut m, t, Err(e.to_string()));
@@ -202,7 +202,7 @@ async fn measure(
                 let t = Instant::now();
                 let granted = client
                     .request_license(
-                        session,
+                        &session,
                         &RequestLicense {
                             request_id: format!("{worker}-{n}"),
                             product_id,
@@ -227,7 +227,7 @@ async fn measure(
                 if let Some(license) = license {
                     let t = Instant::now();
                     let r = client
-                        .release(session, license)
+                        .release(&session, license)
                         .await
                         .map(drop)
                         .map_err(|e| e.to_string());
@@ -235,7 +235,7 @@ async fn measure(
                 }
                 let t = Instant::now();
                 let r = client
-                    .close(session)
+                    .close(&session)
                     .await
                     .map(drop)
                     .map_err(|e| e.to_string());

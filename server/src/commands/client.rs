@@ -2,7 +2,7 @@
 
 use std::{process::ExitCode, time::Duration};
 
-use models::{ErrorCode, OpenSession, RequestLicense};
+use models::{ErrorCode, OpenSession, RequestLicense, SessionOpened};
 use tokio::process::Command;
 
 use crate::{
@@ -38,7 +38,7 @@ pub async fn run(args: ClientRunArgs) -> anyhow::Result<ExitCode> {
     let session_id = opened.session_id;
     let granted = match client
         .request_license(
-            session_id,
+            &opened,
             &RequestLicense {
                 request_id: new_request_id(),
                 product_id: args.product_id,
@@ -51,7 +51,7 @@ pub async fn run(args: ClientRunArgs) -> anyhow::Result<ExitCode> {
     {
         Ok(granted) => granted,
         Err(e) => {
-            let _ = client.close(session_id).await;
+            let _ = client.close(&opened).await;
             return Ok(no_license(&e));
         }
     };
@@ -74,7 +74,7 @@ pub async fn run(args: ClientRunArgs) -> anyhow::Result<ExitCode> {
     {
         Ok(child) => child,
         Err(e) => {
-            finish(&client, session_id, granted.license_id).await;
+            finish(&client, &opened, granted.license_id).await;
             anyhow::bail!("cannot run {:?}: {e}", args.command[0]);
         }
     };
@@ -82,7 +82,8 @@ pub async fn run(args: ClientRunArgs) -> anyhow::Result<ExitCode> {
     let heartbeats = {
         let client = client.clone();
         let every = Duration::from_secs(opened.heartbeat_interval_s.max(1));
-        tokio::spawn(async move { send_heartbeats(client, session_id, every).await })
+        let session = opened.clone();
+        tokio::spawn(async move { send_heartbeats(client, session, every).await })
     };
     let code = tokio::select! {
         status = child.wait() => exit_code(status?),
@@ -94,7 +95,7 @@ pub async fn run(args: ClientRunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     heartbeats.abort();
-    finish(&client, session_id, granted.license_id).await;
+    finish(&client, &opened, granted.license_id).await;
     Ok(ExitCode::from(code))
 }
 
@@ -105,9 +106,9 @@ fn no_license(error: &ClientError) -> ExitCode {
 
 /// Releases and closes; a failure is reported but does not change the exit status (the server
 /// releases the license anyway once the heartbeats stop).
-async fn finish(client: &LicenseClient, session_id: u64, license_id: u64) {
-    let released = client.release(session_id, license_id).await;
-    let closed = client.close(session_id).await;
+async fn finish(client: &LicenseClient, session: &SessionOpened, license_id: u64) {
+    let released = client.release(session, license_id).await;
+    let closed = client.close(session).await;
     if let Err(e) = released.map(drop).and(closed.map(drop)) {
         eprintln!(
             "license-server client: could not release the license ({e}); the server will release it when the session times out"
@@ -115,13 +116,13 @@ async fn finish(client: &LicenseClient, session_id: u64, license_id: u64) {
     }
 }
 
-async fn send_heartbeats(client: LicenseClient, session_id: u64, every: Duration) {
+async fn send_heartbeats(client: LicenseClient, session: SessionOpened, every: Duration) {
     let mut interval = tokio::time::interval(every);
     interval.tick().await;
     let mut warned = false;
     loop {
         interval.tick().await;
-        match client.heartbeat(session_id).await {
+        match client.heartbeat(&session).await {
             Ok(()) => warned = false,
             Err(e) if e.code() == Some(ErrorCode::SessionEnded) => {
                 eprintln!(

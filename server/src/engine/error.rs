@@ -17,6 +17,18 @@ pub enum EngineError {
     InvalidRequestId,
     #[error("no session {0}")]
     UnknownSession(u64),
+    /// A call on a session without the session's token.
+    #[error(
+        "this call needs the session's token, as `Authorization: Bearer TOKEN` with the \
+         session_token that opening the session answered"
+    )]
+    SessionTokenMissing,
+    /// A token that is not this session's.
+    #[error("the token is not this session's")]
+    SessionTokenWrong,
+    /// The OS gave no random bytes for a session token.
+    #[error("the server has no source of random numbers right now")]
+    NoRandomness,
     #[error("{0}")]
     SessionEnded(Ended),
     #[error("no license for product {product_id} in {}", pool_label(.pool.as_deref()))]

@@ -37,9 +37,11 @@ enum Step {
 }
 
 impl Engine {
+    /// A license for the session, with the session's `token`.
     pub async fn request_license(
         self: &Arc<Self>,
         session_id: u64,
+        token: Option<&str>,
         request: RequestLicense,
     ) -> Result<Granted, EngineError> {
         self.check_writable()?;
@@ -52,6 +54,7 @@ impl Engine {
             .min(self.config.max_wait);
         let step = {
             let mut state = self.lock();
+            state.authorize(session_id, token)?;
             self.step(&mut state, session_id, request, !wait.is_zero())?
         };
         match step {
@@ -298,10 +301,17 @@ impl Engine {
         }
     }
 
-    pub async fn release(&self, session_id: u64, license_id: u64) -> Result<u64, EngineError> {
+    /// Releases a license of the session, with the session's `token`.
+    pub async fn release(
+        &self,
+        session_id: u64,
+        token: Option<&str>,
+        license_id: u64,
+    ) -> Result<u64, EngineError> {
         self.check_writable()?;
         let (credits, commit) = {
             let mut state = self.lock();
+            state.authorize(session_id, token)?;
             let now = self.now();
             let Some(grant) = state.grants.get(&license_id).cloned() else {
                 return Err(EngineError::UnknownLicense(license_id));

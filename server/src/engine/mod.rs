@@ -13,7 +13,8 @@
 //! - [`config`]: timeouts, limits and the clock;
 //! - [`state`]: the state and its fold, the only place it changes;
 //! - [`machine`]: the [`Engine`]: the state under its lock, the writer, the inventory;
-//! - [`sessions`]: opening, heartbeats, closing, and dropping silent sessions;
+//! - [`sessions`]: opening, heartbeats, closing, and dropping silent sessions; [`secrets`]: the
+//!   token that every call on a session must carry;
 //! - [`grants`]: license requests, the waiting queue, releases; [`search`]: which cartridge answers;
 //! - [`views`]: statistics and sessions as the status page shows them, paged by [`browse`], and
 //!   the sampled [`history`];
@@ -29,6 +30,7 @@ pub mod grants;
 pub mod history;
 pub mod machine;
 pub mod search;
+pub mod secrets;
 pub mod sessions;
 pub mod state;
 pub mod views;

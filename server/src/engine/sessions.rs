@@ -17,8 +17,15 @@ use super::{
     error::EngineError,
     history,
     machine::{Engine, from_ledger, settle},
+    secrets,
     state::State,
 };
+
+/// Who ends a session: its client, which must show the session's token, or an administrator.
+enum Closer<'a> {
+    Client(Option<&'a str>),
+    Administrator(String),
+}
 use crate::{
     ledger::{Commit, Event, ReleasedLicense},
     licensing::pool,
@@ -44,6 +51,7 @@ impl Engine {
                 .map(str::to_owned),
             None => None,
         };
+        let (session_token, token_hash) = secrets::new_token()?;
         let (session_id, commit) = {
             let mut state = self.lock();
             let session_id = state.next_session.max(1);
@@ -54,34 +62,63 @@ impl Engine {
                 message: request.message,
                 pool,
                 user: request.user,
+                token_sha256: Some(secrets::to_hex(&token_hash)),
             };
             (session_id, self.record(&mut state, self.now(), event))
         };
         commit.durable().await.map_err(from_ledger)?;
         Ok(SessionOpened {
             session_id,
+            session_token,
             server_id: self.server_id.clone(),
             heartbeat_interval_s: self.config.heartbeat_interval.as_secs(),
             timeout_s: self.config.timeout.as_secs(),
         })
     }
 
-    pub fn heartbeat(&self, session_id: u64) -> Result<(), EngineError> {
+    /// A heartbeat, with the session's `token`.
+    pub fn heartbeat(&self, session_id: u64, token: Option<&str>) -> Result<(), EngineError> {
         let mut state = self.lock();
+        state.authorize(session_id, token)?;
         let session = state.running_mut(session_id)?;
         session.last_heartbeat = self.now();
         Ok(())
     }
 
-    /// Ends a session and releases what it holds. `by`: who, when not the client.
+    /// The client ends its session (with the session's `token`) and releases what it holds.
     pub async fn close(
         &self,
         session_id: u64,
-        by: Option<String>,
+        token: Option<&str>,
+    ) -> Result<SessionClosed, EngineError> {
+        self.end_session(session_id, Closer::Client(token)).await
+    }
+
+    /// An administrator (`by`) ends a session, which needs no session token.
+    pub async fn force_close(
+        &self,
+        session_id: u64,
+        by: String,
+    ) -> Result<SessionClosed, EngineError> {
+        self.end_session(session_id, Closer::Administrator(by))
+            .await
+    }
+
+    async fn end_session(
+        &self,
+        session_id: u64,
+        closer: Closer<'_>,
     ) -> Result<SessionClosed, EngineError> {
         self.check_writable()?;
         let (closed, commit) = {
             let mut state = self.lock();
+            let by = match closer {
+                Closer::Client(token) => {
+                    state.authorize(session_id, token)?;
+                    None
+                }
+                Closer::Administrator(by) => Some(by),
+            };
             let Some(session) = state.sessions.get(&session_id) else {
                 return Err(EngineError::UnknownSession(session_id));
             };

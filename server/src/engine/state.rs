@@ -11,7 +11,10 @@ use models::{Granted, LicenseType, RequestLicense, SessionStatus};
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
-use super::error::{Ended, EngineError};
+use super::{
+    error::{Ended, EngineError},
+    secrets,
+};
 use crate::ledger::{Commit, Event};
 
 /// A cartridge as statistics see it: pool, product, major version.
@@ -34,6 +37,8 @@ pub(super) struct SessionState {
     pub(super) started: OffsetDateTime,
     pub(super) message: String,
     pub(super) pool: Option<String>,
+    /// SHA-256 of the session's token; `None` for a session opened before tokens existed.
+    pub(super) token_hash: Option<[u8; 32]>,
     pub(super) status: SessionStatus,
     pub(super) last_heartbeat: OffsetDateTime,
     /// License ids held right now, in grant order.
@@ -104,6 +109,20 @@ pub struct State {
 
 impl State {
     /// The session `session_id` if it is running; why not, if it is not.
+    /// Whether `token` may act on the session: it is the session's own (see [`secrets`]). A call
+    /// without a token is refused before anything is looked up.
+    pub(super) fn authorize(
+        &self,
+        session_id: u64,
+        token: Option<&str>,
+    ) -> Result<(), EngineError> {
+        match self.sessions.get(&session_id) {
+            Some(session) => secrets::check(session.token_hash.as_ref(), token),
+            None if token.is_none() => Err(EngineError::SessionTokenMissing),
+            None => Err(EngineError::UnknownSession(session_id)),
+        }
+    }
+
     pub(super) fn running_mut(
         &mut self,
         session_id: u64,
@@ -132,6 +151,7 @@ impl State {
                 message,
                 pool,
                 user: _,
+                token_sha256,
             } => {
                 self.next_session = self.next_session.max(session_id + 1);
                 self.sessions.insert(
@@ -142,6 +162,7 @@ impl State {
                         started: at,
                         message: message.clone(),
                         pool: pool.clone(),
+                        token_hash: token_sha256.as_deref().and_then(secrets::from_hex),
                         status: SessionStatus::Running,
                         last_heartbeat: at,
                         held: Vec::new(),

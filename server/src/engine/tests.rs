@@ -11,7 +11,7 @@ use models::{
 use proptest::prelude::*;
 use time::OffsetDateTime;
 
-use super::{Clock, Engine, EngineConfig, state::Stats};
+use super::{Clock, Engine, EngineConfig, EngineError, state::Stats};
 use crate::{
     app::{App, AppConfig, AppState, LedgerTask},
     licensing::{
@@ -43,6 +43,12 @@ enum Op {
     Close {
         session: usize,
     },
+    /// Someone without the session's token (none, or another session's) tries to heartbeat,
+    /// release and close it; everything is refused and nothing changes.
+    Intrude {
+        session: usize,
+        token_of: usize,
+    },
     Advance {
         secs: u64,
     },
@@ -56,6 +62,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0..6usize, 0..4usize).prop_map(|(session, nth)| Op::Release { session, nth }),
         2 => (0..6usize).prop_map(|session| Op::Heartbeat { session }),
         1 => (0..6usize).prop_map(|session| Op::Close { session }),
+        1 => (0..6usize, 0..6usize).prop_map(|(session, token_of)| Op::Intrude { session, token_of }),
         3 => prop_oneof![0..3u64, 10..40u64].prop_map(|secs| Op::Advance { secs }),
     ]
 }
@@ -63,6 +70,7 @@ fn op() -> impl Strategy<Value = Op> {
 #[derive(Debug, Default)]
 struct MSession {
     id: u64,
+    token: String,
     running: bool,
     last_hb: i64,
     held: Vec<u64>,
@@ -231,6 +239,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     .unwrap();
                 model.sessions.push(MSession {
                     id: opened.session_id,
+                    token: opened.session_token,
                     running: true,
                     last_hb: model.t,
                     ..MSession::default()
@@ -244,10 +253,14 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let Some(index) = (session < model.sessions.len()).then_some(session) else {
                     continue;
                 };
-                let id = model.sessions[index].id;
+                let (id, token) = (
+                    model.sessions[index].id,
+                    model.sessions[index].token.clone(),
+                );
                 let answer = engine
                     .request_license(
                         id,
+                        Some(&token),
                         RequestLicense {
                             request_id: format!("r{request}"),
                             product_id: product,
@@ -323,7 +336,10 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     continue;
                 };
                 let (id, running) = (s.id, s.running);
-                let credits = engine.release(id, license_id).await.unwrap();
+                let credits = engine
+                    .release(id, Some(&s.token), license_id)
+                    .await
+                    .unwrap();
                 if running {
                     model.sessions[session].last_hb = model.t;
                 }
@@ -334,7 +350,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let Some(s) = model.sessions.get_mut(session) else {
                     continue;
                 };
-                let answer = engine.heartbeat(s.id);
+                let answer = engine.heartbeat(s.id, Some(&s.token));
                 prop_assert_eq!(answer.is_ok(), s.running);
                 if s.running {
                     s.last_hb = model.t;
@@ -344,12 +360,43 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let Some(s) = model.sessions.get(session) else {
                     continue;
                 };
-                let closed = engine.close(s.id, None).await.unwrap();
+                let closed = engine.close(s.id, Some(&s.token)).await.unwrap();
                 if s.running {
                     prop_assert_eq!(closed.status, SessionStatus::Finished);
                     let t = model.t;
                     model.end(session, t, false);
                 }
+            }
+            Op::Intrude { session, token_of } => {
+                let Some(s) = model.sessions.get(session) else {
+                    continue;
+                };
+                let (token, want) = match model.sessions.get(token_of) {
+                    Some(other) if token_of != session => {
+                        (Some(other.token.as_str()), EngineError::SessionTokenWrong)
+                    }
+                    _ => (None, EngineError::SessionTokenMissing),
+                };
+                prop_assert_eq!(engine.heartbeat(s.id, token), Err(want.clone()));
+                prop_assert_eq!(engine.close(s.id, token).await.map(drop), Err(want.clone()));
+                for &license_id in &s.granted {
+                    prop_assert_eq!(
+                        engine.release(s.id, token, license_id).await,
+                        Err(want.clone())
+                    );
+                }
+                let request = RequestLicense {
+                    request_id: "intruder".into(),
+                    product_id: 7,
+                    major_version: 0,
+                    request_type: RequestType::All,
+                    wait_s: Some(0),
+                };
+                prop_assert_eq!(
+                    engine.request_license(s.id, token, request).await.map(drop),
+                    Err(want)
+                );
+                // The check below compares the statistics with the model, which did not change.
             }
             Op::Advance { secs } => {
                 clock.advance(Duration::from_secs(secs));

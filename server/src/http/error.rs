@@ -61,6 +61,9 @@ impl From<EngineError> for AppError {
             E::InvalidPool(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidPoolId),
             E::InvalidRequestId => (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequestId),
             E::UnknownSession(_) => (StatusCode::NOT_FOUND, ErrorCode::UnknownSession),
+            E::SessionTokenMissing => (StatusCode::UNAUTHORIZED, ErrorCode::SessionTokenRequired),
+            E::SessionTokenWrong => (StatusCode::FORBIDDEN, ErrorCode::SessionTokenWrong),
+            E::NoRandomness => return Self::Internal(anyhow::Error::new(error)),
             E::SessionEnded(_) => (StatusCode::GONE, ErrorCode::SessionEnded),
             E::UnknownProduct { .. } => (StatusCode::NOT_FOUND, ErrorCode::UnknownProduct),
             E::NoVersion { .. } | E::AllInUse { .. } => {

@@ -76,6 +76,30 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     }
 }
 
+/// The token of an `Authorization: Bearer TOKEN` header, if the request has one (the license
+/// protocol's session token). Never a rejection: whether a token is needed, and whether it is the
+/// right one, is the domain's to say. A header of another scheme counts as none.
+#[derive(Debug)]
+pub struct Bearer(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Bearer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| {
+                let (scheme, token) = value.trim().split_once(' ')?;
+                scheme
+                    .eq_ignore_ascii_case("bearer")
+                    .then(|| token.trim().to_owned())
+            });
+        Ok(Self(token))
+    }
+}
+
 /// The pool of the `X-Pool-ID` header: without it (or with an empty one), the default pool.
 impl<S: Send + Sync> FromRequestParts<S> for Pool {
     type Rejection = AppError;

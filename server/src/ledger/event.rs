@@ -21,6 +21,10 @@ pub enum Event {
         message: String,
         pool: Option<String>,
         user: Option<User>,
+        /// SHA-256 of the session's token (hex); never the token. Absent in entries written
+        /// before session tokens existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token_sha256: Option<String>,
     },
     LicenseGranted {
         session_id: u64,

@@ -16,7 +16,7 @@ use crate::{
     app::AppState,
     http::{
         AppError,
-        extract::{Json, Path},
+        extract::{Bearer, Json, Path},
     },
 };
 
@@ -45,12 +45,27 @@ enum LedgerDown {
     Unavailable(ApiError),
 }
 
+/// What a call on a session answers without the session's token, or with another's.
+#[derive(Debug, utoipa::IntoResponses)]
+#[allow(
+    dead_code,
+    reason = "a description for the OpenAPI documents, never built"
+)]
+enum TokenRefused {
+    /// SESSION_TOKEN_REQUIRED: no `Authorization: Bearer SESSION_TOKEN`
+    #[response(status = 401)]
+    Missing(ApiError),
+    /// SESSION_TOKEN_WRONG: the token is not this session's
+    #[response(status = 403)]
+    Wrong(ApiError),
+}
+
 /// Open a session.
 #[utoipa::path(
     post, path = "/v1/sessions", tag = "sessions",
     request_body = OpenSession,
     responses(
-        (status = 201, description = "The session is open", body = models::SessionOpened),
+        (status = 201, description = "The session is open; later calls carry its session_token as `Authorization: Bearer`", body = models::SessionOpened),
         (status = 400, description = "INVALID_HOST, INVALID_MESSAGE, INVALID_POOL_ID or INVALID_JSON", body = ApiError),
         (status = 403, description = "LICENSE_USER_LIMIT: a new `user` beyond the license's limit", body = ApiError),
         (status = 422, description = "INVALID_JSON: a field is missing or of the wrong type", body = ApiError),
@@ -79,9 +94,11 @@ pub async fn open_session(
 /// Ask for a license; waits up to `wait_s` when none is free.
 #[utoipa::path(
     post, path = "/v1/sessions/{session_id}/licenses", tag = "sessions",
+    security(("session_token" = [])),
     params(("session_id" = u64, Path)),
     request_body = RequestLicense,
     responses(
+        TokenRefused,
         (status = 200, description = "Granted: the cartridge that answered", body = models::Granted),
         (status = 400, description = "INVALID_REQUEST_ID, INVALID_PATH or INVALID_JSON", body = ApiError),
         (status = 404, description = "UNKNOWN_SESSION or UNKNOWN_PRODUCT", body = ApiError),
@@ -94,17 +111,23 @@ pub async fn open_session(
 pub async fn request_license(
     State(state): State<AppState>,
     Path(session_id): Path<u64>,
+    Bearer(token): Bearer,
     Json(request): Json<RequestLicense>,
 ) -> Result<impl IntoResponse, AppError> {
-    let granted = state.engine.request_license(session_id, request).await?;
+    let granted = state
+        .engine
+        .request_license(session_id, token.as_deref(), request)
+        .await?;
     Ok(axum::Json(granted))
 }
 
 /// Release a license; credit licenses are debited `max(1, ceil(seconds held))`.
 #[utoipa::path(
     delete, path = "/v1/sessions/{session_id}/licenses/{license_id}", tag = "sessions",
+    security(("session_token" = [])),
     params(("session_id" = u64, Path), ("license_id" = u64, Path)),
     responses(
+        TokenRefused,
         (status = 200, description = "Released (again: the same answer)", body = Released),
         (status = 404, description = "UNKNOWN_LICENSE", body = ApiError),
         LedgerDown,
@@ -113,16 +136,22 @@ pub async fn request_license(
 pub async fn release_license(
     State(state): State<AppState>,
     Path((session_id, license_id)): Path<(u64, u64)>,
+    Bearer(token): Bearer,
 ) -> Result<impl IntoResponse, AppError> {
-    let credits_used = state.engine.release(session_id, license_id).await?;
+    let credits_used = state
+        .engine
+        .release(session_id, token.as_deref(), license_id)
+        .await?;
     Ok(axum::Json(Released { credits_used }))
 }
 
 /// Keep the session alive.
 #[utoipa::path(
     post, path = "/v1/sessions/{session_id}/heartbeat", tag = "sessions",
+    security(("session_token" = [])),
     params(("session_id" = u64, Path)),
     responses(
+        TokenRefused,
         (status = 204, description = "Alive"),
         (status = 404, description = "UNKNOWN_SESSION", body = ApiError),
         (status = 410, description = "SESSION_ENDED: dropped or finished", body = ApiError),
@@ -131,16 +160,19 @@ pub async fn release_license(
 pub async fn heartbeat(
     State(state): State<AppState>,
     Path(session_id): Path<u64>,
+    Bearer(token): Bearer,
 ) -> Result<impl IntoResponse, AppError> {
-    state.engine.heartbeat(session_id)?;
+    state.engine.heartbeat(session_id, token.as_deref())?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Close the session, releasing everything it holds.
 #[utoipa::path(
     delete, path = "/v1/sessions/{session_id}", tag = "sessions",
+    security(("session_token" = [])),
     params(("session_id" = u64, Path)),
     responses(
+        TokenRefused,
         (status = 200, description = "Finished (again: the same status)", body = models::SessionClosed),
         (status = 404, description = "UNKNOWN_SESSION", body = ApiError),
         LedgerDown,
@@ -149,6 +181,9 @@ pub async fn heartbeat(
 pub async fn close_session(
     State(state): State<AppState>,
     Path(session_id): Path<u64>,
+    Bearer(token): Bearer,
 ) -> Result<impl IntoResponse, AppError> {
-    Ok(axum::Json(state.engine.close(session_id, None).await?))
+    Ok(axum::Json(
+        state.engine.close(session_id, token.as_deref()).await?,
+    ))
 }

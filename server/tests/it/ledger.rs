@@ -42,9 +42,11 @@ async fn some_activity(license_addr: &str) {
         .await
         .unwrap();
     let s = opened["session_id"].as_u64().unwrap();
+    let token = opened["session_token"].as_str().unwrap();
     for (request_id, product) in [("a", 7), ("b", 8)] {
         let granted = http
             .post(url(&format!("/v1/sessions/{s}/licenses")))
+            .bearer_auth(token)
             .json(&json!({"request_id": request_id, "product_id": product, "major_version": 0}))
             .send()
             .await
@@ -53,6 +55,7 @@ async fn some_activity(license_addr: &str) {
     }
     let closed = http
         .delete(url(&format!("/v1/sessions/{s}")))
+        .bearer_auth(token)
         .send()
         .await
         .unwrap();
@@ -186,7 +189,7 @@ async fn cycles_until_the_server_dies(license_addr: String, worker: usize) -> Ac
         let Ok(opened) = client.open_session(&open).await else {
             return seen;
         };
-        let s = opened.session_id;
+        let s = &opened;
         let request = RequestLicense {
             request_id: "r".into(),
             product_id: if n % 2 == 0 { 7 } else { 8 },

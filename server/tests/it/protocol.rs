@@ -31,6 +31,9 @@ pub struct Lab {
     pub key: KeyPair,
     /// `--vendor-url`, from the next (re)start on.
     pub vendor_url: Option<String>,
+    /// The token of each session opened through [`Lab::send`], which sends it on that session's
+    /// calls as a client does.
+    tokens: std::sync::Mutex<std::collections::HashMap<u64, String>>,
 }
 
 /// One license: serial, pool (None = default), product specs `ID:MAJOR:NAME:RUNCOUNT:CREDITS[:postpay]`.
@@ -96,6 +99,7 @@ impl Lab {
             admin_idle: Duration::from_secs(1800),
             key,
             vendor_url: None,
+            tokens: Default::default(),
         };
         lab.restart().await;
         lab
@@ -135,13 +139,45 @@ impl Lab {
         format!("http://{}{path}", self.running().license_addr)
     }
 
+    /// A call as the session's own client makes it: with the token that opening the session
+    /// (through this function) answered.
     pub async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        let session = path
+            .strip_prefix("/v1/sessions/")
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|id| id.parse::<u64>().ok());
+        let token = session.and_then(|id| self.token(id));
+        let (status, answer) = self.send_as(method, path, body, token.as_deref()).await;
+        if path == "/v1/sessions" && status == StatusCode::CREATED {
+            let id = answer["session_id"].as_u64().unwrap();
+            let token = answer["session_token"].as_str().unwrap().to_owned();
+            self.tokens.lock().unwrap().insert(id, token);
+        }
+        (status, answer)
+    }
+
+    /// The session token of a session opened through [`Lab::send`].
+    pub fn token(&self, session: u64) -> Option<String> {
+        self.tokens.lock().unwrap().get(&session).cloned()
+    }
+
+    /// A call with this bearer `token`, or none.
+    pub async fn send_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> (StatusCode, Value) {
         let mut request = self.http.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -662,8 +698,8 @@ async fn bad_requests_get_precise_errors() {
             reqwest::Method::POST,
             "/v1/sessions/999/licenses".into(),
             Some(json!({"request_id": "r", "product_id": 7, "major_version": 0})),
-            StatusCode::NOT_FOUND,
-            "UNKNOWN_SESSION",
+            StatusCode::UNAUTHORIZED,
+            "SESSION_TOKEN_REQUIRED",
         ),
         (
             reqwest::Method::POST,
@@ -676,8 +712,8 @@ async fn bad_requests_get_precise_errors() {
             reqwest::Method::POST,
             "/v1/sessions/999/heartbeat".into(),
             None,
-            StatusCode::NOT_FOUND,
-            "UNKNOWN_SESSION",
+            StatusCode::UNAUTHORIZED,
+            "SESSION_TOKEN_REQUIRED",
         ),
         (
             reqwest::Method::DELETE,
@@ -740,4 +776,98 @@ async fn grants_statistics_and_running_sessions_survive_a_restart() {
     let (license, _, _) = lab.grant(next, "n", 7, 0, "all").await;
     assert!(license > credit);
     lab.stop().await;
+}
+
+#[tokio::test]
+async fn a_session_answers_only_to_its_own_token_and_keeps_it_across_a_restart() {
+    let mut lab = Lab::start(&[Lic(1, None, &["7:0:T:2:0"])], EngineConfig::default()).await;
+    let victim = lab.open(None).await;
+    let (license, _, _) = lab.grant(victim, "r", 7, 0, "all").await;
+    let intruder = lab.open(None).await;
+    let (own, theirs) = (lab.token(victim).unwrap(), lab.token(intruder).unwrap());
+    assert_eq!(own.len(), 64, "256 bits in hex");
+    assert_ne!(own, theirs);
+
+    use reqwest::Method as M;
+    let heartbeat = format!("/v1/sessions/{victim}/heartbeat");
+    let release = format!("/v1/sessions/{victim}/licenses/{license}");
+    let close = format!("/v1/sessions/{victim}");
+    let request = format!("/v1/sessions/{victim}/licenses");
+    let body = json!({"request_id": "x", "product_id": 7, "major_version": 0, "wait_s": 0});
+    let attacks: [(M, &str, Option<Value>); 4] = [
+        (M::POST, &heartbeat, None),
+        (M::DELETE, &release, None),
+        (M::DELETE, &close, None),
+        (M::POST, &request, Some(body)),
+    ];
+    let code = |answer: &Value| answer["error"]["code"].as_str().unwrap_or("").to_owned();
+    for (method, path, body) in &attacks {
+        let (status, answer) = lab.send_as(method.clone(), path, body.clone(), None).await;
+        assert_eq!(
+            (status, code(&answer)),
+            (StatusCode::UNAUTHORIZED, "SESSION_TOKEN_REQUIRED".into()),
+            "{method} {path} without a token"
+        );
+        for wrong in [theirs.as_str(), "0123", &"f".repeat(64)] {
+            let (status, answer) = lab
+                .send_as(method.clone(), path, body.clone(), Some(wrong))
+                .await;
+            assert_eq!(
+                (status, code(&answer)),
+                (StatusCode::FORBIDDEN, "SESSION_TOKEN_WRONG".into()),
+                "{method} {path} with {wrong}"
+            );
+            assert!(!answer.to_string().contains(&own), "no token in errors");
+        }
+    }
+    // Another scheme is no token.
+    let basic = lab
+        .http
+        .post(lab.url(&heartbeat))
+        .basic_auth("victim", Some(&own))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
+    // An unknown session with a token is unknown; the ids are public anyway.
+    let (status, answer) = lab
+        .send_as(M::POST, "/v1/sessions/999/heartbeat", None, Some(&own))
+        .await;
+    assert_eq!(
+        (status, code(&answer)),
+        (StatusCode::NOT_FOUND, "UNKNOWN_SESSION".into())
+    );
+
+    // Nothing the intruder sent changed anything.
+    let data = lab.data("").await;
+    assert_eq!(data["sessions"][0]["status"], "running", "{data}");
+    assert_eq!(data["cartridges"][0]["statistic"]["runcount_in_use"], 1);
+    let page = data.to_string();
+    assert!(
+        !page.contains(&own) && !page.contains(&theirs),
+        "no token in data.json"
+    );
+
+    // The session keeps its token across a restart: the hash is in the ledger.
+    lab.restart().await;
+    assert_eq!(lab.heartbeat(victim).await, StatusCode::NO_CONTENT);
+    let (status, _) = lab.send_as(M::POST, &heartbeat, None, Some(&theirs)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(lab.release(victim, license).await, 0);
+    assert_eq!(lab.close(victim).await["status"], "finished");
+    lab.running.take().unwrap().stop().await.unwrap();
+    // Only the hashes are stored: no file of the data directory holds a token.
+    for entry in std::fs::read_dir(lab.dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            for token in [&own, &theirs] {
+                assert!(
+                    !bytes.windows(64).any(|w| w == token.as_bytes()),
+                    "{} holds a session token",
+                    path.display()
+                );
+            }
+        }
+    }
 }
