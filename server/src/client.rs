@@ -68,6 +68,11 @@ impl LicenseClient {
         })
     }
 
+    /// Which server (by its place in the list) holds the session.
+    pub fn current(&self) -> usize {
+        self.current
+    }
+
     pub fn server(&self) -> &str {
         self.servers.get(self.current).map_or("", String::as_str)
     }
@@ -153,8 +158,20 @@ impl LicenseClient {
         &mut self,
         request: &OpenSession,
     ) -> Result<SessionOpened, ClientError> {
+        self.open_session_from(request, 0).await
+    }
+
+    /// Opens a session on the first server that answers, trying them from `first` on and then
+    /// the ones before it: after losing a session, the others first.
+    pub async fn open_session_from(
+        &mut self,
+        request: &OpenSession,
+        first: usize,
+    ) -> Result<SessionOpened, ClientError> {
         let mut last = String::from("no server given");
-        for (index, server) in self.servers.iter().enumerate() {
+        let count = self.servers.len();
+        let order = (0..count).map(|i| (first + i) % count.max(1));
+        for (index, server) in order.map(|i| (i, &self.servers[i])) {
             match self
                 .call(
                     server,

@@ -93,7 +93,8 @@ pub enum SessionStatus {
     Running,
     /// Closed by the client.
     Finished,
-    /// Heartbeats stopped; its licenses went back to the cartridges.
+    /// Heartbeats stopped, or an administrator released it; its licenses went back to the
+    /// cartridges.
     Dropped,
 }
 

@@ -1,10 +1,15 @@
-//! `license-server client run`: a program under a license.
+//! `license-server client run`: a program under a license, and never without one (see
+//! [`super::license_keeper`]).
 
 use std::{process::ExitCode, time::Duration};
 
-use models::{ErrorCode, OpenSession, RequestLicense, SessionOpened};
-use tokio::process::Command;
+use models::{OpenSession, RequestLicense};
+use tokio::{
+    process::{Child, Command},
+    sync::watch,
+};
 
+use super::license_keeper::{Held, Job, Keeper};
 use crate::{
     cli::ClientRunArgs,
     client::{ClientError, LicenseClient, new_request_id},
@@ -23,32 +28,27 @@ pub async fn run(args: ClientRunArgs) -> anyhow::Result<ExitCode> {
         .map(|a| a.to_string_lossy())
         .collect::<Vec<_>>()
         .join(" ");
-    let opened = match client
-        .open_session(&OpenSession {
+    let job = Job {
+        open: OpenSession {
             host: hostname(),
             message: args.message.clone().unwrap_or(command_line),
             pool: args.pool.clone(),
             user: None,
-        })
-        .await
-    {
+        },
+        request: RequestLicense {
+            request_id: new_request_id(),
+            product_id: args.product_id,
+            major_version: args.major_version,
+            request_type: args.license_type.into(),
+            wait_s: Some(args.wait),
+        },
+    };
+    let opened = match client.open_session(&job.open).await {
         Ok(opened) => opened,
         Err(e) => return Ok(no_license(&e)),
     };
     let session_id = opened.session_id;
-    let granted = match client
-        .request_license(
-            &opened,
-            &RequestLicense {
-                request_id: new_request_id(),
-                product_id: args.product_id,
-                major_version: args.major_version,
-                request_type: args.license_type.into(),
-                wait_s: Some(args.wait),
-            },
-        )
-        .await
-    {
+    let granted = match client.request_license(&opened, &job.request).await {
         Ok(granted) => granted,
         Err(e) => {
             let _ = client.close(&opened).await;
@@ -65,6 +65,11 @@ pub async fn run(args: ClientRunArgs) -> anyhow::Result<ExitCode> {
     );
 
     let stop = signals::stop_requested()?;
+    let held = Held {
+        client: client.clone(),
+        session: opened,
+        license_id: granted.license_id,
+    };
     let mut child = match Command::new(&args.command[0])
         .args(&args.command[1..])
         .env("LICENSE_SERVER_SESSION_ID", session_id.to_string())
@@ -74,28 +79,42 @@ pub async fn run(args: ClientRunArgs) -> anyhow::Result<ExitCode> {
     {
         Ok(child) => child,
         Err(e) => {
-            finish(&client, &opened, granted.license_id).await;
+            finish(&held).await;
             anyhow::bail!("cannot run {:?}: {e}", args.command[0]);
         }
     };
 
-    let heartbeats = {
-        let client = client.clone();
-        let every = Duration::from_secs(opened.heartbeat_interval_s.max(1));
-        let session = opened.clone();
-        tokio::spawn(async move { send_heartbeats(client, session, every).await })
-    };
+    let (current, now_held) = watch::channel(Some(held));
+    let mut keeper = tokio::spawn(
+        Keeper {
+            job,
+            grace: args.grace.map(Duration::from_secs),
+            policy: args.on_license_loss,
+            held: current,
+        }
+        .run(),
+    );
+    let kill_after = Duration::from_secs(args.kill_after);
     let code = tokio::select! {
         status = child.wait() => exit_code(status?),
         signal = stop => {
             eprintln!("license-server client: {signal}; stopping the command and releasing the license");
-            let _ = child.start_kill();
-            let _ = child.wait().await;
+            stop_command(&mut child, kill_after).await;
             if signal == "interrupted" { 130 } else { 143 }
         }
+        lost = &mut keeper => {
+            let reason = lost.unwrap_or_else(|e| format!("the license keeper failed: {e}"));
+            eprintln!("license-server client: stopping the command: {reason}");
+            stop_command(&mut child, kill_after).await;
+            eprintln!("license-server client: the command was stopped because it has no license");
+            NO_LICENSE
+        }
     };
-    heartbeats.abort();
-    finish(&client, &opened, granted.license_id).await;
+    keeper.abort();
+    let held = now_held.borrow().clone();
+    if let Some(held) = held {
+        finish(&held).await;
+    }
     Ok(ExitCode::from(code))
 }
 
@@ -104,39 +123,31 @@ fn no_license(error: &ClientError) -> ExitCode {
     ExitCode::from(NO_LICENSE)
 }
 
+/// SIGTERM, then SIGKILL if the command is still there after `kill_after`.
+async fn stop_command(child: &mut Child, kill_after: Duration) {
+    #[cfg(unix)]
+    if let Some(pid) = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .and_then(rustix::process::Pid::from_raw)
+        && rustix::process::kill_process(pid, rustix::process::Signal::TERM).is_ok()
+        && tokio::time::timeout(kill_after, child.wait()).await.is_ok()
+    {
+        return;
+    }
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+}
+
 /// Releases and closes; a failure is reported but does not change the exit status (the server
 /// releases the license anyway once the heartbeats stop).
-async fn finish(client: &LicenseClient, session: &SessionOpened, license_id: u64) {
-    let released = client.release(session, license_id).await;
-    let closed = client.close(session).await;
+async fn finish(held: &Held) {
+    let released = held.client.release(&held.session, held.license_id).await;
+    let closed = held.client.close(&held.session).await;
     if let Err(e) = released.map(drop).and(closed.map(drop)) {
         eprintln!(
             "license-server client: could not release the license ({e}); the server will release it when the session times out"
         );
-    }
-}
-
-async fn send_heartbeats(client: LicenseClient, session: SessionOpened, every: Duration) {
-    let mut interval = tokio::time::interval(every);
-    interval.tick().await;
-    let mut warned = false;
-    loop {
-        interval.tick().await;
-        match client.heartbeat(&session).await {
-            Ok(()) => warned = false,
-            Err(e) if e.code() == Some(ErrorCode::SessionEnded) => {
-                eprintln!(
-                    "license-server client: the server dropped this session ({e}); the command runs on without a license"
-                );
-                return;
-            }
-            Err(e) => {
-                if !warned {
-                    eprintln!("license-server client: heartbeat failed, retrying: {e}");
-                    warned = true;
-                }
-            }
-        }
     }
 }
 

@@ -8,6 +8,7 @@ pub mod client;
 mod inputs;
 pub mod ledger;
 pub mod license;
+mod license_keeper;
 pub mod licensed_users;
 pub mod server_id;
 pub mod user;

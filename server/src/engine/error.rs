@@ -69,7 +69,10 @@ pub enum EngineError {
 /// How a session ended, as a request that needed it running hears it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum Ended {
-    #[error("session {0} is dropped (no heartbeat in time); open a new session")]
+    #[error(
+        "session {0} is dropped (no heartbeat in time, or an administrator released it); open a \
+         new session"
+    )]
     Dropped(u64),
     #[error("session {0} is finished; open a new session")]
     Finished(u64),

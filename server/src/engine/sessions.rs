@@ -112,12 +112,14 @@ impl Engine {
         self.check_writable()?;
         let (closed, commit) = {
             let mut state = self.lock();
-            let by = match closer {
+            // An administrator's release is not the job finishing: the page says `dropped`, so
+            // it never shows "finished" for a job that may still be running.
+            let (by, ended) = match closer {
                 Closer::Client(token) => {
                     state.authorize(session_id, token)?;
-                    None
+                    (None, SessionStatus::Finished)
                 }
-                Closer::Administrator(by) => Some(by),
+                Closer::Administrator(by) => (Some(by), SessionStatus::Dropped),
             };
             let Some(session) = state.sessions.get(&session_id) else {
                 return Err(EngineError::UnknownSession(session_id));
@@ -132,14 +134,7 @@ impl Engine {
                 (answer, self.writer.barrier())
             } else {
                 let now = self.now();
-                let (answer, commit) = self.end(
-                    &mut state,
-                    session_id,
-                    SessionStatus::Finished,
-                    now,
-                    now,
-                    by,
-                );
+                let (answer, commit) = self.end(&mut state, session_id, ended, now, now, by);
                 (answer, commit)
             }
         };

@@ -666,7 +666,8 @@ async fn an_administrator_can_force_release_a_session_and_the_ledger_says_who() 
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["status"], "finished");
+    // Not "finished": the job did not end, its license was taken away.
+    assert_eq!(body["status"], "dropped");
     assert_eq!(
         lab.cartridge("", 7, 0).await["statistic"]["runcount_in_use"],
         0

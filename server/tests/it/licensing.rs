@@ -128,11 +128,22 @@ impl Customer {
     }
 
     pub async fn start(&self, vendor: &Vendor) -> ServerProcess {
-        start_server(
-            self.dir.path(),
-            &["--vendor-public-key", &vendor.public_key()],
-        )
-        .await
+        self.start_with(vendor, &[]).await
+    }
+
+    /// [`Customer::start`] with more options of `serve`.
+    pub async fn start_with(&self, vendor: &Vendor, extra: &[&str]) -> ServerProcess {
+        let key = vendor.public_key();
+        let trust = ["--vendor-public-key", key.as_str()];
+        start_server(self.dir.path(), &[&trust[..], extra].concat()).await
+    }
+
+    /// The first administrator's password, from the file the first start wrote.
+    pub fn initial_password(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("initial-admin-password"))
+            .unwrap()
+            .trim()
+            .to_owned()
     }
 }
 
@@ -559,10 +570,7 @@ async fn clients_that_fill_the_user_limit_never_lock_out_the_administrator() {
         assert_eq!(open_as(principal).await, 201);
     }
     assert_eq!(open_as("x4").await, 403);
-    let password = std::fs::read_to_string(customer.dir.path().join("initial-admin-password"))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let password = customer.initial_password();
     let login = http
         .post(format!("http://{}/server/auth", server.api_addr))
         .json(&serde_json::json!({"principal": "admin", "secret": password}))

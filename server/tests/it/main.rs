@@ -7,6 +7,7 @@
 //! - `binary`: the real `license-server` executable, for what only a process shows (exit codes,
 //!   messages, signals);
 //! - `client`: `license-server client run` against a real server;
+//! - `license_loss`: `client run` when its license is released or its server is gone;
 //! - `layout`: the house rules of `server/src` (rooms, imports, file sizes), read from the source;
 //! - `ledger`: `ledger verify | export`, and the tamper test;
 //! - `protocol`: the license protocol over TCP, every rule;
@@ -22,6 +23,7 @@ mod browse;
 mod client;
 mod layout;
 mod ledger;
+mod license_loss;
 mod licensing;
 mod protocol;
 mod serve;

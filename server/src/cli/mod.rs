@@ -5,6 +5,12 @@ use std::{net::IpAddr, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod client;
+mod vendor;
+
+pub use client::{BenchArgs, ClientRunArgs, LossPolicy, TypeArg};
+pub use vendor::{IssueArgs, VendorCommand, VendorServeArgs, parse_product_spec};
+
 #[derive(Debug, Parser)]
 #[command(name = "license-server", version, about = "Network license server")]
 pub struct Cli {
@@ -129,82 +135,6 @@ pub enum ClientCommand {
     Run(ClientRunArgs),
 }
 
-/// Which kind of cartridge may answer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
-pub enum TypeArg {
-    /// Runcount first, then credits.
-    #[default]
-    All,
-    Runcount,
-    Credits,
-}
-
-impl From<TypeArg> for models::RequestType {
-    fn from(value: TypeArg) -> Self {
-        match value {
-            TypeArg::All => Self::All,
-            TypeArg::Runcount => Self::Runcount,
-            TypeArg::Credits => Self::Credits,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct ClientRunArgs {
-    /// A license server's license port; repeat for the members of a failover network, tried in
-    /// this order. The environment variable takes a comma-separated list.
-    #[arg(
-        long = "server",
-        value_name = "HOST:PORT",
-        env = "LICENSE_SERVER_SERVERS",
-        value_delimiter = ',',
-        required = true
-    )]
-    pub servers: Vec<String>,
-    #[arg(long, value_name = "N")]
-    pub product_id: u32,
-    #[arg(long, value_name = "N")]
-    pub major_version: u32,
-    #[arg(long = "type", value_enum, default_value_t)]
-    pub license_type: TypeArg,
-    /// Cartridge pool to draw from (default: the default pool).
-    #[arg(long, env = "LICENSE_SERVER_POOL")]
-    pub pool: Option<String>,
-    /// Shown on the status page with the session (default: the command line).
-    #[arg(long)]
-    pub message: Option<String>,
-    /// Seconds to wait for a license when all are in use; 0 = give up at once.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
-    pub wait: u64,
-    /// The program to run, and its arguments (after `--`).
-    #[arg(last = true, required = true, value_name = "COMMAND")]
-    pub command: Vec<std::ffi::OsString>,
-}
-
-#[derive(Debug, Clone, Args)]
-#[command(group(clap::ArgGroup::new("target").required(true).args(["server", "spawn_server"])))]
-pub struct BenchArgs {
-    /// The license port to measure.
-    #[arg(long, value_name = "HOST:PORT")]
-    pub server: Option<String>,
-    /// Start a release server of this binary on a temporary data directory with a large license
-    /// (runcount 1,000,000 for product 1), measure it, and stop it.
-    #[arg(long)]
-    pub spawn_server: bool,
-    /// Concurrent clients; a comma-separated list runs one measurement each.
-    #[arg(long, value_delimiter = ',', default_value = "16")]
-    pub concurrency: Vec<usize>,
-    /// Seconds per measurement (the baseline and the license cycles each take this long).
-    #[arg(long, default_value_t = 10)]
-    pub duration: u64,
-    #[arg(long, default_value_t = 1)]
-    pub product_id: u32,
-    #[arg(long, default_value_t = 0)]
-    pub major_version: u32,
-    #[arg(long = "type", value_enum, default_value_t)]
-    pub license_type: TypeArg,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum LedgerCommand {
     /// Check every entry's hash and link, as the server does at start. Exit status 1 names the
@@ -229,138 +159,6 @@ pub enum ExportFormat {
     Csv,
     /// One JSON object per line: seq, at, hash and the event as stored.
     Jsonl,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum VendorCommand {
-    /// Create a vendor keypair: DIR/vendor.key (private, mode 0600) and DIR/vendor.pub (give this
-    /// one to license servers). Never overwrites.
-    Keygen {
-        #[arg(long, value_name = "DIR")]
-        out_dir: PathBuf,
-    },
-    /// Issue a signed license file bound to one license server.
-    Issue(Box<IssueArgs>),
-    /// Run the vendor licensing service: customer accounts log in, list their licenses and
-    /// activate them for their license servers.
-    Serve(VendorServeArgs),
-    /// Hash an account secret for the catalog (read from standard input, or prompted for).
-    HashSecret,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct VendorServeArgs {
-    /// The vendor's private key, which signs the issued license files.
-    #[arg(long, value_name = "FILE")]
-    pub key: PathBuf,
-    /// The accounts and their licenses (TOML; see examples/catalog.toml).
-    #[arg(long, value_name = "FILE")]
-    pub catalog: PathBuf,
-    #[arg(long, env = "LICENSE_VENDOR_PORT", default_value_t = 1500)]
-    pub port: u16,
-    #[arg(long, env = "LICENSE_VENDOR_BIND", default_value = "0.0.0.0")]
-    pub bind: IpAddr,
-    /// Where the service keeps its activations and tokens.
-    #[arg(long, env = "LICENSE_VENDOR_DATA_DIR", default_value = "./vendor-data")]
-    pub data_dir: PathBuf,
-    /// Seconds a licensing token lives without use.
-    #[arg(long, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    pub token_timeout: u64,
-}
-
-#[derive(Debug, Clone, Args)]
-#[command(after_help = "\
-Products: either --product-id/--major-version/--product with --runcount, --credits, --postpay for
-one product, or --product-spec once per product (both may be combined):
-
-  --product-spec \"ID:MAJOR:NAME:RUNCOUNT:CREDITS[:postpay]\"
-  e.g. --product-spec \"1000:10:callas pdfToolbox CLI:8:0\" --product-spec \"1000:0:callas pdfToolbox CLI:0:100000:postpay\"
-
-MAJOR 0 means any version. NAME may itself contain ':'.")]
-pub struct IssueArgs {
-    /// The vendor's private key (from `vendor keygen`).
-    #[arg(long, value_name = "FILE")]
-    pub key: PathBuf,
-    /// The server the license is for, as `license-server server-id` prints it.
-    #[arg(long, required_unless_present = "request", conflicts_with = "request")]
-    pub server_id: Option<String>,
-    /// An offline activation request from the server (`GET /server/manage/license/create`):
-    /// its signature is checked and the license is bound to the server it names.
-    #[arg(long, value_name = "FILE")]
-    pub request: Option<PathBuf>,
-    #[arg(long, value_name = "N", requires = "product")]
-    pub product_id: Option<u32>,
-    /// Major version the license covers; 0 = any.
-    #[arg(long, value_name = "N", default_value_t = 0, requires = "product_id")]
-    pub major_version: u32,
-    /// Product name, as the status page shows it.
-    #[arg(long, value_name = "NAME", requires = "product_id")]
-    pub product: Option<String>,
-    /// Processes that may run at once.
-    #[arg(long, value_name = "N", default_value_t = 0, requires = "product_id")]
-    pub runcount: u32,
-    /// Prepaid credits (one credit = one second of processing).
-    #[arg(long, value_name = "N", default_value_t = 0, requires = "product_id")]
-    pub credits: u64,
-    /// Credits may be used beyond those loaded and are billed afterwards.
-    #[arg(long, requires = "product_id")]
-    pub postpay: bool,
-    /// Another product, as ID:MAJOR:NAME:RUNCOUNT:CREDITS[:postpay]; repeatable.
-    #[arg(long = "product-spec", value_name = "SPEC", value_parser = parse_product_spec)]
-    pub product_specs: Vec<models::ProductRule>,
-    /// How many distinct licensed users there may be (default: no limit).
-    #[arg(long, value_name = "N")]
-    pub max_users: Option<u32>,
-    /// When the license stops counting, RFC 3339 (e.g. 2027-12-31T23:59:59Z). Default: never.
-    #[arg(long, value_name = "TIME", value_parser = parse_rfc3339)]
-    pub expires: Option<time::OffsetDateTime>,
-    /// The cartridge's serial number (default: a random 9-digit number).
-    #[arg(long, value_name = "N")]
-    pub serial: Option<u64>,
-    /// The license key (default: a random key like 7KQ2-M9XD-4HTA-PW3C).
-    #[arg(long, value_name = "KEY")]
-    pub license_key: Option<String>,
-    /// Where to write the license file (default: standard output).
-    #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
-}
-
-/// `ID:MAJOR:NAME:RUNCOUNT:CREDITS[:postpay]`. Numbers are read from both ends, so the name in the
-/// middle may contain colons.
-pub fn parse_product_spec(spec: &str) -> Result<models::ProductRule, String> {
-    let usage = "expected ID:MAJOR:NAME:RUNCOUNT:CREDITS or ID:MAJOR:NAME:RUNCOUNT:CREDITS:postpay";
-    let mut fields: Vec<&str> = spec.split(':').collect();
-    let postpay = fields.last() == Some(&"postpay");
-    if postpay {
-        fields.pop();
-    }
-    if fields.len() < 5 {
-        return Err(format!("{spec:?}: {usage}"));
-    }
-    let number = |what: &str, text: &str| {
-        text.trim().parse::<u64>().map_err(|_| {
-            format!("{spec:?}: {what} {text:?} is not a non-negative integer ({usage})")
-        })
-    };
-    let small = |what: &str, text: &str| {
-        number(what, text)
-            .and_then(|n| u32::try_from(n).map_err(|_| format!("{spec:?}: {what} is too large")))
-    };
-    let credits = number("CREDITS", fields[fields.len() - 1])?;
-    let runcount = small("RUNCOUNT", fields[fields.len() - 2])?;
-    Ok(models::ProductRule {
-        product_id: small("ID", fields[0])?,
-        major_version: small("MAJOR", fields[1])?,
-        product: fields[2..fields.len() - 2].join(":"),
-        runcount,
-        credits,
-        postpay,
-    })
-}
-
-fn parse_rfc3339(text: &str) -> Result<time::OffsetDateTime, String> {
-    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .map_err(|e| format!("not an RFC 3339 time such as 2027-12-31T23:59:59Z ({e})"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -549,27 +347,6 @@ mod tests {
             .api_port()
             .unwrap_err();
         assert!(err.contains("must differ"), "{err}");
-    }
-
-    #[test]
-    fn product_specs_read_numbers_from_both_ends() {
-        let rule = parse_product_spec("1000:10:callas: pdfToolbox CLI:8:250:postpay").unwrap();
-        assert_eq!(
-            (rule.product_id, rule.major_version, rule.product.as_str()),
-            (1000, 10, "callas: pdfToolbox CLI")
-        );
-        assert_eq!((rule.runcount, rule.credits, rule.postpay), (8, 250, true));
-        let rule = parse_product_spec("7:0:Tool:0:100").unwrap();
-        assert_eq!((rule.runcount, rule.credits, rule.postpay), (0, 100, false));
-        for bad in [
-            "7:0:Tool:0",
-            "x:0:Tool:0:1",
-            "7:0:Tool:-1:1",
-            "7:0:Tool:1:1:prepaid",
-        ] {
-            let err = parse_product_spec(bad).unwrap_err();
-            assert!(err.contains(bad), "{err}");
-        }
     }
 
     #[test]

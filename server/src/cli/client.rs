@@ -1,0 +1,106 @@
+//! The options of `client run` and `bench`, the two clients of the license port.
+
+use clap::{Args, ValueEnum};
+
+/// Which kind of cartridge may answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum TypeArg {
+    /// Runcount first, then credits.
+    #[default]
+    All,
+    Runcount,
+    Credits,
+}
+
+impl From<TypeArg> for models::RequestType {
+    fn from(value: TypeArg) -> Self {
+        match value {
+            TypeArg::All => Self::All,
+            TypeArg::Runcount => Self::Runcount,
+            TypeArg::Credits => Self::Credits,
+        }
+    }
+}
+
+/// What `client run` does when its license is gone for good.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum LossPolicy {
+    /// Stop the command (SIGTERM, then SIGKILL after --kill-after) and exit 75.
+    #[default]
+    Stop,
+    /// Print a warning and let the command run on without a license (still trying to get one).
+    Warn,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ClientRunArgs {
+    /// A license server's license port; repeat for the members of a failover network, tried in
+    /// this order. The environment variable takes a comma-separated list.
+    #[arg(
+        long = "server",
+        value_name = "HOST:PORT",
+        env = "LICENSE_SERVER_SERVERS",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub servers: Vec<String>,
+    #[arg(long, value_name = "N")]
+    pub product_id: u32,
+    #[arg(long, value_name = "N")]
+    pub major_version: u32,
+    #[arg(long = "type", value_enum, default_value_t)]
+    pub license_type: TypeArg,
+    /// Cartridge pool to draw from (default: the default pool).
+    #[arg(long, env = "LICENSE_SERVER_POOL")]
+    pub pool: Option<String>,
+    /// Shown on the status page with the session (default: the command line).
+    #[arg(long)]
+    pub message: Option<String>,
+    /// Seconds to wait for a license when all are in use; 0 = give up at once.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub wait: u64,
+    /// What to do when the license is lost (the session was released by an administrator or
+    /// dropped, or its server stopped answering) and no license comes back within the grace
+    /// period: `stop` the command and exit 75, or `warn` and let it run on unlicensed.
+    #[arg(
+        long,
+        value_enum,
+        env = "LICENSE_SERVER_ON_LICENSE_LOSS",
+        default_value_t
+    )]
+    pub on_license_loss: LossPolicy,
+    /// Seconds to try to get a license again after losing it (every `--server`, the others
+    /// first), before the loss policy applies [default: the session timeout the server announces].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub grace: Option<u64>,
+    /// Seconds between SIGTERM and SIGKILL when the command has to be stopped.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3_600))]
+    pub kill_after: u64,
+    /// The program to run, and its arguments (after `--`).
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["server", "spawn_server"])))]
+pub struct BenchArgs {
+    /// The license port to measure.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub server: Option<String>,
+    /// Start a release server of this binary on a temporary data directory with a large license
+    /// (runcount 1,000,000 for product 1), measure it, and stop it.
+    #[arg(long)]
+    pub spawn_server: bool,
+    /// Concurrent clients; a comma-separated list runs one measurement each.
+    #[arg(long, value_delimiter = ',', default_value = "16")]
+    pub concurrency: Vec<usize>,
+    /// Seconds per measurement (the baseline and the license cycles each take this long).
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    #[arg(long, default_value_t = 1)]
+    pub product_id: u32,
+    #[arg(long, default_value_t = 0)]
+    pub major_version: u32,
+    #[arg(long = "type", value_enum, default_value_t)]
+    pub license_type: TypeArg,
+}
