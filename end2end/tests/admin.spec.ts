@@ -17,7 +17,12 @@ async function screenshot(page: Page, testInfo: TestInfo, name: string): Promise
 async function logIn(page: Page, server: LicenseServer, principal = 'admin', password?: string): Promise<void> {
   await page.getByLabel('User name').fill(principal);
   await page.getByLabel('Password').fill(password ?? server.adminPassword());
-  await page.getByRole('button', { name: 'Log in' }).click();
+  const [answer] = await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith('/server/auth') && r.request().method() === 'POST'),
+    page.getByRole('button', { name: 'Log in' }).click(),
+  ]);
+  // The admin token the page got must not show in the log either.
+  if (answer.ok()) server.secrets.push((await answer.json()).token);
 }
 
 /** A session opened on the license port: its id, and the token its calls carry. */
@@ -48,6 +53,7 @@ async function openSession(
     });
     expect(granted.status, await granted.clone().text()).toBe(200);
   }
+  server.secrets.push(session_token);
   return { id: session_id, token: session_token };
 }
 
@@ -148,6 +154,7 @@ test.describe('with a vendor service', () => {
 
   test.afterEach(async () => {
     await server.stop();
+    server.expectNoSecretsInLog();
     await service.stop();
     serviceVendor.remove();
   });
@@ -288,6 +295,7 @@ test('an expired token returns to the login form with a message, then to where t
   } finally {
     await server.stop();
   }
+  server.expectNoSecretsInLog();
 });
 
 test('a viewer sees every screen without the buttons that change anything', async ({ page, server, vendor }, testInfo) => {

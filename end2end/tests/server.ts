@@ -1,7 +1,7 @@
 // Starts the real license-server binary for a test: free ports, a temporary data directory,
 // JSON logs parsed for the "ready" event that announces the bound addresses.
 
-import { test as base } from '@playwright/test';
+import { test as base, expect } from '@playwright/test';
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -129,6 +129,8 @@ export class Vendor {
 export class LicenseServer {
   readonly apiUrl: string;
   readonly statusPage: string;
+  /** Passwords and tokens this test used: none of them may appear in the server's log. */
+  readonly secrets: string[] = [];
 
   constructor(
     private readonly child: ChildProcess,
@@ -234,11 +236,22 @@ export class LicenseServer {
 
   /** The password the first start gave `admin`. */
   adminPassword(): string {
-    return readFileSync(path.join(this.dataDir, 'initial-admin-password'), 'utf8').trim();
+    const password = readFileSync(path.join(this.dataDir, 'initial-admin-password'), 'utf8').trim();
+    this.secrets.push(password);
+    return password;
+  }
+
+  /** Fails if any of the test's secrets is in the log. */
+  expectNoSecretsInLog(): void {
+    const log = this.logText();
+    for (const secret of this.secrets) {
+      expect(log.includes(secret), `a password or token of this test is in the server's log`).toBe(false);
+    }
   }
 
   /** `license-server user add`: another administrator, e.g. a viewer. */
   addUser(principal: string, password: string, role: 'admin' | 'viewer'): void {
+    this.secrets.push(password);
     cli(['user', 'add', '--principal', principal, '--role', role, '--data-dir', this.dataDir], `${password}\n`);
   }
 }
@@ -258,6 +271,7 @@ export const test = base.extend<{ vendor: Vendor; server: LicenseServer }>({
     if (testInfo.status !== testInfo.expectedStatus) {
       await testInfo.attach('license-server.log', { body: server.logText(), contentType: 'text/plain' });
     }
+    server.expectNoSecretsInLog();
     rmSync(server.dataDir, { recursive: true, force: true });
   },
 });

@@ -4,6 +4,7 @@ use std::{
     net::TcpListener,
     path::Path,
     process::{Output, Stdio},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -46,10 +47,21 @@ pub struct ServerProcess {
     pub license_addr: String,
     /// The log events before the "ready" line.
     pub startup_log: Vec<serde_json::Value>,
+    /// Every line the server wrote to stderr so far.
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 /// `license-server serve` on free ports of 127.0.0.1, with `extra` arguments.
 pub async fn start_server(data_dir: &Path, extra: &[&str]) -> ServerProcess {
+    start_server_logging(data_dir, extra, None).await
+}
+
+/// [`start_server`] with `RUST_LOG` set to `filter` (e.g. "trace").
+pub async fn start_server_logging(
+    data_dir: &Path,
+    extra: &[&str],
+    filter: Option<&str>,
+) -> ServerProcess {
     let base = [
         "--log-format",
         "json",
@@ -61,11 +73,17 @@ pub async fn start_server(data_dir: &Path, extra: &[&str]) -> ServerProcess {
         "--data-dir",
         data_dir.to_str().unwrap(),
     ];
-    let mut child = command(&[&base[..], extra].concat()).spawn().unwrap();
+    let mut command = command(&[&base[..], extra].concat());
+    if let Some(filter) = filter {
+        command.env("RUST_LOG", filter);
+    }
+    let mut child = command.spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut startup_log = Vec::new();
+    let log = Arc::new(Mutex::new(Vec::new()));
     let ready = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(line) = lines.next_line().await.unwrap() {
+            log.lock().unwrap().push(line.clone());
             let event: serde_json::Value = serde_json::from_str(&line)
                 .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
             if event["api_addr"].is_string() {
@@ -78,16 +96,28 @@ pub async fn start_server(data_dir: &Path, extra: &[&str]) -> ServerProcess {
     .await
     .expect("the server announces that it is ready");
     // Keep draining stderr so the server never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let kept = Arc::clone(&log);
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            kept.lock().unwrap().push(line);
+        }
+    });
     ServerProcess {
         child,
         api_addr: ready["api_addr"].as_str().unwrap().to_owned(),
         license_addr: ready["license_addr"].as_str().unwrap().to_owned(),
         startup_log,
+        log,
     }
 }
 
 impl ServerProcess {
+    /// A handle on the log lines, which stays readable after the process is stopped (the last
+    /// lines arrive once its stderr closes).
+    pub fn log(&self) -> Arc<Mutex<Vec<String>>> {
+        Arc::clone(&self.log)
+    }
+
     pub async fn server_id(&self) -> String {
         let data: serde_json::Value =
             reqwest::get(format!("http://{}/status/data.json", self.api_addr))

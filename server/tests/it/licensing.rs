@@ -34,7 +34,7 @@ impl Vendor {
         self.dir.path().join("vendor.key")
     }
 
-    fn public_key(&self) -> String {
+    pub fn public_key(&self) -> String {
         self.dir
             .path()
             .join("vendor.pub")
