@@ -153,6 +153,15 @@ pub async fn install_license(tokens: Tokens<'_>, file: String) -> Result<License
     admin(request, tokens, Some(file)).await
 }
 
+/// `DELETE /server/manage/licenses/{key}`: remove an installed license.
+pub async fn remove_license(tokens: Tokens<'_>, key: &str) -> Result<LicenseAnswer> {
+    let path = format!(
+        "/server/manage/licenses/{}",
+        js_sys::encode_uri_component(key)
+    );
+    admin(Request::delete(&path), tokens, None).await
+}
+
 /// `GET /server/manage/license/create`: the offline activation request: the file name the server
 /// suggests, and the text.
 pub async fn activation_request(tokens: Tokens<'_>) -> Result<(String, String)> {

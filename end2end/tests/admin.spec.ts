@@ -191,6 +191,36 @@ test.describe('with a vendor service', () => {
   });
 });
 
+test('licenses: Remove with confirmation stops the cartridges; a second file with an installed serial is refused', async ({
+  page,
+  server,
+  vendor,
+}, testInfo) => {
+  server.install(vendor.issue(server.serverId, ['--license-key', 'E2E-KEEP', '--serial', '101', '--product-spec', TOOLBOX]));
+  server.install(vendor.issue(server.serverId, ['--license-key', 'E2E-GONE', '--serial', '102', '--product-spec', '2000:0:Cruncher:0:500']));
+  await server.waitForCartridges(2);
+  await page.goto(`${server.apiUrl}/admin/licenses`);
+  await logIn(page, server);
+  await expect(page.locator('article.license')).toHaveCount(2);
+
+  page.on('dialog', (dialog) => dialog.accept());
+  await page.getByRole('button', { name: 'Remove license E2E-GONE' }).click();
+  await expect(page.locator('#licenses').getByRole('status')).toContainText('Removed license E2E-GONE');
+  await expect(page.locator('article.license')).toHaveCount(1);
+  await expect(page.locator('article.license[data-key="E2E-KEEP"]')).toBeVisible();
+  const data = await (await fetch(`${server.apiUrl}/status/data.json?sessions=false`)).json();
+  expect(data.cartridges.map((c: { product_id: number }) => c.product_id)).toEqual([1000]);
+  await screenshot(page, testInfo, 'license-removed');
+
+  // Same serial as E2E-KEEP under another key: refused, nothing added.
+  const twin = vendor.issue(server.serverId, ['--license-key', 'E2E-TWIN', '--serial', '101', '--product-spec', TOOLBOX]);
+  const { readFileSync } = await import('node:fs');
+  await page.getByLabel('…or paste its text').fill(readFileSync(twin, 'utf8'));
+  await page.getByRole('button', { name: 'Install' }).click();
+  await expect(page.locator('#install-form').getByRole('alert')).toContainText('DUPLICATE_SERIAL');
+  await expect(page.locator('article.license')).toHaveCount(1);
+});
+
 test('licensed users: count against the limit, clear one, a user another tab cleared, clear all', async ({
   page,
   context,
@@ -309,6 +339,7 @@ test('a viewer sees every screen without the buttons that change anything', asyn
   await expect(page.locator('article.license')).toHaveCount(1);
   await expect(page.getByRole('button', { name: 'Install' })).toHaveCount(0);
   await expect(page.getByRole('button', { name: 'Download activation request' })).toHaveCount(0);
+  await expect(page.getByRole('button', { name: /^Remove/ })).toHaveCount(0);
   await screenshot(page, testInfo, 'viewer-licenses');
 
   // The viewer's own login is not a licensed user: only ana, who named herself in a session.

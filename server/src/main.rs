@@ -147,6 +147,11 @@ async fn license(command: LicenseCommand) -> anyhow::Result<()> {
             data_dir,
         } => commands::license::list(json, &trust, &data_dir, out).await,
         LicenseCommand::Verify(args) => commands::license::verify(&args, out).await,
+        LicenseCommand::Remove {
+            key,
+            trust,
+            data_dir,
+        } => commands::license::remove(&key, &trust, &data_dir, out).await,
     }
 }
 

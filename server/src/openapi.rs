@@ -86,6 +86,7 @@ pub struct ApiPortDoc;
         crate::admin::licenses::active_license,
         crate::admin::licenses::all_licenses,
         crate::admin::licenses::install_license,
+        crate::admin::licenses::remove_license,
         crate::admin::licenses::activation_request,
         crate::admin::users::licensed_users,
         crate::admin::users::clear_licensed_users,

@@ -114,6 +114,7 @@ error_codes! {
     LicenseWrongServer = "LICENSE_WRONG_SERVER",
     LicenseExpired = "LICENSE_EXPIRED",
     LicenseKeyConflict = "LICENSE_KEY_CONFLICT",
+    DuplicateSerial = "DUPLICATE_SERIAL",
     // The vendor licensing service.
     VendorNotConfigured = "VENDOR_NOT_CONFIGURED",
     VendorUnreachable = "VENDOR_UNREACHABLE",

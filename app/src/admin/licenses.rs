@@ -13,7 +13,7 @@ use crate::{
     api,
     auth::Auth,
     clock,
-    feedback::done_message,
+    feedback::{confirm, done_message},
     format::{self, Expiry},
 };
 
@@ -51,13 +51,45 @@ fn LicensesBody() -> impl IntoView {
     let auth = Auth::get();
     let installed = Loaded::new(load);
     let just_installed = RwSignal::new(None::<String>);
+    let removed = RwSignal::new(None::<String>);
     let on_installed = move |key: String| {
+        removed.set(None);
         just_installed.set(Some(key));
         installed.reload();
+    };
+    let removing = Task::new();
+    // A failed removal (e.g. another administrator was first) also reloads: the list must show
+    // what the server has now.
+    Effect::new(move || {
+        if removing.error.with(Option::is_some) {
+            installed.reload();
+        }
+    });
+    let remove = move |key: String| {
+        if !confirm(&format!(
+            "Remove license {key}? Its cartridges stop granting at once; jobs that hold a license from it keep it until they release it."
+        )) {
+            return;
+        }
+        removed.set(None);
+        let tokens = auth.tokens();
+        let message = format!(
+            "Removed license {key}. Jobs that hold a license from it keep it until they finish."
+        );
+        removing.run(
+            async move { api::remove_license(tokens.as_ref(), &key).await },
+            move |_| {
+                just_installed.set(None);
+                removed.set(Some(message));
+                installed.reload();
+            },
+        );
     };
     view! {
         <section class="panel" id="licenses" aria-labelledby="licenses-title">
             <h3 id="licenses-title">"Installed licenses"</h3>
+            {removing.error_view()}
+            {move || removed.get().map(done_message)}
             {loaded(
                 installed,
                 move |installed: Installed| {
@@ -77,7 +109,7 @@ fn LicensesBody() -> impl IntoView {
                             let is_active = active.as_deref() == Some(license.key.as_str());
                             let is_new = just_installed
                                 .with_untracked(|k| k.as_deref() == Some(license.key.as_str()));
-                            license_card(license, is_active, is_new)
+                            license_card(license, is_active, is_new, auth, removing, remove)
                         })
                         .collect_view()
                         .into_any()
@@ -91,7 +123,16 @@ fn LicensesBody() -> impl IntoView {
     }
 }
 
-fn license_card(license: License, active: bool, new: bool) -> impl IntoView {
+fn license_card(
+    license: License,
+    active: bool,
+    new: bool,
+    auth: Auth,
+    task: Task,
+    remove: impl Fn(String) + Copy + Send + Sync + 'static,
+) -> impl IntoView {
+    let key = license.key.clone();
+    let label = format!("Remove license {}", license.key);
     let rules = &license.rules;
     let (expires, expiry_class) = match (rules.expires, format::expiry(rules.expires, clock::now()))
     {
@@ -113,6 +154,19 @@ fn license_card(license: License, active: bool, new: bool) -> impl IntoView {
                 <h4>{license.key.clone()}</h4>
                 {active.then(|| view! { <span class="badge ok">"active"</span> })}
                 {new.then(|| view! { <span class="badge">"just installed"</span> })}
+                <Show when=move || auth.can_edit()>
+                    <TaskButton
+                        task
+                        class="danger"
+                        label=label.clone()
+                        on_click={
+                            let key = key.clone();
+                            move || remove(key.clone())
+                        }
+                    >
+                        "Remove"
+                    </TaskButton>
+                </Show>
             </header>
             <dl class="facts">
                 <dt>"Server ID"</dt>

@@ -11,7 +11,10 @@ use models::{ApiError, ErrorCode, License, LicenseAnswer};
 use super::extract::{Editor, Refused, SessionToken, Viewer};
 use crate::{
     app::AppState,
-    http::{AppError, extract::RawBody},
+    http::{
+        AppError,
+        extract::{Path, RawBody},
+    },
     licensing::activation,
 };
 
@@ -86,14 +89,16 @@ pub async fn all_licenses(
     ))
 }
 
-/// Install a license file: the body is the file, byte for byte (any content type).
+/// Install a license file: the body is the file, byte for byte (any content type). A newer issue
+/// of an installed license (same key, later `issued`) replaces it.
 #[utoipa::path(
     post, path = "/server/manage/license/install", tag = "licenses",
     params(SessionToken),
     request_body(content = String, content_type = "application/octet-stream", description = "The license file"),
     responses(
         (status = 200, description = "Installed (or already installed: the same file)", body = LicenseAnswer),
-        (status = 400, description = "LICENSE_MALFORMED, LICENSE_UNTRUSTED_KEY, LICENSE_BAD_SIGNATURE, LICENSE_WRONG_SERVER, LICENSE_EXPIRED, LICENSE_KEY_CONFLICT; nothing was written", body = ApiError),
+        (status = 400, description = "LICENSE_MALFORMED, LICENSE_UNTRUSTED_KEY, LICENSE_BAD_SIGNATURE, LICENSE_WRONG_SERVER, LICENSE_EXPIRED, LICENSE_KEY_CONFLICT (another issue of this key, not newer, is installed); nothing was written", body = ApiError),
+        (status = 409, description = "DUPLICATE_SERIAL: another license with this serial number is installed; nothing was written", body = ApiError),
         Refused,
         (status = 413, description = "PAYLOAD_TOO_LARGE", body = ApiError),
         (status = 500, description = "the file could not be written", body = ApiError),
@@ -111,6 +116,29 @@ pub async fn install_license(
     tracing::info!(key = installed.key(), by = %admin.actor(), "license installed through the admin API");
     Ok(axum::Json(LicenseAnswer {
         license: installed.verified.license,
+    }))
+}
+
+/// Remove an installed license: its cartridges stop granting at once; licenses held from it stay
+/// with their jobs until released. The ledger records who removed it.
+#[utoipa::path(
+    delete, path = "/server/manage/licenses/{key}", tag = "licenses",
+    params(SessionToken, ("key" = String, Path, description = "The license key")),
+    responses(
+        (status = 200, description = "Removed: the license as it was", body = LicenseAnswer),
+        Refused,
+        (status = 404, description = "LICENSE_KEY_NOT_FOUND: no license with this key is installed", body = ApiError),
+    )
+)]
+pub async fn remove_license(
+    State(state): State<AppState>,
+    Editor(admin): Editor,
+    Path(key): Path<String>,
+) -> Result<axum::Json<LicenseAnswer>, AppError> {
+    let removed = state.inventory.remove(&key, &admin.actor()).await?;
+    tracing::info!(key = removed.key(), by = %admin.actor(), "license removed through the admin API");
+    Ok(axum::Json(LicenseAnswer {
+        license: removed.verified.license,
     }))
 }
 

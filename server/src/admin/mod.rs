@@ -33,6 +33,10 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/server/manage/licenses", get(licenses::all_licenses))
         .route(
+            "/server/manage/licenses/{key}",
+            delete(licenses::remove_license),
+        )
+        .route(
             "/server/manage/license/install",
             post(licenses::install_license),
         )

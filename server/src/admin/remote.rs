@@ -27,7 +27,7 @@ use crate::{
         AppError,
         extract::{Json, Path},
     },
-    licensing::{activation, dir::InstallError},
+    licensing::{activation, install::InstallError},
 };
 
 pub fn routes() -> Router<AppState> {

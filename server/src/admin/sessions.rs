@@ -9,7 +9,8 @@ use crate::{
     http::{AppError, extract::Path},
 };
 
-/// Force-release a stuck session: it becomes `finished` and its licenses return.
+/// Force-release a stuck session: it becomes `dropped` (not `finished`: its job did not end) and
+/// its licenses return. The ledger records who released it.
 #[utoipa::path(
     delete, path = "/server/manage/sessions/{session_id}", tag = "sessions",
     params(SessionToken, ("session_id" = u64, Path)),

@@ -179,6 +179,17 @@ pub enum LicenseCommand {
     /// Check a license file without installing it: print what it grants, or why this server
     /// would refuse it. Exit status 1 when it would be refused.
     Verify(LicenseFileArgs),
+    /// Remove an installed license: its cartridges stop granting (on a running server within a
+    /// second); licenses held from it stay with their jobs until released. Recorded in the
+    /// ledger with who did it.
+    Remove {
+        /// The license key, as `license list` shows it.
+        key: String,
+        #[command(flatten)]
+        trust: TrustArgs,
+        #[command(flatten)]
+        data_dir: DataDirArg,
+    },
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,4 +1,4 @@
-//! `license-server license install | list | verify`.
+//! `license-server license install | list | verify | remove`.
 
 use std::{io::Write, path::Path};
 
@@ -7,13 +7,14 @@ use models::License;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::inputs::read_input;
+use super::inputs::{cli_actor, read_input};
 use crate::{
     cli::{DataDirArg, LicenseFileArgs, TrustArgs},
     licensing::{
-        dir::{InstallError, Installation, Installed, LicenseDir, Scan},
+        dir::{Installed, LicenseDir, Scan},
         file::{self as license_file, LicenseError},
         identity::ServerId,
+        install::{self, Fit, InstallError, Installation, RemoveError},
         keys::TrustedKeys,
     },
     store::Store,
@@ -71,13 +72,26 @@ pub async fn install(args: &LicenseFileArgs, out: &mut dyn Write) -> anyhow::Res
             &cx.server_id,
             &cx.store,
             OffsetDateTime::now_utc(),
-            None,
+            Some(&cli_actor()),
         )
         .await;
     cx.store.close().await;
     match outcome {
         Ok(Installation::Installed(installed)) => {
             writeln!(out, "installed {}", installed.file.display())?;
+            describe(&installed.verified.license, out)?;
+        }
+        Ok(Installation::Replaced {
+            installed,
+            replaced,
+        }) => {
+            writeln!(
+                out,
+                "installed {}: a newer issue of license {}, which replaces the one issued {}",
+                installed.file.display(),
+                installed.key(),
+                rfc3339(replaced.verified.license.rules.issued)
+            )?;
             describe(&installed.verified.license, out)?;
         }
         Ok(Installation::AlreadyInstalled(installed)) => {
@@ -105,22 +119,58 @@ pub async fn verify(args: &LicenseFileArgs, out: &mut dyn Write) -> anyhow::Resu
         OffsetDateTime::now_utc(),
     )
     .map_err(|e| refused(file, &e))?;
-    let key = &verified.license.key;
-    let already = match scan?.find(key) {
-        Some(installed) if installed.verified.sha256 == verified.sha256 => true,
-        Some(_) => {
-            let conflict = LicenseError::KeyConflict { key: key.clone() };
-            return Err(refused(file, &conflict));
-        }
-        None => false,
+    let scan = scan?;
+    let note = match install::fit(&scan, &verified).map_err(|e| refused(file, &e))? {
+        Fit::Same(_) => ", already installed".to_owned(),
+        Fit::Replaces(old) => format!(
+            ", a newer issue of the installed license (issued {}), which it would replace",
+            rfc3339(old.verified.license.rules.issued)
+        ),
+        Fit::New => String::new(),
     };
     writeln!(
         out,
-        "valid: signed by vendor key {}, bound to this server{}",
+        "valid: signed by vendor key {}, bound to this server{note}",
         verified.key_id,
-        if already { ", already installed" } else { "" }
     )?;
     describe(&verified.license, out)?;
+    Ok(())
+}
+
+pub async fn remove(
+    key: &str,
+    trust: &TrustArgs,
+    data_dir: &DataDirArg,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let cx = Opened::open(data_dir, trust).await?;
+    let removed = cx
+        .dir
+        .remove(
+            key,
+            &cx.trusted,
+            &cx.server_id,
+            &cx.store,
+            OffsetDateTime::now_utc(),
+            &cli_actor(),
+        )
+        .await;
+    cx.store.close().await;
+    let removed = match removed {
+        Ok(removed) => removed,
+        Err(RemoveError::NotInstalled(key)) => anyhow::bail!(
+            "no license with the key {key} is installed in {}; `license list` shows the keys",
+            cx.dir.path().display()
+        ),
+        Err(RemoveError::Io(e)) => return Err(e.context("the license was not removed")),
+    };
+    writeln!(
+        out,
+        "removed license {} (serial {}); its cartridges no longer grant. Licenses held from it stay \
+         with their jobs until released.",
+        removed.key(),
+        removed.serial_number()
+    )?;
     Ok(())
 }
 

@@ -258,7 +258,10 @@ impl State {
                     }
                 }
             }
+            // The inventory is the licenses directory's; the engine only counts what is held,
+            // so a removed license's grants stay until they are released.
             Event::LicenseInstalled { .. }
+            | Event::LicenseRemoved { .. }
             | Event::CartridgeAssigned { .. }
             | Event::AdminUserChanged { .. }
             | Event::LicensedUsersCleared { .. } => {}

@@ -19,7 +19,10 @@ use models::{ApiError, ErrorCode};
 use crate::{
     auth::AuthError,
     engine::EngineError,
-    licensing::{dir::InstallError, file::LicenseError},
+    licensing::{
+        file::LicenseError,
+        install::{InstallError, RemoveError},
+    },
     store::StoreError,
 };
 
@@ -104,7 +107,11 @@ impl From<AuthError> for AppError {
 /// A license file that this server refuses: the request's fault, with the check that failed.
 impl From<LicenseError> for AppError {
     fn from(error: LicenseError) -> Self {
-        Self::bad_request(error.code(), error.to_string())
+        let status = match error {
+            LicenseError::DuplicateSerial { .. } => StatusCode::CONFLICT,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Self::new(status, error.code(), error.to_string())
     }
 }
 
@@ -113,6 +120,19 @@ impl From<InstallError> for AppError {
         match error {
             InstallError::License(error) => error.into(),
             InstallError::Io(error) => Self::Internal(error),
+        }
+    }
+}
+
+impl From<RemoveError> for AppError {
+    fn from(error: RemoveError) -> Self {
+        match error {
+            RemoveError::NotInstalled(_) => Self::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::LicenseKeyNotFound,
+                error.to_string(),
+            ),
+            RemoveError::Io(error) => Self::Internal(error),
         }
     }
 }

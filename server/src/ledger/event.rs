@@ -61,13 +61,25 @@ pub enum Event {
         key: String,
         sha256: String,
         serial_number: u64,
-        /// The administrator who installed it through the admin API; `None` from the CLI.
+        /// Who installed it: the administrator (admin API) or `cli:USER`; `None` in entries
+        /// written before installs said who.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         by: Option<String>,
+        /// The content hash of the older issue of the same key that this one replaced.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replaced: Option<String>,
     },
     CartridgeAssigned {
         serial_number: u64,
         pool: Option<String>,
+    },
+    /// A license was removed (`license remove`, the admin API): its cartridges stop granting;
+    /// licenses held from it stay until released.
+    LicenseRemoved {
+        key: String,
+        sha256: String,
+        serial_number: u64,
+        by: String,
     },
     /// An administrator account was added, got a new password, or was removed.
     AdminUserChanged {
@@ -101,6 +113,7 @@ impl Event {
             Self::LicenseReleased { .. } => "license_released",
             Self::SessionClosed { .. } => "session_closed",
             Self::LicenseInstalled { .. } => "license_installed",
+            Self::LicenseRemoved { .. } => "license_removed",
             Self::CartridgeAssigned { .. } => "cartridge_assigned",
             Self::AdminUserChanged { .. } => "admin_user_changed",
             Self::LicensedUsersCleared { .. } => "licensed_users_cleared",

@@ -152,6 +152,16 @@ impl Csv {
                 row.insert("license_key", key.clone());
                 row.insert("serial_number", serial_number.to_string());
             }
+            Event::LicenseRemoved {
+                key,
+                serial_number,
+                by,
+                ..
+            } => {
+                row.insert("by", by.clone());
+                row.insert("license_key", key.clone());
+                row.insert("serial_number", serial_number.to_string());
+            }
             Event::CartridgeAssigned {
                 serial_number,
                 pool,

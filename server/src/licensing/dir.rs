@@ -6,39 +6,26 @@
 //! is the one installed last). Every file is verified whenever it is read, here and by a running
 //! server: a file that fails is reported by name and skipped, never half-trusted.
 //!
-//! Installing is check-then-write under a lock file, so two installs at once (a CLI and the admin
-//! API, say) cannot both decide a key is free. The write itself is atomic: a reader, including a
-//! running server polling the directory, sees the old state or the new file, never part of it.
+//! Installing and removing are in [`super::install`].
 
 use std::{
     collections::HashMap,
-    fs::{self, File},
-    io,
+    fs, io,
     path::{Path, PathBuf},
     time::SystemTime,
 };
 
-use anyhow::Context;
-use thiserror::Error;
 use time::OffsetDateTime;
 
 use super::{
     file::{self as license_file, LicenseError, Verified},
     identity::ServerId,
-    keys::{KeyPair, TrustedKeys},
+    keys::TrustedKeys,
 };
-use crate::{
-    ledger::Event,
-    store::{Install, Store},
-    sys::{
-        atomic_file::{self, Mode},
-        data_dir::{create_private_dir, open_lock_file},
-    },
-};
+use crate::store::Install;
 
 pub const DIR_NAME: &str = "licenses";
 pub const EXTENSION: &str = "lic";
-const INSTALL_LOCK: &str = ".install.lock";
 
 /// A verified license file in the directory. It may have expired since: see
 /// [`Scan::counting`].
@@ -94,23 +81,6 @@ impl Scan {
     pub fn find(&self, key: &str) -> Option<&Installed> {
         self.licenses.iter().find(|l| l.key() == key)
     }
-}
-
-#[derive(Debug, Error)]
-pub enum InstallError {
-    #[error(transparent)]
-    License(#[from] LicenseError),
-    /// Reading the directory, writing the file, or recording the install failed.
-    #[error(transparent)]
-    Io(#[from] anyhow::Error),
-}
-
-/// What an install did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Installation {
-    Installed(Installed),
-    /// The very same file was installed before; nothing changed.
-    AlreadyInstalled(Installed),
 }
 
 /// Changes to the directory that a poller can notice cheaply: names, sizes, modification times.
@@ -244,135 +214,56 @@ impl LicenseDir {
             });
         }
         scan.licenses.sort_by_key(|l| order.get(l.key()).copied());
-        Ok(scan)
-    }
-
-    /// Verifies `bytes` completely and, if they pass, writes them as `<key>.lic` and records the
-    /// install. Nothing is written when any check fails.
-    /// `by`: the administrator installing it through the admin API (for the ledger).
-    pub async fn install(
-        &self,
-        bytes: Vec<u8>,
-        trusted: &TrustedKeys,
-        server_id: &ServerId,
-        store: &Store,
-        now: OffsetDateTime,
-        by: Option<&str>,
-    ) -> Result<Installation, InstallError> {
-        // Whole seconds: install times are read by people; the store's sequence keeps the order.
-        let now = now.replace_nanosecond(0).unwrap_or(now);
-        let installs = store
-            .installs()
-            .await
-            .context("reading the install order")?;
-        let (dir, trusted_keys, id) = (self.clone(), trusted.clone(), server_id.clone());
-        let outcome = tokio::task::spawn_blocking(move || {
-            dir.write_file(&bytes, &trusted_keys, &id, &installs, now)
-        })
-        .await
-        .context("the install task failed")??;
-        if let Installation::Installed(installed) = &outcome {
-            store
-                .record_install(
-                    installed.key(),
-                    &installed.verified.sha256,
-                    now,
-                    Event::LicenseInstalled {
-                        key: installed.key().to_owned(),
-                        sha256: installed.verified.sha256.clone(),
-                        serial_number: installed.serial_number(),
-                        by: by.map(str::to_owned),
+        // One serial number, one license: of two keys with one serial (a file copied in by hand;
+        // an install refuses it), the one installed first counts, so two files never add up.
+        let mut serials: HashMap<u64, String> = HashMap::new();
+        let mut counted = Vec::with_capacity(scan.licenses.len());
+        for license in std::mem::take(&mut scan.licenses) {
+            let serial_number = license.serial_number();
+            match serials.get(&serial_number) {
+                Some(first) => scan.rejected.push(Rejected {
+                    reason: LicenseError::DuplicateSerial {
+                        serial_number,
+                        key: license.key().to_owned(),
+                        installed_key: first.clone(),
                     }
-                    .row(now),
-                )
-                .await
-                .context("recording the install")?;
+                    .to_string(),
+                    file: license.file,
+                }),
+                None => {
+                    serials.insert(serial_number, license.key().to_owned());
+                    counted.push(license);
+                }
+            }
         }
-        Ok(outcome)
-    }
-
-    /// Signs `license` with `key` and installs it, trusting that key: for tools that set up a data
-    /// directory of their own (`bench --spawn-server`) and for tests.
-    pub async fn install_signed(
-        &self,
-        license: &models::License,
-        key: &KeyPair,
-        store: &Store,
-    ) -> Result<Installation, InstallError> {
-        let text = license_file::sign(license, key)?;
-        let server_id = ServerId::parse(license.server_id.clone())
-            .map_err(|e| InstallError::Io(anyhow::anyhow!("{e}")))?;
-        let mut trusted = TrustedKeys::default();
-        trusted.add(key.public_key());
-        let now = OffsetDateTime::now_utc();
-        self.install(text.into_bytes(), &trusted, &server_id, store, now, None)
-            .await
-    }
-
-    fn write_file(
-        &self,
-        bytes: &[u8],
-        trusted: &TrustedKeys,
-        server_id: &ServerId,
-        installs: &[Install],
-        now: OffsetDateTime,
-    ) -> Result<Installation, InstallError> {
-        let verified = license_file::verify(bytes, trusted, server_id, now)?;
-        create_private_dir(&self.path)
-            .with_context(|| format!("cannot create {}", self.path.display()))?;
-        let _lock = self.lock_installs()?;
-        let scan = self
-            .scan(trusted, server_id, installs)
-            .with_context(|| format!("cannot read {}", self.path.display()))?;
-        let key = verified.license.key.clone();
-        if let Some(existing) = scan.find(&key) {
-            return if existing.verified.sha256 == verified.sha256 {
-                Ok(Installation::AlreadyInstalled(existing.clone()))
-            } else {
-                Err(LicenseError::KeyConflict { key }.into())
-            };
-        }
-        // The key passed `check_key`: plain characters, no path separators, no leading dot.
-        let file = self.path.join(format!("{key}.{EXTENSION}"));
-        if let Some(bad) = scan.rejected.iter().find(|r| r.file == file) {
-            tracing::warn!(file = %file.display(), reason = %bad.reason, "replacing an unusable license file");
-        }
-        atomic_file::replace(&file, bytes, Mode::Public)
-            .with_context(|| format!("cannot write {}", file.display()))?;
-        Ok(Installation::Installed(Installed {
-            verified,
-            file,
-            installed: now,
-        }))
-    }
-
-    /// Held while an install checks for conflicts and writes; released when dropped (or when the
-    /// process dies).
-    fn lock_installs(&self) -> Result<File, InstallError> {
-        let path = self.path.join(INSTALL_LOCK);
-        let file = open_lock_file(&path)
-            .and_then(|file| file.lock().map(|()| file))
-            .with_context(|| format!("cannot lock {}", path.display()))?;
-        Ok(file)
+        scan.licenses = counted;
+        Ok(scan)
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use models::{License, ProductRule, Rules};
     use time::Duration;
 
-    use super::*;
+    use super::{
+        super::{
+            install::{InstallError, Installation},
+            keys::KeyPair,
+        },
+        *,
+    };
+    use crate::sys::data_dir::create_private_dir;
 
-    struct Fixture {
+    pub struct Fixture {
         _tmp: tempfile::TempDir,
-        dir: LicenseDir,
+        pub dir: LicenseDir,
         key: KeyPair,
-        trusted: TrustedKeys,
-        server_id: ServerId,
+        pub trusted: TrustedKeys,
+        pub server_id: ServerId,
     }
 
-    fn fixture() -> Fixture {
+    pub fn fixture() -> Fixture {
         let tmp = tempfile::tempdir().unwrap();
         let key = KeyPair::generate().unwrap();
         let mut trusted = TrustedKeys::default();
@@ -387,13 +278,20 @@ mod tests {
     }
 
     impl Fixture {
-        fn file(&self, key: &str, runcount: u32) -> Vec<u8> {
+        /// A license of `key` with a serial of its own (from the key's bytes), issued yesterday.
+        pub fn file(&self, key: &str, runcount: u32) -> Vec<u8> {
+            let serial = key.bytes().fold(1u64, |n, b| n * 31 + u64::from(b));
+            self.issue(key, serial, runcount, Duration::days(1))
+        }
+
+        /// A license of `key` with serial number `serial`, issued `ago`.
+        pub fn issue(&self, key: &str, serial: u64, runcount: u32, ago: Duration) -> Vec<u8> {
             let license = License {
                 key: key.into(),
                 server_id: self.server_id.to_string(),
                 rules: Rules {
-                    serial_number: 1,
-                    issued: OffsetDateTime::now_utc() - Duration::days(1),
+                    serial_number: serial,
+                    issued: OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() - ago,
                     expires: None,
                     max_users: None,
                     products: vec![ProductRule {
@@ -411,7 +309,11 @@ mod tests {
                 .into_bytes()
         }
 
-        fn write(&self, bytes: &[u8], installs: &[Install]) -> Result<Installation, InstallError> {
+        pub fn write(
+            &self,
+            bytes: &[u8],
+            installs: &[Install],
+        ) -> Result<Installation, InstallError> {
             self.dir.write_file(
                 bytes,
                 &self.trusted,
@@ -421,7 +323,7 @@ mod tests {
             )
         }
 
-        fn scan(&self, installs: &[Install]) -> Scan {
+        pub fn scan(&self, installs: &[Install]) -> Scan {
             self.dir
                 .scan(&self.trusted, &self.server_id, installs)
                 .unwrap()

@@ -83,10 +83,20 @@ pub enum LicenseError {
     #[error("the license expired on {expires}")]
     Expired { expires: String },
     #[error(
-        "a different license with the key {key} is already installed; a vendor never reuses a \
-         key, so this file is refused"
+        "a different license with the key {key} is already installed, issued at the same time or \
+         later; only a newer issue of a license replaces it, so this file is refused"
     )]
     KeyConflict { key: String },
+    #[error(
+        "serial number {serial_number} is already installed, from license {installed_key}; one \
+         serial is one license, so this file (license {key}) is refused. Remove {installed_key} \
+         first if this one is to take its place"
+    )]
+    DuplicateSerial {
+        serial_number: u64,
+        key: String,
+        installed_key: String,
+    },
 }
 
 impl LicenseError {
@@ -99,6 +109,7 @@ impl LicenseError {
             Self::WrongServer { .. } => ErrorCode::LicenseWrongServer,
             Self::Expired { .. } => ErrorCode::LicenseExpired,
             Self::KeyConflict { .. } => ErrorCode::LicenseKeyConflict,
+            Self::DuplicateSerial { .. } => ErrorCode::DuplicateSerial,
         }
     }
 }

@@ -21,8 +21,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     cartridges,
-    dir::{Fingerprint, InstallError, Installation, Installed, LicenseDir, Scan},
+    dir::{Fingerprint, Installed, LicenseDir, Scan},
     identity::ServerId,
+    install::{InstallError, RemoveError},
     keys::TrustedKeys,
 };
 use crate::store::{Install, Store};
@@ -171,9 +172,25 @@ impl Inventory {
             )
             .await?;
         self.refresh().await?;
-        let (Installation::Installed(installed) | Installation::AlreadyInstalled(installed)) =
-            outcome;
-        Ok(installed)
+        Ok(outcome.installed().clone())
+    }
+
+    /// Removes the license `key` (`by`: who, for the ledger) and refreshes the snapshot, so its
+    /// cartridges stop granting at once. Licenses held from it stay until they are released.
+    pub async fn remove(&self, key: &str, by: &str) -> Result<Installed, RemoveError> {
+        let removed = self
+            .dir
+            .remove(
+                key,
+                &self.trusted,
+                &self.server_id,
+                &self.store,
+                OffsetDateTime::now_utc(),
+                by,
+            )
+            .await?;
+        self.refresh().await?;
+        Ok(removed)
     }
 
     /// Brings the snapshot up to date with the directory and the store.

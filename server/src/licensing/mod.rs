@@ -2,7 +2,8 @@
 //!
 //! - [`keys`]: Ed25519 keys, the vendor's and the server's own, and the keys a server trusts;
 //! - [`file`]: the license file format, signed and checked byte for byte;
-//! - [`dir`]: the licenses directory of a data dir, and installing into it;
+//! - [`dir`]: the licenses directory of a data dir, and [`install`]: installing into it and
+//!   removing from it;
 //! - [`inventory`]: what a running server has to grant right now, as one immutable snapshot,
 //!   with [`cartridges`] summed per pool and [`pool`] names;
 //! - [`identity`]: who this server is (its id, its machine), and [`activation`]: the signed
@@ -16,6 +17,7 @@ pub mod cartridges;
 pub mod dir;
 pub mod file;
 pub mod identity;
+pub mod install;
 pub mod inventory;
 pub mod keys;
 pub mod pool;

@@ -41,6 +41,20 @@ impl Store {
         .await
     }
 
+    /// Forgets the install of `key` (a later install of it counts as the newest), and appends
+    /// `ledger` in the same transaction.
+    pub async fn record_removal(&self, key: &str, ledger: NewLedgerRow) -> Result<(), StoreError> {
+        self.write_tx(async |conn| {
+            sqlx::query("DELETE FROM license_installs WHERE license_key = ?1")
+                .bind(key)
+                .execute(&mut *conn)
+                .await?;
+            append_row(conn, &ledger).await?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Every recorded install, oldest first.
     pub async fn installs(&self) -> Result<Vec<Install>, StoreError> {
         let rows: Vec<(String, String, String)> = sqlx::query_as(
@@ -138,6 +152,14 @@ mod tests {
             "one ledger row each"
         );
         assert_eq!(keys(store.installs().await.unwrap()), ["B", "A"]);
+        store.record_removal("B", row()).await.unwrap();
+        assert_eq!(keys(store.installs().await.unwrap()), ["A"]);
+        store.record_install("B", "bbb", t, row()).await.unwrap();
+        assert_eq!(
+            keys(store.installs().await.unwrap()),
+            ["A", "B"],
+            "installed again after a removal: the newest"
+        );
     }
 
     #[tokio::test]

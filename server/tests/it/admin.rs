@@ -20,7 +20,7 @@ impl Lab {
     }
 
     /// Calls the admin API with `token` (if any); returns status and JSON body.
-    async fn admin(
+    pub async fn admin(
         &self,
         method: Method,
         path: &str,
@@ -62,7 +62,7 @@ impl Lab {
             .to_owned()
     }
 
-    async fn admin_token(&self) -> String {
+    pub async fn admin_token(&self) -> String {
         let (status, body) = self.login("admin", &self.initial_password()).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body["token"].as_str().unwrap().to_owned()
@@ -134,7 +134,8 @@ impl Lab {
             server_id: self.running().server_id.to_string(),
             rules: Rules {
                 serial_number: serial,
-                issued: OffsetDateTime::now_utc() - time::Duration::hours(1),
+                // Fixed: two files made by this helper for one key are the same issue.
+                issued: time::macros::datetime!(2026-01-01 00:00 UTC),
                 expires: None,
                 max_users: None,
                 products: specs
@@ -249,6 +250,7 @@ async fn every_endpoint_wants_a_token_and_edit_calls_want_edit_permission() {
             true,
         ),
         (Method::DELETE, "/server/manage/sessions/999", true),
+        (Method::DELETE, "/server/manage/licenses/NO-SUCH-KEY", true),
     ];
     for (method, path, edit) in calls {
         let (status, body, _) = lab.admin(method.clone(), path, None, None).await;

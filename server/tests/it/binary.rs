@@ -129,6 +129,23 @@ impl ServerProcess {
         data["servers"][0]["server_id"].as_str().unwrap().to_owned()
     }
 
+    /// Logs `principal` in on the admin API; the token.
+    pub async fn admin_token(&self, principal: &str, secret: &str) -> String {
+        let answer: serde_json::Value = reqwest::Client::new()
+            .post(format!("http://{}/server/auth", self.api_addr))
+            .json(&serde_json::json!({"principal": principal, "secret": secret}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not logged in: {answer}"))
+            .to_owned()
+    }
+
     /// SIGKILL: a crash, as far as the server can tell.
     pub async fn kill9(mut self) {
         self.child.start_kill().unwrap();

@@ -83,23 +83,15 @@ fn status_of(data: &Value, session_id: u64) -> String {
 
 /// An administrator releases `session_id` on the admin API.
 async fn force_release(server: &ServerProcess, customer: &Customer, session_id: u64) {
-    let http = reqwest::Client::new();
-    let login: Value = http
-        .post(format!("http://{}/server/auth", server.api_addr))
-        .json(&json!({"principal": "admin", "secret": customer.initial_password()}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["token"].as_str().unwrap();
-    let released = http
+    let token = server
+        .admin_token("admin", &customer.initial_password())
+        .await;
+    let released = reqwest::Client::new()
         .delete(format!(
             "http://{}/server/manage/sessions/{session_id}",
             server.api_addr
         ))
-        .header("X-Ak-Session-Id", token)
+        .header("X-Ak-Session-Id", &token)
         .send()
         .await
         .unwrap();

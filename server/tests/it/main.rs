@@ -12,6 +12,7 @@
 //! - `ledger`: `ledger verify | export`, and the tamper test;
 //! - `protocol`: the license protocol over TCP, every rule;
 //! - `vendor`: the vendor licensing service and online activation through `remote/...`;
+//! - `license_removal`: removing licenses, duplicate serials, newer issues;
 //! - `log_secrets`: no password or token in any log line, at trace;
 //! - `licensing`: vendor keys, license files and cartridges, through the real CLI and server.
 
@@ -25,6 +26,7 @@ mod client;
 mod layout;
 mod ledger;
 mod license_loss;
+mod license_removal;
 mod licensing;
 mod log_secrets;
 mod protocol;
