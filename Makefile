@@ -5,7 +5,9 @@
 #   make run     build, then start the server on ports 1400/1401 with ./data
 #   make demo    a vendor service, a server with demo licenses, jobs in a loop (Ctrl-C stops all)
 #   make test    everything CI checks: format, lints, unit + integration tests, Playwright, Schemathesis
-#   make build   the UI (trunk) and the release server binary that embeds it
+#   make build   the UI (trunk), the release server binary that embeds it, and license-vendor
+#   make vendor-build VENDOR_KEYS=vendor.pub[,old.pub]   a sealed server: trusts only these keys
+#   make sealed-test  a sealed build with a fresh key, and the tests a customer's tricks must fail
 #   make lint    format check, clippy (native and wasm32), TypeScript check
 #   make api-fuzz  Schemathesis on the admin API of a release server
 #   make bench   license cycles per second and latency, next to a baseline, at concurrency 1, 16, 64
@@ -27,6 +29,15 @@ TRUNK_VERSION := 0.21.14
 WASM_BINDGEN_VERSION = $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version = "\(.*\)"$$/\1/p;q}' Cargo.lock)
 CHROMIUM := /usr/bin/chromium
 SERVER_BIN := target/release/license-server
+VENDOR_BIN := target/release/license-vendor
+# A sealed build has its own target directory, so it never replaces the development build that
+# the tests and `make demo` run.
+SEALED_TARGET := target/vendor-build
+SEALED_BIN := $(SEALED_TARGET)/release/license-server
+SEALED_TEST_KEYS := target/sealed-test-keys
+comma := ,
+empty :=
+space := $(empty) $(empty)
 UI_INDEX := app/dist/index.html
 
 VENV := .venv
@@ -41,7 +52,7 @@ E2E_NPM := end2end/node_modules/.package-lock.json
 UI_SOURCES := $(shell find app/src app/models/src style public -type f 2>/dev/null) \
 	app/index.html app/Trunk.toml app/Cargo.toml app/models/Cargo.toml Cargo.toml Cargo.lock
 
-.PHONY: help setup build run demo test lint e2e api-fuzz bench clean
+.PHONY: help setup build vendor-build run demo test sealed-test lint e2e api-fuzz bench clean
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -86,7 +97,15 @@ $(UI_INDEX): $(UI_SOURCES) | setup
 
 build: setup $(UI_INDEX)
 	cargo build --release --locked -p server
-	@ls -l $(SERVER_BIN) app/dist/*.wasm | awk '{print $$5, $$9}'
+	@ls -l $(SERVER_BIN) $(VENDOR_BIN) app/dist/*.wasm | awk '{print $$5, $$9}'
+
+# The server a vendor ships: VENDOR_KEYS (comma-separated vendor.pub files) compiled in; it trusts
+# those keys only and refuses --vendor-public-key.
+vendor-build: setup $(UI_INDEX)
+	@test -n "$(VENDOR_KEYS)" || { echo "usage: make vendor-build VENDOR_KEYS=vendor.pub[,old.pub]" >&2; exit 2; }
+	LICENSE_SERVER_VENDOR_KEYS="$(subst $(space),$(comma),$(abspath $(subst $(comma),$(space),$(VENDOR_KEYS))))" \
+		CARGO_TARGET_DIR=$(SEALED_TARGET) cargo build --release --locked -p server --bin license-server
+	$(SEALED_BIN) --version
 
 # Options of `serve` can be passed as ARGS="--port 2400" or LICENSE_SERVER_* variables.
 run: build
@@ -94,7 +113,7 @@ run: build
 
 # A vendor service, a server with the demo licenses activated, and jobs in a loop; Ctrl-C stops all.
 demo: build
-	LICENSE_SERVER_BIN=$(SERVER_BIN) examples/demo.sh
+	LICENSE_SERVER_BIN=$(SERVER_BIN) LICENSE_VENDOR_BIN=$(VENDOR_BIN) examples/demo.sh
 
 ## --- checks -------------------------------------------------------------------------------
 
@@ -110,6 +129,15 @@ test: lint build $(CHROMIUM) $(E2E_NPM) $(ST)
 	cargo test --locked --workspace
 	$(MAKE) e2e
 	$(MAKE) api-fuzz
+	$(MAKE) sealed-test
+
+# A sealed build with a fresh vendor key, then the tests of what a customer would try against it.
+sealed-test: build
+	rm -rf $(SEALED_TEST_KEYS)
+	$(VENDOR_BIN) keygen --out-dir $(SEALED_TEST_KEYS)
+	$(MAKE) vendor-build VENDOR_KEYS=$(SEALED_TEST_KEYS)/vendor.pub
+	LICENSE_SERVER_SEALED_BIN=$(abspath $(SEALED_BIN)) LICENSE_SERVER_SEALED_KEY=$(abspath $(SEALED_TEST_KEYS))/vendor.key \
+		cargo test --locked -p server --test it sealed -- --ignored
 
 # Playwright against the release binary; each test starts its own server on free ports.
 e2e: $(CHROMIUM) $(E2E_NPM)

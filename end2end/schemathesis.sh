@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${LICENSE_SERVER_BIN:-target/release/license-server}
+VENDOR_BIN=${LICENSE_VENDOR_BIN:-$(dirname "$BIN")/license-vendor}
 ST=${ST:-.venv/bin/st}
 EXAMPLES=${SCHEMATHESIS_EXAMPLES:-50}
 
@@ -19,9 +20,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$BIN" vendor keygen --out-dir "$dir/keys" >/dev/null
+"$VENDOR_BIN" keygen --out-dir "$dir/keys" >/dev/null
 id=$("$BIN" server-id --data-dir "$dir/data")
-"$BIN" vendor issue --key "$dir/keys/vendor.key" --server-id "$id" \
+"$VENDOR_BIN" issue --key "$dir/keys/vendor.key" --server-id "$id" \
     --product-spec "7:0:Tool:5:1000" --max-users 100 --out "$dir/license.lic" 2>/dev/null
 "$BIN" license install "$dir/license.lic" --data-dir "$dir/data" \
     --vendor-public-key "$dir/keys/vendor.pub" >/dev/null
@@ -38,7 +39,7 @@ announced() {
 }
 
 # A vendor service with the sample catalog, so the remote/... operations reach a real one.
-"$BIN" --log-format json vendor serve --key "$dir/keys/vendor.key" --catalog examples/catalog.toml \
+"$VENDOR_BIN" --log-format json serve --key "$dir/keys/vendor.key" --catalog examples/catalog.toml \
     --bind 127.0.0.1 --port 0 --data-dir "$dir/vendor-data" 2>"$dir/vendor.log" &
 vendor_pid=$!
 vendor=$(announced "$dir/vendor.log" addr "$vendor_pid")

@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${LICENSE_SERVER_BIN:-target/release/license-server}
+VENDOR_BIN=${LICENSE_VENDOR_BIN:-$(dirname "$BIN")/license-vendor}
 PORT=${DEMO_PORT:-1400}
 JOBS=${DEMO_JOBS:-5}
 
@@ -36,8 +37,8 @@ announced() {
     echo "it did not start:" >&2; cat "$file" >&2; exit 1
 }
 
-"$BIN" vendor keygen --out-dir "$dir/keys" >/dev/null
-"$BIN" --log-format json vendor serve --key "$dir/keys/vendor.key" --catalog examples/catalog.toml \
+"$VENDOR_BIN" keygen --out-dir "$dir/keys" >/dev/null
+"$VENDOR_BIN" --log-format json serve --key "$dir/keys/vendor.key" --catalog examples/catalog.toml \
     --bind 127.0.0.1 --port 0 --data-dir "$dir/vendor-data" 2>"$dir/vendor.log" &
 pids+=($!)
 vendor=$(announced "$dir/vendor.log" addr "${pids[-1]}")

@@ -8,6 +8,11 @@
 //!
 //! Without a built UI (a plain `cargo build` or `cargo test` on a fresh checkout) the server still
 //! builds; it then answers the status page with a notice saying how to build the UI.
+//!
+//! It also seals the build: `LICENSE_SERVER_VENDOR_KEYS` (comma-separated PEM public key files,
+//! relative paths from the repository root) compiles the vendor's keys into the binary, which then
+//! trusts those and no others (see `licensing::sealed`). Each key is checked here, so a typo fails
+//! the build instead of shipping a server that accepts nothing.
 
 use std::{
     env,
@@ -23,6 +28,7 @@ use sha2::{Digest, Sha256};
 fn main() {
     println!("cargo:rerun-if-env-changed=LICENSE_SERVER_UI_DIST");
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    seal(&manifest_dir);
     let dist = env::var_os("LICENSE_SERVER_UI_DIST")
         .map(PathBuf::from)
         .unwrap_or_else(|| manifest_dir.join("../app/dist"));
@@ -193,4 +199,70 @@ fn inline_script_hashes(html: &str) -> Vec<String> {
         rest = &rest[close + "</script>".len()..];
     }
     hashes
+}
+
+/// The DER prefix of an Ed25519 SubjectPublicKeyInfo; the 32 key bytes follow.
+const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+
+/// Writes `OUT_DIR/sealed.rs`: the compiled-in vendor keys (none: a development build) and the
+/// line `--version` prints.
+fn seal(manifest_dir: &Path) {
+    println!("cargo:rerun-if-env-changed=LICENSE_SERVER_VENDOR_KEYS");
+    let root = manifest_dir.parent().unwrap_or(manifest_dir);
+    let list = env::var("LICENSE_SERVER_VENDOR_KEYS").unwrap_or_default();
+    let mut pems = Vec::new();
+    let mut ids = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let path = root.join(item);
+        println!("cargo:rerun-if-changed={}", path.display());
+        let pem = fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "LICENSE_SERVER_VENDOR_KEYS: cannot read {}: {e}",
+                path.display()
+            )
+        });
+        let body: String = pem
+            .lines()
+            .skip_while(|l| !l.starts_with("-----BEGIN PUBLIC KEY-----"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("-----END"))
+            .collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body.trim())
+            .unwrap_or_default();
+        let Some(raw) = der
+            .strip_prefix(&ED25519_SPKI_PREFIX[..])
+            .filter(|r| r.len() == 32)
+        else {
+            panic!(
+                "LICENSE_SERVER_VENDOR_KEYS: {} is not an Ed25519 public key in PEM (the \
+                 vendor.pub that `license-vendor keygen` writes)",
+                path.display()
+            );
+        };
+        let digest = Sha256::digest(raw);
+        let id: String = digest[..8].iter().map(|b| format!("{b:02X}")).collect();
+        if !ids.contains(&id) {
+            ids.push(id);
+            pems.push(pem);
+        }
+    }
+    let version = env::var("CARGO_PKG_VERSION").expect("set by cargo");
+    let line = if ids.is_empty() {
+        format!("{version} (development build: trusts vendor keys given at run time)")
+    } else {
+        format!(
+            "{version} (sealed build: trusts vendor keys {})",
+            ids.join(", ")
+        )
+    };
+    let code = format!(
+        "pub(crate) static SEALED_KEYS: &[&str] = &{pems:?};\n\
+         pub(crate) static SEALED_KEY_IDS: &[&str] = &{ids:?};\n\
+         pub(crate) static VERSION_LINE: &str = {line:?};\n"
+    );
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
+    fs::write(out_dir.join("sealed.rs"), code).expect("write sealed.rs");
 }

@@ -8,7 +8,7 @@
 use std::hash::Hash;
 
 use leptos::prelude::*;
-use models::{Cartridge, History, Server, StatusData};
+use models::{Build, Cartridge, History, Server, StatusData};
 use time::OffsetDateTime;
 
 use crate::{
@@ -285,9 +285,20 @@ fn server_row((server, coordinator): (Server, bool)) -> impl IntoView {
     let status_class = format!("status {}", status.trim_end_matches('*'));
     let started = timestamp(server.started);
     let where_ = format!("{} · {}", server.ip_address, server.platform);
+    // A development build trusts keys given at run time: whoever runs it can sign licenses for it.
+    let development = (server.build == Some(Build::Development)).then(|| {
+        view! {
+            <span
+                class="badge warn"
+                title="This build trusts vendor keys given at run time, so it can be given licenses nobody sold. Not for production."
+            >
+                "development build"
+            </span>
+        }
+    });
     view! {
         <tr>
-            <td>{server.version}</td>
+            <td>{server.version} " " {development}</td>
             <td class=status_class>
                 {status}
                 {coordinator.then(|| view! { <span class="visually-hidden">" (coordinator)"</span> })}

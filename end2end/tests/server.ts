@@ -24,9 +24,22 @@ export interface StartOptions {
   extraArgs?: string[];
 }
 
+/** The vendor's tools, next to the server binary (customers never get this one). */
+export const VENDOR_BINARY =
+  process.env.LICENSE_VENDOR_BIN ?? path.join(path.dirname(BINARY), 'license-vendor');
+
 /** Runs a `license-server` subcommand to completion; throws with its stderr if it fails. */
 export function cli(args: string[], input?: string): string {
-  return execFileSync(BINARY, args, {
+  return run(BINARY, args, input);
+}
+
+/** Runs a `license-vendor` subcommand to completion. */
+export function vendorCli(args: string[]): string {
+  return run(VENDOR_BINARY, args);
+}
+
+function run(binary: string, args: string[], input?: string): string {
+  return execFileSync(binary, args, {
     encoding: 'utf8',
     input,
     stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
@@ -35,10 +48,11 @@ export function cli(args: string[], input?: string): string {
 
 /** Spawns the binary and resolves with the first JSON log event that has `field` (an address). */
 export async function spawnUntil(
+  binary: string,
   args: string[],
   field: string,
 ): Promise<{ child: ChildProcess; event: Record<string, string>; log: string[] }> {
-  const child = spawn(BINARY, ['--log-format', 'json', ...args], {
+  const child = spawn(binary, ['--log-format', 'json', ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, RUST_LOG: 'info' },
   });
@@ -59,7 +73,7 @@ export async function spawnUntil(
     });
     child.on('error', (e) => {
       clearTimeout(timer);
-      reject(new Error(`cannot start ${BINARY}: ${e.message} (run \`make build\` first)`));
+      reject(new Error(`cannot start ${binary}: ${e.message} (run \`make build\` first)`));
     });
     child.on('exit', (code) => {
       clearTimeout(timer);
@@ -77,7 +91,7 @@ async function stopChild(child: ChildProcess): Promise<void> {
   }
 }
 
-/** The vendor licensing service (`vendor serve`) with the sample catalog (account `demo`, secret
+/** The vendor licensing service (`license-vendor serve`) with the sample catalog (account `demo`, secret
  * `demo-secret`), signing with `vendor`'s key. */
 export class VendorService {
   private constructor(
@@ -90,7 +104,8 @@ export class VendorService {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'vendor-service-e2e-'));
     const catalog = path.resolve(__dirname, '../../examples/catalog.toml');
     const { child, event } = await spawnUntil(
-      ['vendor', 'serve', '--key', vendor.privateKey, '--catalog', catalog, '--bind', '127.0.0.1',
+      VENDOR_BINARY,
+      ['serve', '--key', vendor.privateKey, '--catalog', catalog, '--bind', '127.0.0.1',
         '--port', '0', '--data-dir', dataDir],
       'addr',
     );
@@ -103,7 +118,7 @@ export class VendorService {
   }
 }
 
-/** A vendor with its own keypair (`vendor keygen`), issuing license files with `vendor issue`. */
+/** A vendor with its own keypair (`license-vendor keygen`), issuing license files with `license-vendor issue`. */
 export class Vendor {
   readonly dir = mkdtempSync(path.join(tmpdir(), 'license-vendor-e2e-'));
   readonly privateKey = path.join(this.dir, 'vendor.key');
@@ -111,13 +126,13 @@ export class Vendor {
   private issued = 0;
 
   constructor() {
-    cli(['vendor', 'keygen', '--out-dir', this.dir]);
+    vendorCli(['keygen', '--out-dir', this.dir]);
   }
 
   /** Issues a license file for `serverId` and returns its path. */
   issue(serverId: string, args: string[]): string {
     const out = path.join(this.dir, `license-${++this.issued}.lic`);
-    cli(['vendor', 'issue', '--key', this.privateKey, '--server-id', serverId, '--out', out, ...args]);
+    vendorCli(['issue', '--key', this.privateKey, '--server-id', serverId, '--out', out, ...args]);
     return out;
   }
 

@@ -31,6 +31,9 @@ test('shows this server with its hostname, port and coordinator mark, and two em
   await expect(servers.locator('tbody tr')).toHaveCount(1);
   expect(await headers(page, 'Servers')).toEqual(['Version', 'Status', 'Hostname', 'Port', 'S/N', 'Started']);
   const row = servers.locator('tbody tr').first();
+  // The test binary is a development build (it trusts run-time vendor keys): the row says so.
+  await expect(row.locator('td').nth(0)).toHaveText(/^\d+\.\d+\.\d+ development build$/);
+  await expect(row.locator('td').nth(0).locator('.badge.warn')).toHaveAttribute('title', /not for production/i);
   await expect(row.locator('td').nth(1)).toHaveText(/^running\*/);
   await expect(row.locator('td').nth(2)).toHaveText(hostname());
   await expect(row.locator('td').nth(3)).toHaveText(String(server.licensePort));

@@ -12,9 +12,9 @@
 //! | `protocol` | the license port's routes: sessions, license requests, heartbeats, releases |
 //! | `status` | `data.json`, `sessions.json`, `history.json`, `/health`: what the status page reads |
 //! | `admin` | the admin API: logins, licenses, licensed users, force-release, and the calls to the vendor service (`remote`) |
-//! | `vendor` | the vendor licensing service (`vendor serve`): catalog, logins, activations |
+//! | `vendor` | the vendor licensing service (`license-vendor serve`): catalog, logins, activations |
 //! | `engine` | sessions, grants, waiters, heartbeats and statistics: a fold of the ledger, decided under one lock |
-//! | `licensing` | keys, license files, the licenses directory, the inventory of cartridges and pools, this server's identity, activation requests |
+//! | `licensing` | keys and which of them this build trusts (sealed or development), license files, the licenses directory (install, remove), the inventory of cartridges and pools, this server's identity, activation requests |
 //! | `auth` | administrators: passwords, tokens, the login gate, permissions, licensed users |
 //! | `ledger` | the hash-chained events: the chain, the group-commit writer, verification, export |
 //! | `store` | SQLite, one module per group of tables; the only place with SQL |
@@ -39,8 +39,9 @@
 //! Inside a room, a module's siblings are imported by path (`super::state::State`); a folder's
 //! `mod.rs` only declares and re-exports, so no module imports its parent.
 //!
-//! The rooms are private. What the binary (`main.rs`) and the integration tests (`tests/it`)
-//! use is re-exported below.
+//! The rooms are private. What the two binaries (`main.rs`: `license-server`, what customers
+//! install; `main_vendor.rs`: `license-vendor`, the vendor's tools) and the integration tests
+//! (`tests/it`) use is re-exported below.
 
 mod admin;
 mod app;

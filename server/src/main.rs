@@ -1,14 +1,14 @@
-use std::{
-    io::{self, Write},
-    process::ExitCode,
-};
+//! `license-server`: what a customer installs (the server, its administration, the license
+//! client). The vendor's tools are in `license-vendor` (`main_vendor.rs`).
+
+use std::{io, process::ExitCode};
 
 use clap::Parser;
 use server::{
-    ServeConfig, VendorConfig,
+    ServeConfig,
     cli::{
-        CartridgeCommand, Cli, ClientCommand, Command, LedgerCommand, LicenseCommand, LogFormat,
-        ServeArgs, UserCommand, UsersCommand, VendorCommand,
+        CartridgeCommand, Cli, ClientCommand, Command, LedgerCommand, LicenseCommand, ServeArgs,
+        UserCommand, UsersCommand,
     },
     commands, logging, signals,
 };
@@ -19,12 +19,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.log_format == LogFormat::Json);
+    logging::init(cli.log.json());
     let result = match cli.command {
         Command::Client(ClientCommand::Run(args)) => {
             return match commands::client::run(args).await {
                 Ok(code) => code,
-                Err(error) => fail(cli.log_format, &error),
+                Err(error) => logging::fail(cli.log.json(), &error),
             };
         }
         Command::Bench(args) => commands::bench::run(args, &mut io::stdout()).await,
@@ -42,7 +42,6 @@ async fn main() -> ExitCode {
         }
         Command::Serve(args) => run_server(args).await,
         Command::ServerId(args) => commands::server_id::print(&args, &mut io::stdout()).await,
-        Command::Vendor(command) => vendor(command).await,
         Command::License(command) => license(command).await,
         Command::Cartridge(CartridgeCommand::Assign {
             serial,
@@ -60,17 +59,8 @@ async fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => fail(cli.log_format, &error),
+        Err(error) => logging::fail(cli.log.json(), &error),
     }
-}
-
-fn fail(log_format: LogFormat, error: &anyhow::Error) -> ExitCode {
-    // JSON logs must stay one JSON object per line; people get a plain sentence.
-    match log_format {
-        LogFormat::Json => tracing::error!(error = format!("{error:#}"), "failed"),
-        LogFormat::Text => eprintln!("error: {error:#}"),
-    }
-    ExitCode::FAILURE
 }
 
 async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
@@ -101,40 +91,6 @@ async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
     running.run_until(stop).await?;
     tracing::info!("stopped");
     Ok(())
-}
-
-async fn vendor(command: VendorCommand) -> anyhow::Result<()> {
-    match command {
-        VendorCommand::Serve(args) => {
-            let stop = signals::stop_logged()?;
-            let running = server::start_vendor(VendorConfig {
-                bind: args.bind,
-                port: args.port,
-                key: args.key,
-                catalog: args.catalog,
-                data_dir: args.data_dir,
-                token_timeout: std::time::Duration::from_secs(args.token_timeout),
-            })
-            .await?;
-            running.run_until(stop).await?;
-            tracing::info!("stopped");
-            Ok(())
-        }
-        VendorCommand::HashSecret => {
-            let hash = commands::vendor::hash_secret()?;
-            writeln!(io::stdout(), "{hash}")?;
-            Ok(())
-        }
-        VendorCommand::Keygen { out_dir } => commands::vendor::keygen(&out_dir, &mut io::stdout()),
-        VendorCommand::Issue(args) => {
-            // The license file goes to stdout; a note about `--out` goes to stderr.
-            if args.out.is_some() {
-                commands::vendor::issue(&args, &mut io::stderr())
-            } else {
-                commands::vendor::issue(&args, &mut io::stdout())
-            }
-        }
-    }
 }
 
 async fn license(command: LicenseCommand) -> anyhow::Result<()> {

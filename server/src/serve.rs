@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     app::{App, AppConfig, LedgerTask},
     engine::EngineConfig,
-    licensing::{identity::ServerId, keys::TrustedKeys},
+    licensing::{identity::ServerId, sealed},
     ports,
     store::Store,
     sys::{
@@ -67,7 +67,19 @@ pub struct Running {
 }
 
 pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
-    let trusted = TrustedKeys::load(&config.vendor_public_keys)?;
+    let trusted = sealed::trusted_keys(&config.vendor_public_keys)?;
+    if sealed::is_sealed() {
+        tracing::info!(
+            vendor_keys = %sealed::sealed_key_ids().join(","),
+            "sealed build: trusts only the vendor keys built into it"
+        );
+    } else {
+        tracing::warn!(
+            "development build: it trusts vendor keys given at run time (--vendor-public-key), so \
+             whoever runs it can sign licenses for it; not for production. Vendors ship a sealed \
+             build (make vendor-build VENDOR_KEYS=...)"
+        );
+    }
     if trusted.is_empty() {
         tracing::warn!(
             "no vendor public key is configured (--vendor-public-key): no license can be verified"

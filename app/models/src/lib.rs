@@ -29,8 +29,8 @@ pub use protocol::{
     Granted, OpenSession, Released, RequestLicense, RequestType, SessionClosed, SessionOpened, User,
 };
 pub use status::{
-    Cartridge, CartridgeStatistic, HeldLicense, LicenseCounts, LicenseType, Location, Server,
-    ServerStatus, Session, SessionStatus, StatusData,
+    Build, Cartridge, CartridgeStatistic, HeldLicense, LicenseCounts, LicenseType, Location,
+    Server, ServerStatus, Session, SessionStatus, StatusData,
 };
 pub use vendor::{
     ActivateRequest, Activated, Activation, RemoteLicense, RemoteLicenses, RemoteRules,

@@ -140,6 +140,21 @@ pub struct Server {
     /// Present only on the member that answered: the `server_id` of the current coordinator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coordinator: Option<String>,
+    /// `sealed` (trusts only the vendor keys compiled into it) or `development` (trusts keys given
+    /// at run time: not for production). Absent for a member that did not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<Build>,
+}
+
+/// How a server binary decides which vendor keys to trust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Build {
+    /// The vendor's keys are compiled in; run-time keys are refused.
+    Sealed,
+    /// Run-time keys (`--vendor-public-key`): for tests and demonstrations.
+    Development,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -232,9 +247,16 @@ mod tests {
             platform: "p".into(),
             started: OffsetDateTime::UNIX_EPOCH,
             coordinator: None,
+            build: None,
         };
         let json = serde_json::to_value(&server).unwrap();
         assert!(json.get("coordinator").is_none());
+        assert!(json.get("build").is_none());
+        let sealed = Server {
+            build: Some(Build::Sealed),
+            ..server
+        };
+        assert_eq!(serde_json::to_value(&sealed).unwrap()["build"], "sealed");
         assert_eq!(json["status"], "unreachable");
         assert_eq!(json["started"], "1970-01-01T00:00:00Z");
     }

@@ -1,4 +1,4 @@
-//! The vendor licensing service's API (`license-server vendor serve`), which a license server's
+//! The vendor licensing service's API (`license-vendor serve`), which a license server's
 //! `remote/...` endpoints call on an administrator's behalf.
 
 use serde::{Deserialize, Serialize};

@@ -6,35 +6,23 @@ use std::{net::IpAddr, path::PathBuf};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod client;
+mod log;
 mod vendor;
 
 pub use client::{BenchArgs, ClientRunArgs, LossPolicy, TypeArg};
-pub use vendor::{IssueArgs, VendorCommand, VendorServeArgs, parse_product_spec};
+pub use log::{LogArgs, LogFormat};
+pub use vendor::{IssueArgs, VendorCli, VendorCommand, VendorServeArgs, parse_product_spec};
 
+/// The customer's program: the server, its administration and the license client. It has no
+/// vendor tools (`license-vendor` has them), so it cannot sign anything.
 #[derive(Debug, Parser)]
-#[command(name = "license-server", version, about = "Network license server")]
+#[command(name = "license-server", version = crate::licensing::sealed::version_line(), about = "Network license server")]
 pub struct Cli {
-    /// Log format on stderr. The level comes from RUST_LOG (default `info`).
-    #[arg(
-        long,
-        global = true,
-        env = "LICENSE_SERVER_LOG_FORMAT",
-        value_enum,
-        default_value_t
-    )]
-    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub log: LogArgs,
 
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Text,
-    /// One JSON object per line, for log shippers.
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -44,9 +32,6 @@ pub enum Command {
     /// Print this server's id, creating the data directory and the id if they do not exist yet
     /// (a license is bound to this id).
     ServerId(DataDirArg),
-    /// The vendor's tools: create a signing key, issue license files.
-    #[command(subcommand)]
-    Vendor(VendorCommand),
     /// Install, list and check license files of this server.
     #[command(subcommand)]
     License(LicenseCommand),
@@ -218,7 +203,7 @@ pub enum CartridgeCommand {
 /// Which vendor keys license files must be signed with.
 #[derive(Debug, Clone, Args)]
 pub struct TrustArgs {
-    /// A vendor public key (PEM, from `vendor keygen`) that license files may be signed with.
+    /// A vendor public key (PEM, from `license-vendor keygen`) that license files may be signed with.
     /// Repeat it to trust several keys while a vendor rotates keys. The environment variable takes
     /// a comma-separated list.
     #[arg(
@@ -263,7 +248,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub trust: TrustArgs,
 
-    /// The vendor licensing service (`vendor serve`) that the admin API's `remote/...` endpoints
+    /// The vendor licensing service (`license-vendor serve`) that the admin API's `remote/...` endpoints
     /// call, e.g. http://licensing.example.com:1500.
     #[arg(long, env = "LICENSE_SERVER_VENDOR_URL")]
     pub vendor_url: Option<String>,

@@ -2,7 +2,25 @@
 
 use std::{net::IpAddr, path::PathBuf};
 
-use clap::{Args, Subcommand};
+use clap::{Args, Parser, Subcommand};
+
+use super::log::LogArgs;
+
+/// The vendor's program, which customers never get: signing keys, license files, and the
+/// licensing service.
+#[derive(Debug, Parser)]
+#[command(
+    name = "license-vendor",
+    version,
+    about = "The vendor's tools: signing keys, license files, the licensing service"
+)]
+pub struct VendorCli {
+    #[command(flatten)]
+    pub log: LogArgs,
+
+    #[command(subcommand)]
+    pub command: VendorCommand,
+}
 
 #[derive(Debug, Subcommand)]
 pub enum VendorCommand {
@@ -51,7 +69,7 @@ one product, or --product-spec once per product (both may be combined):
 
 MAJOR 0 means any version. NAME may itself contain ':'.")]
 pub struct IssueArgs {
-    /// The vendor's private key (from `vendor keygen`).
+    /// The vendor's private key (from `license-vendor keygen`).
     #[arg(long, value_name = "FILE")]
     pub key: PathBuf,
     /// The server the license is for, as `license-server server-id` prints it.

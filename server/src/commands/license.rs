@@ -16,6 +16,7 @@ use crate::{
         identity::ServerId,
         install::{self, Fit, InstallError, Installation, RemoveError},
         keys::TrustedKeys,
+        sealed,
     },
     store::Store,
     sys::{data_dir::DataDir, timestamp::rfc3339},
@@ -31,7 +32,7 @@ struct Opened {
 
 impl Opened {
     async fn open(data_dir: &DataDirArg, trust: &TrustArgs) -> anyhow::Result<Self> {
-        let trusted = TrustedKeys::load(&trust.vendor_public_keys)?;
+        let trusted = sealed::trusted_keys(&trust.vendor_public_keys)?;
         let dir = DataDir::open(&data_dir.data_dir)?;
         let store = Store::open(&dir.store_path()).await?;
         let server_id = ServerId::of(&store).await?;

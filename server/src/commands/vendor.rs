@@ -1,4 +1,4 @@
-//! `license-server vendor keygen` and `vendor issue`.
+//! `license-vendor keygen` and `license-vendor issue`.
 
 use std::io::Write;
 

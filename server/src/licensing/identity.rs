@@ -120,6 +120,7 @@ impl Identity {
             platform: self.platform.clone(),
             started: self.started,
             coordinator: Some(self.server_id.to_string()),
+            build: Some(super::sealed::build()),
         }
     }
 }

@@ -200,19 +200,24 @@ impl TrustedKeys {
     pub fn load(paths: &[PathBuf]) -> Result<Self, KeyError> {
         let mut keys = Self::default();
         for path in paths {
-            let pem = read(path)?;
-            let key = VerifyingKey::from_public_key_pem(&pem).map_err(|e| KeyError::Format {
-                path: path.clone(),
-                what: "public key",
-                why: if pem.contains("PRIVATE KEY") {
-                    "this is the private key; give the .pub file".to_owned()
-                } else {
-                    e.to_string()
-                },
-            })?;
-            keys.add(key);
+            keys.add_pem(&read(path)?, path)?;
         }
         Ok(keys)
+    }
+
+    /// Trusts the public key in `pem`; `origin` names where it came from in an error.
+    pub fn add_pem(&mut self, pem: &str, origin: &Path) -> Result<(), KeyError> {
+        let key = VerifyingKey::from_public_key_pem(pem).map_err(|e| KeyError::Format {
+            path: origin.to_owned(),
+            what: "public key",
+            why: if pem.contains("PRIVATE KEY") {
+                "this is the private key; give the .pub file".to_owned()
+            } else {
+                e.to_string()
+            },
+        })?;
+        self.add(key);
+        Ok(())
     }
 
     pub fn add(&mut self, key: VerifyingKey) {

@@ -1,6 +1,7 @@
 //! Licenses: what a vendor signs and a server grants from.
 //!
 //! - [`keys`]: Ed25519 keys, the vendor's and the server's own, and the keys a server trusts;
+//!   [`sealed`]: whether this build trusts compiled-in vendor keys only, or run-time ones;
 //! - [`file`]: the license file format, signed and checked byte for byte;
 //! - [`dir`]: the licenses directory of a data dir, and [`install`]: installing into it and
 //!   removing from it;
@@ -21,3 +22,4 @@ pub mod install;
 pub mod inventory;
 pub mod keys;
 pub mod pool;
+pub mod sealed;

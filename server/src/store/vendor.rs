@@ -1,4 +1,4 @@
-//! The vendor licensing service's own database (`vendor serve --data-dir`): its login tokens and
+//! The vendor licensing service's own database (`license-vendor serve --data-dir`): its login tokens and
 //! the activations it has made. A database of its own, opened like the license server's, and
 //! here because the store is the only room with SQL.
 

@@ -28,3 +28,14 @@ pub fn init(json: bool) {
         tracing::warn!("ignoring invalid RUST_LOG {bad}; logging at info");
     }
 }
+
+/// Reports a command's failure and gives its exit status. JSON logs stay one JSON object per
+/// line; people get a plain sentence.
+pub fn fail(json: bool, error: &anyhow::Error) -> std::process::ExitCode {
+    if json {
+        tracing::error!(error = format!("{error:#}"), "failed");
+    } else {
+        eprintln!("error: {error:#}");
+    }
+    std::process::ExitCode::FAILURE
+}

@@ -22,7 +22,7 @@ pub struct Catalog {
 #[serde(deny_unknown_fields)]
 pub struct Account {
     pub principal: String,
-    /// argon2id PHC string, from `license-server vendor hash-secret`.
+    /// argon2id PHC string, from `license-vendor hash-secret`.
     pub secret_hash: String,
     pub firstname: Option<String>,
     pub lastname: Option<String>,
@@ -90,7 +90,7 @@ impl Catalog {
             if argon2::password_hash::PasswordHash::new(&account.secret_hash).is_err() {
                 bail!(
                     "catalog: the secret_hash of {:?} is not a password hash; make one with \
-                     `license-server vendor hash-secret`",
+                     `license-vendor hash-secret`",
                     account.principal
                 );
             }

@@ -1,4 +1,4 @@
-//! `license-server vendor serve`: the vendor's licensing service. It knows the accounts of the
+//! `license-vendor serve`: the vendor's licensing service. It knows the accounts of the
 //! vendor's customers and the licenses (entitlements) each owns, from a [`catalog`] file, and
 //! issues signed license files bound to the servers they are activated on ([`handlers`]).
 //!

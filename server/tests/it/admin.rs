@@ -883,7 +883,6 @@ async fn the_offline_round_trip_request_issue_install_works_and_a_tampered_reque
     let key = lab.vendor_key_file();
     let issue = async |request: &Path| {
         let args = [
-            "vendor",
             "issue",
             "--key",
             key.to_str().unwrap(),
@@ -894,7 +893,7 @@ async fn the_offline_round_trip_request_issue_install_works_and_a_tampered_reque
             "--out",
             license_file.to_str().unwrap(),
         ];
-        crate::binary::run(&args).await
+        crate::binary::run_vendor(&args).await
     };
     let out = issue(&request_file).await;
     assert!(

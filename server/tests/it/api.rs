@@ -41,6 +41,7 @@ async fn data_json_has_the_three_arrays_and_this_server() {
     assert_eq!(
         fields,
         [
+            "build",
             "coordinator",
             "hostname",
             "ip_address",
@@ -72,6 +73,10 @@ async fn data_json_has_the_three_arrays_and_this_server() {
         "a string, as the spec says"
     );
     assert_eq!(server["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        server["build"], "development",
+        "tests run a build without compiled-in vendor keys"
+    );
     assert_eq!(server["hostname"], server::hostname().as_str());
     assert_eq!(server["port"], LICENSE_PORT, "the license port, a number");
     let ip: IpAddr = server["ip_address"].as_str().unwrap().parse().unwrap();

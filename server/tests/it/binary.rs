@@ -14,9 +14,20 @@ use tokio::{
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_license-server");
+/// The vendor's tools, a program of their own.
+const VENDOR_BIN: &str = env!("CARGO_BIN_EXE_license-vendor");
 
 pub fn command(args: &[&str]) -> Command {
-    let mut command = Command::new(BIN);
+    command_of(BIN, args)
+}
+
+/// `license-vendor ARGS`.
+pub fn vendor_command(args: &[&str]) -> Command {
+    command_of(VENDOR_BIN, args)
+}
+
+pub fn command_of(binary: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(binary);
     command
         .args(args)
         .env_remove("RUST_LOG")
@@ -30,9 +41,18 @@ pub fn command(args: &[&str]) -> Command {
 }
 
 pub async fn run(args: &[&str]) -> Output {
-    tokio::time::timeout(Duration::from_secs(60), command(args).output())
+    finish(command(args)).await
+}
+
+/// `license-vendor ARGS`, to completion.
+pub async fn run_vendor(args: &[&str]) -> Output {
+    finish(vendor_command(args)).await
+}
+
+pub async fn finish(mut command: Command) -> Output {
+    tokio::time::timeout(Duration::from_secs(60), command.output())
         .await
-        .expect("license-server finishes")
+        .expect("the program finishes")
         .unwrap()
 }
 
@@ -62,6 +82,20 @@ pub async fn start_server_logging(
     extra: &[&str],
     filter: Option<&str>,
 ) -> ServerProcess {
+    start(command_of(BIN, &[]), data_dir, extra, filter).await
+}
+
+/// [`start_server`] of another build of the server, e.g. a sealed one.
+pub async fn start_server_of(binary: &str, data_dir: &Path, extra: &[&str]) -> ServerProcess {
+    start(command_of(binary, &[]), data_dir, extra, None).await
+}
+
+async fn start(
+    mut command: Command,
+    data_dir: &Path,
+    extra: &[&str],
+    filter: Option<&str>,
+) -> ServerProcess {
     let base = [
         "--log-format",
         "json",
@@ -73,7 +107,7 @@ pub async fn start_server_logging(
         "--data-dir",
         data_dir.to_str().unwrap(),
     ];
-    let mut command = command(&[&base[..], extra].concat());
+    command.args(base).args(extra);
     if let Some(filter) = filter {
         command.env("RUST_LOG", filter);
     }

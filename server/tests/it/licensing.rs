@@ -9,9 +9,9 @@ use std::{
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::binary::{ServerProcess, run, start_server, stderr};
+use crate::binary::{ServerProcess, run, run_vendor, start_server, stderr};
 
-/// A vendor with a fresh keypair made by `vendor keygen`.
+/// A vendor with a fresh keypair made by `license-vendor keygen`.
 pub struct Vendor {
     dir: TempDir,
 }
@@ -19,13 +19,7 @@ pub struct Vendor {
 impl Vendor {
     pub async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let out = run(&[
-            "vendor",
-            "keygen",
-            "--out-dir",
-            dir.path().to_str().unwrap(),
-        ])
-        .await;
+        let out = run_vendor(&["keygen", "--out-dir", dir.path().to_str().unwrap()]).await;
         assert!(out.status.success(), "{}", stderr(&out));
         Self { dir }
     }
@@ -43,12 +37,11 @@ impl Vendor {
             .to_owned()
     }
 
-    /// `vendor issue --out FILE` for `server_id` with `args`; returns the file.
+    /// `license-vendor issue --out FILE` for `server_id` with `args`; returns the file.
     pub async fn issue(&self, name: &str, server_id: &str, args: &[&str]) -> PathBuf {
         let file = self.dir.path().join(name);
         let key = self.private_key();
         let base = [
-            "vendor",
             "issue",
             "--key",
             key.to_str().unwrap(),
@@ -57,7 +50,7 @@ impl Vendor {
             "--out",
             file.to_str().unwrap(),
         ];
-        let out = run(&[&base[..], args].concat()).await;
+        let out = run_vendor(&[&base[..], args].concat()).await;
         assert!(out.status.success(), "{}", stderr(&out));
         file
     }
@@ -517,7 +510,7 @@ async fn the_vendor_tool_refuses_what_no_server_would_accept() {
         ),
     ];
     for (args, expected) in cases {
-        let out = run(&[&["vendor", "issue", "--key", key][..], args].concat()).await;
+        let out = run_vendor(&[&["issue", "--key", key][..], args].concat()).await;
         assert!(!out.status.success(), "{args:?}");
         assert!(out.stdout.is_empty(), "no half license on stdout");
         assert!(
@@ -526,13 +519,7 @@ async fn the_vendor_tool_refuses_what_no_server_would_accept() {
             stderr(&out)
         );
     }
-    let again = run(&[
-        "vendor",
-        "keygen",
-        "--out-dir",
-        vendor.dir.path().to_str().unwrap(),
-    ])
-    .await;
+    let again = run_vendor(&["keygen", "--out-dir", vendor.dir.path().to_str().unwrap()]).await;
     assert!(!again.status.success());
     assert!(
         stderr(&again).contains("refusing to overwrite"),

@@ -10,6 +10,7 @@
 //! - `license_loss`: `client run` when its license is released or its server is gone;
 //! - `layout`: the house rules of `server/src` (rooms, imports, file sizes), read from the source;
 //! - `ledger`: `ledger verify | export`, and the tamper test;
+//! - `sealed`: sealed and development builds, and the customer binary without vendor tools;
 //! - `protocol`: the license protocol over TCP, every rule;
 //! - `vendor`: the vendor licensing service and online activation through `remote/...`;
 //! - `license_removal`: removing licenses, duplicate serials, newer issues;
@@ -30,6 +31,7 @@ mod license_removal;
 mod licensing;
 mod log_secrets;
 mod protocol;
+mod sealed;
 mod serve;
 mod support;
 mod vendor;

@@ -126,7 +126,7 @@ impl Lab {
         self.running = Some(running);
     }
 
-    /// The vendor's private key file (`vendor keygen` output).
+    /// The vendor's private key file (`license-vendor keygen` output).
     pub fn vendor_key_file(&self) -> std::path::PathBuf {
         self.key_dir.path().join("vendor.key")
     }
