@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::binary::{command_of, finish, run, run_vendor, start_server_of, stderr};
+use crate::binary::{ServerProcess, command_of, finish, run, run_vendor, start_server_of, stderr};
 
 #[tokio::test]
 async fn the_customer_binary_has_no_vendor_tools() {
@@ -47,15 +47,20 @@ async fn a_development_build_says_so_in_its_version_and_its_log() {
     let dir = tempfile::tempdir().unwrap();
     let server = crate::binary::start_server(dir.path(), &[]).await;
     assert!(
-        server.startup_log.iter().any(|e| e["level"] == "WARN"
-            && e["message"]
-                .as_str()
-                .unwrap_or("")
-                .contains("development build")),
+        warns_of_a_development_build(&server),
         "{:?}",
         server.startup_log
     );
     assert!(server.terminate().await);
+}
+
+fn warns_of_a_development_build(server: &ServerProcess) -> bool {
+    server.startup_log.iter().any(|e| {
+        e["level"] == "WARN"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("development build"))
+    })
 }
 
 fn sealed_env(name: &str) -> String {
@@ -177,10 +182,7 @@ async fn a_sealed_build_trusts_only_its_compiled_in_keys() {
     assert_eq!(status["servers"][0]["build"], "sealed");
     assert_eq!(status["cartridges"][0]["runcount"], 3, "{status}");
     assert!(
-        !server.startup_log.iter().any(|e| e["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("development build")),
+        !warns_of_a_development_build(&server),
         "{:?}",
         server.startup_log
     );
