@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use crate::{
     api,
     chart::CartridgeChart,
-    clock::{local_offset, now, timestamp},
+    clock::{self, local_offset, now, timestamp},
     format,
     paths::{LICENSES_PATH, STATUS_PATH},
     poll::{self, REFRESH},
@@ -129,6 +129,7 @@ pub fn StatusPage() -> impl IntoView {
                         }
                     })
             }}
+            {move || data.with(|d| d.as_ref().and_then(moved_banner))}
             <DataTable
                 id="servers"
                 title="Servers"
@@ -278,6 +279,26 @@ where
             </div>
         </section>
     }
+}
+
+/// The answering server's data directory came from another machine: both ids, when its licenses
+/// stop, and the way out.
+fn moved_banner(data: &StatusData) -> Option<impl IntoView + use<>> {
+    let server = data.servers.iter().find(|s| s.moved.is_some())?;
+    let moved = server.moved.clone()?;
+    let stop = clock::local(moved.licenses_stop_at);
+    Some(view! {
+        <div class="banner warn" role="alert" id="moved-banner">
+            <strong>"This server's data directory was moved from another machine."</strong>
+            " Its server ID was "
+            <span class="mono">{moved.previous_server_id}</span>
+            " and is now "
+            <span class="mono">{server.server_id.clone()}</span>
+            {format!(
+                ". Licenses bound to the old ID stop granting at {stop}. To keep them, deactivate them for the old ID at the vendor (Admin → Vendor activation) and activate them for this server, or move the data directory back."
+            )}
+        </div>
+    })
 }
 
 fn server_row((server, coordinator): (Server, bool)) -> impl IntoView {

@@ -22,6 +22,8 @@ export interface StartOptions {
   vendorUrl?: string;
   /** More `serve` options, e.g. `['--session-idle-timeout', '2']`. */
   extraArgs?: string[];
+  /** More environment variables, e.g. a development build's switches. */
+  env?: Record<string, string>;
 }
 
 /** The vendor's tools, next to the server binary (customers never get this one). */
@@ -171,7 +173,7 @@ export class LicenseServer {
     args.push(...(options.extraArgs ?? []));
     const child = spawn(BINARY, args, {
       stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, RUST_LOG: 'info' },
+      env: { ...process.env, RUST_LOG: 'info', ...options.env },
     });
     const log: string[] = [];
     const ready = await new Promise<Record<string, string>>((resolve, reject) => {

@@ -99,3 +99,34 @@ test('fits a 390 px wide phone: tables scroll inside their panels, not the page'
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   expect(overflow).toBeLessThanOrEqual(0);
 });
+
+test('a data directory copied to another machine says so in a banner naming both server ids', async ({
+  page,
+  server,
+}, testInfo) => {
+  const { cpSync, mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const path = await import('node:path');
+  await server.stop();
+  const copy = path.join(mkdtempSync(path.join(tmpdir(), 'license-server-copy-')), 'data');
+  cpSync(server.dataDir, copy, { recursive: true });
+  rmSync(path.join(copy, 'server.lock'), { force: true });
+  // A development build's switch: this process pretends to run on another machine.
+  const elsewhere = await LicenseServer.start({
+    dataDir: copy,
+    env: { LICENSE_SERVER_DEV_SIMULATE_HOST: 'another machine' },
+  });
+  try {
+    expect(elsewhere.serverId).not.toBe(server.serverId);
+    await page.goto(elsewhere.statusPage);
+    const banner = page.locator('#moved-banner');
+    await expect(banner).toContainText('moved from another machine');
+    await expect(banner).toContainText(server.serverId);
+    await expect(banner).toContainText(elsewhere.serverId);
+    await expect(banner).toContainText('stop granting at');
+    await page.screenshot({ path: testInfo.outputPath('moved-banner.png'), fullPage: true });
+  } finally {
+    await elsewhere.stop();
+    rmSync(path.dirname(copy), { recursive: true, force: true });
+  }
+});

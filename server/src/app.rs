@@ -17,6 +17,7 @@ use crate::{
     ledger::Writer,
     licensing::{
         dir::LicenseDir,
+        host,
         identity::{Identity, ServerId},
         inventory::Inventory,
         keys::{KeyPair, TrustedKeys},
@@ -113,9 +114,11 @@ impl App {
         config: AppConfig,
     ) -> anyhow::Result<(AppState, LedgerTask)> {
         let store = Store::open(&data_dir.store_path()).await?;
-        let server_id = ServerId::of(&store).await?;
+        let binding = ServerId::bound(&store, &host::detect()?).await?;
+        binding.warn_if_moved(time::OffsetDateTime::now_utc());
+        let server_id = binding.server_id.clone();
         let identity = Identity::detect(
-            server_id.clone(),
+            binding.clone(),
             config.serial_number,
             config.bind,
             config.license_port,
@@ -124,7 +127,7 @@ impl App {
             Inventory::load(
                 LicenseDir::new(data_dir.path()),
                 config.trusted,
-                server_id.clone(),
+                binding,
                 store.clone(),
             )
             .await?,

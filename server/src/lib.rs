@@ -72,7 +72,7 @@ pub use crate::{
         activation,
         dir::LicenseDir,
         file as license_file,
-        identity::{Identity, ServerId, hostname},
+        identity::{Binding, Identity, ServerId, hostname},
         keys::{KeyPair, TrustedKeys},
     },
     openapi::{api_port_doc, combined_doc, license_port_doc},

@@ -96,6 +96,7 @@ pub struct ApiPortDoc;
         crate::admin::remote::remote_logout,
         crate::admin::remote::remote_licenses,
         crate::admin::remote::remote_activate,
+        crate::admin::remote::remote_deactivate,
     ),
     tags((name = "auth"), (name = "licenses"), (name = "licensed users"), (name = "sessions"), (name = "status"), (name = "vendor"))
 )]

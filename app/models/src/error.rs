@@ -122,6 +122,7 @@ error_codes! {
     VendorLicenseRefused = "VENDOR_LICENSE_REFUSED",
     LicensingSessionNotFound = "LICENSING_SESSION_NOT_FOUND",
     ActivationLimit = "ACTIVATION_LIMIT",
+    ActivationNotFound = "ACTIVATION_NOT_FOUND",
     ActivationRequestInvalid = "ACTIVATION_REQUEST_INVALID",
 }
 

@@ -30,8 +30,8 @@ pub use protocol::{
 };
 pub use status::{
     Build, Cartridge, CartridgeStatistic, HeldLicense, LicenseCounts, LicenseType, Location,
-    Server, ServerStatus, Session, SessionStatus, StatusData,
+    Server, ServerMoved, ServerStatus, Session, SessionStatus, StatusData,
 };
 pub use vendor::{
-    ActivateRequest, Activated, Activation, RemoteLicense, RemoteLicenses, RemoteRules,
+    ActivateRequest, Activated, Activation, Deactivated, RemoteLicense, RemoteLicenses, RemoteRules,
 };

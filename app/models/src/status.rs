@@ -144,6 +144,21 @@ pub struct Server {
     /// at run time: not for production). Absent for a member that did not say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<Build>,
+    /// Present when this server's data directory was found on another machine: it got a new
+    /// `server_id`, and licenses bound to the previous one stop granting at `licenses_stop_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved: Option<ServerMoved>,
+}
+
+/// A data directory that moved to another machine.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ServerMoved {
+    pub previous_server_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub moved_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub licenses_stop_at: OffsetDateTime,
 }
 
 /// How a server binary decides which vendor keys to trust.
@@ -248,6 +263,7 @@ mod tests {
             started: OffsetDateTime::UNIX_EPOCH,
             coordinator: None,
             build: None,
+            moved: None,
         };
         let json = serde_json::to_value(&server).unwrap();
         assert!(json.get("coordinator").is_none());

@@ -57,6 +57,20 @@ pub struct ActivateRequest {
     pub request: String,
 }
 
+/// Answer of `DELETE …/activations/{server_id}`: the activation is gone, so the license can be
+/// activated for another server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Deactivated {
+    pub key: String,
+    #[serde(rename = "serverId")]
+    pub server_id: String,
+    /// Through a license server's admin API: whether that server removed its own copy (it does
+    /// when the activation was its own).
+    #[serde(default)]
+    pub removed_here: bool,
+}
+
 /// Answer of an activation: the signed license file, as text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -14,8 +14,8 @@ use axum::{
     routing::{post, put},
 };
 use models::{
-    ActivateRequest, Activated, ApiError, ErrorCode, LicenseAnswer, LoginAnswer, LoginRequest,
-    RemoteLicenses, headers,
+    ActivateRequest, Activated, ApiError, Deactivated, ErrorCode, LicenseAnswer, LoginAnswer,
+    LoginRequest, RemoteLicenses, headers,
 };
 use reqwest::Method;
 use serde::{Serialize, de::DeserializeOwned};
@@ -27,7 +27,10 @@ use crate::{
         AppError,
         extract::{Json, Path},
     },
-    licensing::{activation, install::InstallError},
+    licensing::{
+        activation,
+        install::{InstallError, RemoveError},
+    },
 };
 
 pub fn routes() -> Router<AppState> {
@@ -43,6 +46,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/server/manage/license/remote/licenses/{key}",
             put(remote_activate),
+        )
+        .route(
+            "/server/manage/license/remote/licenses/{key}/activations/{server_id}",
+            axum::routing::delete(remote_deactivate),
         )
 }
 
@@ -288,4 +295,53 @@ pub async fn remote_activate(
     Ok(axum::Json(LicenseAnswer {
         license: installed.verified.license,
     }))
+}
+
+/// Deactivate a license of the vendor account for a server (a transfer: the license can then be
+/// activated for another one). When the activation is this server's own, this server removes
+/// its copy too, so it stops granting from what it gave back.
+#[utoipa::path(
+    delete, path = "/server/manage/license/remote/licenses/{key}/activations/{server_id}", tag = "vendor",
+    params(SessionToken, LicensingToken, ("key" = String, Path), ("server_id" = String, Path)),
+    responses(
+        (status = 200, description = "Deactivated (and removed here, if it was this server's)", body = Deactivated),
+        Refused,
+        (status = 404, description = "LICENSE_KEY_NOT_FOUND, ACTIVATION_NOT_FOUND or LICENSING_SESSION_NOT_FOUND", body = ApiError),
+        (status = 500, description = "VENDOR_UNREACHABLE", body = ApiError),
+    )
+)]
+pub async fn remote_deactivate(
+    State(state): State<AppState>,
+    Editor(admin): Editor,
+    headers: HeaderMap,
+    Path((key, server_id)): Path<(String, String)>,
+) -> Result<axum::Json<Deactivated>, AppError> {
+    let token = licensing_token(&headers)?;
+    let path = format!("/vendor/v1/licenses/{key}/activations/{server_id}");
+    let mut deactivated: Deactivated =
+        match call_vendor(&state, Method::DELETE, &path, Some(&token), None::<&()>).await? {
+            Ok(deactivated) => deactivated,
+            Err(VendorAnswer::Status(StatusCode::UNAUTHORIZED, _)) => {
+                return Err(session_not_found());
+            }
+            Err(VendorAnswer::Status(status, error)) => {
+                let code = ErrorCode::parse(&error.error.code).unwrap_or(ErrorCode::VendorRefused);
+                return Err(AppError::new(status, code, error.error.message));
+            }
+        };
+    let ours = server_id == state.identity.server_id.as_str();
+    let installed_ours = state
+        .inventory
+        .snapshot()
+        .scan
+        .find(&key)
+        .is_some_and(|l| l.verified.license.server_id == server_id);
+    if ours && installed_ours {
+        match state.inventory.remove(&key, &admin.actor()).await {
+            Ok(_) | Err(RemoveError::NotInstalled(_)) => deactivated.removed_here = true,
+            Err(RemoveError::Io(e)) => return Err(AppError::Internal(e)),
+        }
+    }
+    tracing::info!(key = %key, server_id = %server_id, by = %admin.actor(), removed_here = deactivated.removed_here, "license deactivated at the vendor");
+    Ok(axum::Json(deactivated))
 }

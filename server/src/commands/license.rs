@@ -13,7 +13,8 @@ use crate::{
     licensing::{
         dir::{Installed, LicenseDir, Scan},
         file::{self as license_file, LicenseError},
-        identity::ServerId,
+        host,
+        identity::{Binding, ServerId},
         install::{self, Fit, InstallError, Installation, RemoveError},
         keys::TrustedKeys,
         sealed,
@@ -25,7 +26,7 @@ use crate::{
 /// What every license command works on.
 struct Opened {
     store: Store,
-    server_id: ServerId,
+    binding: Binding,
     trusted: TrustedKeys,
     dir: LicenseDir,
 }
@@ -35,10 +36,10 @@ impl Opened {
         let trusted = sealed::trusted_keys(&trust.vendor_public_keys)?;
         let dir = DataDir::open(&data_dir.data_dir)?;
         let store = Store::open(&dir.store_path()).await?;
-        let server_id = ServerId::of(&store).await?;
+        let binding = ServerId::bound(&store, &host::detect()?).await?;
         Ok(Self {
             store,
-            server_id,
+            binding,
             trusted,
             dir: LicenseDir::new(dir.path()),
         })
@@ -54,7 +55,7 @@ impl Opened {
     async fn scan(&self) -> anyhow::Result<Scan> {
         let installs = self.store.installs().await?;
         self.dir
-            .scan(&self.trusted, &self.server_id, &installs)
+            .scan(&self.trusted, &self.binding, &installs)
             .with_context(|| format!("cannot read {}", self.dir.path().display()))
     }
 }
@@ -70,7 +71,7 @@ pub async fn install(args: &LicenseFileArgs, out: &mut dyn Write) -> anyhow::Res
         .install(
             bytes,
             &cx.trusted,
-            &cx.server_id,
+            &cx.binding,
             &cx.store,
             OffsetDateTime::now_utc(),
             Some(&cli_actor()),
@@ -116,7 +117,7 @@ pub async fn verify(args: &LicenseFileArgs, out: &mut dyn Write) -> anyhow::Resu
     let verified = license_file::verify(
         &bytes,
         &cx.trusted,
-        &cx.server_id,
+        &cx.binding.server_id,
         OffsetDateTime::now_utc(),
     )
     .map_err(|e| refused(file, &e))?;
@@ -150,7 +151,7 @@ pub async fn remove(
         .remove(
             key,
             &cx.trusted,
-            &cx.server_id,
+            &cx.binding,
             &cx.store,
             OffsetDateTime::now_utc(),
             &cli_actor(),
@@ -188,14 +189,14 @@ pub async fn list(
     let (scan, pools) = (scan?, pools?);
     let now = OffsetDateTime::now_utc();
     let active = scan.active(now).map(|l| l.key().to_owned());
-    let status = |installed: &Installed| {
-        if Some(installed.key()) == active.as_deref() {
-            "active"
-        } else if installed.expired_at(now) {
-            "expired"
-        } else {
-            "valid"
-        }
+    // A license of the id this data directory had before it moved here: `moved` while the
+    // grace lasts (the active one may be such), `moved-stopped` once it no longer counts.
+    let status = |installed: &Installed| match installed.bound_until {
+        Some(until) if now >= until => "moved-stopped",
+        _ if Some(installed.key()) == active.as_deref() => "active",
+        Some(_) => "moved",
+        None if installed.expired_at(now) => "expired",
+        None => "valid",
     };
     if json {
         let licenses: Vec<_> = scan

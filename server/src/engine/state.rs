@@ -262,6 +262,7 @@ impl State {
             // so a removed license's grants stay until they are released.
             Event::LicenseInstalled { .. }
             | Event::LicenseRemoved { .. }
+            | Event::ServerMoved { .. }
             | Event::CartridgeAssigned { .. }
             | Event::AdminUserChanged { .. }
             | Event::LicensedUsersCleared { .. } => {}

@@ -81,6 +81,14 @@ pub enum Event {
         serial_number: u64,
         by: String,
     },
+    /// The data directory was found on another machine: from here on the server has a new id,
+    /// and licenses bound to the previous one stop counting after a grace period.
+    ServerMoved {
+        previous_server_id: String,
+        server_id: String,
+        /// What the new machine's fingerprint was computed from.
+        host_inputs: String,
+    },
     /// An administrator account was added, got a new password, or was removed.
     AdminUserChanged {
         principal: String,
@@ -114,6 +122,7 @@ impl Event {
             Self::SessionClosed { .. } => "session_closed",
             Self::LicenseInstalled { .. } => "license_installed",
             Self::LicenseRemoved { .. } => "license_removed",
+            Self::ServerMoved { .. } => "server_moved",
             Self::CartridgeAssigned { .. } => "cartridge_assigned",
             Self::AdminUserChanged { .. } => "admin_user_changed",
             Self::LicensedUsersCleared { .. } => "licensed_users_cleared",

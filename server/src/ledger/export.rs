@@ -162,6 +162,17 @@ impl Csv {
                 row.insert("license_key", key.clone());
                 row.insert("serial_number", serial_number.to_string());
             }
+            Event::ServerMoved {
+                previous_server_id,
+                server_id,
+                host_inputs,
+            } => {
+                row.insert("host", host_inputs.clone());
+                row.insert(
+                    "status",
+                    format!("moved: server id {previous_server_id} is now {server_id}"),
+                );
+            }
             Event::CartridgeAssigned {
                 serial_number,
                 pool,

@@ -117,13 +117,13 @@ mod tests {
     use std::net::IpAddr;
 
     use super::*;
-    use crate::licensing::identity::ServerId;
+    use crate::licensing::identity::{Binding, ServerId};
 
     #[test]
     fn a_request_verifies_and_any_change_breaks_it() {
         let key = KeyPair::generate().unwrap();
         let identity = Identity::detect(
-            ServerId::generate().unwrap(),
+            Binding::fixed(ServerId::generate().unwrap()),
             "200000510".into(),
             IpAddr::from([127, 0, 0, 1]),
             1400,

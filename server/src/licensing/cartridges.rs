@@ -116,6 +116,7 @@ mod tests {
             },
             file: format!("KEY-{serial_number}.lic").into(),
             installed: now,
+            bound_until: None,
         }
     }
 

@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 
 use super::{
     file::{self as license_file, LicenseError, Verified},
-    identity::ServerId,
+    identity::Binding,
     keys::TrustedKeys,
 };
 use crate::store::Install;
@@ -36,6 +36,9 @@ pub struct Installed {
     /// When it was installed: as recorded in the store, or the file's modification time for a
     /// file that was copied in by hand.
     pub installed: OffsetDateTime,
+    /// Set for a license bound to this data directory's previous server id (it moved to this
+    /// machine): it counts until then, like an expiry.
+    pub bound_until: Option<OffsetDateTime>,
 }
 
 impl Installed {
@@ -47,8 +50,18 @@ impl Installed {
         self.verified.license.rules.serial_number
     }
 
+    /// No longer counting at `now`: expired, or bound to the previous server id past the grace.
     pub fn expired_at(&self, now: OffsetDateTime) -> bool {
-        self.verified.license.rules.expired_at(now)
+        self.verified.license.rules.expired_at(now) || self.bound_until.is_some_and(|u| now >= u)
+    }
+
+    /// The first instant from which it no longer counts, if there is one.
+    pub fn counts_until(&self) -> Option<OffsetDateTime> {
+        let expires = self.verified.license.rules.expires;
+        match (expires, self.bound_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 
@@ -139,7 +152,7 @@ impl LicenseDir {
     pub fn scan(
         &self,
         trusted: &TrustedKeys,
-        server_id: &ServerId,
+        binding: &Binding,
         installs: &[Install],
     ) -> io::Result<Scan> {
         let mut scan = Scan::default();
@@ -156,7 +169,7 @@ impl LicenseDir {
                     continue;
                 }
             };
-            let verified = match license_file::verify_signed(&bytes, trusted, server_id) {
+            let (verified, bound_until) = match verify_bound(&bytes, trusted, binding) {
                 Ok(verified) => verified,
                 Err(e) => {
                     scan.rejected.push(rejected(e.to_string()));
@@ -211,6 +224,7 @@ impl LicenseDir {
                 verified,
                 file,
                 installed,
+                bound_until,
             });
         }
         scan.licenses.sort_by_key(|l| order.get(l.key()).copied());
@@ -241,6 +255,26 @@ impl LicenseDir {
     }
 }
 
+/// Verifies a file bound to this server, or, within the grace after a move, to its previous id
+/// (then with the end of the grace).
+fn verify_bound(
+    bytes: &[u8],
+    trusted: &TrustedKeys,
+    binding: &Binding,
+) -> Result<(Verified, Option<OffsetDateTime>), LicenseError> {
+    let result = license_file::verify_signed(bytes, trusted, &binding.server_id);
+    if let Err(LicenseError::WrongServer { license_server, .. }) = &result
+        && let Some(moved) = binding
+            .moved
+            .as_ref()
+            .filter(|m| m.previous.as_str() == license_server)
+    {
+        let verified = license_file::verify_signed(bytes, trusted, &moved.previous)?;
+        return Ok((verified, Some(moved.until)));
+    }
+    result.map(|verified| (verified, None))
+}
+
 #[cfg(test)]
 pub(super) mod tests {
     use models::{License, ProductRule, Rules};
@@ -248,6 +282,7 @@ pub(super) mod tests {
 
     use super::{
         super::{
+            identity::ServerId,
             install::{InstallError, Installation},
             keys::KeyPair,
         },
@@ -278,6 +313,10 @@ pub(super) mod tests {
     }
 
     impl Fixture {
+        pub fn binding(&self) -> Binding {
+            Binding::fixed(self.server_id.clone())
+        }
+
         /// A license of `key` with a serial of its own (from the key's bytes), issued yesterday.
         pub fn file(&self, key: &str, runcount: u32) -> Vec<u8> {
             let serial = key.bytes().fold(1u64, |n, b| n * 31 + u64::from(b));
@@ -317,7 +356,7 @@ pub(super) mod tests {
             self.dir.write_file(
                 bytes,
                 &self.trusted,
-                &self.server_id,
+                &self.binding(),
                 installs,
                 OffsetDateTime::now_utc(),
             )
@@ -325,7 +364,7 @@ pub(super) mod tests {
 
         pub fn scan(&self, installs: &[Install]) -> Scan {
             self.dir
-                .scan(&self.trusted, &self.server_id, installs)
+                .scan(&self.trusted, &self.binding(), installs)
                 .unwrap()
         }
     }
@@ -439,6 +478,40 @@ pub(super) mod tests {
             Ok(Installation::Installed(_))
         ));
         assert_eq!(fs::read(f.dir.path().join("K.lic")).unwrap(), good);
+    }
+
+    #[test]
+    fn after_a_move_licenses_of_the_previous_id_count_until_the_grace_ends_and_no_other_does() {
+        let f = fixture();
+        let old = f.file("OLD", 1);
+        f.write(&old, &[]).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let moved = Binding {
+            server_id: ServerId::generate().unwrap(),
+            moved: Some(super::super::identity::Moved {
+                previous: f.server_id.clone(),
+                at: now,
+                until: now + Duration::minutes(30),
+            }),
+        };
+        let scan = f.dir.scan(&f.trusted, &moved, &[]).unwrap();
+        let license = &scan.licenses[0];
+        assert_eq!(license.bound_until, Some(now + Duration::minutes(30)));
+        assert_eq!(scan.counting(now).count(), 1);
+        assert_eq!(scan.counting(now + Duration::minutes(30)).count(), 0);
+
+        // A third server's license is not this one's, moved or not.
+        let elsewhere = Binding {
+            server_id: ServerId::generate().unwrap(),
+            moved: Some(super::super::identity::Moved {
+                previous: ServerId::generate().unwrap(),
+                at: now,
+                until: now + Duration::minutes(30),
+            }),
+        };
+        let scan = f.dir.scan(&f.trusted, &elsewhere, &[]).unwrap();
+        assert!(scan.licenses.is_empty());
+        assert!(scan.rejected[0].reason.contains("not to this server"));
     }
 
     #[test]

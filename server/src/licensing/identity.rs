@@ -5,9 +5,17 @@ use std::{fmt, fs, net::IpAddr};
 use thiserror::Error;
 use time::OffsetDateTime;
 
+use super::{
+    host::{self, Host, HostError},
+    sealed,
+};
 use crate::{
-    store::{Store, StoreError},
-    sys::{VERSION, hex},
+    ledger::Event,
+    store::{IdentityRow, Store, StoreError},
+    sys::{
+        VERSION, hex,
+        timestamp::{parse_rfc3339, rfc3339},
+    },
 };
 
 /// Random bytes in a server id: 256 bits, so two servers never share an id by chance.
@@ -27,6 +35,8 @@ pub enum ServerIdError {
     Malformed(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Host(#[from] HostError),
 }
 
 impl ServerId {
@@ -53,10 +63,44 @@ impl ServerId {
         &self.0
     }
 
-    /// This server's id: read from the store, or generated and stored if this is the first start.
+    /// This server's id on this machine (see [`ServerId::bound`]).
     pub async fn of(store: &Store) -> Result<Self, ServerIdError> {
+        Ok(Self::bound(store, &host::detect()?).await?.server_id)
+    }
+
+    /// This server's id, bound to `host`: read from the store, or generated and stored if this
+    /// is the first start. A data directory that was bound to another machine gets a new id here,
+    /// and remembers the old one: licenses bound to it count for [`MOVE_GRACE`] more, so an
+    /// administrator who moved a server on purpose has time to transfer them.
+    pub async fn bound(store: &Store, host: &Host) -> Result<Binding, ServerIdError> {
         let candidate = Self::generate()?;
-        Self::parse(store.server_id_or_insert(candidate.as_str()).await?)
+        store.server_id_or_insert(candidate.as_str()).await?;
+        let mut row = store.identity().await?;
+        if row.host.is_none() && !store.bind_host(&host.fingerprint).await? {
+            row = store.identity().await?;
+        }
+        if row.host.as_deref().is_none_or(|h| h == host.fingerprint) {
+            return Binding::of(row);
+        }
+        let now = OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap_or_else(|_| OffsetDateTime::now_utc());
+        let new_id = Self::generate()?;
+        let event = Event::ServerMoved {
+            previous_server_id: row.server_id.clone(),
+            server_id: new_id.to_string(),
+            host_inputs: host.inputs.clone(),
+        };
+        store
+            .record_move(
+                &row.server_id,
+                new_id.as_str(),
+                &host.fingerprint,
+                &rfc3339(now),
+                event.row(now),
+            )
+            .await?;
+        Binding::of(store.identity().await?)
     }
 }
 
@@ -66,10 +110,99 @@ impl fmt::Display for ServerId {
     }
 }
 
+/// How long licenses bound to a data directory's previous server id keep counting after it was
+/// found on another machine.
+pub const MOVE_GRACE: time::Duration = time::Duration::minutes(30);
+
+/// In a development build, a shorter [`MOVE_GRACE`] in seconds (for tests).
+pub const MOVE_GRACE_ENV: &str = "LICENSE_SERVER_DEV_MOVE_GRACE_S";
+
+/// This server's id, and where it came from if its data directory moved to this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub server_id: ServerId,
+    pub moved: Option<Moved>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moved {
+    pub previous: ServerId,
+    pub at: OffsetDateTime,
+    /// Licenses bound to `previous` count until then.
+    pub until: OffsetDateTime,
+}
+
+impl Binding {
+    /// Says in the log, while the grace after a move lasts, what happened and the way out.
+    pub fn warn_if_moved(&self, now: OffsetDateTime) {
+        if let Some(moved) = self.moved.as_ref().filter(|m| now < m.until) {
+            tracing::warn!(
+                previous_server_id = %moved.previous,
+                server_id = %self.server_id,
+                "this data directory was moved from another machine at {}: its server id was {} \
+                 and is now {}. Licenses bound to the old id stop granting at {}. Transfer them: \
+                 deactivate them for the old id at the vendor (the Vendor screen, or ask the \
+                 vendor) and activate them for the new one; or move the data directory back",
+                rfc3339(moved.at),
+                moved.previous,
+                self.server_id,
+                rfc3339(moved.until)
+            );
+        }
+    }
+
+    /// A server that never moved.
+    pub fn fixed(server_id: ServerId) -> Self {
+        Self {
+            server_id,
+            moved: None,
+        }
+    }
+
+    fn of(row: IdentityRow) -> Result<Self, ServerIdError> {
+        let moved = match (row.previous_server_id, row.moved_at) {
+            (Some(previous), Some(at)) => {
+                let at = parse_rfc3339(&at)
+                    .map_err(|_| ServerIdError::Malformed(format!("moved at {at}")))?;
+                Some(Moved {
+                    previous: ServerId::parse(previous)?,
+                    at,
+                    until: at + move_grace(),
+                })
+            }
+            _ => None,
+        };
+        Ok(Self {
+            server_id: ServerId::parse(row.server_id)?,
+            moved,
+        })
+    }
+
+    /// The previous id and until when licenses bound to it count, if `server_id` is that id.
+    pub fn previous_until(&self, server_id: &str) -> Option<OffsetDateTime> {
+        self.moved
+            .as_ref()
+            .filter(|m| m.previous.as_str() == server_id)
+            .map(|m| m.until)
+    }
+}
+
+fn move_grace() -> time::Duration {
+    if sealed::is_sealed() {
+        return MOVE_GRACE;
+    }
+    std::env::var(MOVE_GRACE_ENV)
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .map_or(MOVE_GRACE, time::Duration::seconds)
+}
+
 /// What a server says about itself on the status page. Fixed at start.
 #[derive(Debug, Clone)]
 pub struct Identity {
     pub server_id: ServerId,
+    /// Where it came from, if its data directory moved to this machine.
+    pub moved: Option<Moved>,
     pub serial_number: String,
     pub hostname: String,
     pub ip_address: IpAddr,
@@ -83,13 +216,14 @@ impl Identity {
     /// that is where clients reach the server; when it is the wildcard, the machine's primary
     /// address is the best guess.
     pub fn detect(
-        server_id: ServerId,
+        binding: Binding,
         serial_number: String,
         bind: IpAddr,
         license_port: u16,
     ) -> Self {
         Self {
-            server_id,
+            server_id: binding.server_id,
+            moved: binding.moved,
             serial_number,
             hostname: hostname(),
             ip_address: if bind.is_unspecified() {
@@ -121,6 +255,11 @@ impl Identity {
             started: self.started,
             coordinator: Some(self.server_id.to_string()),
             build: Some(super::sealed::build()),
+            moved: self.moved.as_ref().map(|m| models::ServerMoved {
+                previous_server_id: m.previous.to_string(),
+                moved_at: m.at,
+                licenses_stop_at: m.until,
+            }),
         }
     }
 }
@@ -186,6 +325,66 @@ fn os_release_pretty_name(os_release: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_data_directory_on_another_machine_gets_a_new_id_and_remembers_the_old_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("store.db")).await.unwrap();
+        let (a, b) = (
+            host::of(&[("machine-id", "a".into())]),
+            host::of(&[("machine-id", "b".into())]),
+        );
+        let first = ServerId::bound(&store, &a).await.unwrap();
+        assert_eq!(first.moved, None);
+        assert_eq!(
+            ServerId::bound(&store, &a).await.unwrap(),
+            first,
+            "same machine"
+        );
+
+        let moved = ServerId::bound(&store, &b).await.unwrap();
+        assert_ne!(moved.server_id, first.server_id);
+        let m = moved.moved.clone().unwrap();
+        assert_eq!(m.previous, first.server_id);
+        assert_eq!(m.until - m.at, MOVE_GRACE);
+        assert_eq!(
+            moved.previous_until(first.server_id.as_str()),
+            Some(m.until)
+        );
+        assert_eq!(moved.previous_until(moved.server_id.as_str()), None);
+        assert_eq!(
+            ServerId::bound(&store, &b).await.unwrap(),
+            moved,
+            "it stays"
+        );
+        let rows = store.ledger_rows(0, 10).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].kind, "server_moved");
+        assert!(rows[0].body.contains(first.server_id.as_str()));
+
+        // Back on the first machine: another move, from the second id.
+        let back = ServerId::bound(&store, &a).await.unwrap();
+        assert_ne!(back.server_id, first.server_id);
+        assert_eq!(back.moved.unwrap().previous, moved.server_id);
+    }
+
+    #[tokio::test]
+    async fn a_data_directory_from_before_host_binding_is_bound_where_it_first_starts() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("store.db")).await.unwrap();
+        let old = store.server_id_or_insert("ABCD").await.unwrap();
+        assert_eq!(store.identity().await.unwrap().host, None);
+        let here = host::of(&[("machine-id", "here".into())]);
+        let bound = ServerId::bound(&store, &here).await.unwrap();
+        assert_eq!(
+            (bound.server_id.as_str(), bound.moved),
+            (old.as_str(), None)
+        );
+        assert_eq!(
+            store.identity().await.unwrap().host.as_deref(),
+            Some(here.fingerprint.as_str())
+        );
+    }
+
     #[test]
     fn generated_ids_are_long_uppercase_hex_and_differ() {
         let a = ServerId::generate().unwrap();
@@ -228,7 +427,12 @@ mod tests {
     #[test]
     fn a_specific_bind_address_is_the_reported_address() {
         let id = ServerId::generate().unwrap();
-        let identity = Identity::detect(id.clone(), "7".into(), [10, 1, 2, 3].into(), 1400);
+        let identity = Identity::detect(
+            Binding::fixed(id.clone()),
+            "7".into(),
+            [10, 1, 2, 3].into(),
+            1400,
+        );
         let record = identity.record();
         assert_eq!(record.ip_address, IpAddr::from([10, 1, 2, 3]));
         assert_eq!(record.coordinator.as_deref(), Some(id.as_str()));

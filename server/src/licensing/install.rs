@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use super::{
     dir::{EXTENSION, Installed, LicenseDir, Scan},
     file::{self as license_file, LicenseError, Verified},
-    identity::ServerId,
+    identity::{Binding, ServerId},
     keys::{KeyPair, TrustedKeys},
 };
 use crate::{
@@ -126,7 +126,7 @@ impl LicenseDir {
         &self,
         bytes: Vec<u8>,
         trusted: &TrustedKeys,
-        server_id: &ServerId,
+        binding: &Binding,
         store: &Store,
         now: OffsetDateTime,
         by: Option<&str>,
@@ -137,7 +137,7 @@ impl LicenseDir {
             .installs()
             .await
             .context("reading the install order")?;
-        let (dir, trusted_keys, id) = (self.clone(), trusted.clone(), server_id.clone());
+        let (dir, trusted_keys, id) = (self.clone(), trusted.clone(), binding.clone());
         let outcome = tokio::task::spawn_blocking(move || {
             dir.write_file(&bytes, &trusted_keys, &id, &installs, now)
         })
@@ -181,10 +181,11 @@ impl LicenseDir {
         let text = license_file::sign(license, key)?;
         let server_id = ServerId::parse(license.server_id.clone())
             .map_err(|e| InstallError::Io(anyhow::anyhow!("{e}")))?;
+        let binding = Binding::fixed(server_id);
         let mut trusted = TrustedKeys::default();
         trusted.add(key.public_key());
         let now = OffsetDateTime::now_utc();
-        self.install(text.into_bytes(), &trusted, &server_id, store, now, None)
+        self.install(text.into_bytes(), &trusted, &binding, store, now, None)
             .await
     }
 
@@ -192,16 +193,17 @@ impl LicenseDir {
         &self,
         bytes: &[u8],
         trusted: &TrustedKeys,
-        server_id: &ServerId,
+        binding: &Binding,
         installs: &[Install],
         now: OffsetDateTime,
     ) -> Result<Installation, InstallError> {
-        let verified = license_file::verify(bytes, trusted, server_id, now)?;
+        // New installs are for this server's id only, never for the one it had before a move.
+        let verified = license_file::verify(bytes, trusted, &binding.server_id, now)?;
         create_private_dir(self.path())
             .with_context(|| format!("cannot create {}", self.path().display()))?;
         let _lock = self.lock_installs()?;
         let scan = self
-            .scan(trusted, server_id, installs)
+            .scan(trusted, binding, installs)
             .with_context(|| format!("cannot read {}", self.path().display()))?;
         let key = verified.license.key.clone();
         let replaced = match fit(&scan, &verified)? {
@@ -224,6 +226,7 @@ impl LicenseDir {
             verified,
             file,
             installed: now,
+            bound_until: None,
         };
         Ok(match replaced {
             Some(replaced) => Installation::Replaced {
@@ -241,7 +244,7 @@ impl LicenseDir {
         &self,
         key: &str,
         trusted: &TrustedKeys,
-        server_id: &ServerId,
+        binding: &Binding,
         store: &Store,
         now: OffsetDateTime,
         by: &str,
@@ -253,7 +256,7 @@ impl LicenseDir {
         let (dir, trusted, id, wanted) = (
             self.clone(),
             trusted.clone(),
-            server_id.clone(),
+            binding.clone(),
             key.to_owned(),
         );
         let (lock, removed, aside) = tokio::task::spawn_blocking(move || {
@@ -384,12 +387,12 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         let bytes = f.issue("K", 7, 1, Duration::days(1));
         f.dir
-            .install(bytes, &f.trusted, &f.server_id, &store, now, None)
+            .install(bytes, &f.trusted, &f.binding(), &store, now, None)
             .await
             .unwrap();
         let removed = f
             .dir
-            .remove("K", &f.trusted, &f.server_id, &store, now, "alice")
+            .remove("K", &f.trusted, &f.binding(), &store, now, "alice")
             .await
             .unwrap();
         assert_eq!(removed.serial_number(), 7);
@@ -407,7 +410,7 @@ mod tests {
         assert!(last.body.contains("\"by\":\"alice\""), "{}", last.body);
         let again = f
             .dir
-            .remove("K", &f.trusted, &f.server_id, &store, now, "alice")
+            .remove("K", &f.trusted, &f.binding(), &store, now, "alice")
             .await;
         assert!(matches!(again, Err(RemoveError::NotInstalled(_))));
     }

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::{
     cartridges,
     dir::{Fingerprint, Installed, LicenseDir, Scan},
-    identity::ServerId,
+    identity::Binding,
     install::{InstallError, RemoveError},
     keys::TrustedKeys,
 };
@@ -79,8 +79,8 @@ impl Snapshot {
             .scan
             .licenses
             .iter()
-            .filter_map(|l| l.verified.license.rules.expires)
-            .filter(|expires| *expires > now)
+            .filter_map(Installed::counts_until)
+            .filter(|until| *until > now)
             .min();
         cache.insert(
             key,
@@ -98,7 +98,7 @@ impl Snapshot {
 pub struct Inventory {
     dir: LicenseDir,
     trusted: TrustedKeys,
-    server_id: ServerId,
+    binding: Binding,
     store: Store,
     current: ArcSwap<Snapshot>,
     /// What the last scan was made from; a rescan happens only when this changes.
@@ -110,13 +110,13 @@ impl Inventory {
     pub async fn load(
         dir: LicenseDir,
         trusted: TrustedKeys,
-        server_id: ServerId,
+        binding: Binding,
         store: Store,
     ) -> anyhow::Result<Self> {
         let inventory = Self {
             dir,
             trusted,
-            server_id,
+            binding,
             store,
             current: ArcSwap::default(),
             seen: tokio::sync::Mutex::new(None),
@@ -165,7 +165,7 @@ impl Inventory {
             .install(
                 bytes,
                 &self.trusted,
-                &self.server_id,
+                &self.binding,
                 &self.store,
                 OffsetDateTime::now_utc(),
                 by,
@@ -183,7 +183,7 @@ impl Inventory {
             .remove(
                 key,
                 &self.trusted,
-                &self.server_id,
+                &self.binding,
                 &self.store,
                 OffsetDateTime::now_utc(),
                 by,
@@ -219,7 +219,7 @@ impl Inventory {
             let (dir, trusted, id, rows) = (
                 self.dir.clone(),
                 self.trusted.clone(),
-                self.server_id.clone(),
+                self.binding.clone(),
                 installs.clone(),
             );
             let scan = tokio::task::spawn_blocking(move || dir.scan(&trusted, &id, &rows))
@@ -232,8 +232,18 @@ impl Inventory {
         let now = OffsetDateTime::now_utc();
         let snapshot = Arc::new(Snapshot::new(scan, pools, now));
         for key in &self.snapshot().counting {
-            if snapshot.scan.find(key).is_some_and(|l| l.expired_at(now)) {
-                tracing::warn!(key = %key, "license expired; its cartridges no longer count");
+            match snapshot.scan.find(key) {
+                Some(l) if l.bound_until.is_some_and(|until| now >= until) => tracing::warn!(
+                    key = %key,
+                    server_id = %l.verified.license.server_id,
+                    "a license bound to this data directory's previous server id stopped counting: \
+                     the grace after the move to this machine is over. Transfer it: deactivate it \
+                     at the vendor and activate it for this server"
+                ),
+                Some(l) if l.expired_at(now) => {
+                    tracing::warn!(key = %key, "license expired; its cartridges no longer count");
+                }
+                _ => {}
             }
         }
         self.current.store(snapshot);

@@ -17,6 +17,7 @@ pub mod activation;
 pub mod cartridges;
 pub mod dir;
 pub mod file;
+pub mod host;
 pub mod identity;
 pub mod install;
 pub mod inventory;

@@ -25,6 +25,7 @@ pub mod vendor;
 pub use self::{
     admins::{AdminUserRow, TokenRow},
     database::{Store, StoreError},
+    identity::IdentityRow,
     ledger::{Chain, LedgerAppender, LedgerRow, NewLedgerRow},
     licensed_users::{Admission, LicensedUserRow},
     licenses::Install,

@@ -142,6 +142,16 @@ impl VendorStore {
         .await
     }
 
+    /// Removes the activation of `key` on `server_id`; `false` if there was none.
+    pub async fn deactivate(&self, key: &str, server_id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM activations WHERE license_key = ?1 AND server_id = ?2")
+            .bind(key)
+            .bind(server_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

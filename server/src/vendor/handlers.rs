@@ -1,5 +1,6 @@
 //! The vendor service's endpoints: an account logs in, lists its licenses with their
-//! activations, and activates one for the server that signed an activation request.
+//! activations, activates one for the server that signed an activation request, and deactivates
+//! one (a transfer: the license moves to another server).
 
 use std::net::SocketAddr;
 
@@ -8,8 +9,9 @@ use axum::{
     http::{HeaderMap, StatusCode},
 };
 use models::{
-    ActivateRequest, Activated, Activation as ActivationModel, AuthUser, ErrorCode, LoginAnswer,
-    LoginRequest, RemoteLicense, RemoteLicenses, RemoteRules, ServerVersion, UserInfo, headers,
+    ActivateRequest, Activated, Activation as ActivationModel, AuthUser, Deactivated, ErrorCode,
+    LoginAnswer, LoginRequest, RemoteLicense, RemoteLicenses, RemoteRules, ServerVersion, UserInfo,
+    headers,
 };
 use time::OffsetDateTime;
 
@@ -204,4 +206,36 @@ pub(super) async fn activate(
             ),
         )),
     }
+}
+
+/// Frees the activation of `key` on `server_id`, so the account can activate the license for
+/// another server. The file that server has stays valid where it is: the account says it no
+/// longer uses it (the machine was replaced, or its data directory moved), and the vendor's log
+/// records who said so.
+pub(super) async fn deactivate(
+    State(state): State<VendorState>,
+    headers: HeaderMap,
+    PathParam((key, server_id)): PathParam<(String, String)>,
+) -> Result<axum::Json<Deactivated>, AppError> {
+    let account = account_of(&state, &headers).await?;
+    if !account.entitlements.iter().any(|e| e.key == key) {
+        return Err(AppError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::LicenseKeyNotFound,
+            format!("this account has no license {key}"),
+        ));
+    }
+    if !state.0.store.deactivate(&key, &server_id).await? {
+        return Err(AppError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::ActivationNotFound,
+            format!("license {key} is not activated for server {server_id}"),
+        ));
+    }
+    tracing::info!(key = %key, server_id = %server_id, account = %account.principal, "deactivated");
+    Ok(axum::Json(Deactivated {
+        key,
+        server_id,
+        removed_here: false,
+    }))
 }

@@ -124,6 +124,10 @@ pub fn router(state: VendorState) -> Router {
                 post(handlers::activate),
             )
             .route(
+                "/vendor/v1/licenses/{key}/activations/{server_id}",
+                axum::routing::delete(handlers::deactivate),
+            )
+            .route(
                 "/health",
                 get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
             )

@@ -85,6 +85,17 @@ pub async fn start_server_logging(
     start(command_of(BIN, &[]), data_dir, extra, filter).await
 }
 
+/// [`start_server`] with more environment variables, e.g. a development build's switches.
+pub async fn start_server_with_env(
+    data_dir: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> ServerProcess {
+    let mut command = command_of(BIN, &[]);
+    command.envs(env.iter().copied());
+    start(command, data_dir, extra, None).await
+}
+
 /// [`start_server`] of another build of the server, e.g. a sealed one.
 pub async fn start_server_of(binary: &str, data_dir: &Path, extra: &[&str]) -> ServerProcess {
     start(command_of(binary, &[]), data_dir, extra, None).await

@@ -87,6 +87,19 @@ async fn a_sealed_build_trusts_only_its_compiled_in_keys() {
     let data = data_dir.to_str().unwrap();
     let out = sealed(&["server-id", "--data-dir", data]).await;
     let server_id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    // The development builds' switch to pretend to be another machine is refused.
+    let simulated = finish({
+        let mut c = command_of(&binary, &["server-id", "--data-dir", data]);
+        c.env("LICENSE_SERVER_DEV_SIMULATE_HOST", "elsewhere");
+        c
+    })
+    .await;
+    assert_eq!(simulated.status.code(), Some(1));
+    assert!(
+        stderr(&simulated).contains("only development builds can pretend"),
+        "{}",
+        stderr(&simulated)
+    );
 
     // The customer makes a key of their own and gives themselves 9,999 seats.
     let mine = dir.path().join("mine");

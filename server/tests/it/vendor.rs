@@ -8,7 +8,7 @@ use models::{License, Rules};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use server::{
-    EngineConfig, Identity, KeyPair, RunningVendor, ServerId, VendorConfig, activation,
+    Binding, EngineConfig, Identity, KeyPair, RunningVendor, ServerId, VendorConfig, activation,
     hash_password, license_file,
 };
 use tempfile::TempDir;
@@ -18,7 +18,7 @@ use crate::protocol::Lab;
 
 const SECRET: &str = "acme-secret-1";
 
-struct Vendor {
+pub struct Vendor {
     running: Option<RunningVendor>,
     dir: TempDir,
     key: std::path::PathBuf,
@@ -43,11 +43,11 @@ impl Vendor {
         );
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("http://{}", self.running.as_ref().unwrap().addr)
     }
 
-    async fn stop(&mut self) {
+    pub async fn stop(&mut self) {
         if let Some(running) = self.running.take() {
             running.stop().await.unwrap();
         }
@@ -114,7 +114,7 @@ postpay = true
 }
 
 /// A lab with a vendor service, restarted with `--vendor-url` pointing at it.
-async fn lab_with_vendor(token_timeout: Duration) -> (Lab, Vendor) {
+pub async fn lab_with_vendor(token_timeout: Duration) -> (Lab, Vendor) {
     let mut lab = Lab::start(&[], EngineConfig::default()).await;
     let vendor = vendor_for(&lab, token_timeout).await;
     lab.vendor_url = Some(vendor.url());
@@ -123,7 +123,7 @@ async fn lab_with_vendor(token_timeout: Duration) -> (Lab, Vendor) {
 }
 
 impl Lab {
-    async fn call(
+    pub async fn call(
         &self,
         method: Method,
         path: &str,
@@ -150,7 +150,7 @@ impl Lab {
         )
     }
 
-    async fn first_admin_token(&self) -> String {
+    pub async fn first_admin_token(&self) -> String {
         let password =
             std::fs::read_to_string(self.dir.path().join("initial-admin-password")).unwrap();
         let answer: Value = self
@@ -166,7 +166,7 @@ impl Lab {
         answer["token"].as_str().unwrap().to_owned()
     }
 
-    async fn vendor_login(&self, admin: &str) -> String {
+    pub async fn vendor_login(&self, admin: &str) -> String {
         let (status, body) = self
             .call(
                 Method::POST,
@@ -181,7 +181,7 @@ impl Lab {
     }
 }
 
-fn license_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+pub fn license_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<_> = std::fs::read_dir(dir.join("licenses"))
         .map(|entries| {
             entries
@@ -200,7 +200,7 @@ fn license_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     files
 }
 
-fn code(body: &Value) -> &str {
+pub fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("")
 }
 
@@ -349,7 +349,7 @@ async fn a_license_activated_on_as_many_servers_as_it_allows_is_refused_and_noth
     let licensing = lab.vendor_login(&admin).await;
     // Another server takes ACME-1's only place, straight at the vendor.
     let elsewhere = Identity::detect(
-        ServerId::generate().unwrap(),
+        Binding::fixed(ServerId::generate().unwrap()),
         String::new(),
         [127, 0, 0, 1].into(),
         1400,
