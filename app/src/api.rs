@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use gloo_net::http::{Request, RequestBuilder, Response};
 use models::{
-    ApiError, ErrorCode, History, License, LicenseAnswer, LicensedUsersAnswer, LoginAnswer,
-    LoginRequest, RemoteLicenses, SessionClosed, SessionPage, SessionQuery, StatusData, headers,
+    ApiError, Deactivated, ErrorCode, History, License, LicenseAnswer, LicensedUsersAnswer,
+    LoginAnswer, LoginRequest, RemoteLicenses, SessionClosed, SessionPage, SessionQuery,
+    StatusData, headers,
 };
 use serde::{Serialize, de::DeserializeOwned};
 use thiserror::Error;
@@ -269,6 +270,20 @@ pub async fn vendor_activate(tokens: Tokens<'_>, key: &str) -> Result<LicenseAns
         js_sys::encode_uri_component(key)
     );
     admin(Request::put(&path), tokens, None).await
+}
+
+/// `DELETE /server/manage/license/remote/licenses/{key}/activations/{server_id}`: a transfer.
+pub async fn vendor_deactivate(
+    tokens: Tokens<'_>,
+    key: &str,
+    server_id: &str,
+) -> Result<Deactivated> {
+    let path = format!(
+        "/server/manage/license/remote/licenses/{}/activations/{}",
+        js_sys::encode_uri_component(key),
+        js_sys::encode_uri_component(server_id)
+    );
+    admin(Request::delete(&path), tokens, None).await
 }
 
 impl Error {

@@ -179,11 +179,24 @@ test.describe('with a vendor service', () => {
     await row.getByRole('button', { name: 'Activate DEMO-PDFTOOLBOX-10' }).click();
     await expect(page.getByRole('status')).toContainText('Activated and installed DEMO-PDFTOOLBOX-10');
     await expect(row.locator('.state')).toHaveText('installed here');
-    await expect(row.getByRole('button')).toHaveCount(0);
+    await expect(row.getByRole('button', { name: /^Activate/ })).toHaveCount(0);
+    await expect(row.locator('ul.activations li')).toHaveCount(1);
+    await expect(row.locator('ul.activations li')).toContainText('(this server)');
     await screenshot(page, testInfo, 'vendor');
 
     await page.getByRole('link', { name: 'See it under Licenses.' }).click();
     await expect(page.locator('article.license[data-key="DEMO-PDFTOOLBOX-10"]')).toContainText('active');
+
+    // A transfer: deactivate it for this server, which gives it back and removes it here.
+    await page.getByRole('link', { name: 'Vendor activation' }).click();
+    page.on('dialog', (dialog) => dialog.accept());
+    await row.getByRole('button', { name: `Deactivate DEMO-PDFTOOLBOX-10 for server ${server.serverId}` }).click();
+    await expect(page.getByRole('status')).toContainText('Deactivated DEMO-PDFTOOLBOX-10');
+    await expect(page.getByRole('status')).toContainText('removed here too');
+    await expect(row.locator('.state')).toContainText('available');
+    await expect(row.locator('ul.activations')).toHaveCount(0);
+    await page.getByRole('link', { name: 'Licenses', exact: true }).click();
+    await expect(page.locator('article.license[data-key="DEMO-PDFTOOLBOX-10"]')).toHaveCount(0);
 
     await page.getByRole('link', { name: 'Vendor activation' }).click();
     await page.getByRole('button', { name: 'Log out of the vendor' }).click();

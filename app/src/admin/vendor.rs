@@ -9,7 +9,9 @@ use super::{
     shell::Shell,
     task::{Loaded, Task, TaskButton, loaded},
 };
-use crate::{api, auth::Auth, format, paths::LICENSES_PATH, table::actions_header};
+use crate::{
+    api, auth::Auth, feedback::confirm, format, paths::LICENSES_PATH, table::actions_header,
+};
 
 #[component]
 pub fn VendorScreen() -> impl IntoView {
@@ -57,8 +59,16 @@ fn VendorLogin() -> impl IntoView {
     }
 }
 
-/// The account's licenses, and the keys installed here (to tell "activated here" apart).
-async fn load(auth: Auth) -> Result<(Vec<RemoteLicense>, Vec<String>), String> {
+/// What the screen shows: the account's licenses, the keys installed here (to tell "activated
+/// here" apart), and this server's id (to mark its own activations).
+#[derive(Debug, Clone)]
+struct Remote {
+    licenses: Vec<RemoteLicense>,
+    installed: Vec<String>,
+    this_server: Option<String>,
+}
+
+async fn load(auth: Auth) -> Result<Remote, String> {
     let tokens = auth.tokens();
     let remote = api::vendor_licenses(tokens.as_ref())
         .await
@@ -66,10 +76,16 @@ async fn load(auth: Auth) -> Result<(Vec<RemoteLicense>, Vec<String>), String> {
     let installed = api::licenses(tokens.as_ref())
         .await
         .map_err(|e| auth.fail(&e))?;
-    Ok((
-        remote.licenses,
-        installed.into_iter().map(|l| l.key).collect(),
-    ))
+    let this_server = api::status_data(None)
+        .await
+        .ok()
+        .and_then(|d| d.servers.into_iter().find(|s| s.coordinator.is_some()))
+        .map(|s| s.server_id);
+    Ok(Remote {
+        licenses: remote.licenses,
+        installed: installed.into_iter().map(|l| l.key).collect(),
+        this_server,
+    })
 }
 
 #[component]
@@ -78,7 +94,34 @@ fn VendorLicenses() -> impl IntoView {
     let licenses = Loaded::new(load);
     let task = Task::new();
     let activated = RwSignal::new(None::<String>);
+    let deactivated = RwSignal::new(None::<String>);
+    let deactivate = move |key: String, server_id: String| {
+        if !confirm(&format!(
+            "Deactivate {key} for server {server_id}? The vendor frees this activation so the license can be activated for another server. Only do this for a server that no longer uses it."
+        )) {
+            return;
+        }
+        activated.set(None);
+        deactivated.set(None);
+        let tokens = auth.tokens();
+        task.run(
+            async move { api::vendor_deactivate(tokens.as_ref(), &key, &server_id).await },
+            move |answer| {
+                let here = if answer.removed_here {
+                    " It was this server's, so it is removed here too."
+                } else {
+                    ""
+                };
+                deactivated.set(Some(format!(
+                    "Deactivated {} for server {}.{here} It can now be activated for another server.",
+                    answer.key, answer.server_id
+                )));
+                licenses.reload();
+            },
+        );
+    };
     let activate = move |key: String| {
+        deactivated.set(None);
         activated.set(None);
         let tokens = auth.tokens();
         task.run(
@@ -119,9 +162,14 @@ fn VendorLicenses() -> impl IntoView {
                         }
                     })
             }}
+            {move || {
+                deactivated
+                    .get()
+                    .map(|message| view! { <p class="form-ok" role="status">{message}</p> })
+            }}
             {loaded(
                 licenses,
-                move |(remote, installed): (Vec<RemoteLicense>, Vec<String>)| {
+                move |Remote { licenses: remote, installed, this_server }: Remote| {
                     view! {
                         <div class="table-wrap">
                             <table aria-labelledby="vendor-licenses-title">
@@ -131,20 +179,22 @@ fn VendorLicenses() -> impl IntoView {
                                         <th scope="col">"Products"</th>
                                         <th scope="col">"Expires"</th>
                                         <th scope="col">"State"</th>
+                                        <th scope="col">"Activated for"</th>
                                         {actions_header()}
                                     </tr>
                                 </thead>
                                 <tbody>
                                     {remote.is_empty().then(|| view! {
                                         <tr class="placeholder">
-                                            <td colspan="5">"This account has no licenses to activate."</td>
+                                            <td colspan="6">"This account has no licenses to activate."</td>
                                         </tr>
                                     })}
                                     {remote
                                         .into_iter()
                                         .map(|license| {
                                             let here = installed.contains(&license.key);
-                                            remote_row(license, here, auth, task, activate)
+                                            let actions = Actions { auth, task, activate, deactivate };
+                                            remote_row(license, here, this_server.as_deref(), actions)
                                         })
                                         .collect_view()}
                                 </tbody>
@@ -158,13 +208,31 @@ fn VendorLicenses() -> impl IntoView {
     }
 }
 
-fn remote_row(
-    license: RemoteLicense,
-    installed_here: bool,
+/// What a row's buttons do.
+#[derive(Clone, Copy)]
+struct Actions<A, D> {
     auth: Auth,
     task: Task,
-    activate: impl Fn(String) + Copy + Send + Sync + 'static,
-) -> impl IntoView {
+    activate: A,
+    deactivate: D,
+}
+
+fn remote_row<A, D>(
+    license: RemoteLicense,
+    installed_here: bool,
+    this_server: Option<&str>,
+    Actions {
+        auth,
+        task,
+        activate,
+        deactivate,
+    }: Actions<A, D>,
+) -> impl IntoView
+where
+    A: Fn(String) + Copy + Send + Sync + 'static,
+    D: Fn(String, String) + Copy + Send + Sync + 'static,
+{
+    let activations = activations_list(&license, this_server, auth, task, deactivate);
     let used = license.activations.len();
     let state = if installed_here {
         "installed here".to_owned()
@@ -196,6 +264,7 @@ fn remote_row(
             <td class="lines">{products}</td>
             <td>{license.rules.expires.unwrap_or_else(|| "never".to_owned())}</td>
             <td class="state">{state}</td>
+            <td>{activations}</td>
             <td>
                 <Show when=move || auth.can_edit() && can_activate>
                     <TaskButton
@@ -213,4 +282,47 @@ fn remote_row(
             </td>
         </tr>
     }
+}
+
+/// The servers a license is activated for, each with Deactivate (a transfer).
+fn activations_list(
+    license: &RemoteLicense,
+    this_server: Option<&str>,
+    auth: Auth,
+    task: Task,
+    deactivate: impl Fn(String, String) + Copy + Send + Sync + 'static,
+) -> AnyView {
+    if license.activations.is_empty() {
+        return view! { <span class="placeholder">"none"</span> }.into_any();
+    }
+    let items = license
+        .activations
+        .iter()
+        .map(|a| {
+            let (key, server_id) = (license.key.clone(), a.server_id.clone());
+            let mine = this_server == Some(a.server_id.as_str());
+            let short: String = a.server_id.chars().take(12).collect();
+            let label = format!("Deactivate {} for server {}", license.key, a.server_id);
+            view! {
+                <li>
+                    <span class="mono" title=a.server_id.clone()>{format!("{short}…")}</span>
+                    {mine.then_some(" (this server)")}
+                    <Show when=move || auth.can_edit()>
+                        <TaskButton
+                            task
+                            class="danger"
+                            label=label.clone()
+                            on_click={
+                                let (key, server_id) = (key.clone(), server_id.clone());
+                                move || deactivate(key.clone(), server_id.clone())
+                            }
+                        >
+                            "Deactivate"
+                        </TaskButton>
+                    </Show>
+                </li>
+            }
+        })
+        .collect_view();
+    view! { <ul class="activations">{items}</ul> }.into_any()
 }
