@@ -74,6 +74,7 @@ pub use crate::{
         file as license_file,
         identity::{Binding, Identity, ServerId, hostname},
         keys::{KeyPair, TrustedKeys},
+        receipt, server_document,
     },
     openapi::{api_port_doc, combined_doc, license_port_doc},
     ports::{api_port, license_port},

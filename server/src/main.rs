@@ -108,6 +108,12 @@ async fn license(command: LicenseCommand) -> anyhow::Result<()> {
             trust,
             data_dir,
         } => commands::license::remove(&key, &trust, &data_dir, out).await,
+        LicenseCommand::Deactivate {
+            key,
+            out: file,
+            trust,
+            data_dir,
+        } => commands::license::deactivate(&key, file.as_deref(), &trust, &data_dir, out).await,
     }
 }
 

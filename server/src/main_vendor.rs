@@ -48,6 +48,9 @@ async fn run(command: VendorCommand) -> anyhow::Result<()> {
             writeln!(io::stdout(), "{hash}")?;
             Ok(())
         }
+        VendorCommand::CheckReceipt { file } => {
+            commands::vendor::check_receipt(&file, &mut io::stdout())
+        }
         VendorCommand::Keygen { out_dir } => commands::vendor::keygen(&out_dir, &mut io::stdout()),
         VendorCommand::Issue(args) => {
             // The license file goes to stdout; a note about `--out` goes to stderr.

@@ -123,6 +123,8 @@ error_codes! {
     LicensingSessionNotFound = "LICENSING_SESSION_NOT_FOUND",
     ActivationLimit = "ACTIVATION_LIMIT",
     ActivationNotFound = "ACTIVATION_NOT_FOUND",
+    DeactivationReceiptInvalid = "DEACTIVATION_RECEIPT_INVALID",
+    ReceiptKeyMismatch = "RECEIPT_KEY_MISMATCH",
     ActivationRequestInvalid = "ACTIVATION_REQUEST_INVALID",
 }
 

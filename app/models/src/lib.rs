@@ -33,5 +33,6 @@ pub use status::{
     Server, ServerMoved, ServerStatus, Session, SessionStatus, StatusData,
 };
 pub use vendor::{
-    ActivateRequest, Activated, Activation, Deactivated, RemoteLicense, RemoteLicenses, RemoteRules,
+    ActivateRequest, Activated, Activation, DeactivateRequest, Deactivated, RemoteLicense,
+    RemoteLicenses, RemoteRules,
 };

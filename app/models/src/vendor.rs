@@ -57,6 +57,14 @@ pub struct ActivateRequest {
     pub request: String,
 }
 
+/// `POST /vendor/v1/deactivations`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeactivateRequest {
+    /// The server's signed deactivation receipt (`license deactivate`), as the text of its file.
+    pub receipt: String,
+}
+
 /// Answer of `DELETE …/activations/{server_id}`: the activation is gone, so the license can be
 /// activated for another server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

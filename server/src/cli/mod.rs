@@ -175,6 +175,19 @@ pub enum LicenseCommand {
         #[command(flatten)]
         data_dir: DataDirArg,
     },
+    /// Give a license back for a transfer without a connection to the vendor: remove it like
+    /// `remove`, and write a deactivation receipt signed with this server's key, for the vendor
+    /// to free the activation.
+    Deactivate {
+        key: String,
+        /// Where to write the receipt (default: standard output).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        trust: TrustArgs,
+        #[command(flatten)]
+        data_dir: DataDirArg,
+    },
 }
 
 #[derive(Debug, Clone, Args)]

@@ -37,6 +37,12 @@ pub enum VendorCommand {
     Serve(VendorServeArgs),
     /// Hash an account secret for the catalog (read from standard input, or prompted for).
     HashSecret,
+    /// Check a server's deactivation receipt (`license-server license deactivate`) and print what
+    /// it says and which server key signed it. Exit status 1 if it is not valid.
+    CheckReceipt {
+        /// The receipt file; `-` reads standard input.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,4 +1,4 @@
-//! `license-server license install | list | verify | remove`.
+//! `license-server license install | list | verify | remove | deactivate`.
 
 use std::{io::Write, path::Path};
 
@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 
 use super::inputs::{cli_actor, read_input};
 use crate::{
+    app::SERVER_KEY_FILE,
     cli::{DataDirArg, LicenseFileArgs, TrustArgs},
     licensing::{
         dir::{Installed, LicenseDir, Scan},
@@ -16,11 +17,15 @@ use crate::{
         host,
         identity::{Binding, ServerId},
         install::{self, Fit, InstallError, Installation, RemoveError},
-        keys::TrustedKeys,
-        sealed,
+        keys::{KeyPair, TrustedKeys},
+        receipt, sealed,
     },
     store::Store,
-    sys::{data_dir::DataDir, timestamp::rfc3339},
+    sys::{
+        atomic_file::{self, Mode},
+        data_dir::DataDir,
+        timestamp::rfc3339,
+    },
 };
 
 /// What every license command works on.
@@ -145,6 +150,52 @@ pub async fn remove(
     data_dir: &DataDirArg,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
+    let removed = remove_installed(key, trust, data_dir).await?;
+    writeln!(
+        out,
+        "removed license {} (serial {}); its cartridges no longer grant. Licenses held from it stay \
+         with their jobs until released.",
+        removed.key(),
+        removed.serial_number()
+    )?;
+    Ok(())
+}
+
+/// `license deactivate`: removes the license and writes the signed receipt to `file` (or `out`).
+pub async fn deactivate(
+    key: &str,
+    file: Option<&Path>,
+    trust: &TrustArgs,
+    data_dir: &DataDirArg,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    // The key first: a data directory without one cannot sign, and nothing is removed then.
+    let server_key = KeyPair::load(&data_dir.data_dir.join(SERVER_KEY_FILE))?;
+    let removed = remove_installed(key, trust, data_dir).await?;
+    let text = receipt::create(&removed, &server_key, OffsetDateTime::now_utc())?;
+    match file {
+        Some(file) => {
+            atomic_file::replace(file, text.as_bytes(), Mode::Public)
+                .with_context(|| format!("cannot write {}", file.display()))?;
+            writeln!(
+                out,
+                "removed license {} and wrote the deactivation receipt {}: give it to the vendor \
+                 to free the activation for server {}",
+                removed.key(),
+                file.display(),
+                removed.verified.license.server_id
+            )?;
+        }
+        None => write!(out, "{text}")?,
+    }
+    Ok(())
+}
+
+async fn remove_installed(
+    key: &str,
+    trust: &TrustArgs,
+    data_dir: &DataDirArg,
+) -> anyhow::Result<Installed> {
     let cx = Opened::open(data_dir, trust).await?;
     let removed = cx
         .dir
@@ -158,22 +209,14 @@ pub async fn remove(
         )
         .await;
     cx.store.close().await;
-    let removed = match removed {
-        Ok(removed) => removed,
+    match removed {
+        Ok(removed) => Ok(removed),
         Err(RemoveError::NotInstalled(key)) => anyhow::bail!(
             "no license with the key {key} is installed in {}; `license list` shows the keys",
             cx.dir.path().display()
         ),
-        Err(RemoveError::Io(e)) => return Err(e.context("the license was not removed")),
-    };
-    writeln!(
-        out,
-        "removed license {} (serial {}); its cartridges no longer grant. Licenses held from it stay \
-         with their jobs until released.",
-        removed.key(),
-        removed.serial_number()
-    )?;
-    Ok(())
+        Err(RemoveError::Io(e)) => Err(e.context("the license was not removed")),
+    }
 }
 
 pub async fn list(

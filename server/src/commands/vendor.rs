@@ -1,4 +1,4 @@
-//! `license-vendor keygen` and `license-vendor issue`.
+//! `license-vendor keygen`, `issue`, `hash-secret` and `check-receipt`.
 
 use std::io::Write;
 
@@ -6,11 +6,11 @@ use anyhow::{Context, bail};
 use models::{License, ProductRule, Rules};
 use time::OffsetDateTime;
 
-use super::inputs::read_secret;
+use super::inputs::{read_input, read_secret};
 use crate::{
     auth::passwords::hash_password,
     cli::IssueArgs,
-    licensing::{activation, file as license_file, identity::ServerId, keys::KeyPair},
+    licensing::{activation, file as license_file, identity::ServerId, keys::KeyPair, receipt},
     sys::{
         atomic_file::{self, Mode},
         data_dir::create_private_dir,
@@ -164,6 +164,29 @@ fn random_below(bound: u64) -> anyhow::Result<u64> {
             return Ok(n % bound);
         }
     }
+}
+
+/// `license-vendor check-receipt FILE`.
+pub fn check_receipt(file: &std::path::Path, out: &mut dyn Write) -> anyhow::Result<()> {
+    let bytes = read_input(file)?;
+    let (receipt, signer) = receipt::verify(&bytes)
+        .map_err(|e| anyhow::anyhow!("{} is refused: {e}", file.display()))?;
+    writeln!(
+        out,
+        "valid deactivation receipt: server {} gave back license {} (serial {}) at {}\n  \
+         license file sha256 {}\n  signed by the server key {} (it must be the public_key of the \
+         activation request this license was issued for)",
+        receipt.server_id,
+        receipt.key,
+        receipt.serial_number,
+        receipt.deactivated,
+        receipt.license_sha256,
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            signer.as_bytes()
+        ),
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]

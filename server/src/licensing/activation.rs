@@ -7,15 +7,16 @@
 //! the signature covers the exact bytes of the `request` value as they stand in the file, after a
 //! context string of its own (a license signature can never pass for a request, or the reverse).
 
-use base64::{Engine, engine::general_purpose::STANDARD};
-use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
-use thiserror::Error;
 use time::OffsetDateTime;
 
-use super::{identity::Identity, keys::KeyPair};
-use crate::sys::{VERSION, hex, timestamp::rfc3339};
+use super::{
+    identity::Identity,
+    keys::KeyPair,
+    server_document::{self, DocumentError, Kind},
+};
+use crate::sys::{VERSION, timestamp::rfc3339};
 
 pub const FORMAT: &str = "license-server-activation-request-v1";
 const SIGNING_CONTEXT: &[u8] = b"license-server activation request v1\n";
@@ -36,31 +37,18 @@ pub struct ActivationRequest {
     pub nonce: String,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Envelope<'a> {
-    format: String,
-    public_key: String,
-    #[serde(borrow)]
-    request: &'a RawValue,
-    signature: String,
-}
+/// The error of [`verify`].
+pub type ActivationError = DocumentError;
 
-#[derive(Debug, Error, PartialEq, Eq)]
-pub enum ActivationError {
-    #[error("the activation request is malformed: {0}")]
-    Malformed(String),
-    #[error(
-        "the activation request's signature is not valid: it was changed after the server made it"
-    )]
-    BadSignature,
-}
+pub const KIND: Kind = Kind {
+    format: FORMAT,
+    field: "request",
+    context: SIGNING_CONTEXT,
+    name: "activation request",
+};
 
 /// A new signed request, as the text of a file.
 pub fn create(identity: &Identity, key: &KeyPair) -> anyhow::Result<String> {
-    let mut nonce = [0u8; 16];
-    getrandom::fill(&mut nonce)
-        .map_err(|e| anyhow::anyhow!("the OS random generator failed: {e}"))?;
     let now = OffsetDateTime::now_utc();
     let request = ActivationRequest {
         server_id: identity.server_id.to_string(),
@@ -69,47 +57,14 @@ pub fn create(identity: &Identity, key: &KeyPair) -> anyhow::Result<String> {
         platform: identity.platform.clone(),
         version: VERSION.to_owned(),
         created: rfc3339(now.replace_nanosecond(0).unwrap_or(now)),
-        nonce: hex::lower(&nonce),
+        nonce: server_document::nonce()?,
     };
-    let embedded = serde_json::to_string_pretty(&request)?.replace('\n', "\n  ");
-    let signature = key.sign(&[SIGNING_CONTEXT, embedded.as_bytes()].concat());
-    Ok(format!(
-        "{{\n  \"format\": \"{FORMAT}\",\n  \"public_key\": \"{}\",\n  \"request\": {embedded},\n  \
-         \"signature\": \"{}\"\n}}\n",
-        STANDARD.encode(key.public_key().as_bytes()),
-        STANDARD.encode(signature.to_bytes())
-    ))
+    server_document::sign(&KIND, &request, key)
 }
 
 /// Checks a request file's signature against the key it carries; the vendor's side.
 pub fn verify(bytes: &[u8]) -> Result<(ActivationRequest, VerifyingKey), ActivationError> {
-    let malformed = |why: String| ActivationError::Malformed(why);
-    let envelope: Envelope<'_> =
-        serde_json::from_slice(bytes).map_err(|e| malformed(e.to_string()))?;
-    if envelope.format != FORMAT {
-        return Err(malformed(format!(
-            "format {:?} is not {FORMAT:?}",
-            envelope.format
-        )));
-    }
-    let key_bytes: [u8; 32] = STANDARD
-        .decode(&envelope.public_key)
-        .ok()
-        .and_then(|k| k.try_into().ok())
-        .ok_or_else(|| malformed("public_key is not a base64 Ed25519 key".into()))?;
-    let key = VerifyingKey::from_bytes(&key_bytes)
-        .map_err(|_| malformed("public_key is not an Ed25519 key".into()))?;
-    let signature = STANDARD
-        .decode(&envelope.signature)
-        .ok()
-        .and_then(|s| Signature::from_slice(&s).ok())
-        .ok_or_else(|| malformed("the signature is not a base64 Ed25519 signature".into()))?;
-    let message = [SIGNING_CONTEXT, envelope.request.get().as_bytes()].concat();
-    key.verify(&message, &signature)
-        .map_err(|_| ActivationError::BadSignature)?;
-    let request = serde_json::from_str(envelope.request.get())
-        .map_err(|e| malformed(format!("request: {e}")))?;
-    Ok((request, key))
+    server_document::verify(&KIND, bytes)
 }
 
 #[cfg(test)]
@@ -136,7 +91,7 @@ mod tests {
         let edited = text.replace(&identity.hostname, "elsewhere");
         assert_eq!(
             verify(edited.as_bytes()).unwrap_err(),
-            ActivationError::BadSignature
+            ActivationError::BadSignature("activation request")
         );
         assert_ne!(
             create(&identity, &key).unwrap(),

@@ -7,8 +7,9 @@
 //!   removing from it;
 //! - [`inventory`]: what a running server has to grant right now, as one immutable snapshot,
 //!   with [`cartridges`] summed per pool and [`pool`] names;
-//! - [`identity`]: who this server is (its id, its machine), and [`activation`]: the signed
-//!   request a server hands its vendor to be licensed.
+//! - [`identity`]: who this server is (its id, bound to its machine by [`host`]), and the
+//!   documents it signs for its vendor ([`server_document`]): the [`activation`] request to be
+//!   licensed, and the deactivation [`receipt`] when it gives a license back.
 //!
 //! Nothing here knows of HTTP or of sessions: the engine reads the inventory, the admin API and
 //! the CLI install through it.
@@ -23,4 +24,6 @@ pub mod install;
 pub mod inventory;
 pub mod keys;
 pub mod pool;
+pub mod receipt;
 pub mod sealed;
+pub mod server_document;

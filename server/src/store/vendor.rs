@@ -105,6 +105,7 @@ impl VendorStore {
         &self,
         key: &str,
         server_id: &str,
+        server_public_key: &str,
         max: u32,
         file: &str,
     ) -> Result<Activation, StoreError> {
@@ -128,18 +129,36 @@ impl VendorStore {
                 return Ok(Activation::LimitReached { max });
             }
             sqlx::query(
-                "INSERT INTO activations (license_key, server_id, license_file, activated)
-                 VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO activations
+                    (license_key, server_id, license_file, activated, server_public_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )
             .bind(key)
             .bind(server_id)
             .bind(file)
             .bind(rfc3339(OffsetDateTime::now_utc()))
+            .bind(server_public_key)
             .execute(&mut *conn)
             .await?;
             Ok(Activation::New(file.to_owned()))
         })
         .await
+    }
+
+    /// The public key recorded with the activation of `key` on `server_id`: `None` if there is no
+    /// such activation, `Some(None)` if it was made before keys were kept.
+    pub async fn activation_key(
+        &self,
+        key: &str,
+        server_id: &str,
+    ) -> Result<Option<Option<String>>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT server_public_key FROM activations WHERE license_key = ?1 AND server_id = ?2",
+        )
+        .bind(key)
+        .bind(server_id)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// Removes the activation of `key` on `server_id`; `false` if there was none.

@@ -4,14 +4,16 @@
 
 use std::net::SocketAddr;
 
+use base64::{Engine, engine::general_purpose::STANDARD};
+
 use axum::{
     extract::{ConnectInfo, State},
     http::{HeaderMap, StatusCode},
 };
 use models::{
-    ActivateRequest, Activated, Activation as ActivationModel, AuthUser, Deactivated, ErrorCode,
-    LoginAnswer, LoginRequest, RemoteLicense, RemoteLicenses, RemoteRules, ServerVersion, UserInfo,
-    headers,
+    ActivateRequest, Activated, Activation as ActivationModel, AuthUser, DeactivateRequest,
+    Deactivated, ErrorCode, LoginAnswer, LoginRequest, RemoteLicense, RemoteLicenses, RemoteRules,
+    ServerVersion, UserInfo, headers,
 };
 use time::OffsetDateTime;
 
@@ -25,7 +27,7 @@ use crate::{
         AppError,
         extract::{Json, Path as PathParam},
     },
-    licensing::{activation, file as license_file},
+    licensing::{activation, file as license_file, receipt},
     store::Activation,
     sys::VERSION,
 };
@@ -182,15 +184,16 @@ pub(super) async fn activate(
                 format!("this account has no license {key}"),
             )
         })?;
-    let (activation_request, _) = activation::verify(request.request.as_bytes())
+    let (activation_request, server_key) = activation::verify(request.request.as_bytes())
         .map_err(|e| AppError::bad_request(ErrorCode::ActivationRequestInvalid, e.to_string()))?;
     let server_id = activation_request.server_id;
+    let server_key = STANDARD.encode(server_key.as_bytes());
     let license = entitlement.license_for(&server_id, OffsetDateTime::now_utc());
     let file = license_file::sign(&license, &state.0.key)?;
     match state
         .0
         .store
-        .activate(&key, &server_id, entitlement.servers, &file)
+        .activate(&key, &server_id, &server_key, entitlement.servers, &file)
         .await?
     {
         Activation::Existing(file) | Activation::New(file) => {
@@ -233,6 +236,57 @@ pub(super) async fn deactivate(
         ));
     }
     tracing::info!(key = %key, server_id = %server_id, account = %account.principal, "deactivated");
+    Ok(axum::Json(Deactivated {
+        key,
+        server_id,
+        removed_here: false,
+    }))
+}
+
+/// Frees an activation against the server's signed deactivation receipt (`license deactivate`):
+/// the transfer for a server that cannot reach the vendor. The receipt must be signed with the
+/// key the server activated with, so knowing a server's id is not enough to free its place.
+pub(super) async fn deactivate_with_receipt(
+    State(state): State<VendorState>,
+    headers: HeaderMap,
+    Json(request): Json<DeactivateRequest>,
+) -> Result<axum::Json<Deactivated>, AppError> {
+    let account = account_of(&state, &headers).await?;
+    let (receipt, signer) = receipt::verify(request.receipt.as_bytes())
+        .map_err(|e| AppError::bad_request(ErrorCode::DeactivationReceiptInvalid, e.to_string()))?;
+    let (key, server_id) = (receipt.key, receipt.server_id);
+    if !account.entitlements.iter().any(|e| e.key == key) {
+        return Err(AppError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::LicenseKeyNotFound,
+            format!("this account has no license {key}"),
+        ));
+    }
+    let not_found = || {
+        AppError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::ActivationNotFound,
+            format!("license {key} is not activated for server {server_id}"),
+        )
+    };
+    let recorded = state.0.store.activation_key(&key, &server_id).await?;
+    let Some(recorded) = recorded else {
+        return Err(not_found());
+    };
+    if recorded.as_deref() != Some(STANDARD.encode(signer.as_bytes()).as_str()) {
+        return Err(AppError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::ReceiptKeyMismatch,
+            format!(
+                "the receipt is not signed with the key server {server_id} activated {key} with; \
+                 only that server can give it back"
+            ),
+        ));
+    }
+    if !state.0.store.deactivate(&key, &server_id).await? {
+        return Err(not_found());
+    }
+    tracing::info!(key = %key, server_id = %server_id, account = %account.principal, "deactivated with a receipt");
     Ok(axum::Json(Deactivated {
         key,
         server_id,

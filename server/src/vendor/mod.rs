@@ -128,6 +128,10 @@ pub fn router(state: VendorState) -> Router {
                 axum::routing::delete(handlers::deactivate),
             )
             .route(
+                "/vendor/v1/deactivations",
+                post(handlers::deactivate_with_receipt),
+            )
+            .route(
                 "/health",
                 get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
             )

@@ -166,6 +166,23 @@ impl Lab {
         answer["token"].as_str().unwrap().to_owned()
     }
 
+    /// `PUT /server/manage/license/remote/licenses/{key}`: activate and install.
+    pub async fn activate_remote(
+        &self,
+        key: &str,
+        admin: &str,
+        licensing: &str,
+    ) -> (StatusCode, Value) {
+        self.call(
+            Method::PUT,
+            &format!("/server/manage/license/remote/licenses/{key}"),
+            admin,
+            Some(licensing),
+            None,
+        )
+        .await
+    }
+
     pub async fn vendor_login(&self, admin: &str) -> String {
         let (status, body) = self
             .call(
@@ -244,15 +261,7 @@ async fn online_activation_end_to_end_and_reactivation_gives_the_same_license() 
     assert_eq!(listed["licenses"][0]["activations"], json!([]));
     assert_eq!(listed["licenses"][0]["rules"]["products"][0]["runcount"], 8);
 
-    let (status, body) = lab
-        .call(
-            Method::PUT,
-            "/server/manage/license/remote/licenses/ACME-1",
-            &admin,
-            Some(&licensing),
-            None,
-        )
-        .await;
+    let (status, body) = lab.activate_remote("ACME-1", &admin, &licensing).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["license"]["key"], "ACME-1");
     assert_eq!(
@@ -287,28 +296,12 @@ async fn online_activation_end_to_end_and_reactivation_gives_the_same_license() 
     );
 
     // Again: the very same license, nothing new.
-    let (status, again) = lab
-        .call(
-            Method::PUT,
-            "/server/manage/license/remote/licenses/ACME-1",
-            &admin,
-            Some(&licensing),
-            None,
-        )
-        .await;
+    let (status, again) = lab.activate_remote("ACME-1", &admin, &licensing).await;
     assert_eq!(status, StatusCode::OK, "{again}");
     assert_eq!(again["license"], body["license"]);
     assert_eq!(license_files(lab.dir.path()), files);
 
-    let (status, body) = lab
-        .call(
-            Method::PUT,
-            "/server/manage/license/remote/licenses/NOPE",
-            &admin,
-            Some(&licensing),
-            None,
-        )
-        .await;
+    let (status, body) = lab.activate_remote("NOPE", &admin, &licensing).await;
     assert_eq!(
         (status, code(&body)),
         (StatusCode::NOT_FOUND, "LICENSE_KEY_NOT_FOUND")
@@ -367,15 +360,7 @@ async fn a_license_activated_on_as_many_servers_as_it_allows_is_refused_and_noth
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 
-    let (status, body) = lab
-        .call(
-            Method::PUT,
-            "/server/manage/license/remote/licenses/ACME-1",
-            &admin,
-            Some(&licensing),
-            None,
-        )
-        .await;
+    let (status, body) = lab.activate_remote("ACME-1", &admin, &licensing).await;
     assert_eq!(
         (status, code(&body)),
         (StatusCode::CONFLICT, "ACTIVATION_LIMIT"),
@@ -383,15 +368,7 @@ async fn a_license_activated_on_as_many_servers_as_it_allows_is_refused_and_noth
     );
     assert!(license_files(lab.dir.path()).is_empty());
     // ACME-2 allows two servers.
-    let (status, _) = lab
-        .call(
-            Method::PUT,
-            "/server/manage/license/remote/licenses/ACME-2",
-            &admin,
-            Some(&licensing),
-            None,
-        )
-        .await;
+    let (status, _) = lab.activate_remote("ACME-2", &admin, &licensing).await;
     assert_eq!(status, StatusCode::OK);
     vendor.stop().await;
     lab.stop().await;
@@ -416,15 +393,7 @@ async fn a_vendor_that_is_down_is_a_500_that_says_so_and_a_denied_login_is_a_401
     );
     let licensing = lab.vendor_login(&admin).await;
     vendor.stop().await;
-    let (status, body) = lab
-        .call(
-            Method::PUT,
-            "/server/manage/license/remote/licenses/ACME-1",
-            &admin,
-            Some(&licensing),
-            None,
-        )
-        .await;
+    let (status, body) = lab.activate_remote("ACME-1", &admin, &licensing).await;
     assert_eq!(
         (status, code(&body)),
         (StatusCode::INTERNAL_SERVER_ERROR, "VENDOR_UNREACHABLE")
@@ -570,15 +539,7 @@ async fn activations_survive_a_vendor_restart_and_vendor_logins_are_rate_limited
     let (mut lab, mut vendor) = lab_with_vendor(Duration::from_secs(600)).await;
     let admin = lab.first_admin_token().await;
     let licensing = lab.vendor_login(&admin).await;
-    let (status, first) = lab
-        .call(
-            Method::PUT,
-            "/server/manage/license/remote/licenses/ACME-1",
-            &admin,
-            Some(&licensing),
-            None,
-        )
-        .await;
+    let (status, first) = lab.activate_remote("ACME-1", &admin, &licensing).await;
     assert_eq!(status, StatusCode::OK, "{first}");
 
     vendor.restart().await;
@@ -603,15 +564,7 @@ async fn activations_survive_a_vendor_restart_and_vendor_logins_are_rate_limited
         1,
         "{listed}"
     );
-    let (status, again) = lab
-        .call(
-            Method::PUT,
-            "/server/manage/license/remote/licenses/ACME-1",
-            &admin,
-            Some(&licensing),
-            None,
-        )
-        .await;
+    let (status, again) = lab.activate_remote("ACME-1", &admin, &licensing).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         again["license"], first["license"],
