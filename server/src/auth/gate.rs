@@ -5,6 +5,12 @@
 //! ages out (even with the right password: that is the point). A login for an unknown principal
 //! still runs a full argon2 verification (against a dummy hash), so the answer time does not tell
 //! whether the principal exists.
+//!
+//! An attempt is counted *before* its hash is checked, and taken back if it succeeds: so a flood
+//! of concurrent attempts is refused after the first [`MAX_FAILURES`], instead of all being
+//! checked at once. And at most [`MAX_CONCURRENT_CHECKS`] argon2 checks run at a time (each takes
+//! ~20 MB for a moment); an attempt beyond that is answered 429 at once, without a hash, so no
+//! number of logins can exhaust memory.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -12,6 +18,7 @@ use std::{
 };
 
 use parking_lot::Mutex;
+use tokio::sync::Semaphore;
 
 use super::{
     error::AuthError,
@@ -20,6 +27,8 @@ use super::{
 
 pub const MAX_FAILURES: usize = 5;
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Password checks at once, per gate: argon2id takes ~20 MB each while it runs.
+pub const MAX_CONCURRENT_CHECKS: usize = 4;
 
 /// Sliding-window counts of failed logins.
 #[derive(Debug, Default)]
@@ -46,6 +55,15 @@ impl Failures {
         }
     }
 
+    /// Takes back an attempt recorded at `at` (it succeeded, or it was never checked).
+    fn forget(&mut self, key: &str, at: Instant) {
+        if let Some(times) = self.by_key.get_mut(key)
+            && let Some(i) = times.iter().rposition(|t| *t == at)
+        {
+            times.remove(i);
+        }
+    }
+
     fn record(&mut self, key: &str, now: Instant) {
         self.by_key
             .entry(key.to_owned())
@@ -63,9 +81,19 @@ impl Failures {
 }
 
 /// The login rate limit and the secret check, shared by the admin API and the vendor service.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LoginGate {
     failures: Mutex<Failures>,
+    checks: Semaphore,
+}
+
+impl Default for LoginGate {
+    fn default() -> Self {
+        Self {
+            failures: Mutex::default(),
+            checks: Semaphore::new(MAX_CONCURRENT_CHECKS),
+        }
+    }
 }
 
 impl LoginGate {
@@ -80,15 +108,28 @@ impl LoginGate {
         secret: &serde_json::Value,
     ) -> Result<bool, AuthError> {
         let now = Instant::now();
-        let wait = {
+        {
+            // Checked and counted under one lock: concurrent attempts cannot all pass.
             let mut failures = self.failures.lock();
-            keys.iter().filter_map(|k| failures.locked(k, now)).max()
-        };
-        if let Some(wait) = wait {
-            return Err(AuthError::TooManyAttempts {
-                retry_after: wait.as_secs().max(1),
-            });
+            if let Some(wait) = keys.iter().filter_map(|k| failures.locked(k, now)).max() {
+                return Err(AuthError::TooManyAttempts {
+                    retry_after: wait.as_secs().max(1),
+                });
+            }
+            for key in keys {
+                failures.record(key, now);
+            }
         }
+        let forget = || {
+            let mut failures = self.failures.lock();
+            for key in keys {
+                failures.forget(key, now);
+            }
+        };
+        let Ok(_permit) = self.checks.try_acquire() else {
+            forget();
+            return Err(AuthError::TooManyAttempts { retry_after: 1 });
+        };
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| DUMMY_HASH.clone());
         let text = secret.as_str().unwrap_or_default().to_owned();
@@ -96,11 +137,8 @@ impl LoginGate {
             .await
             .unwrap_or(false);
         let ok = known && matches && secret.is_string();
-        if !ok {
-            let mut failures = self.failures.lock();
-            for key in keys {
-                failures.record(key, now);
-            }
+        if ok {
+            forget();
         }
         Ok(ok)
     }
@@ -109,6 +147,40 @@ impl LoginGate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_attempt_counts_before_its_check_and_none_is_checked_beyond_the_permits() {
+        let gate = LoginGate::default();
+        let keys = ["p:admin".to_owned(), "a:10.0.0.1".to_owned()];
+        let secret = serde_json::json!("wrong");
+        // All permits busy: answered at once, and not counted.
+        let held: Vec<_> = (0..MAX_CONCURRENT_CHECKS)
+            .map(|_| gate.checks.try_acquire().unwrap())
+            .collect();
+        let busy = gate.check(&keys, None, &secret).await;
+        assert!(matches!(
+            busy,
+            Err(AuthError::TooManyAttempts { retry_after: 1 })
+        ));
+        drop(held);
+        for _ in 0..MAX_FAILURES {
+            assert!(!gate.check(&keys, None, &secret).await.unwrap());
+        }
+        assert!(matches!(
+            gate.check(&keys, None, &secret).await,
+            Err(AuthError::TooManyAttempts { .. })
+        ));
+        // A success takes its own attempt back.
+        let other = ["p:ok".to_owned()];
+        let hash = super::super::passwords::hash_password("right").unwrap();
+        for _ in 0..(MAX_FAILURES + 2) {
+            assert!(
+                gate.check(&other, Some(hash.clone()), &serde_json::json!("right"))
+                    .await
+                    .unwrap()
+            );
+        }
+    }
 
     #[test]
     fn five_failures_in_a_minute_lock_out_until_the_oldest_ages() {

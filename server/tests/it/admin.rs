@@ -369,6 +369,36 @@ async fn five_failed_logins_a_minute_lock_the_principal_out_even_with_the_right_
 }
 
 #[tokio::test]
+async fn a_flood_of_concurrent_wrong_logins_is_refused_after_five_checks() {
+    let lab = Lab::start(&[Lic(1, None, &["7:0:T:1:0"])], EngineConfig::default()).await;
+    let url = lab.api("/server/auth");
+    let attempts: Vec<_> = (0..40)
+        .map(|i| {
+            let (http, url) = (lab.http.clone(), url.clone());
+            tokio::spawn(async move {
+                http.post(url)
+                    .json(&json!({"principal": "admin", "secret": format!("guess-{i}")}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    let mut checked = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            StatusCode::UNAUTHORIZED => checked += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("{other}"),
+        }
+    }
+    // Each attempt counts before its hash is checked: the other 35 were refused without one.
+    assert!((1..=5).contains(&checked), "{checked} passwords checked");
+    lab.stop().await;
+}
+
+#[tokio::test]
 async fn licenses_install_list_and_the_active_one_and_refused_files_change_nothing() {
     let lab = Lab::start(&[Lic(1, None, &["7:0:T:1:0"])], EngineConfig::default()).await;
     let token = lab.admin_token().await;
