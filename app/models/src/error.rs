@@ -85,6 +85,7 @@ error_codes! {
     Internal = "INTERNAL",
     // The license protocol.
     InvalidHost = "INVALID_HOST",
+    InvalidUser = "INVALID_USER",
     InvalidMessage = "INVALID_MESSAGE",
     InvalidPoolId = "INVALID_POOL_ID",
     InvalidRequestId = "INVALID_REQUEST_ID",

@@ -26,7 +26,11 @@ pub struct OpenSession {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct User {
+    /// 1 to 64 bytes, no control characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub realm: String,
+    /// 1 to 256 bytes, no control characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256))]
     pub principal: String,
 }
 

@@ -9,6 +9,10 @@ use time::OffsetDateTime;
 pub const MAX_REQUEST_ID: usize = 128;
 /// Longest host name or message a session may carry.
 pub const MAX_TEXT: usize = 1024;
+/// Longest `user.realm` of a session: licensed users are kept until cleared, so they are short.
+pub const MAX_REALM: usize = 64;
+/// Longest `user.principal` of a session.
+pub const MAX_PRINCIPAL: usize = 256;
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {

@@ -3,12 +3,17 @@
 
 use thiserror::Error;
 
-use super::config::{MAX_REQUEST_ID, MAX_TEXT};
+use super::config::{MAX_PRINCIPAL, MAX_REALM, MAX_REQUEST_ID, MAX_TEXT};
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum EngineError {
-    #[error("host must be 1 to {MAX_TEXT} bytes")]
+    #[error("host must be 1 to {MAX_TEXT} bytes, without control characters")]
     InvalidHost,
+    #[error(
+        "user: realm must be 1 to {MAX_REALM} bytes and principal 1 to {MAX_PRINCIPAL} bytes, \
+         without control characters"
+    )]
+    InvalidUser,
     #[error("message must be at most {MAX_TEXT} bytes")]
     InvalidMessage,
     #[error("pool: {0}")]

@@ -42,4 +42,5 @@ pub use self::{
     config::{Clock, EngineConfig},
     error::EngineError,
     machine::Engine,
+    sessions::check_user,
 };

@@ -8,12 +8,12 @@
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
 
-use models::{OpenSession, SessionClosed, SessionOpened, SessionStatus};
+use models::{OpenSession, SessionClosed, SessionOpened, SessionStatus, User};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    config::MAX_TEXT,
+    config::{MAX_PRINCIPAL, MAX_REALM, MAX_TEXT},
     error::EngineError,
     history,
     machine::{Engine, from_ledger, settle},
@@ -31,6 +31,22 @@ use crate::{
     licensing::pool,
 };
 
+/// 1 to `max` bytes, none of them a control character (a line break or an escape in a host name
+/// or a user name is never meant, and breaks logs and exports).
+fn is_plain_text(text: &str, max: usize) -> bool {
+    !text.is_empty() && text.len() <= max && !text.chars().any(char::is_control)
+}
+
+/// A session's `user`, checked before it is counted as a licensed user (they are kept until an
+/// administrator clears them, so nothing unbounded gets in).
+pub fn check_user(user: &User) -> Result<(), EngineError> {
+    if is_plain_text(&user.realm, MAX_REALM) && is_plain_text(&user.principal, MAX_PRINCIPAL) {
+        Ok(())
+    } else {
+        Err(EngineError::InvalidUser)
+    }
+}
+
 impl Engine {
     pub async fn open_session(
         &self,
@@ -39,8 +55,11 @@ impl Engine {
     ) -> Result<SessionOpened, EngineError> {
         self.check_writable()?;
         let host = request.host.trim();
-        if host.is_empty() || host.len() > MAX_TEXT {
+        if !is_plain_text(host, MAX_TEXT) {
             return Err(EngineError::InvalidHost);
+        }
+        if let Some(user) = &request.user {
+            check_user(user)?;
         }
         if request.message.len() > MAX_TEXT {
             return Err(EngineError::InvalidMessage);

@@ -60,6 +60,7 @@ impl From<EngineError> for AppError {
         use EngineError as E;
         let (status, code) = match &error {
             E::InvalidHost => (StatusCode::BAD_REQUEST, ErrorCode::InvalidHost),
+            E::InvalidUser => (StatusCode::BAD_REQUEST, ErrorCode::InvalidUser),
             E::InvalidMessage => (StatusCode::BAD_REQUEST, ErrorCode::InvalidMessage),
             E::InvalidPool(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidPoolId),
             E::InvalidRequestId => (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequestId),

@@ -14,6 +14,7 @@ use models::{ApiError, OpenSession, Released, RequestLicense};
 
 use crate::{
     app::AppState,
+    engine,
     http::{
         AppError,
         extract::{Bearer, Json, Path},
@@ -66,7 +67,7 @@ enum TokenRefused {
     request_body = OpenSession,
     responses(
         (status = 201, description = "The session is open; later calls carry its session_token as `Authorization: Bearer`", body = models::SessionOpened),
-        (status = 400, description = "INVALID_HOST, INVALID_MESSAGE, INVALID_POOL_ID or INVALID_JSON", body = ApiError),
+        (status = 400, description = "INVALID_HOST, INVALID_USER, INVALID_MESSAGE, INVALID_POOL_ID or INVALID_JSON", body = ApiError),
         (status = 403, description = "LICENSE_USER_LIMIT: a new `user` beyond the license's limit", body = ApiError),
         (status = 422, description = "INVALID_JSON: a field is missing or of the wrong type", body = ApiError),
         LedgerDown,
@@ -81,6 +82,7 @@ pub async fn open_session(
     // a dual-stack listener shows as plain IPv4.
     let ip = peer.ip().to_canonical();
     if let Some(user) = &request.user {
+        engine::check_user(user)?;
         let limit = state.inventory.user_limit();
         state
             .auth

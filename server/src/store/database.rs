@@ -11,7 +11,10 @@ use sqlx::{
 use thiserror::Error;
 use time::OffsetDateTime;
 
-use crate::sys::timestamp::rfc3339;
+use crate::sys::{
+    data_dir::{create_private_file, make_private},
+    timestamp::rfc3339,
+};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
@@ -87,6 +90,22 @@ pub(super) async fn write_tx<T>(
 /// its schema up to date with `migrator`. The vendor service's store opens the same way.
 pub(super) async fn connect(path: &Path, migrator: &Migrator) -> Result<SqlitePool, StoreError> {
     let shown = path.display().to_string();
+    // The store holds password hashes and the ledger: its owner's only. SQLite gives the WAL and
+    // shared-memory files the mode of the database file, so creating that one 0600 is enough;
+    // stores made by earlier versions (0644) are tightened here.
+    let private = |path: &Path| -> std::io::Result<()> {
+        create_private_file(path)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            make_private(Path::new(&name))?;
+        }
+        Ok(())
+    };
+    private(path).map_err(|e| StoreError::Open {
+        path: shown.clone(),
+        source: sqlx::Error::Io(e),
+    })?;
     let options = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
@@ -141,6 +160,31 @@ mod tests {
             .unwrap();
         assert_eq!(mode, "wal");
         assert_eq!(sync, 2, "synchronous = FULL");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_store_and_its_wal_are_readable_by_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("store.db");
+        let mode = |suffix: &str| {
+            let file = tmp.path().join(format!("store.db{suffix}"));
+            std::fs::metadata(file).unwrap().permissions().mode() & 0o777
+        };
+        let store = Store::open(&path).await.unwrap();
+        sqlx::query("CREATE TABLE t (x INTEGER)")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            assert_eq!(mode(suffix), 0o600, "store.db{suffix}");
+        }
+        store.close().await;
+        // A store an earlier version left world-readable is tightened at the next open.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Store::open(&path).await.unwrap().close().await;
+        assert_eq!(mode(""), 0o600);
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@ use thiserror::Error;
 
 const STORE_FILE: &str = "license-server.db";
 const LOCK_FILE: &str = "server.lock";
+const PROBE_FILE: &str = ".write-probe";
 
 #[derive(Debug, Error)]
 pub enum DataDirError {
@@ -121,19 +122,59 @@ pub(crate) fn create_private_dir(path: &Path) -> io::Result<()> {
 }
 
 /// Permission bits do not tell the whole story (read-only mounts, full disks, root), so write a
-/// real file, sync it and remove it.
+/// real file, sync it and remove it. One name for every process: a probe left behind by a process
+/// killed at that moment is simply reused and removed by the next, and two processes probing at
+/// once only ever find it already removed.
 fn probe_writable(dir: &Path) -> io::Result<()> {
-    let probe = dir.join(format!(".write-probe-{}", std::process::id()));
+    let probe = dir.join(PROBE_FILE);
     let result = OpenOptions::new()
         .write(true)
-        .create_new(true)
+        .create(true)
+        .truncate(true)
         .open(&probe)
         .and_then(|mut file| {
             file.write_all(b"probe")?;
             file.sync_all()
         });
-    let removed = fs::remove_file(&probe);
+    let removed = match fs::remove_file(&probe) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    };
     result.and(removed)
+}
+
+/// Restricts an existing file to its owner (the store and its WAL were 0644 before).
+pub(crate) fn make_private(path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        match fs::metadata(path) {
+            Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+            }
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(())
+    }
+}
+
+/// Creates `path` empty and readable by its owner only, unless it exists.
+pub(crate) fn create_private_file(path: &Path) -> io::Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
@@ -152,6 +193,14 @@ mod tests {
             0,
             "the probe is removed"
         );
+    }
+
+    #[test]
+    fn a_probe_left_by_a_killed_process_is_cleaned_up() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join(PROBE_FILE), "left behind").unwrap();
+        DataDir::open(tmp.path()).unwrap();
+        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
     }
 
     #[test]

@@ -668,6 +668,34 @@ async fn bad_requests_get_precise_errors() {
         ),
         (
             reqwest::Method::POST,
+            "/v1/sessions".into(),
+            Some(json!({"host": "build-1\nforged log line"})),
+            StatusCode::BAD_REQUEST,
+            "INVALID_HOST",
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/sessions".into(),
+            Some(json!({"host": "h", "user": {"realm": "", "principal": "ana"}})),
+            StatusCode::BAD_REQUEST,
+            "INVALID_USER",
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/sessions".into(),
+            Some(json!({"host": "h", "user": {"realm": "ldap", "principal": "x".repeat(100_000)}})),
+            StatusCode::BAD_REQUEST,
+            "INVALID_USER",
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/sessions".into(),
+            Some(json!({"host": "h", "user": {"realm": "ldap", "principal": "ana\u{1b}[2J"}})),
+            StatusCode::BAD_REQUEST,
+            "INVALID_USER",
+        ),
+        (
+            reqwest::Method::POST,
             format!("/v1/sessions/{s}/licenses"),
             Some(json!({"request_id": "r", "product_id": -1, "major_version": 0})),
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -741,6 +769,17 @@ async fn bad_requests_get_precise_errors() {
         .await
         .unwrap();
     assert_eq!(raw.status(), StatusCode::BAD_REQUEST);
+    // Refused users were never counted: nothing unbounded got into the store.
+    let admin = lab.admin_token().await;
+    let (_, users, _) = lab
+        .admin(
+            reqwest::Method::GET,
+            "/server/manage/license/users",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(users["license"]["numAuthenticatedUsers"], 0, "{users}");
     lab.stop().await;
 }
 
