@@ -27,6 +27,7 @@ use crate::{
     sys::{
         atomic_file::{self, Mode},
         data_dir::DataDir,
+        limits,
     },
 };
 
@@ -87,6 +88,11 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     }
     let mut data_dir = DataDir::open(&config.data_dir)?;
     data_dir.lock()?;
+    let open_files = limits::raise_open_files();
+    tracing::info!(
+        open_files = %open_files.map_or_else(|| "unlimited".to_owned(), |n| n.to_string()),
+        "open-files limit"
+    );
     let license_listener = listen(config.bind, config.port, "license port", "--port").await?;
     let api_listener = listen(config.bind, config.api_port, "API port", "--api-port").await?;
     let license_addr = license_listener.local_addr()?;

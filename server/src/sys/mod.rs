@@ -1,10 +1,11 @@
 //! The machine under the server: the data directory and its lock, files written atomically,
-//! signals, logging, and the small encodings every room uses (hex, RFC 3339). It knows nothing of
+//! process limits, signals, logging, and the small encodings every room uses (hex, RFC 3339). It knows nothing of
 //! licenses, HTTP or the store: every other room may use it, it uses none of them.
 
 pub mod atomic_file;
 pub mod data_dir;
 pub mod hex;
+pub mod limits;
 pub mod logging;
 pub mod signals;
 pub mod timestamp;

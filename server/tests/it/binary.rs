@@ -327,3 +327,33 @@ async fn bad_arguments_are_refused_with_usage() {
     assert!(!output.status.success());
     assert!(stderr(&output).contains("--port"), "{}", stderr(&output));
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_open_files_limit_is_raised_to_the_hard_limit_and_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    // A soft limit of 256, as a careless service manager might leave it.
+    let mut low = Command::new("sh");
+    low.args(["-c", "ulimit -Sn 256 && exec \"$@\"", "sh", BIN])
+        .env_remove("RUST_LOG")
+        .kill_on_drop(true)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let server = start(low, dir.path(), &[], None).await;
+    let hard = String::from_utf8(
+        std::process::Command::new("sh")
+            .args(["-c", "ulimit -Hn"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let logged = server
+        .startup_log
+        .iter()
+        .find(|e| e["message"] == "open-files limit")
+        .unwrap_or_else(|| panic!("{:?}", server.startup_log));
+    assert_eq!(logged["open_files"], hard.trim(), "raised from 256");
+    assert!(server.terminate().await);
+}
