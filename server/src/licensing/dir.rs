@@ -323,14 +323,15 @@ pub(super) mod tests {
             self.issue(key, serial, runcount, Duration::days(1))
         }
 
-        /// A license of `key` with serial number `serial`, issued `ago`.
+        /// A license of `key` with serial number `serial`, issued `ago` before a fixed instant
+        /// (not "now": two files made a moment apart must be the same issue).
         pub fn issue(&self, key: &str, serial: u64, runcount: u32, ago: Duration) -> Vec<u8> {
             let license = License {
                 key: key.into(),
                 server_id: self.server_id.to_string(),
                 rules: Rules {
                     serial_number: serial,
-                    issued: OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() - ago,
+                    issued: time::macros::datetime!(2026-01-01 00:00 UTC) - ago,
                     expires: None,
                     max_users: None,
                     products: vec![ProductRule {

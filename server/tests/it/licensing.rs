@@ -381,6 +381,15 @@ async fn refused_files_leave_the_licenses_dir_untouched_and_say_why() {
     let other = Customer::new().await;
     let spec = ["--product-spec", "7:0:Tool:3:0", "--license-key", "KEY-1"];
 
+    // Another issue of the same key, issued before (or in the same second as) the genuine one:
+    // only a newer issue replaces an installed license.
+    let reissued = vendor
+        .issue(
+            "reissued.lic",
+            &customer.server_id,
+            &["--product-spec", "7:0:Tool:4:0", "--license-key", "KEY-1"],
+        )
+        .await;
     let genuine = vendor
         .issue("genuine.lic", &customer.server_id, &spec)
         .await;
@@ -412,14 +421,7 @@ async fn refused_files_leave_the_licenses_dir_untouched_and_say_why() {
     customer.install(&vendor, &genuine).await;
     let again = customer.install(&vendor, &genuine).await;
     assert!(again.contains("already installed"), "{again}");
-    // Same key, different content: refused, and the installed file stays as it was.
-    let reissued = vendor
-        .issue(
-            "reissued.lic",
-            &customer.server_id,
-            &["--product-spec", "7:0:Tool:4:0", "--license-key", "KEY-1"],
-        )
-        .await;
+    // Same key, different content, not newer: refused, and the installed file stays as it was.
     let message = customer.install_refused(&vendor, &reissued).await;
     assert!(message.contains("LICENSE_KEY_CONFLICT"), "{message}");
     assert_eq!(
