@@ -14,7 +14,7 @@ use crate::{
 
 const ELSEWHERE: [(&str, &str); 2] = [
     ("LICENSE_SERVER_DEV_SIMULATE_HOST", "another machine"),
-    ("LICENSE_SERVER_DEV_MOVE_GRACE_S", "3"),
+    ("LICENSE_SERVER_DEV_MOVE_GRACE_S", "6"),
 ];
 
 async fn data(server: &ServerProcess) -> Value {
