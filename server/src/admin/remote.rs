@@ -139,6 +139,20 @@ async fn call_as_account<T: DeserializeOwned>(
         .map_err(|_| session_not_found())
 }
 
+/// A vendor's refusal of a call made with a licensing token: `401` means the licensing session is
+/// gone; otherwise its status and its code when it is one of the `expected` ones, else
+/// `VENDOR_REFUSED`.
+fn refused(answer: VendorAnswer, expected: &[ErrorCode]) -> AppError {
+    let VendorAnswer::Status(status, error) = answer;
+    if status == StatusCode::UNAUTHORIZED {
+        return session_not_found();
+    }
+    let code = ErrorCode::parse(&error.error.code)
+        .filter(|code| expected.contains(code))
+        .unwrap_or(ErrorCode::VendorRefused);
+    AppError::new(status, code, error.error.message)
+}
+
 fn licensing_token(headers: &HeaderMap) -> Result<String, AppError> {
     headers
         .get(headers::LICENSING_TOKEN)
@@ -260,16 +274,11 @@ pub async fn remote_activate(
     let activated: Activated =
         match call_vendor(&state, Method::POST, &path, Some(&token), Some(&request)).await? {
             Ok(activated) => activated,
-            Err(VendorAnswer::Status(StatusCode::UNAUTHORIZED, _)) => {
-                return Err(session_not_found());
-            }
-            Err(VendorAnswer::Status(status, error)) => {
-                let code = match status {
-                    StatusCode::NOT_FOUND => ErrorCode::LicenseKeyNotFound,
-                    StatusCode::CONFLICT => ErrorCode::ActivationLimit,
-                    _ => ErrorCode::VendorRefused,
-                };
-                return Err(AppError::new(status, code, error.error.message));
+            Err(answer) => {
+                return Err(refused(
+                    answer,
+                    &[ErrorCode::LicenseKeyNotFound, ErrorCode::ActivationLimit],
+                ));
             }
         };
     let installed = match state
@@ -321,12 +330,11 @@ pub async fn remote_deactivate(
     let mut deactivated: Deactivated =
         match call_vendor(&state, Method::DELETE, &path, Some(&token), None::<&()>).await? {
             Ok(deactivated) => deactivated,
-            Err(VendorAnswer::Status(StatusCode::UNAUTHORIZED, _)) => {
-                return Err(session_not_found());
-            }
-            Err(VendorAnswer::Status(status, error)) => {
-                let code = ErrorCode::parse(&error.error.code).unwrap_or(ErrorCode::VendorRefused);
-                return Err(AppError::new(status, code, error.error.message));
+            Err(answer) => {
+                return Err(refused(
+                    answer,
+                    &[ErrorCode::LicenseKeyNotFound, ErrorCode::ActivationNotFound],
+                ));
             }
         };
     let ours = server_id == state.identity.server_id.as_str();

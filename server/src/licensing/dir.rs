@@ -264,10 +264,7 @@ fn verify_bound(
 ) -> Result<(Verified, Option<OffsetDateTime>), LicenseError> {
     let result = license_file::verify_signed(bytes, trusted, &binding.server_id);
     if let Err(LicenseError::WrongServer { license_server, .. }) = &result
-        && let Some(moved) = binding
-            .moved
-            .as_ref()
-            .filter(|m| m.previous.as_str() == license_server)
+        && let Some(moved) = binding.moved_from(license_server)
     {
         let verified = license_file::verify_signed(bytes, trusted, &moved.previous)?;
         return Ok((verified, Some(moved.until)));

@@ -178,12 +178,11 @@ impl Binding {
         })
     }
 
-    /// The previous id and until when licenses bound to it count, if `server_id` is that id.
-    pub fn previous_until(&self, server_id: &str) -> Option<OffsetDateTime> {
+    /// The move, if `server_id` is the id this server had before it.
+    pub fn moved_from(&self, server_id: &str) -> Option<&Moved> {
         self.moved
             .as_ref()
             .filter(|m| m.previous.as_str() == server_id)
-            .map(|m| m.until)
     }
 }
 
@@ -346,11 +345,8 @@ mod tests {
         let m = moved.moved.clone().unwrap();
         assert_eq!(m.previous, first.server_id);
         assert_eq!(m.until - m.at, MOVE_GRACE);
-        assert_eq!(
-            moved.previous_until(first.server_id.as_str()),
-            Some(m.until)
-        );
-        assert_eq!(moved.previous_until(moved.server_id.as_str()), None);
+        assert_eq!(moved.moved_from(first.server_id.as_str()), Some(&m));
+        assert_eq!(moved.moved_from(moved.server_id.as_str()), None);
         assert_eq!(
             ServerId::bound(&store, &b).await.unwrap(),
             moved,

@@ -163,15 +163,36 @@ impl ServerProcess {
         Arc::clone(&self.log)
     }
 
+    /// `GET /status/data.json` of the default pool.
+    pub async fn data(&self) -> serde_json::Value {
+        reqwest::get(format!("http://{}/status/data.json", self.api_addr))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub async fn server_id(&self) -> String {
-        let data: serde_json::Value =
-            reqwest::get(format!("http://{}/status/data.json", self.api_addr))
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+        let data = self.data().await;
         data["servers"][0]["server_id"].as_str().unwrap().to_owned()
+    }
+
+    /// `POST /v1/sessions` with `body`, as a client would: the session id and its token.
+    pub async fn open_session(&self, body: &serde_json::Value) -> (u64, String) {
+        let opened: serde_json::Value = reqwest::Client::new()
+            .post(format!("http://{}/v1/sessions", self.license_addr))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (
+            opened["session_id"].as_u64().unwrap(),
+            opened["session_token"].as_str().unwrap().to_owned(),
+        )
     }
 
     /// Logs `principal` in on the admin API; the token.

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
 use tokio::process::Command;
 
 use crate::{
@@ -34,15 +33,6 @@ fn client(servers: &[&str], product: &str, run: &[&str]) -> Command {
     command(&args)
 }
 
-async fn data(server: &ServerProcess) -> Value {
-    reqwest::get(format!("http://{}/status/data.json", server.api_addr))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn the_command_runs_licensed_and_its_exit_status_is_passed_on() {
     let (_vendor, _customer, server) = licensed_server("7:0:Tool:1:0").await;
@@ -61,7 +51,7 @@ async fn the_command_runs_licensed_and_its_exit_status_is_passed_on() {
         .parse()
         .unwrap();
     assert!(license_id > 0, "the command sees its license");
-    let data = data(&server).await;
+    let data = server.data().await;
     assert_eq!(data["sessions"][0]["status"], "finished");
     assert_eq!(data["cartridges"][0]["statistic"]["runcount_in_use"], 0);
     assert_eq!(
@@ -111,7 +101,7 @@ async fn a_server_that_does_not_answer_is_skipped_for_the_next() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
-        data(&server).await["cartridges"][0]["statistic"]["licenses"]["runcount"],
+        server.data().await["cartridges"][0]["statistic"]["licenses"]["runcount"],
         1
     );
     assert!(server.terminate().await);
@@ -124,7 +114,7 @@ async fn sigterm_stops_the_command_and_releases_the_license() {
         .spawn()
         .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while data(&server).await["cartridges"][0]["statistic"]["runcount_in_use"] != 1 {
+    while server.data().await["cartridges"][0]["statistic"]["runcount_in_use"] != 1 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the client never got its license"
@@ -145,7 +135,7 @@ async fn sigterm_stops_the_command_and_releases_the_license() {
         .unwrap()
         .unwrap();
     assert_eq!(status.code(), Some(143));
-    let data = data(&server).await;
+    let data = server.data().await;
     assert_eq!(
         data["cartridges"][0]["statistic"]["runcount_in_use"], 0,
         "released at once"

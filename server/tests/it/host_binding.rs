@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::{
     binary::{ServerProcess, command, finish, start_server_with_env, stderr},
@@ -17,30 +17,15 @@ const ELSEWHERE: [(&str, &str); 2] = [
     ("LICENSE_SERVER_DEV_MOVE_GRACE_S", "6"),
 ];
 
-async fn data(server: &ServerProcess) -> Value {
-    reqwest::get(format!("http://{}/status/data.json", server.api_addr))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 /// A license request for product 7 on a new session: the HTTP status.
 async fn grant(server: &ServerProcess) -> u16 {
-    let http = reqwest::Client::new();
-    let base = format!("http://{}/v1/sessions", server.license_addr);
-    let opened: Value = http
-        .post(&base)
-        .json(&json!({"host": "h"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    http.post(format!("{base}/{}/licenses", opened["session_id"]))
-        .bearer_auth(opened["session_token"].as_str().unwrap())
+    let (id, token) = server.open_session(&json!({"host": "h"})).await;
+    reqwest::Client::new()
+        .post(format!(
+            "http://{}/v1/sessions/{id}/licenses",
+            server.license_addr
+        ))
+        .bearer_auth(token)
         .json(&json!({"request_id": "r", "product_id": 7, "major_version": 0, "wait_s": 0}))
         .send()
         .await
@@ -68,7 +53,7 @@ async fn a_data_dir_copied_to_another_host_gets_its_own_id_and_stops_granting_af
     std::fs::remove_file(copied.join("server.lock")).ok();
 
     let elsewhere = start_server_with_env(&copied, &trust, &ELSEWHERE).await;
-    let status = data(&elsewhere).await;
+    let status = elsewhere.data().await;
     let server = &status["servers"][0];
     assert_ne!(
         server["server_id"],
@@ -90,7 +75,7 @@ async fn a_data_dir_copied_to_another_host_gets_its_own_id_and_stops_granting_af
     // Within the grace the copy still grants; after it, it no longer does.
     assert_eq!(grant(&elsewhere).await, 200);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !data(&elsewhere).await["cartridges"]
+    while !elsewhere.data().await["cartridges"]
         .as_array()
         .unwrap()
         .is_empty()

@@ -275,12 +275,7 @@ async fn after_kill_9_under_load_every_acknowledged_grant_and_debit_is_in_the_le
 
     // The restarted server counts exactly what the ledger holds.
     let server = customer.start(&vendor).await;
-    let data: Value = reqwest::get(format!("http://{}/status/data.json", server.api_addr))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let data = server.data().await;
     let cartridge = |id: u64| {
         data["cartridges"]
             .as_array()

@@ -40,20 +40,11 @@ fn job(server: &ServerProcess, options: &[&str], run: &[&str]) -> Child {
         .unwrap()
 }
 
-async fn data(server: &ServerProcess) -> Value {
-    reqwest::get(format!("http://{}/status/data.json", server.api_addr))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 /// The running session that holds a license, once there is one.
 async fn licensed_session(server: &ServerProcess) -> u64 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let data = data(server).await;
+        let data = server.data().await;
         if data["cartridges"][0]["statistic"]["runcount_in_use"] == 1
             && let Some(running) = data["sessions"]
                 .as_array()
@@ -102,17 +93,7 @@ async fn force_release(server: &ServerProcess, customer: &Customer, session_id: 
 async fn queue_for_the_seat(server: &ServerProcess) -> tokio::task::JoinHandle<u16> {
     let http = reqwest::Client::new();
     let base = format!("http://{}/v1/sessions", server.license_addr);
-    let opened: Value = http
-        .post(&base)
-        .json(&json!({"host": "next-job"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = opened["session_id"].as_u64().unwrap();
-    let token = opened["session_token"].as_str().unwrap().to_owned();
+    let (id, token) = server.open_session(&json!({"host": "next-job"})).await;
     let request = http
         .post(format!("{base}/{id}/licenses"))
         .bearer_auth(&token)
@@ -160,7 +141,7 @@ async fn a_force_released_job_is_stopped_when_no_license_comes_back() {
             && message.contains("stopped because it has no license"),
         "{message}"
     );
-    let data = data(&server).await;
+    let data = server.data().await;
     assert_eq!(
         status_of(&data, victim),
         "dropped",
@@ -184,7 +165,7 @@ async fn a_released_job_that_gets_a_license_again_carries_on() {
         "the command's own status: {message}"
     );
     assert!(message.contains("licensed again by"), "{message}");
-    let data = data(&server).await;
+    let data = server.data().await;
     assert_eq!(status_of(&data, first), "dropped");
     assert_eq!(
         status_of(&data, first + 1),

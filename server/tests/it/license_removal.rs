@@ -125,13 +125,7 @@ async fn a_removed_license_stops_granting_while_the_seats_held_from_it_finish() 
 }
 
 async fn credits(server: &ServerProcess) -> Value {
-    let data: Value = reqwest::get(format!("http://{}/status/data.json", server.api_addr))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    data["cartridges"][0]["credits"].clone()
+    server.data().await["cartridges"][0]["credits"].clone()
 }
 
 async fn credits_become(server: &ServerProcess, expected: u64) {

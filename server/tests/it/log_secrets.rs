@@ -66,17 +66,7 @@ async fn no_password_or_token_reaches_any_log_line() {
     assert_eq!(users.status(), 200);
     secrets.extend([password, near_miss, admin_token]);
 
-    let opened: Value = http
-        .post(lic("/v1/sessions"))
-        .json(&json!({"host": "h"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = opened["session_id"].as_u64().unwrap();
-    let token = opened["session_token"].as_str().unwrap().to_owned();
+    let (id, token) = server.open_session(&json!({"host": "h"})).await;
     let someone_elses = "ab".repeat(32);
     let granted: Value = http
         .post(lic(&format!("/v1/sessions/{id}/licenses")))

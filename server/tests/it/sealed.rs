@@ -6,8 +6,6 @@
 
 use std::path::Path;
 
-use serde_json::Value;
-
 use crate::binary::{ServerProcess, command_of, finish, run, run_vendor, start_server_of, stderr};
 
 #[tokio::test]
@@ -186,12 +184,7 @@ async fn a_sealed_build_trusts_only_its_compiled_in_keys() {
     assert!(out.status.success(), "{}", stderr(&out));
     std::fs::copy(&forged, data_dir.join("licenses/forged.lic")).unwrap();
     let server = start_server_of(&binary, &data_dir, &[]).await;
-    let status: Value = reqwest::get(format!("http://{}/status/data.json", server.api_addr))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = server.data().await;
     assert_eq!(status["servers"][0]["build"], "sealed");
     assert_eq!(status["cartridges"][0]["runcount"], 3, "{status}");
     assert!(
