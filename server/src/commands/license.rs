@@ -171,21 +171,42 @@ pub async fn deactivate(
 ) -> anyhow::Result<()> {
     // The key first: a data directory without one cannot sign, and nothing is removed then.
     let server_key = KeyPair::load(&data_dir.data_dir.join(SERVER_KEY_FILE))?;
-    let removed = remove_installed(key, trust, data_dir).await?;
-    let text = receipt::create(&removed, &server_key, OffsetDateTime::now_utc())?;
-    match file {
-        Some(file) => {
-            atomic_file::replace(file, text.as_bytes(), Mode::Public)
-                .with_context(|| format!("cannot write {}", file.display()))?;
-            writeln!(
-                out,
-                "removed license {} and wrote the deactivation receipt {}: give it to the vendor \
-                 to free the activation for server {}",
-                removed.key(),
-                file.display(),
-                removed.verified.license.server_id
-            )?;
+    let cx = Opened::open(data_dir, trust).await?;
+    let result = deactivate_in(&cx, key, &server_key, file, out).await;
+    cx.store.close().await;
+    result
+}
+
+/// The receipt is made and written before the license goes, so a removal never lacks its
+/// receipt; if the removal then fails, the receipt is taken back.
+async fn deactivate_in(
+    cx: &Opened,
+    key: &str,
+    server_key: &KeyPair,
+    file: Option<&Path>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let scan = cx.scan().await?;
+    let installed = scan.find(key).ok_or_else(|| not_installed(key, &cx.dir))?;
+    let text = receipt::create(installed, server_key, OffsetDateTime::now_utc())?;
+    if let Some(file) = file {
+        atomic_file::replace(file, text.as_bytes(), Mode::Public)
+            .with_context(|| format!("cannot write {}", file.display()))?;
+    }
+    if let Err(e) = remove_in(cx, key).await {
+        if let Some(file) = file {
+            let _ = std::fs::remove_file(file);
         }
+        return Err(e);
+    }
+    match file {
+        Some(file) => writeln!(
+            out,
+            "removed license {key} and wrote the deactivation receipt {}: give it to the vendor to \
+             free the activation for server {}",
+            file.display(),
+            installed.verified.license.server_id
+        )?,
         None => write!(out, "{text}")?,
     }
     Ok(())
@@ -197,6 +218,12 @@ async fn remove_installed(
     data_dir: &DataDirArg,
 ) -> anyhow::Result<Installed> {
     let cx = Opened::open(data_dir, trust).await?;
+    let removed = remove_in(&cx, key).await;
+    cx.store.close().await;
+    removed
+}
+
+async fn remove_in(cx: &Opened, key: &str) -> anyhow::Result<Installed> {
     let removed = cx
         .dir
         .remove(
@@ -208,15 +235,18 @@ async fn remove_installed(
             &cli_actor(),
         )
         .await;
-    cx.store.close().await;
     match removed {
         Ok(removed) => Ok(removed),
-        Err(RemoveError::NotInstalled(key)) => anyhow::bail!(
-            "no license with the key {key} is installed in {}; `license list` shows the keys",
-            cx.dir.path().display()
-        ),
+        Err(RemoveError::NotInstalled(key)) => Err(not_installed(&key, &cx.dir)),
         Err(RemoveError::Io(e)) => Err(e.context("the license was not removed")),
     }
+}
+
+fn not_installed(key: &str, dir: &LicenseDir) -> anyhow::Error {
+    anyhow::anyhow!(
+        "no license with the key {key} is installed in {}; `license list` shows the keys",
+        dir.path().display()
+    )
 }
 
 pub async fn list(

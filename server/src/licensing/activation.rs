@@ -88,7 +88,11 @@ mod tests {
         assert_eq!(request.server_id, identity.server_id.as_str());
         assert_eq!(request.serial_number, "200000510");
         assert_eq!(public, key.public_key());
-        let edited = text.replace(&identity.hostname, "elsewhere");
+        // The field itself: a short host name ("vm") may also occur inside the base64 key or
+        // signature, and editing those is another failure.
+        let field = format!("\"hostname\": \"{}\"", identity.hostname);
+        assert!(text.contains(&field), "{text}");
+        let edited = text.replace(&field, "\"hostname\": \"elsewhere\"");
         assert_eq!(
             verify(edited.as_bytes()).unwrap_err(),
             ActivationError::BadSignature("activation request")

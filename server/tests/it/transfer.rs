@@ -141,6 +141,27 @@ async fn offline_a_signed_receipt_frees_the_activation_and_a_forged_one_does_not
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(license_files(lab.dir.path()).is_empty());
     let text = std::fs::read_to_string(&receipt_file).unwrap();
+    // Again: nothing is installed, so no receipt either.
+    let second = lab.dir.path().join("second.json");
+    let out = run(&[
+        "license",
+        "deactivate",
+        "ACME-1",
+        "--out",
+        second.to_str().unwrap(),
+        "--data-dir",
+        &data_dir,
+        "--vendor-public-key",
+        public_key.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no license with the key ACME-1"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!second.exists());
 
     // The vendor's tool reads it.
     let checked = run_vendor(&["check-receipt", receipt_file.to_str().unwrap()]).await;
