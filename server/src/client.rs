@@ -53,12 +53,18 @@ pub struct LicenseClient {
     current: usize,
 }
 
+/// How long an unused connection to a server is kept for the next call.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+
 impl LicenseClient {
     /// `servers`: `HOST:PORT` of license ports, in order of preference.
     pub fn new(servers: Vec<String>) -> Result<Self, ClientError> {
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
+            // Below the server's default idle timeout (20 s), so a kept connection is dropped
+            // here before the server closes it under a request being sent.
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build()
             .map_err(|e| ClientError::Unexpected(e.to_string()))?;
         Ok(Self {

@@ -67,6 +67,7 @@ pub use crate::{
     auth::passwords::hash_password,
     client::{ClientError, LicenseClient},
     engine::{Clock, EngineConfig},
+    http::accept::ConnectionLimits,
     ledger::{Event, verify as verify_ledger},
     licensing::{
         activation,

@@ -66,6 +66,7 @@ async fn main() -> ExitCode {
 async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
     let api_port = args.api_port().map_err(anyhow::Error::msg)?;
     let engine = args.engine().map_err(anyhow::Error::msg)?;
+    let connections = args.connections();
     let stop = signals::stop_logged()?;
     let running = server::start(ServeConfig {
         bind: args.bind,
@@ -75,6 +76,7 @@ async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
         serial_number: args.serial_number,
         vendor_public_keys: args.trust.vendor_public_keys,
         engine,
+        connections,
         vendor_url: args.vendor_url,
         admin_idle_timeout: std::time::Duration::from_secs(args.session_idle_timeout),
     })

@@ -14,13 +14,13 @@ use std::{
 };
 
 use anyhow::{Context, anyhow};
-use axum::Router;
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     app::{App, AppConfig, LedgerTask},
     engine::EngineConfig,
+    http::accept::{self, ConnectionLimits},
     licensing::{identity::ServerId, sealed},
     ports,
     store::Store,
@@ -48,6 +48,8 @@ pub struct ServeConfig {
     pub admin_idle_timeout: Duration,
     /// The vendor licensing service for the admin API's `remote/...` endpoints.
     pub vendor_url: Option<String>,
+    /// What each port accepts: connections in all, per client address, idle time.
+    pub connections: ConnectionLimits,
 }
 
 /// A started server. Dropping it does not stop it; call [`Running::stop`] or
@@ -89,10 +91,22 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     let mut data_dir = DataDir::open(&config.data_dir)?;
     data_dir.lock()?;
     let open_files = limits::raise_open_files();
+    let (connections, cut) = config.connections.fitted(open_files, 2);
     tracing::info!(
         open_files = %open_files.map_or_else(|| "unlimited".to_owned(), |n| n.to_string()),
+        max_connections = connections.max_total,
+        max_connections_per_address = connections.max_per_address,
         "open-files limit"
     );
+    if let Some(room) = cut {
+        tracing::warn!(
+            open_files = open_files.unwrap_or_default(),
+            max_connections = room,
+            "the open-files limit leaves room for {room} connections per port, fewer than \
+             --max-connections {}; raise the limit (LimitNOFILE= in a systemd unit, ulimit -Hn)",
+            config.connections.max_total
+        );
+    }
     let license_listener = listen(config.bind, config.port, "license port", "--port").await?;
     let api_listener = listen(config.bind, config.api_port, "API port", "--api-port").await?;
     let license_addr = license_listener.local_addr()?;
@@ -130,14 +144,16 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     watcher.spawn(state.engine.clone().run_ticks(shutdown.clone()));
     let (server_id, store) = (state.identity.server_id.clone(), state.store.clone());
     let mut tasks = JoinSet::new();
-    tasks.spawn(serve(
+    tasks.spawn(accept::serve(
         license_listener,
         ports::license_port(state.clone()),
+        connections,
         shutdown.clone(),
     ));
-    tasks.spawn(serve(
+    tasks.spawn(accept::serve(
         api_listener,
         ports::api_port(state),
+        connections,
         shutdown.clone(),
     ));
     Ok(Running {
@@ -171,19 +187,6 @@ async fn listen(ip: IpAddr, port: u16, what: &str, flag: &str) -> anyhow::Result
         };
         anyhow!("cannot listen on {addr} for the {what}: {why}")
     })
-}
-
-async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-) -> io::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.cancelled_owned())
-    .await
 }
 
 impl Running {

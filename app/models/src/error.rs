@@ -83,6 +83,8 @@ error_codes! {
     MethodNotAllowed = "METHOD_NOT_ALLOWED",
     /// Something broke on the server's side; its log has the details.
     Internal = "INTERNAL",
+    /// The port holds as many connections as it takes, or this address as many as one may.
+    TooManyConnections = "TOO_MANY_CONNECTIONS",
     // The license protocol.
     InvalidHost = "INVALID_HOST",
     InvalidUser = "INVALID_USER",

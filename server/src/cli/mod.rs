@@ -283,6 +283,22 @@ pub struct ServeArgs {
     /// keeps every one regardless.
     #[arg(long, env = "LICENSE_SERVER_KEEP_ENDED_SESSIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
     pub keep_ended_sessions: u64,
+
+    /// Connections each port holds at once; one more is answered 503 TOO_MANY_CONNECTIONS and
+    /// closed. Cut at start to what the open-files limit allows (the log says so).
+    #[arg(long, env = "LICENSE_SERVER_MAX_CONNECTIONS", default_value_t = 8192, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+
+    /// Connections one client address holds at once on a port (429 beyond). A NAT gateway in
+    /// front of a build farm is one address: allow for all its machines.
+    #[arg(long, env = "LICENSE_SERVER_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections_per_address: u64,
+
+    /// Seconds a connection may take to send a complete request header, and may stay idle
+    /// between two requests, before it is closed (a request being answered, such as a license
+    /// request waiting for a seat, is never cut).
+    #[arg(long, env = "LICENSE_SERVER_CONNECTION_IDLE_TIMEOUT", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub connection_idle_timeout: u64,
 }
 
 impl ServeArgs {
@@ -301,6 +317,16 @@ impl ServeArgs {
             keep_ended: self.keep_ended_sessions as usize,
             ..Default::default()
         })
+    }
+
+    /// What each port accepts.
+    pub fn connections(&self) -> crate::ConnectionLimits {
+        crate::ConnectionLimits {
+            max_total: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            max_per_address: usize::try_from(self.max_connections_per_address)
+                .unwrap_or(usize::MAX),
+            idle_timeout: std::time::Duration::from_secs(self.connection_idle_timeout),
+        }
     }
 
     /// The API port: as given, or the license port + 1 (both "any free port" when the license port

@@ -1,11 +1,13 @@
 //! What the three HTTP surfaces (the license protocol, the status page, the admin API; and the
 //! vendor service) share: the one error type and its mapping from the domain's errors
 //! ([`error`]), extractors that answer in the API's error shape ([`extract`]), the layers every
-//! port has ([`layers`]), and the embedded web UI ([`assets`]).
+//! port has ([`layers`]), the connection loop with its caps and timeouts ([`accept`]), and the
+//! embedded web UI ([`assets`]).
 //!
 //! Its only knowledge of the domain is the error enums it maps; nothing in the domain depends on
 //! it.
 
+pub mod accept;
 pub mod assets;
 pub mod error;
 pub mod extract;

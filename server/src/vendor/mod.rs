@@ -30,7 +30,11 @@ use self::{
     state::{Inner, VendorState},
 };
 use crate::{
-    auth::LoginGate, http::layers::with_common_layers, licensing::keys::KeyPair,
+    auth::LoginGate,
+    http::{
+        accept::{self, ConnectionLimits},
+        layers::with_common_layers,
+    }, licensing::keys::KeyPair,
     store::VendorStore, sys::data_dir::create_private_dir,
 };
 
@@ -96,13 +100,12 @@ pub async fn start(config: VendorConfig) -> anyhow::Result<RunningVendor> {
         token_timeout: config.token_timeout,
     }));
     let shutdown = CancellationToken::new();
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let stop = shutdown.clone();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-    });
+    let task = tokio::spawn(accept::serve(
+        listener,
+        router(state),
+        ConnectionLimits::default(),
+        shutdown.clone(),
+    ));
     Ok(RunningVendor {
         addr,
         shutdown,

@@ -4,6 +4,7 @@
 //! - `api`: the API router called with `oneshot`, no network;
 //! - `browse`: the status page's paged sessions and cartridge history;
 //! - `serve`: the whole server started in-process on port 0;
+//! - `connections`: slow, idle and too many connections;
 //! - `binary`: the real `license-server` executable, for what only a process shows (exit codes,
 //!   messages, signals);
 //! - `client`: `license-server client run` against a real server;
@@ -26,6 +27,7 @@ mod api;
 mod binary;
 mod browse;
 mod client;
+mod connections;
 mod host_binding;
 mod layout;
 mod ledger;

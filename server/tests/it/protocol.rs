@@ -31,6 +31,8 @@ pub struct Lab {
     pub key: KeyPair,
     /// `--vendor-url`, from the next (re)start on.
     pub vendor_url: Option<String>,
+    /// What each port accepts, from the next (re)start on.
+    pub connections: server::ConnectionLimits,
     /// The token of each session opened through [`Lab::send`], which sends it on that session's
     /// calls as a client does.
     tokens: std::sync::Mutex<std::collections::HashMap<u64, String>>,
@@ -99,6 +101,7 @@ impl Lab {
             admin_idle: Duration::from_secs(1800),
             key,
             vendor_url: None,
+            connections: server::ConnectionLimits::default(),
             tokens: Default::default(),
         };
         lab.restart().await;
@@ -120,6 +123,7 @@ impl Lab {
             engine: self.config.clone(),
             admin_idle_timeout: self.admin_idle,
             vendor_url: self.vendor_url.clone(),
+            connections: self.connections,
         })
         .await
         .unwrap();

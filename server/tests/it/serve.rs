@@ -5,6 +5,11 @@ use std::{net::IpAddr, path::Path};
 use server::{Running, ServeConfig};
 
 async fn start(data_dir: &Path) -> Running {
+    start_with(data_dir, server::ConnectionLimits::default()).await
+}
+
+/// The server with its own connection limits.
+pub async fn start_with(data_dir: &Path, connections: server::ConnectionLimits) -> Running {
     server::start(ServeConfig {
         bind: IpAddr::from([127, 0, 0, 1]),
         port: 0,
@@ -15,6 +20,7 @@ async fn start(data_dir: &Path) -> Running {
         engine: Default::default(),
         admin_idle_timeout: std::time::Duration::from_secs(1800),
         vendor_url: None,
+        connections,
     })
     .await
     .unwrap()
@@ -100,6 +106,7 @@ async fn a_data_dir_in_use_by_a_running_server_is_refused() {
         engine: Default::default(),
         admin_idle_timeout: std::time::Duration::from_secs(1800),
         vendor_url: None,
+        connections: server::ConnectionLimits::default(),
     })
     .await
     .unwrap_err();
