@@ -66,7 +66,11 @@ async fn main() -> ExitCode {
 async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
     let api_port = args.api_port().map_err(anyhow::Error::msg)?;
     let engine = args.engine().map_err(anyhow::Error::msg)?;
-    let connections = args.connections();
+    let connections = server::ConnectionLimits {
+        max_total: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        max_per_address: usize::try_from(args.max_connections_per_address).unwrap_or(usize::MAX),
+        idle_timeout: std::time::Duration::from_secs(args.connection_idle_timeout),
+    };
     let stop = signals::stop_logged()?;
     let running = server::start(ServeConfig {
         bind: args.bind,

@@ -23,6 +23,7 @@ use utoipa::OpenApi;
         crate::protocol::heartbeat,
         crate::protocol::close_session,
         crate::status::health,
+        crate::status::ready,
     ),
     tags((name = "sessions", description = "Sessions and licenses"), (name = "status")),
     modifiers(&SessionTokenScheme)
@@ -62,7 +63,8 @@ impl utoipa::Modify for SessionTokenScheme {
         crate::status::data_json,
         crate::status::sessions_json,
         crate::status::history_json,
-        crate::status::health
+        crate::status::health,
+        crate::status::ready
     ),
     tags((name = "status"))
 )]

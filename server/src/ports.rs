@@ -29,6 +29,7 @@ pub fn license_port(state: AppState) -> Router {
     with_common_layers(
         protocol::routes()
             .route("/health", get(status::health))
+            .route("/ready", get(status::ready))
             .route("/openapi.json", get(openapi::license_port))
             .with_state(state),
     )

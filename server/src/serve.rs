@@ -142,6 +142,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     let mut watcher = JoinSet::new();
     watcher.spawn(state.inventory.clone().watch(shutdown.clone()));
     watcher.spawn(state.engine.clone().run_ticks(shutdown.clone()));
+    watcher.spawn(state.engine.clone().run_recovery(shutdown.clone()));
     let (server_id, store) = (state.identity.server_id.clone(), state.store.clone());
     let mut tasks = JoinSet::new();
     tasks.spawn(accept::serve(

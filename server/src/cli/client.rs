@@ -103,4 +103,9 @@ pub struct BenchArgs {
     pub major_version: u32,
     #[arg(long = "type", value_enum, default_value_t)]
     pub license_type: TypeArg,
+    /// Instead: open N sessions that each hold a license, make them all fall silent at once
+    /// (the spawned server restarts with a short session timeout), and compare the grant latency
+    /// while they are dropped with the latency just before (the first --concurrency).
+    #[arg(long, value_name = "N", requires = "spawn_server", value_parser = clap::value_parser!(u64).range(1..=500_000))]
+    pub mass_drop: Option<u64>,
 }

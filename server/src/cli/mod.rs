@@ -319,16 +319,6 @@ impl ServeArgs {
         })
     }
 
-    /// What each port accepts.
-    pub fn connections(&self) -> crate::ConnectionLimits {
-        crate::ConnectionLimits {
-            max_total: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
-            max_per_address: usize::try_from(self.max_connections_per_address)
-                .unwrap_or(usize::MAX),
-            idle_timeout: std::time::Duration::from_secs(self.connection_idle_timeout),
-        }
-    }
-
     /// The API port: as given, or the license port + 1 (both "any free port" when the license port
     /// is 0, so tests and scripts can ask for two free ports with `--port 0`).
     pub fn api_port(&self) -> Result<u16, String> {

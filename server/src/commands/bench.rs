@@ -8,50 +8,44 @@
 //! server's bare HTTP speed on this machine, today.
 
 use std::{
-    io::{BufRead, BufReader, Write},
-    path::PathBuf,
-    process::{Child, Command, Stdio},
+    io::Write,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, bail};
-use models::{License, OpenSession, ProductRule, RequestLicense, Rules};
-use time::OffsetDateTime;
+use models::{OpenSession, RequestLicense};
 
-use crate::{
-    cli::BenchArgs,
-    client::{LicenseClient, new_request_id},
-    licensing::{dir::LicenseDir, identity::ServerId, keys::KeyPair},
-    store::Store,
-    sys::data_dir::create_private_dir,
-};
+use super::spawned_server::SpawnedServer;
+use crate::{cli::BenchArgs, client::LicenseClient};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Workload {
+pub(super) enum Workload {
     Baseline,
     Cycles,
 }
 
 #[derive(Debug, Default)]
-struct Measurement {
-    requests: u64,
-    cycles: u64,
-    errors: u64,
-    first_error: Option<String>,
+pub(super) struct Measurement {
+    pub(super) requests: u64,
+    pub(super) cycles: u64,
+    pub(super) errors: u64,
+    pub(super) first_error: Option<String>,
     /// Every request's latency, in microseconds.
-    latencies: Vec<u32>,
+    pub(super) latencies: Vec<u32>,
     /// The license requests' alone.
-    grant_latencies: Vec<u32>,
-    elapsed: Duration,
+    pub(super) grant_latencies: Vec<u32>,
+    /// When each license request started, in milliseconds since the measurement began.
+    pub(super) grant_started_ms: Vec<u32>,
+    pub(super) elapsed: Duration,
 }
 
 impl Measurement {
-    fn rate(&self, n: u64) -> f64 {
+    pub(super) fn rate(&self, n: u64) -> f64 {
         n as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 }
 
-fn percentile(sorted: &[u32], p: f64) -> f64 {
+pub(super) fn percentile(sorted: &[u32], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -60,8 +54,16 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 }
 
 pub async fn run(args: BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    if let Some(sessions) = args.mass_drop {
+        let sessions = usize::try_from(sessions).unwrap_or(usize::MAX);
+        return super::mass_drop::run(&args, sessions, out).await;
+    }
     let spawned = if args.spawn_server {
-        Some(SpawnedServer::start(args.product_id, args.major_version)?)
+        Some(SpawnedServer::start(
+            args.product_id,
+            args.major_version,
+            &[],
+        )?)
     } else {
         None
     };
@@ -144,7 +146,7 @@ pub async fn run(args: BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     result
 }
 
-async fn measure(
+pub(super) async fn measure(
     server: &str,
     args: &BenchArgs,
     concurrency: usize,
@@ -214,6 +216,8 @@ async fn measure(
                     .await;
                 m.grant_latencies
                     .push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
+                m.grant_started_ms
+                    .push(u32::try_from(t.duration_since(started).as_millis()).unwrap_or(u32::MAX));
                 let license = match granted {
                     Ok(granted) => {
                         record(&mut m, t, Ok(()));
@@ -256,108 +260,8 @@ async fn measure(
         }
         total.latencies.extend(m.latencies);
         total.grant_latencies.extend(m.grant_latencies);
+        total.grant_started_ms.extend(m.grant_started_ms);
     }
     total.elapsed = started.elapsed();
     Ok(total)
-}
-
-/// A server of this very binary on a temporary data directory, with a license large enough that
-/// the benchmark measures speed, not scarcity. Killed and removed when dropped.
-struct SpawnedServer {
-    child: Child,
-    dir: PathBuf,
-    license_addr: String,
-}
-
-impl SpawnedServer {
-    fn start(product_id: u32, major_version: u32) -> anyhow::Result<Self> {
-        let dir = std::env::temp_dir().join(format!("license-server-bench-{}", new_request_id()));
-        std::fs::create_dir_all(&dir)?;
-        let mut server = Self {
-            child: Command::new("true").spawn()?,
-            dir: dir.clone(),
-            license_addr: String::new(),
-        };
-        let key = KeyPair::generate()?;
-        let (_, public_key) = key.write_pair(&dir)?;
-        let data_dir = dir.join("data");
-        create_private_dir(&data_dir)?;
-        let runtime = tokio::runtime::Handle::current();
-        tokio::task::block_in_place(|| {
-            runtime.block_on(async {
-                let store = Store::open(&data_dir.join("license-server.db")).await?;
-                let server_id = ServerId::of(&store).await?;
-                let license = License {
-                    key: "BENCH".into(),
-                    server_id: server_id.to_string(),
-                    rules: Rules {
-                        serial_number: 1,
-                        issued: OffsetDateTime::now_utc() - time::Duration::minutes(1),
-                        expires: None,
-                        max_users: None,
-                        products: vec![ProductRule {
-                            product_id,
-                            major_version,
-                            product: "Benchmark".into(),
-                            runcount: 1_000_000,
-                            credits: 0,
-                            postpay: true,
-                        }],
-                    },
-                };
-                LicenseDir::new(&data_dir)
-                    .install_signed(&license, &key, &store)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-                store.close().await;
-                Ok::<_, anyhow::Error>(())
-            })
-        })?;
-        let mut child = Command::new(std::env::current_exe()?)
-            .args([
-                "--log-format",
-                "json",
-                "serve",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--data-dir",
-            ])
-            .arg(&data_dir)
-            .arg("--vendor-public-key")
-            .arg(&public_key)
-            .env("RUST_LOG", "warn,license_server=info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("cannot start a license server")?;
-        let stderr = child.stderr.take().context("no stderr")?;
-        server.child = child;
-        let mut lines = BufReader::new(stderr).lines();
-        for line in lines.by_ref() {
-            let line = line?;
-            if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
-                && let Some(addr) = event["license_addr"].as_str()
-            {
-                server.license_addr = addr.to_owned();
-                break;
-            }
-        }
-        if server.license_addr.is_empty() {
-            bail!("the spawned license server exited before it was ready");
-        }
-        // Keep draining its log so it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Ok(server)
-    }
-}
-
-impl Drop for SpawnedServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }

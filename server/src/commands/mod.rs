@@ -10,6 +10,8 @@ pub mod ledger;
 pub mod license;
 mod license_keeper;
 pub mod licensed_users;
+mod mass_drop;
 pub mod server_id;
+mod spawned_server;
 pub mod user;
 pub mod vendor;

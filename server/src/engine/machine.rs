@@ -38,11 +38,7 @@ impl Engine {
         config: EngineConfig,
         server_id: String,
     ) -> anyhow::Result<Self> {
-        let mut state = State::default();
-        let keep = config.keep_ended;
-        let summary = ledger::verify(store, |entry: &Entry| state.apply(entry.at, &entry.event, keep))
-            .await
-            .map_err(|e| anyhow::anyhow!("the ledger in the store failed verification: {e:#}; the server will not start on a ledger that was tampered with"))?;
+        let (mut state, entries) = replay(store, config.keep_ended).await?;
         let now = config.clock.now();
         let mut running = 0;
         for session in state.sessions.values_mut() {
@@ -52,7 +48,7 @@ impl Engine {
             }
         }
         tracing::info!(
-            entries = summary.entries,
+            entries,
             running_sessions = running,
             "ledger verified and replayed"
         );
@@ -91,6 +87,22 @@ impl Engine {
             Ok(())
         }
     }
+}
+
+/// The state the ledger in `store` says, after checking every entry; and how many there are.
+pub(super) async fn replay(store: &Store, keep_ended: usize) -> anyhow::Result<(State, u64)> {
+    let mut state = State::default();
+    let summary = ledger::verify(store, |entry: &Entry| {
+        state.apply(entry.at, &entry.event, keep_ended);
+    })
+    .await
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "the ledger in the store failed verification: {e:#}; the server will not grant from \
+             a ledger that was tampered with"
+        )
+    })?;
+    Ok((state, summary.entries))
 }
 
 /// A failed ledger write, as the request that waited for it hears it: the server cannot record

@@ -13,6 +13,7 @@
 //! - [`config`]: timeouts, limits and the clock;
 //! - [`state`]: the state and its fold, the only place it changes;
 //! - [`machine`]: the [`Engine`]: the state under its lock, the writer, the inventory;
+//!   [`recovery`]: taking changes again after the ledger writer failed, without a restart;
 //! - [`sessions`]: opening, heartbeats, closing, and dropping silent sessions; [`secrets`]: the
 //!   token that every call on a session must carry;
 //! - [`grants`]: license requests, the waiting queue, releases; [`search`]: which cartridge answers;
@@ -29,6 +30,7 @@ pub mod error;
 pub mod grants;
 pub mod history;
 pub mod machine;
+pub mod recovery;
 pub mod search;
 pub mod secrets;
 pub mod sessions;

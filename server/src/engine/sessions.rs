@@ -20,16 +20,30 @@ use super::{
     secrets,
     state::State,
 };
+use crate::{
+    ledger::{Commit, Event, ReleasedLicense},
+    licensing::pool,
+};
+
+/// Sessions dropped under one hold of the engine's lock; grants wait for at most one chunk.
+pub const DROP_CHUNK: usize = 256;
+
+/// Up to this many drops at once, each is logged; beyond, one line per chunk (a mass drop would
+/// otherwise write thousands of lines, under the lock).
+const LOG_EACH_DROP: usize = 16;
+
+/// `ids` in chunks of [`DROP_CHUNK`]; one empty chunk when there are none, so a tick still serves
+/// the waiters.
+fn drop_chunks(ids: &[u64]) -> impl Iterator<Item = &[u64]> {
+    ids.chunks(DROP_CHUNK)
+        .chain(ids.is_empty().then_some(&[][..]))
+}
 
 /// Who ends a session: its client, which must show the session's token, or an administrator.
 enum Closer<'a> {
     Client(Option<&'a str>),
     Administrator(String),
 }
-use crate::{
-    ledger::{Commit, Event, ReleasedLicense},
-    licensing::pool,
-};
 
 /// 1 to `max` bytes, none of them a control character (a line break or an escape in a host name
 /// or a user name is never meant, and breaks logs and exports).
@@ -161,8 +175,25 @@ impl Engine {
         Ok(closed)
     }
 
-    /// Ends a running session: releases its licenses (credits up to `charge_until`).
+    /// Ends a running session: releases its licenses (credits up to `charge_until`), and serves
+    /// the waiters with what that freed.
     pub(super) fn end(
+        &self,
+        state: &mut State,
+        session_id: u64,
+        status: SessionStatus,
+        charge_until: OffsetDateTime,
+        now: OffsetDateTime,
+        by: Option<String>,
+    ) -> (SessionClosed, Commit) {
+        let ended = self.end_only(state, session_id, status, charge_until, now, by);
+        let snapshot = self.inventory.snapshot();
+        self.serve_waiters(state, &snapshot, now);
+        ended
+    }
+
+    /// [`Engine::end`] without serving the waiters: for a batch of drops, which serves them once.
+    fn end_only(
         &self,
         state: &mut State,
         session_id: u64,
@@ -197,8 +228,6 @@ impl Engine {
                 by,
             },
         );
-        let snapshot = self.inventory.snapshot();
-        self.serve_waiters(state, &snapshot, now);
         (
             SessionClosed {
                 session_id,
@@ -209,29 +238,49 @@ impl Engine {
         )
     }
 
-    /// Drops the sessions whose heartbeats stopped, and serves waiters with whatever changed
-    /// (licenses installed or expired, pools reassigned). Runs every second.
-    pub fn tick(&self) -> Vec<Commit> {
-        if self.writer.has_failed() {
-            return Vec::new();
-        }
-        let now = self.now();
-        let timeout = time::Duration::try_from(self.config.timeout).unwrap_or(time::Duration::MAX);
-        let mut state = self.lock();
-        let silent: Vec<(u64, OffsetDateTime)> = state
+    /// The running sessions whose heartbeats stopped, found in one pass under the lock.
+    fn silent_sessions(&self) -> Vec<u64> {
+        let (now, timeout) = (self.now(), self.timeout());
+        let state = self.lock();
+        state
             .sessions
             .iter()
             .filter(|(_, s)| s.status == SessionStatus::Running && now - s.last_heartbeat > timeout)
-            .map(|(id, s)| (*id, s.last_heartbeat))
-            .collect();
-        let mut commits = Vec::new();
-        for (session_id, last_heartbeat) in silent {
-            tracing::info!(
-                session_id,
-                "session dropped: no heartbeat for {} s",
-                self.config.timeout.as_secs()
-            );
-            let (_, commit) = self.end(
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    fn timeout(&self) -> time::Duration {
+        time::Duration::try_from(self.config.timeout).unwrap_or(time::Duration::MAX)
+    }
+
+    /// Drops the sessions of `ids` that are still silent (a heartbeat may have come since they
+    /// were found), under one hold of the lock; then serves the waiters, once, with what that
+    /// freed and whatever else changed (licenses installed or expired, pools reassigned).
+    fn drop_silent(&self, ids: &[u64]) -> Vec<Commit> {
+        if self.writer.has_failed() {
+            return Vec::new();
+        }
+        let (now, timeout) = (self.now(), self.timeout());
+        let mut state = self.lock();
+        let mut commits = Vec::with_capacity(ids.len());
+        for &session_id in ids {
+            let Some(last_heartbeat) = state
+                .sessions
+                .get(&session_id)
+                .filter(|s| s.status == SessionStatus::Running && now - s.last_heartbeat > timeout)
+                .map(|s| s.last_heartbeat)
+            else {
+                continue;
+            };
+            if ids.len() <= LOG_EACH_DROP {
+                tracing::info!(
+                    session_id,
+                    "session dropped: no heartbeat for {} s",
+                    self.config.timeout.as_secs()
+                );
+            }
+            let (_, commit) = self.end_only(
                 &mut state,
                 session_id,
                 SessionStatus::Dropped,
@@ -241,9 +290,43 @@ impl Engine {
             );
             commits.push(commit);
         }
+        if ids.len() > LOG_EACH_DROP {
+            tracing::info!(
+                dropped = commits.len(),
+                first_session_id = ids.first().copied().unwrap_or_default(),
+                last_session_id = ids.last().copied().unwrap_or_default(),
+                "{} sessions dropped at once: no heartbeat for {} s (the ledger names each)",
+                commits.len(),
+                self.config.timeout.as_secs()
+            );
+        }
         let snapshot = self.inventory.snapshot();
         self.serve_waiters(&mut state, &snapshot, now);
         commits
+    }
+
+    /// Drops the sessions whose heartbeats stopped and serves the waiters, at once: the commits
+    /// to wait for. [`Engine::run_ticks`] does the same in paced chunks.
+    pub fn tick(&self) -> Vec<Commit> {
+        let silent = self.silent_sessions();
+        drop_chunks(&silent)
+            .flat_map(|chunk| self.drop_silent(chunk))
+            .collect()
+    }
+
+    /// One tick as the server runs it: [`DROP_CHUNK`] sessions per hold of the lock, and each
+    /// chunk durable before the next is taken, so a mass drop (a rack powered off, a restart
+    /// after an outage) neither holds the lock for long nor queues a backlog of rows in front of
+    /// the grants that arrive meanwhile.
+    async fn tick_paced(&self) {
+        let silent = self.silent_sessions();
+        for chunk in drop_chunks(&silent) {
+            for commit in self.drop_silent(chunk) {
+                if let Err(e) = commit.durable().await {
+                    tracing::error!(error = %e, "cannot record a dropped session");
+                }
+            }
+        }
     }
 
     /// Runs [`Engine::tick`] every second until `shutdown`.
@@ -258,13 +341,7 @@ impl Engine {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 _ = sampling.tick() => self.history.record(self.now(), &self.all_stats()),
-                _ = interval.tick() => {
-                    for commit in self.tick() {
-                        if let Err(e) = commit.durable().await {
-                            tracing::error!(error = %e, "cannot record a dropped session");
-                        }
-                    }
-                }
+                _ = interval.tick() => self.tick_paced().await,
             }
         }
     }

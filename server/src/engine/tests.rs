@@ -431,3 +431,79 @@ proptest! {
         runtime.block_on(run(ops))?;
     }
 }
+
+#[tokio::test]
+async fn a_mass_drop_in_chunks_drops_every_silent_session_and_hands_the_freed_seat_to_a_waiter() {
+    let clock = Clock::manual(OffsetDateTime::now_utc().replace_nanosecond(0).unwrap());
+    let rig = rig(clock.clone()).await;
+    let engine = rig.engine().await;
+    let open = |engine: Arc<Engine>| async move {
+        let request = OpenSession {
+            host: "h".into(),
+            message: String::new(),
+            pool: None,
+            user: None,
+        };
+        engine
+            .open_session(request, IpAddr::from([127, 0, 0, 1]))
+            .await
+            .unwrap()
+    };
+    let ask = |wait_s| RequestLicense {
+        request_id: "r".into(),
+        product_id: 7,
+        major_version: 0,
+        request_type: RequestType::Runcount,
+        wait_s: Some(wait_s),
+    };
+    let silent = 2 * super::sessions::DROP_CHUNK + 100;
+    let mut opening = tokio::task::JoinSet::new();
+    for _ in 0..silent {
+        opening.spawn(open(engine.clone()));
+    }
+    let sessions = opening.join_all().await;
+    for s in &sessions[..2] {
+        engine
+            .request_license(s.session_id, Some(&s.session_token), ask(0))
+            .await
+            .unwrap();
+    }
+    clock.advance(Duration::from_secs(TIMEOUT_S as u64 + 1));
+    // A live session waits for one of the two seats the silent ones hold.
+    let waiter = open(engine.clone()).await;
+    let waiting = tokio::spawn({
+        let engine = engine.clone();
+        async move {
+            engine
+                .request_license(waiter.session_id, Some(&waiter.session_token), ask(60))
+                .await
+        }
+    });
+    while engine.lock().waiters.is_empty() {
+        tokio::task::yield_now().await;
+    }
+
+    let commits = engine.tick();
+    assert_eq!(commits.len(), silent, "one entry per silent session");
+    for commit in commits {
+        commit.durable().await.unwrap();
+    }
+    let granted = waiting.await.unwrap().unwrap();
+    assert_eq!(granted.product_id, 7);
+    {
+        let state = engine.lock();
+        let dropped = sessions
+            .iter()
+            .filter(|s| state.sessions[&s.session_id].status == SessionStatus::Dropped)
+            .count();
+        assert_eq!(dropped, silent);
+        assert_eq!(
+            state.sessions[&waiter.session_id].status,
+            SessionStatus::Running
+        );
+    }
+    let stats = engine.stats(None, 7, 0);
+    assert_eq!((stats.runcount_in_use, stats.sessions_dropped), (1, 2));
+    engine.writer.barrier().durable().await.unwrap();
+    assert_eq!(rig.engine().await.stats(None, 7, 0), stats);
+}

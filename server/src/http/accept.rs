@@ -135,7 +135,11 @@ enum Full {
     Address,
 }
 
-fn take_slot(held: &Arc<Mutex<Held>>, address: IpAddr, limits: &ConnectionLimits) -> Result<Slot, Full> {
+fn take_slot(
+    held: &Arc<Mutex<Held>>,
+    address: IpAddr,
+    limits: &ConnectionLimits,
+) -> Result<Slot, Full> {
     let mut guard = held.lock();
     if guard.total >= limits.max_total {
         return Err(Full::Port);

@@ -4,14 +4,21 @@
 //! One writer task takes everything that queued up while the previous commit was in flight and
 //! commits it in one statement, then tells every waiting request at once. Under load, one fsync
 //! serves hundreds of requests.
+//!
+//! **After a failed write, nothing is acknowledged** until the engine has rebuilt its state from
+//! what is on disk and called [`Writer::resume`] with a reopened store (`engine::recovery`): the
+//! failed batch and everything queued behind it were applied in memory but never written, and the
+//! connection that failed is closed rather than trusted again (as PostgreSQL does not trust the
+//! page cache after a failed fsync).
 
 use std::sync::{
     Arc,
     atomic::{AtomicBool, Ordering},
 };
 
+use parking_lot::Mutex;
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::{error::LedgerError, event::Event};
@@ -34,7 +41,29 @@ struct Pending {
 #[derive(Debug, Clone)]
 pub struct Writer {
     queue: mpsc::UnboundedSender<Pending>,
-    failed: Arc<AtomicBool>,
+    health: Arc<Health>,
+}
+
+/// Whether the writer takes changes, shared by its handles and its task.
+#[derive(Debug)]
+struct Health {
+    /// Read by every change before it is made; mirrors `failure`.
+    failed: AtomicBool,
+    /// Why writes fail (`None` while they succeed), watched by the recovery.
+    failure: watch::Sender<Option<String>>,
+    /// The store the task writes to; replaced by [`Writer::resume`].
+    store: Mutex<Store>,
+}
+
+impl Health {
+    fn fail(&self, reason: String) {
+        self.failed.store(true, Ordering::SeqCst);
+        self.failure.send_replace(Some(reason));
+    }
+
+    fn store(&self) -> Store {
+        self.store.lock().clone()
+    }
 }
 
 impl std::fmt::Debug for Pending {
@@ -63,9 +92,13 @@ impl Writer {
     /// queued.
     pub fn spawn(store: Store, shutdown: CancellationToken) -> (Self, tokio::task::JoinHandle<()>) {
         let (queue, receiver) = mpsc::unbounded_channel();
-        let failed = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(run_writer(store, receiver, failed.clone(), shutdown));
-        (Self { queue, failed }, task)
+        let health = Arc::new(Health {
+            failed: AtomicBool::new(false),
+            failure: watch::Sender::new(None),
+            store: Mutex::new(store),
+        });
+        let task = tokio::spawn(run_writer(receiver, health.clone(), shutdown));
+        (Self { queue, health }, task)
     }
 
     /// Queues `event`; call this under the same lock that applied it in memory, so the ledger's
@@ -82,7 +115,38 @@ impl Writer {
     /// Whether a write failed: from then on nothing is acknowledged, since memory may hold what
     /// the disk does not.
     pub fn has_failed(&self) -> bool {
-        self.failed.load(Ordering::SeqCst)
+        self.health.failed.load(Ordering::SeqCst)
+    }
+
+    /// Why changes cannot be recorded, while they cannot, in words fit for anyone to read.
+    pub fn failure(&self) -> Option<String> {
+        self.health.failure.borrow().clone()
+    }
+
+    /// Resolves once a write has failed (at once if one has and [`Writer::resume`] has not been
+    /// called since).
+    pub async fn failed(&self) {
+        let mut failure = self.health.failure.subscribe();
+        // The sender lives as long as `self`, so this cannot end with an error.
+        let _ = failure.wait_for(Option::is_some).await;
+    }
+
+    /// The store being written to (after a recovery, the reopened one).
+    pub fn store(&self) -> Store {
+        self.health.store()
+    }
+
+    /// Records why the last attempt to recover failed, in public words, for the readiness check.
+    pub fn still_failing(&self, reason: String) {
+        self.health.fail(reason);
+    }
+
+    /// Takes changes again, written to `store`. Only for the engine, once its state is what the
+    /// ledger on disk says, and under its lock, so no change is decided on the state before.
+    pub fn resume(&self, store: Store) {
+        *self.health.store.lock() = store;
+        self.health.failure.send_replace(None);
+        self.health.failed.store(false, Ordering::SeqCst);
     }
 
     fn send(&self, row: Option<NewLedgerRow>) -> Commit {
@@ -102,9 +166,8 @@ impl Writer {
 }
 
 async fn run_writer(
-    store: Store,
     mut receiver: mpsc::UnboundedReceiver<Pending>,
-    failed: Arc<AtomicBool>,
+    health: Arc<Health>,
     shutdown: CancellationToken,
 ) {
     let mut appender = None;
@@ -135,22 +198,22 @@ async fn run_writer(
         }
         let rows: Vec<NewLedgerRow> = batch.iter().filter_map(|p| p.row.clone()).collect();
         let started = std::time::Instant::now();
-        let result = if rows.is_empty() || failed.load(Ordering::SeqCst) {
-            if failed.load(Ordering::SeqCst) {
-                Err(LedgerError::WriteFailed(
-                    "an earlier write failed".to_owned(),
-                ))
-            } else {
-                Ok(Vec::new())
-            }
+        let failed = health.failed.load(Ordering::SeqCst);
+        let result = if failed {
+            Err(LedgerError::WriteFailed(
+                "an earlier write failed".to_owned(),
+            ))
+        } else if rows.is_empty() {
+            Ok(Vec::new())
         } else {
-            append(&store, &mut appender, &rows)
-                .await
-                .map_err(|e| {
-                    tracing::error!(error = %e, "cannot write the ledger; refusing all changes from now on");
-                    failed.store(true, Ordering::SeqCst);
-                    LedgerError::WriteFailed(e.to_string())
-                })
+            append(&health, &mut appender, &rows).await.map_err(|e| {
+                tracing::error!(
+                    error = %e,
+                    "cannot write the ledger; refusing all changes until writes succeed again"
+                );
+                health.fail(e.public_reason());
+                LedgerError::WriteFailed(e.to_string())
+            })
         };
         tracing::trace!(
             rows = rows.len(),
@@ -162,7 +225,7 @@ async fn run_writer(
             && checkpointing.as_ref().is_none_or(|c| c.is_finished())
         {
             since_checkpoint = 0;
-            let store = store.clone();
+            let store = health.store();
             checkpointing = Some(tokio::spawn(async move {
                 if let Err(e) = store.checkpoint().await {
                     tracing::warn!(error = %e, "WAL checkpoint failed; will try again");
@@ -185,19 +248,27 @@ async fn run_writer(
     }
 }
 
-/// Appends with the writer's own connection, opened on first use and reopened after an error.
+/// Appends with the writer's own connection, opened on first use and after an error (the one
+/// that failed is discarded).
 async fn append(
-    store: &Store,
+    health: &Health,
     appender: &mut Option<LedgerAppender>,
     rows: &[NewLedgerRow],
 ) -> Result<Vec<u64>, StoreError> {
     let mut current = match appender.take() {
         Some(current) => current,
-        None => store.ledger_appender().await?,
+        None => health.store().ledger_appender().await?,
     };
-    let seqs = current.append(rows).await?;
-    *appender = Some(current);
-    Ok(seqs)
+    match current.append(rows).await {
+        Ok(seqs) => {
+            *appender = Some(current);
+            Ok(seqs)
+        }
+        Err(e) => {
+            current.discard().await;
+            Err(e)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub fn routes() -> Router<AppState> {
         .route("/status/sessions.json", get(sessions_json))
         .route("/status/history.json", get(history_json))
         .route("/health", get(health))
+        .route("/ready", get(ready))
 }
 
 /// `?sessions=false` leaves the sessions out (the status page pages them through
@@ -144,4 +145,38 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
         [(header::CACHE_CONTROL, "no-store")],
         Json(json!({"status": "ok", "server_id": state.identity.server_id.as_str()})),
     )
+}
+
+/// `GET /ready` on both ports: whether the server takes changes right now. `503
+/// LEDGER_UNAVAILABLE`, with the reason, while the ledger cannot be written (the server retries
+/// by itself and turns ready again once writes succeed); `/health` stays `ok` meanwhile, as the
+/// process still answers.
+#[utoipa::path(
+    get, path = "/ready", tag = "status",
+    responses(
+        (status = 200, description = "`{\"status\": \"ready\", \"server_id\"}`"),
+        (status = 503, description = "LEDGER_UNAVAILABLE: changes cannot be recorded; the message says why", body = models::ApiError),
+    )
+)]
+pub async fn ready(State(state): State<AppState>) -> axum::response::Response {
+    let no_store = [(header::CACHE_CONTROL, "no-store")];
+    match state.engine.unavailable() {
+        None => (
+            no_store,
+            Json(json!({"status": "ready", "server_id": state.identity.server_id.as_str()})),
+        )
+            .into_response(),
+        Some(reason) => (
+            no_store,
+            AppError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::LedgerUnavailable,
+                format!(
+                    "changes cannot be recorded: the ledger cannot be written ({reason}); the \
+                     server retries by itself and takes changes again once writes succeed"
+                ),
+            ),
+        )
+            .into_response(),
+    }
 }

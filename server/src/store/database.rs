@@ -1,7 +1,11 @@
 //! The SQLite database under the store: opening it (WAL, `synchronous = FULL`, migrations),
 //! write transactions, and the store's one error type.
 
-use std::{path::Path, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use sqlx::{
     SqliteConnection, SqlitePool,
@@ -36,10 +40,28 @@ pub enum StoreError {
     OutOfRange,
 }
 
+impl StoreError {
+    /// What went wrong, in words fit for anyone to read (a readiness check is public): SQLite's
+    /// own message ("database or disk is full", "disk I/O error"), never a path or a query.
+    pub fn public_reason(&self) -> String {
+        let of_sqlx = |error: &sqlx::Error| match error {
+            sqlx::Error::Database(e) => e.message().to_owned(),
+            sqlx::Error::Io(e) => e.kind().to_string(),
+            _ => "the store cannot be reached".to_owned(),
+        };
+        match self {
+            Self::Open { source, .. } | Self::Query(source) => of_sqlx(source),
+            Self::Migrate { .. } => "the store cannot be updated to this version".to_owned(),
+            Self::OutOfRange => "a number is too large for the store".to_owned(),
+        }
+    }
+}
+
 /// A handle on the store; cheap to clone (it is a connection pool).
 #[derive(Debug, Clone)]
 pub struct Store {
     pub(super) pool: SqlitePool,
+    path: Arc<PathBuf>,
 }
 
 impl Store {
@@ -47,7 +69,27 @@ impl Store {
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         Ok(Self {
             pool: connect(path, &MIGRATOR).await?,
+            path: Arc::new(path.to_owned()),
         })
+    }
+
+    /// The same database on new connections, none of which has seen what an earlier failure
+    /// left in its cache: the ledger writer's fresh start after a failed write.
+    pub async fn reopen(&self) -> Result<Self, StoreError> {
+        Self::open(&self.path).await
+    }
+
+    /// Rewrites the one row of `write_probe` in a transaction of its own, committed and synced
+    /// like a ledger batch: `Ok` when the store takes writes (again).
+    pub async fn probe_write(&self) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO write_probe (id, at) VALUES (1, ?1)
+             ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+        )
+        .bind(now_rfc3339())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     pub(super) async fn write_tx<T>(

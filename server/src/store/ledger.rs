@@ -193,6 +193,12 @@ pub struct LedgerAppender {
 }
 
 impl LedgerAppender {
+    /// Closes the connection instead of handing it back to the pool: after a failed write, it is
+    /// not to be trusted again.
+    pub async fn discard(self) {
+        let _ = self.conn.close().await;
+    }
+
     pub async fn append(&mut self, rows: &[NewLedgerRow]) -> Result<Vec<u64>, StoreError> {
         if rows.is_empty() {
             return Ok(Vec::new());

@@ -34,8 +34,10 @@ use crate::{
     http::{
         accept::{self, ConnectionLimits},
         layers::with_common_layers,
-    }, licensing::keys::KeyPair,
-    store::VendorStore, sys::data_dir::create_private_dir,
+    },
+    licensing::keys::KeyPair,
+    store::VendorStore,
+    sys::data_dir::create_private_dir,
 };
 
 #[derive(Debug)]

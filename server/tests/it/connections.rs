@@ -71,7 +71,9 @@ async fn a_slow_or_idle_connection_is_closed_after_the_idle_timeout_and_a_busy_o
     .await;
     // Slowloris: a header that never ends.
     let mut slow = TcpStream::connect(running.api_addr).await.unwrap();
-    slow.write_all(b"GET /health HTTP/1.1\r\nhost: te").await.unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nhost: te")
+        .await
+        .unwrap();
     // Idle keep-alive: one request answered, then nothing.
     let mut idle = TcpStream::connect(running.api_addr).await.unwrap();
     assert!(get_health(&mut idle).await.starts_with("HTTP/1.1 200"));
@@ -116,7 +118,11 @@ async fn over_the_caps_a_connection_is_told_so_and_the_ones_held_are_still_serve
     let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
     let error: models::ApiError = serde_json::from_str(body).unwrap();
     assert_eq!(error.code(), Some(models::ErrorCode::TooManyConnections));
-    assert!(error.error.message.contains("(2)"), "{}", error.error.message);
+    assert!(
+        error.error.message.contains("(2)"),
+        "{}",
+        error.error.message
+    );
 
     // Another address takes the last slot of the port; one more from a third address finds the
     // port full.
@@ -143,7 +149,10 @@ async fn over_the_caps_a_connection_is_told_so_and_the_ones_held_are_still_serve
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(again.is_some(), "the closed connection's slot never came back");
+    assert!(
+        again.is_some(),
+        "the closed connection's slot never came back"
+    );
     running.stop().await.unwrap();
 }
 
@@ -162,7 +171,10 @@ async fn a_license_request_waiting_longer_than_the_idle_timeout_is_not_cut() {
     };
     // Three idle timeouts pass while the request waits on its connection.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(!waiting.is_finished(), "nothing is free: the request still waits");
+    assert!(
+        !waiting.is_finished(),
+        "nothing is free: the request still waits"
+    );
     lab.release(holder, license).await;
     let (status, answer) = waiting.await.unwrap();
     assert_eq!(status, reqwest::StatusCode::OK, "{answer}");

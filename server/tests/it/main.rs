@@ -14,6 +14,7 @@
 //! - `ledger`: `ledger verify | export`, and the tamper test;
 //! - `sealed`: sealed and development builds, and the customer binary without vendor tools;
 //! - `protocol`: the license protocol over TCP, every rule;
+//! - `recovery`: a failed ledger write, and taking changes again without a restart;
 //! - `transfer`: deactivating a license at the vendor and activating it for another server;
 //! - `vendor`: the vendor licensing service and online activation through `remote/...`;
 //! - `license_removal`: removing licenses, duplicate serials, newer issues;
@@ -36,6 +37,7 @@ mod license_removal;
 mod licensing;
 mod log_secrets;
 mod protocol;
+mod recovery;
 mod sealed;
 mod serve;
 mod support;

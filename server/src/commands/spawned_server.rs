@@ -1,0 +1,157 @@
+//! The server `bench --spawn-server` measures: this very binary, started on a temporary data
+//! directory with a license large enough that the benchmark measures speed, not scarcity.
+//! Killed and removed when dropped; [`SpawnedServer::restart`] kills it (`kill -9`) and starts it
+//! again on the same directory and ports.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+};
+
+use anyhow::{Context, bail};
+use models::{License, ProductRule, Rules};
+use time::OffsetDateTime;
+
+use crate::{
+    client::new_request_id,
+    licensing::{dir::LicenseDir, identity::ServerId, keys::KeyPair},
+    store::Store,
+    sys::data_dir::create_private_dir,
+};
+
+/// Seats of the spawned server's license.
+pub const SEATS: u32 = 1_000_000;
+
+#[derive(Debug)]
+pub struct SpawnedServer {
+    child: Option<Child>,
+    dir: PathBuf,
+    data_dir: PathBuf,
+    public_key: PathBuf,
+    /// Options of `serve` besides the data directory, key and ports.
+    options: Vec<String>,
+    pub license_addr: String,
+    pub api_addr: String,
+}
+
+impl SpawnedServer {
+    /// Starts a server whose license has [`SEATS`] seats of `product_id` `major_version`;
+    /// `options` go to its `serve`.
+    pub fn start(product_id: u32, major_version: u32, options: &[&str]) -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("license-server-bench-{}", new_request_id()));
+        std::fs::create_dir_all(&dir)?;
+        let key = KeyPair::generate()?;
+        let (_, public_key) = key.write_pair(&dir)?;
+        let data_dir = dir.join("data");
+        let mut server = Self {
+            child: None,
+            dir,
+            data_dir: data_dir.clone(),
+            public_key,
+            options: options.iter().map(|&o| o.to_owned()).collect(),
+            license_addr: String::new(),
+            api_addr: String::new(),
+        };
+        create_private_dir(&data_dir)?;
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::block_in_place(|| {
+            runtime.block_on(async {
+                let store = Store::open(&data_dir.join("license-server.db")).await?;
+                let server_id = ServerId::of(&store).await?;
+                let license = License {
+                    key: "BENCH".into(),
+                    server_id: server_id.to_string(),
+                    rules: Rules {
+                        serial_number: 1,
+                        issued: OffsetDateTime::now_utc() - time::Duration::minutes(1),
+                        expires: None,
+                        max_users: None,
+                        products: vec![ProductRule {
+                            product_id,
+                            major_version,
+                            product: "Benchmark".into(),
+                            runcount: SEATS,
+                            credits: 0,
+                            postpay: true,
+                        }],
+                    },
+                };
+                LicenseDir::new(&data_dir)
+                    .install_signed(&license, &key, &store)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                store.close().await;
+                Ok::<_, anyhow::Error>(())
+            })
+        })?;
+        server.launch("0", "0")?;
+        Ok(server)
+    }
+
+    /// The options of `serve` from the next [`SpawnedServer::restart`] on.
+    pub fn set_options(&mut self, options: &[&str]) {
+        self.options = options.iter().map(|&o| o.to_owned()).collect();
+    }
+
+    /// Kills the server (`kill -9`: what it acknowledged is durable) and starts it again on the
+    /// same data directory and ports.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        let port = |addr: &str| addr.rsplit(':').next().unwrap_or("0").to_owned();
+        let (license_port, api_port) = (port(&self.license_addr), port(&self.api_addr));
+        self.launch(&license_port, &api_port)
+    }
+
+    fn launch(&mut self, port: &str, api_port: &str) -> anyhow::Result<()> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["--log-format", "json", "serve", "--bind", "127.0.0.1"])
+            .args(["--port", port, "--api-port", api_port, "--data-dir"])
+            .arg(&self.data_dir)
+            .arg("--vendor-public-key")
+            .arg(&self.public_key)
+            .args(&self.options)
+            .env("RUST_LOG", "warn,license_server=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("cannot start a license server")?;
+        let stderr = child.stderr.take().context("no stderr")?;
+        self.child = Some(child);
+        let mut lines = BufReader::new(stderr).lines();
+        let mut ready = false;
+        for line in lines.by_ref() {
+            let line = line?;
+            if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+                && let (Some(license_addr), Some(api_addr)) =
+                    (event["license_addr"].as_str(), event["api_addr"].as_str())
+            {
+                self.license_addr = license_addr.to_owned();
+                self.api_addr = api_addr.to_owned();
+                ready = true;
+                break;
+            }
+        }
+        if !ready {
+            bail!("the spawned license server exited before it was ready");
+        }
+        // Keep draining its log so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Ok(())
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for SpawnedServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
