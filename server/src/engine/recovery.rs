@@ -3,7 +3,8 @@
 //! When the ledger writer fails (the disk is full, an I/O error), every change is refused with
 //! `LEDGER_UNAVAILABLE` from then on, because memory may already hold decisions that the disk
 //! does not: the batch that failed, and whatever was queued behind it. [`Engine::run_recovery`]
-//! waits for that, then tries again with growing pauses (1 s, doubling to 30 s). Each try:
+//! waits for that, then tries again with growing pauses (1 s, doubling to 30 s; a failure within a
+//! minute of a recovery goes on from the pause reached). Each try:
 //!
 //! 1. reopens the store on new connections (the failed one is already closed, and nothing it
 //!    cached is trusted; PostgreSQL, after a failed fsync, likewise recovers from what is on disk
@@ -17,7 +18,11 @@
 //!
 //! So nothing is ever acknowledged that is not durable, and nothing a client was refused is kept.
 
-use std::{mem, sync::Arc, time::Duration};
+use std::{
+    mem,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use models::SessionStatus;
 use tokio_util::sync::CancellationToken;
@@ -34,14 +39,20 @@ impl Engine {
         self.writer.failure()
     }
 
-    /// Brings the engine back each time the ledger writer fails, until `shutdown`.
+    /// Brings the engine back each time the ledger writer fails, until `shutdown`. A failure
+    /// soon after a recovery (a disk with room for the probe but not for the load) goes on from
+    /// the pause reached before, so a disk that stays nearly full is not retried every second.
     pub async fn run_recovery(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut pause = FIRST_PAUSE;
+        let mut resumed: Option<Instant> = None;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = self.writer.failed() => {}
             }
-            let mut pause = FIRST_PAUSE;
+            if resumed.is_none_or(|at| at.elapsed() > LONGEST_PAUSE * 2) {
+                pause = FIRST_PAUSE;
+            }
             loop {
                 tokio::select! {
                     () = shutdown.cancelled() => return,
@@ -54,6 +65,8 @@ impl Engine {
                             "the ledger takes writes again: state rebuilt from the ledger on \
                              disk, changes accepted again"
                         );
+                        resumed = Some(Instant::now());
+                        pause = (pause * 2).min(LONGEST_PAUSE);
                         break;
                     }
                     Err((error, reason)) => {

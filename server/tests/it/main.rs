@@ -12,6 +12,7 @@
 //! - `host_binding`: a data directory copied to another (simulated) machine;
 //! - `layout`: the house rules of `server/src` (rooms, imports, file sizes), read from the source;
 //! - `ledger`: `ledger verify | export`, and the tamper test;
+//! - `faults`: `kill -9` under load (once, and the soak), and a full disk;
 //! - `sealed`: sealed and development builds, and the customer binary without vendor tools;
 //! - `protocol`: the license protocol over TCP, every rule;
 //! - `recovery`: a failed ledger write, and taking changes again without a restart;
@@ -29,6 +30,7 @@ mod binary;
 mod browse;
 mod client;
 mod connections;
+mod faults;
 mod host_binding;
 mod layout;
 mod ledger;
