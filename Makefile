@@ -12,6 +12,7 @@
 #   make api-fuzz  Schemathesis on the admin API of a release server
 #   make bench   license cycles per second and latency, next to a baseline, at concurrency 1, 16, 64
 #   make soak    kill -9 under load SOAK_KILLS times (default 1000), then the audit of the ledger
+#   make fuzz    each fuzz target (cargo-fuzz) for FUZZ_SECONDS (default 300)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -53,7 +54,7 @@ E2E_NPM := end2end/node_modules/.package-lock.json
 UI_SOURCES := $(shell find app/src app/models/src style public -type f 2>/dev/null) \
 	app/index.html app/Trunk.toml app/Cargo.toml app/models/Cargo.toml Cargo.toml Cargo.lock
 
-.PHONY: help setup build vendor-build run demo test sealed-test lint e2e api-fuzz bench soak clean
+.PHONY: help setup build vendor-build run demo test sealed-test lint e2e api-fuzz bench soak fuzz clean
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -129,6 +130,7 @@ lint: setup $(E2E_NPM)
 test: lint build $(CHROMIUM) $(E2E_NPM) $(ST)
 	cargo test --locked --workspace
 	$(MAKE) soak SOAK_KILLS=30
+	$(MAKE) fuzz FUZZ_SECONDS=20
 	$(MAKE) e2e
 	$(MAKE) api-fuzz
 	$(MAKE) sealed-test
@@ -162,6 +164,24 @@ bench: build
 SOAK_KILLS ?= 1000
 soak:
 	SOAK_KILLS=$(SOAK_KILLS) cargo test --locked -p server --test it kill_9_soak -- --ignored --nocapture
+
+# libFuzzer through cargo-fuzz, on stable Rust (RUSTC_BOOTSTRAP lets it pass the flags it needs).
+# No sanitizer: the code has no unsafe; a panic or a broken assertion is the finding, written to
+# fuzz/artifacts/TARGET/. The corpus grows in fuzz/corpus/ (not committed) from fuzz/seeds/.
+CARGO_FUZZ_VERSION := 0.13.2
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS := license_file activation_request vendor_catalog protocol_body ledger_row
+fuzz:
+	@cargo fuzz --version 2>/dev/null | grep -qx 'cargo-fuzz $(CARGO_FUZZ_VERSION)' \
+		|| cargo install cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked
+	@cd fuzz && for target in $(FUZZ_TARGETS); do \
+		echo "fuzz target $$target, $(FUZZ_SECONDS) s:"; \
+		mkdir -p corpus/$$target; \
+		RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none --release $$target corpus/$$target seeds/$$target \
+			-- -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 2>&1 \
+			| grep -E '^(stat::number_of_executed_units|stat::new_units_added|==|SUMMARY|thread)' ; \
+		test $${PIPESTATUS[0]} -eq 0 || { echo "fuzz target $$target failed: see fuzz/artifacts/$$target" >&2; exit 1; }; \
+	done
 
 clean:
 	cargo clean

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Schemathesis against the API port's OpenAPI document (/server/openapi.json), logged in as the
-# first administrator: every operation is fuzzed from the schema, and no answer may be a 5xx or
-# contradict the schema. Starts a release server of its own on a temporary data directory.
+# Schemathesis against both ports' OpenAPI documents, with every check (`--checks all`): the API
+# port's (/server/openapi.json) logged in as the first administrator, and the license port's
+# (/openapi.json). Every operation is fuzzed from its schema, and no answer may be a 5xx,
+# contradict the schema, refuse what the schema allows or accept what it forbids. Starts a release
+# server of its own on a temporary data directory.
 #
 #   end2end/schemathesis.sh            (make test runs it; needs `st` from .venv, see the Makefile)
 set -euo pipefail
@@ -48,6 +50,7 @@ vendor=$(announced "$dir/vendor.log" addr "$vendor_pid")
     --vendor-public-key "$dir/keys/vendor.pub" --vendor-url "http://$vendor" 2>"$dir/server.log" &
 pid=$!
 api=$(announced "$dir/server.log" api_addr "$pid")
+license=$(announced "$dir/server.log" license_addr "$pid")
 
 token=$(python3 - "$api" "$dir/data/initial-admin-password" <<'PY'
 import json, sys, urllib.request
@@ -59,10 +62,15 @@ PY
 )
 
 # Logging out would end the token in the middle of the run; it has its own tests.
-"$ST" run "http://$api/server/openapi.json" \
+"$ST" --config-file end2end/schemathesis.toml run "http://$api/server/openapi.json" \
     --header "X-Ak-Session-Id: $token" \
-    --checks not_a_server_error,response_schema_conformance \
+    --checks all \
     --include-path-regex '^/(server|status)/' \
     --exclude-operation-id logout \
+    --max-examples "$EXAMPLES" \
+    --workers 1
+
+"$ST" --config-file end2end/schemathesis.toml run "http://$license/openapi.json" \
+    --checks all \
     --max-examples "$EXAMPLES" \
     --workers 1

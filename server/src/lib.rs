@@ -21,6 +21,7 @@
 //! | `http` | what the HTTP rooms share: the one error type and its mapping from the domain's errors, extractors, common layers, the embedded web UI |
 //! | `sys` | the machine: the data directory and its lock, atomic files, signals, logging, hex and time text |
 //! | `cli`, `commands`, `client` | the command line, the subcommands other than `serve`, and the license protocol's client |
+//! | `fuzzing` | the parsers a stranger's bytes reach, as the fuzz targets in `fuzz/` call them |
 //!
 //! # The dependency rule
 //!
@@ -39,7 +40,7 @@
 //! Inside a room, a module's siblings are imported by path (`super::state::State`); a folder's
 //! `mod.rs` only declares and re-exports, so no module imports its parent.
 //!
-//! The rooms are private. What the two binaries (`main.rs`: `license-server`, what customers
+//! The rooms are private (but `fuzzing`, for the fuzz crate). What the two binaries (`main.rs`: `license-server`, what customers
 //! install; `main_vendor.rs`: `license-vendor`, the vendor's tools) and the integration tests
 //! (`tests/it`) use is re-exported below.
 
@@ -50,6 +51,7 @@ pub mod cli;
 mod client;
 pub mod commands;
 mod engine;
+pub mod fuzzing;
 mod http;
 mod ledger;
 mod licensing;

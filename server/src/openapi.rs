@@ -66,6 +66,8 @@ impl utoipa::Modify for SessionTokenScheme {
         crate::status::health,
         crate::status::ready
     ),
+    // Named by the sessions query's parameters, which do not bring their schemas along.
+    components(schemas(models::SessionSort, models::SortOrder)),
     tags((name = "status"))
 )]
 pub struct ApiPortDoc;

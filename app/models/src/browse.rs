@@ -11,6 +11,8 @@ use crate::{Session, SessionStatus};
 
 /// The most sessions one page may hold.
 pub const MAX_PAGE: u32 = 500;
+/// Longest text filter (`host`, `product`, `q`) of a sessions query, in characters.
+pub const MAX_FILTER: usize = 256;
 
 /// `GET /status/sessions.json?...`: every field is optional in the query string.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,23 +20,33 @@ pub const MAX_PAGE: u32 = 500;
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[serde(default, deny_unknown_fields)]
 pub struct SessionQuery {
-    /// Sessions to skip, after filtering and sorting.
+    /// Sessions to skip, after filtering and sorting; at most 2^63 - 1.
+    #[cfg_attr(
+        feature = "openapi",
+        param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)
+    )]
     pub offset: u64,
     /// Page size, 1 to 500.
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 500))]
     pub limit: u32,
     pub sort: SessionSort,
     pub order: SortOrder,
     /// Only sessions in this state.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<SessionStatus>,
-    /// Host name contains this (case-insensitive).
+    /// Host name contains this (case-insensitive). At most 256 characters.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(max_length = 256))]
     pub host: Option<String>,
-    /// A held license's product name contains this, or its product id is this number.
+    /// A held license's product name contains this, or its product id is this number. At most
+    /// 256 characters.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(max_length = 256))]
     pub product: Option<String>,
-    /// Free text: session id, host, address, message or product contains this.
+    /// Free text: session id, host, address, message or product contains this. At most 256
+    /// characters.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(max_length = 256))]
     pub q: Option<String>,
 }
 

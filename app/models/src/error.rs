@@ -79,6 +79,11 @@ error_codes! {
     InvalidPath = "INVALID_PATH",
     InvalidQuery = "INVALID_QUERY",
     InvalidBody = "INVALID_BODY",
+    /// Not HTTP/1.1 that the server can parse (answered by the HTTP parser, before routing).
+    InvalidRequest = "INVALID_REQUEST",
+    UriTooLong = "URI_TOO_LONG",
+    /// Headers over the parser's limits (their size, or more than 100).
+    HeadersTooLarge = "HEADERS_TOO_LARGE",
     NotFound = "NOT_FOUND",
     MethodNotAllowed = "METHOD_NOT_ALLOWED",
     /// Something broke on the server's side; its log has the details.

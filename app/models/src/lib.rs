@@ -15,13 +15,15 @@ pub mod license;
 pub mod protocol;
 pub mod status;
 pub mod vendor;
+pub mod whole;
 
 pub use admin::{
     AuthUser, LicenseAnswer, LicensedUser, LicensedUsers, LicensedUsersAnswer, LoginAnswer,
     LoginRequest, ServerVersion, UserInfo,
 };
 pub use browse::{
-    CartridgeHistory, History, MAX_PAGE, Sample, SessionPage, SessionQuery, SessionSort, SortOrder,
+    CartridgeHistory, History, MAX_FILTER, MAX_PAGE, Sample, SessionPage, SessionQuery,
+    SessionSort, SortOrder,
 };
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use license::{License, ProductRule, Rules};

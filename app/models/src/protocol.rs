@@ -11,11 +11,32 @@ use crate::LicenseType;
 #[serde(deny_unknown_fields)]
 pub struct OpenSession {
     /// The client's host name, as it knows itself (the server also records the peer address).
+    /// 1 to 1024 characters, not only spaces (spaces around the name are trimmed), no control
+    /// characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 1024,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+        )
+    )]
     pub host: String,
+    /// What the session is for, shown on the status page. At most 1024 characters, no control
+    /// characters.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 1024, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")
+    )]
     pub message: String,
-    /// The cartridge pool to draw licenses from; none = the default pool.
+    /// The cartridge pool to draw licenses from; none (or only spaces) = the default pool. At
+    /// most 64 characters, no control characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 64, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")
+    )]
     pub pool: Option<String>,
     /// The person the session runs for, when the vendor's program knows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -26,11 +47,25 @@ pub struct OpenSession {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct User {
-    /// 1 to 64 bytes, no control characters.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
+    /// 1 to 64 characters, no control characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 64,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+        )
+    )]
     pub realm: String,
-    /// 1 to 256 bytes, no control characters.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256))]
+    /// 1 to 256 characters, no control characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 256,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+        )
+    )]
     pub principal: String,
 }
 
@@ -67,14 +102,29 @@ pub enum RequestType {
 #[serde(deny_unknown_fields)]
 pub struct RequestLicense {
     /// Chosen by the client, unique within the session: a retry with the same id gets the same
-    /// grant, never a second one.
+    /// grant, never a second one. 1 to 128 characters, no control characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 128,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+        )
+    )]
     pub request_id: String,
+    #[serde(deserialize_with = "crate::whole::number")]
     pub product_id: u32,
+    #[serde(deserialize_with = "crate::whole::number")]
     pub major_version: u32,
     #[serde(default, rename = "type")]
     pub request_type: RequestType,
-    /// How long to wait for a license to free up; default 60, 0 = answer at once.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// How long to wait for a license to free up; default 60, 0 = answer at once; more than 3600
+    /// waits 3600.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::whole::optional"
+    )]
     pub wait_s: Option<u64>,
 }
 

@@ -11,7 +11,7 @@ use models::{ApiError, LoginAnswer, LoginRequest};
 use super::extract::{SessionToken, session_token};
 use crate::{
     app::AppState,
-    http::{AppError, extract::Json},
+    http::{AppError, documented::JsonRefused, extract::Json},
 };
 
 /// Log in as an administrator.
@@ -20,9 +20,10 @@ use crate::{
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in: the token goes into X-Ak-Session-Id", body = LoginAnswer),
-        (status = 400, description = "INVALID_JSON", body = ApiError),
+        (status = 400, description = "INVALID_JSON: not JSON", body = ApiError),
         (status = 401, description = "LOGIN_DENIED: unknown principal or wrong secret (the same answer for both)", body = ApiError),
         (status = 429, description = "TOO_MANY_ATTEMPTS, with Retry-After", body = ApiError),
+        JsonRefused,
     )
 )]
 pub async fn login(

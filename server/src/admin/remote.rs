@@ -25,6 +25,7 @@ use crate::{
     app::AppState,
     http::{
         AppError,
+        documented::JsonRefused,
         extract::{Json, Path},
     },
     licensing::{
@@ -176,9 +177,12 @@ fn session_not_found() -> AppError {
     request_body = LoginRequest,
     responses(
         (status = 200, description = "The licensing token and the vendor account", body = LoginAnswer),
+        (status = 400, description = "INVALID_JSON: not JSON", body = ApiError),
         (status = 401, description = "LOGIN_DENIED by the vendor, or no admin session", body = ApiError),
         (status = 403, body = ApiError),
+        (status = 429, description = "TOO_MANY_ATTEMPTS: the vendor refuses more logins for now", body = ApiError),
         (status = 500, description = "VENDOR_UNREACHABLE or VENDOR_NOT_CONFIGURED", body = ApiError),
+        JsonRefused,
     )
 )]
 pub async fn remote_login(

@@ -6,7 +6,7 @@ use models::{ApiError, ErrorCode, SessionClosed};
 use super::extract::{Editor, Refused, SessionToken};
 use crate::{
     app::AppState,
-    http::{AppError, extract::Path},
+    http::{AppError, documented::PathRefused, extract::Path},
 };
 
 /// Force-release a stuck session: it becomes `dropped` (not `finished`: its job did not end) and
@@ -19,6 +19,7 @@ use crate::{
         Refused,
         (status = 404, description = "UNKNOWN_SESSION", body = ApiError),
         (status = 409, description = "SESSION_ENDED: it had already finished or been dropped", body = ApiError),
+        PathRefused,
     )
 )]
 pub async fn release_session(

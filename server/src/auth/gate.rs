@@ -1,8 +1,11 @@
 //! The login rate limit and the secret check, shared by the admin API and the vendor service.
 //!
-//! Failed logins are counted per principal and per client address; after [`MAX_FAILURES`] in
+//! Failed logins are counted per client address and per principal; after [`MAX_FAILURES`] from
+//! one address, or [`MAX_FAILURES_PER_PRINCIPAL`] for one principal from all addresses, in
 //! [`FAILURE_WINDOW`], further attempts are refused with a time to wait until the oldest failure
-//! ages out (even with the right password: that is the point). A login for an unknown principal
+//! ages out (even with the right password: that is the point). The principal's own limit is ten
+//! times higher, so that one stranger guessing `admin`'s password locks out only their own
+//! address, never the administrator; guessing from many addresses at once still meets a limit. A login for an unknown principal
 //! still runs a full argon2 verification (against a dummy hash), so the answer time does not tell
 //! whether the principal exists.
 //!
@@ -25,7 +28,10 @@ use super::{
     passwords::{DUMMY_HASH, verify_password},
 };
 
+/// Failed logins from one client address in [`FAILURE_WINDOW`].
 pub const MAX_FAILURES: usize = 5;
+/// Failed logins for one principal, from all addresses, in [`FAILURE_WINDOW`].
+pub const MAX_FAILURES_PER_PRINCIPAL: usize = 50;
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 /// Password checks at once, per gate: argon2id takes ~20 MB each while it runs.
 pub const MAX_CONCURRENT_CHECKS: usize = 4;
@@ -37,8 +43,8 @@ struct Failures {
 }
 
 impl Failures {
-    /// How long until `key` may try again, if it is locked out now.
-    fn locked(&mut self, key: &str, now: Instant) -> Option<Duration> {
+    /// How long until `key` may try again, if it is locked out now (it failed `limit` times).
+    fn locked(&mut self, key: &str, limit: usize, now: Instant) -> Option<Duration> {
         let times = self.by_key.get_mut(key)?;
         while times
             .front()
@@ -46,7 +52,7 @@ impl Failures {
         {
             times.pop_front();
         }
-        if times.len() >= MAX_FAILURES {
+        if times.len() >= limit {
             times
                 .front()
                 .map(|oldest| FAILURE_WINDOW.saturating_sub(now.duration_since(*oldest)))
@@ -96,14 +102,22 @@ impl Default for LoginGate {
     }
 }
 
+/// What a login attempt is counted against: `principal` (as the caller names it, with its realm)
+/// and the client's address, each with its limit.
+pub fn attempt_keys(principal: &str, peer: std::net::IpAddr) -> [(String, usize); 2] {
+    [
+        (format!("principal:{principal}"), MAX_FAILURES_PER_PRINCIPAL),
+        (format!("peer:{}", peer.to_canonical()), MAX_FAILURES),
+    ]
+}
+
 impl LoginGate {
-    /// Checks `secret` against `hash` for an attempt known by `keys` (the principal, the client
-    /// address). `hash` is `None` for an unknown principal: a dummy hash is verified instead, so
+    /// Checks `secret` against `hash` for an attempt known by `keys` (see [`attempt_keys`]). `hash` is `None` for an unknown principal: a dummy hash is verified instead, so
     /// that takes as long. `Err(429)` while any key is locked out (even with the right secret);
     /// `Ok(false)` after recording a failure against every key.
     pub async fn check(
         &self,
-        keys: &[String],
+        keys: &[(String, usize)],
         hash: Option<String>,
         secret: &serde_json::Value,
     ) -> Result<bool, AuthError> {
@@ -111,18 +125,22 @@ impl LoginGate {
         {
             // Checked and counted under one lock: concurrent attempts cannot all pass.
             let mut failures = self.failures.lock();
-            if let Some(wait) = keys.iter().filter_map(|k| failures.locked(k, now)).max() {
+            if let Some(wait) = keys
+                .iter()
+                .filter_map(|(key, limit)| failures.locked(key, *limit, now))
+                .max()
+            {
                 return Err(AuthError::TooManyAttempts {
                     retry_after: wait.as_secs().max(1),
                 });
             }
-            for key in keys {
+            for (key, _) in keys {
                 failures.record(key, now);
             }
         }
         let forget = || {
             let mut failures = self.failures.lock();
-            for key in keys {
+            for (key, _) in keys {
                 failures.forget(key, now);
             }
         };
@@ -151,7 +169,7 @@ mod tests {
     #[tokio::test]
     async fn an_attempt_counts_before_its_check_and_none_is_checked_beyond_the_permits() {
         let gate = LoginGate::default();
-        let keys = ["p:admin".to_owned(), "a:10.0.0.1".to_owned()];
+        let keys = attempt_keys("admin", [10, 0, 0, 1].into());
         let secret = serde_json::json!("wrong");
         // All permits busy: answered at once, and not counted.
         let held: Vec<_> = (0..MAX_CONCURRENT_CHECKS)
@@ -171,7 +189,7 @@ mod tests {
             Err(AuthError::TooManyAttempts { .. })
         ));
         // A success takes its own attempt back.
-        let other = ["p:ok".to_owned()];
+        let other = attempt_keys("ok", [10, 0, 0, 2].into());
         let hash = super::super::passwords::hash_password("right").unwrap();
         for _ in 0..(MAX_FAILURES + 2) {
             assert!(
@@ -182,17 +200,57 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_stranger_locks_out_their_own_address_not_the_principal() {
+        let gate = LoginGate::default();
+        let hash = super::super::passwords::hash_password("right").unwrap();
+        let wrong = serde_json::json!("wrong");
+        for _ in 0..MAX_FAILURES {
+            let stranger = attempt_keys("admin", [10, 0, 0, 66].into());
+            assert!(
+                !gate
+                    .check(&stranger, Some(hash.clone()), &wrong)
+                    .await
+                    .unwrap()
+            );
+        }
+        let stranger = attempt_keys("admin", [10, 0, 0, 66].into());
+        assert!(
+            gate.check(&stranger, Some(hash.clone()), &wrong)
+                .await
+                .is_err()
+        );
+        let admin = attempt_keys("admin", [10, 0, 0, 1].into());
+        let right = serde_json::json!("right");
+        assert!(
+            gate.check(&admin, Some(hash.clone()), &right)
+                .await
+                .unwrap()
+        );
+        // Guesses from many addresses meet the principal's own limit.
+        for i in 0..(MAX_FAILURES_PER_PRINCIPAL / MAX_FAILURES - 1) {
+            for _ in 0..MAX_FAILURES {
+                let many = attempt_keys("admin", [10, 1, 0, u8::try_from(i).unwrap()].into());
+                assert!(!gate.check(&many, Some(hash.clone()), &wrong).await.unwrap());
+            }
+        }
+        assert!(gate.check(&admin, Some(hash), &right).await.is_err());
+    }
+
     #[test]
     fn five_failures_in_a_minute_lock_out_until_the_oldest_ages() {
         let mut failures = Failures::default();
         let t0 = Instant::now();
         for i in 0..5 {
-            assert_eq!(failures.locked("k", t0 + Duration::from_secs(i)), None);
+            assert_eq!(failures.locked("k", 5, t0 + Duration::from_secs(i)), None);
             failures.record("k", t0 + Duration::from_secs(i));
         }
-        let wait = failures.locked("k", t0 + Duration::from_secs(10)).unwrap();
+        let wait = failures
+            .locked("k", 5, t0 + Duration::from_secs(10))
+            .unwrap();
         assert_eq!(wait, Duration::from_secs(50));
-        assert_eq!(failures.locked("other", t0), None);
-        assert_eq!(failures.locked("k", t0 + Duration::from_secs(60)), None);
+        assert_eq!(failures.locked("k", 6, t0 + Duration::from_secs(10)), None);
+        assert_eq!(failures.locked("other", 5, t0), None);
+        assert_eq!(failures.locked("k", 5, t0 + Duration::from_secs(60)), None);
     }
 }

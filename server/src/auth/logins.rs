@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use super::{
     error::AuthError,
-    gate::LoginGate,
+    gate::{LoginGate, attempt_keys},
     passwords::{hash_password, random_password},
     roles::{AdminSession, Role, permissions},
     tokens::{new_token, principal_text, token_hash},
@@ -93,10 +93,7 @@ impl Auth {
             .clone()
             .unwrap_or_else(|| LOCAL_REALM.to_owned());
         let principal = principal_text(&request.principal);
-        let keys = [
-            format!("principal:{realm}:{principal}"),
-            format!("peer:{peer}"),
-        ];
+        let keys = attempt_keys(&format!("{realm}:{principal}"), peer);
         let user = if realm == LOCAL_REALM {
             self.store.admin_user(&principal).await?
         } else {

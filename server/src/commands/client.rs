@@ -43,16 +43,27 @@ pub async fn run(args: ClientRunArgs) -> anyhow::Result<ExitCode> {
             wait_s: Some(args.wait),
         },
     };
+    // Listening from the start: a SIGTERM while the license is being granted (or waited for)
+    // must not kill the client with the session still open.
+    let stop = signals::stop_requested()?;
+    tokio::pin!(stop);
     let opened = match client.open_session(&job.open).await {
         Ok(opened) => opened,
         Err(e) => return Ok(no_license(&e)),
     };
     let session_id = opened.session_id;
-    let granted = match client.request_license(&opened, &job.request).await {
-        Ok(granted) => granted,
-        Err(e) => {
+    let granted = tokio::select! {
+        granted = client.request_license(&opened, &job.request) => match granted {
+            Ok(granted) => granted,
+            Err(e) => {
+                let _ = client.close(&opened).await;
+                return Ok(no_license(&e));
+            }
+        },
+        signal = &mut stop => {
+            eprintln!("license-server client: {signal} before the command started; closing the session");
             let _ = client.close(&opened).await;
-            return Ok(no_license(&e));
+            return Ok(ExitCode::from(stopped_by(signal)));
         }
     };
     tracing::info!(
@@ -64,7 +75,6 @@ pub async fn run(args: ClientRunArgs) -> anyhow::Result<ExitCode> {
         "licensed"
     );
 
-    let stop = signals::stop_requested()?;
     let held = Held {
         client: client.clone(),
         session: opened,
@@ -97,10 +107,10 @@ pub async fn run(args: ClientRunArgs) -> anyhow::Result<ExitCode> {
     let kill_after = Duration::from_secs(args.kill_after);
     let code = tokio::select! {
         status = child.wait() => exit_code(status?),
-        signal = stop => {
+        signal = &mut stop => {
             eprintln!("license-server client: {signal}; stopping the command and releasing the license");
             stop_command(&mut child, kill_after).await;
-            if signal == "interrupted" { 130 } else { 143 }
+            stopped_by(signal)
         }
         lost = &mut keeper => {
             let reason = lost.unwrap_or_else(|e| format!("the license keeper failed: {e}"));
@@ -116,6 +126,11 @@ pub async fn run(args: ClientRunArgs) -> anyhow::Result<ExitCode> {
         finish(&held).await;
     }
     Ok(ExitCode::from(code))
+}
+
+/// The exit code after a stop signal, as a shell reports a process it ended: 128 + the signal.
+fn stopped_by(signal: &str) -> u8 {
+    if signal == "interrupted" { 130 } else { 143 }
 }
 
 fn no_license(error: &ClientError) -> ExitCode {

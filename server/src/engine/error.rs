@@ -7,18 +7,20 @@ use super::config::{MAX_PRINCIPAL, MAX_REALM, MAX_REQUEST_ID, MAX_TEXT};
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum EngineError {
-    #[error("host must be 1 to {MAX_TEXT} bytes, without control characters")]
+    #[error(
+        "host must be 1 to {MAX_TEXT} characters (not only spaces), without control characters"
+    )]
     InvalidHost,
     #[error(
-        "user: realm must be 1 to {MAX_REALM} bytes and principal 1 to {MAX_PRINCIPAL} bytes, \
-         without control characters"
+        "user: realm must be 1 to {MAX_REALM} characters and principal 1 to {MAX_PRINCIPAL} \
+         characters, without control characters"
     )]
     InvalidUser,
-    #[error("message must be at most {MAX_TEXT} bytes")]
+    #[error("message must be at most {MAX_TEXT} characters, without control characters")]
     InvalidMessage,
     #[error("pool: {0}")]
     InvalidPool(String),
-    #[error("request_id must be 1 to {MAX_REQUEST_ID} bytes")]
+    #[error("request_id must be 1 to {MAX_REQUEST_ID} characters, without control characters")]
     InvalidRequestId,
     #[error("no session {0}")]
     UnknownSession(u64),

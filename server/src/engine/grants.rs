@@ -22,6 +22,7 @@ use super::{
     error::{Ended, EngineError},
     machine::{Engine, from_ledger, settle},
     search::{Search, search},
+    sessions::is_plain_text,
     state::{CartridgeKey, Delivery, State, Waiter},
 };
 use crate::{
@@ -45,7 +46,7 @@ impl Engine {
         request: RequestLicense,
     ) -> Result<Granted, EngineError> {
         self.check_writable()?;
-        if request.request_id.is_empty() || request.request_id.len() > MAX_REQUEST_ID {
+        if request.request_id.is_empty() || !is_plain_text(&request.request_id, MAX_REQUEST_ID) {
             return Err(EngineError::InvalidRequestId);
         }
         let wait = request

@@ -45,16 +45,18 @@ enum Closer<'a> {
     Administrator(String),
 }
 
-/// 1 to `max` bytes, none of them a control character (a line break or an escape in a host name
-/// or a user name is never meant, and breaks logs and exports).
-fn is_plain_text(text: &str, max: usize) -> bool {
-    !text.is_empty() && text.len() <= max && !text.chars().any(char::is_control)
+/// At most `max` characters, none of them a control character (a line break or an escape in a
+/// host name or a user name is never meant, and breaks logs and exports). Characters, not bytes,
+/// as JSON Schema's `maxLength` counts them; so at most `4 * max` bytes.
+pub(super) fn is_plain_text(text: &str, max: usize) -> bool {
+    text.chars().count() <= max && !text.chars().any(char::is_control)
 }
 
 /// A session's `user`, checked before it is counted as a licensed user (they are kept until an
 /// administrator clears them, so nothing unbounded gets in).
 pub fn check_user(user: &User) -> Result<(), EngineError> {
-    if is_plain_text(&user.realm, MAX_REALM) && is_plain_text(&user.principal, MAX_PRINCIPAL) {
+    let given = |text: &str, max| !text.is_empty() && is_plain_text(text, max);
+    if given(&user.realm, MAX_REALM) && given(&user.principal, MAX_PRINCIPAL) {
         Ok(())
     } else {
         Err(EngineError::InvalidUser)
@@ -68,14 +70,15 @@ impl Engine {
         ip_address: IpAddr,
     ) -> Result<SessionOpened, EngineError> {
         self.check_writable()?;
+        // Checked as sent, then trimmed: spaces around a host name are not part of it.
         let host = request.host.trim();
-        if !is_plain_text(host, MAX_TEXT) {
+        if !is_plain_text(&request.host, MAX_TEXT) || host.is_empty() {
             return Err(EngineError::InvalidHost);
         }
         if let Some(user) = &request.user {
             check_user(user)?;
         }
-        if request.message.len() > MAX_TEXT {
+        if !is_plain_text(&request.message, MAX_TEXT) {
             return Err(EngineError::InvalidMessage);
         }
         let pool = match &request.pool {

@@ -48,6 +48,8 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+use super::parse_errors::WithJsonErrors;
+
 /// What one port accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
@@ -203,7 +205,10 @@ pub async fn serve(
                     .timer(TokioTimer::new())
                     .header_read_timeout(limits.idle_timeout)
                     .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), service(router.clone(), peer));
+                    .serve_connection(
+                        TokioIo::new(WithJsonErrors::new(stream)),
+                        service(router.clone(), peer),
+                    );
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {
                     // Errors here are the client's (reset, timed out, malformed); hyper has

@@ -53,7 +53,8 @@ pub struct VerifySummary {
     pub last_hash: String,
 }
 
-fn check_row(row: &LedgerRow, expected_seq: u64, prev: &str) -> Result<Entry, LedgerError> {
+/// One row, checked against the sequence number and hash it must follow, and decoded.
+pub fn check_row(row: &LedgerRow, expected_seq: u64, prev: &str) -> Result<Entry, LedgerError> {
     let broken = |why: String| LedgerError::Broken { seq: row.seq, why };
     if row.seq != expected_seq {
         return Err(LedgerError::Broken {

@@ -2,8 +2,8 @@
 //! assign`); without a name it sees the default pool: the cartridges that are assigned to no pool.
 //! A named pool sees only its own cartridges.
 
-/// Longest pool name, in bytes: pool names are labels, and a header should not be a way to make
-/// the server carry megabytes around.
+/// Longest pool name, in characters (spaces around it included): pool names are labels, and a
+/// header should not be a way to make the server carry megabytes around.
 pub const MAX_LEN: usize = 64;
 
 /// The pool a request is about. `None` = the default pool.
@@ -25,17 +25,14 @@ impl Pool {
 
 /// A pool name as a header or `cartridge assign` gives it: trimmed; empty = the default pool.
 pub fn check_name(text: &str) -> Result<Option<&str>, String> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Ok(None);
-    }
-    if text.len() > MAX_LEN {
-        return Err(format!("longer than {MAX_LEN} bytes"));
+    if text.chars().count() > MAX_LEN {
+        return Err(format!("longer than {MAX_LEN} characters"));
     }
     if text.chars().any(char::is_control) {
         return Err("contains control characters".to_owned());
     }
-    Ok(Some(text))
+    let text = text.trim();
+    Ok((!text.is_empty()).then_some(text))
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use crate::{
     engine,
     http::{
         AppError,
+        documented::{JsonRefused, PathRefused},
         extract::{Bearer, Json, Path},
     },
 };
@@ -67,9 +68,9 @@ enum TokenRefused {
     request_body = OpenSession,
     responses(
         (status = 201, description = "The session is open; later calls carry its session_token as `Authorization: Bearer`", body = models::SessionOpened),
-        (status = 400, description = "INVALID_HOST, INVALID_USER, INVALID_MESSAGE, INVALID_POOL_ID or INVALID_JSON", body = ApiError),
+        (status = 400, description = "INVALID_HOST, INVALID_USER, INVALID_MESSAGE, INVALID_POOL_ID, or INVALID_JSON (not JSON)", body = ApiError),
         (status = 403, description = "LICENSE_USER_LIMIT: a new `user` beyond the license's limit", body = ApiError),
-        (status = 422, description = "INVALID_JSON: a field is missing or of the wrong type", body = ApiError),
+        JsonRefused,
         LedgerDown,
     )
 )]
@@ -102,11 +103,11 @@ pub async fn open_session(
     responses(
         TokenRefused,
         (status = 200, description = "Granted: the cartridge that answered", body = models::Granted),
-        (status = 400, description = "INVALID_REQUEST_ID, INVALID_PATH or INVALID_JSON", body = ApiError),
+        (status = 400, description = "INVALID_REQUEST_ID, INVALID_PATH, or INVALID_JSON (not JSON)", body = ApiError),
         (status = 404, description = "UNKNOWN_SESSION or UNKNOWN_PRODUCT", body = ApiError),
         (status = 409, description = "NO_LICENSE_AVAILABLE (after waiting)", body = ApiError),
         (status = 410, description = "SESSION_ENDED", body = ApiError),
-        (status = 422, description = "INVALID_JSON: a field is missing, negative or of the wrong type", body = ApiError),
+        JsonRefused,
         LedgerDown,
     )
 )]
@@ -132,6 +133,7 @@ pub async fn request_license(
         TokenRefused,
         (status = 200, description = "Released (again: the same answer)", body = Released),
         (status = 404, description = "UNKNOWN_LICENSE", body = ApiError),
+        PathRefused,
         LedgerDown,
     )
 )]
@@ -157,6 +159,7 @@ pub async fn release_license(
         (status = 204, description = "Alive"),
         (status = 404, description = "UNKNOWN_SESSION", body = ApiError),
         (status = 410, description = "SESSION_ENDED: dropped or finished", body = ApiError),
+        PathRefused,
     )
 )]
 pub async fn heartbeat(
@@ -177,6 +180,7 @@ pub async fn heartbeat(
         TokenRefused,
         (status = 200, description = "Finished (again: the same status)", body = models::SessionClosed),
         (status = 404, description = "UNKNOWN_SESSION", body = ApiError),
+        PathRefused,
         LedgerDown,
     )
 )]

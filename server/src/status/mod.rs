@@ -41,7 +41,9 @@ pub struct DataQuery {
     reason = "a description for the OpenAPI documents, never built"
 )]
 struct PoolHeader(
-    /// A cartridge pool; without it, the default pool
+    /// A cartridge pool; without it (or empty), the default pool. At most 64 characters, no
+    /// control characters.
+    #[param(max_length = 64, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     Option<String>,
 );
 
@@ -111,6 +113,28 @@ pub async fn sessions_json(
             ErrorCode::InvalidQuery,
             format!("limit must be between 1 and {}", models::MAX_PAGE),
         ));
+    }
+    // The documents say int64, as JSON tools read numbers.
+    if i64::try_from(query.offset).is_err() {
+        return Err(AppError::bad_request(
+            ErrorCode::InvalidQuery,
+            format!("offset must be at most {}", i64::MAX),
+        ));
+    }
+    for (name, filter) in [
+        ("host", &query.host),
+        ("product", &query.product),
+        ("q", &query.q),
+    ] {
+        if filter
+            .as_deref()
+            .is_some_and(|text| text.chars().count() > models::MAX_FILTER)
+        {
+            return Err(AppError::bad_request(
+                ErrorCode::InvalidQuery,
+                format!("{name} must be at most {} characters", models::MAX_FILTER),
+            ));
+        }
     }
     Ok((
         [(header::CACHE_CONTROL, "no-store")],

@@ -76,8 +76,12 @@ impl Catalog {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the catalog {}", path.display()))?;
-        let catalog: Self = toml::from_str(&text)
-            .with_context(|| format!("the catalog {} is not valid", path.display()))?;
+        Self::parse(&text).with_context(|| format!("the catalog {} is not valid", path.display()))
+    }
+
+    /// [`Catalog::load`] of the text of a catalog file.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let catalog: Self = toml::from_str(text)?;
         let mut principals = HashSet::new();
         let mut keys = HashSet::new();
         for account in &catalog.accounts {

@@ -22,7 +22,10 @@ use super::{
     state::{REALM, VendorState},
 };
 use crate::{
-    auth::tokens::{new_token, principal_text, token_hash},
+    auth::{
+        gate::attempt_keys,
+        tokens::{new_token, principal_text, token_hash},
+    },
     http::{
         AppError,
         extract::{Json, Path as PathParam},
@@ -38,10 +41,7 @@ pub(super) async fn login(
     Json(request): Json<LoginRequest>,
 ) -> Result<axum::Json<LoginAnswer>, AppError> {
     let principal = principal_text(&request.principal);
-    let keys = [
-        format!("principal:{principal}"),
-        format!("peer:{}", peer.ip()),
-    ];
+    let keys = attempt_keys(&principal, peer.ip());
     let account = state.0.catalog.account(&principal).cloned();
     let hash = account.as_ref().map(|a| a.secret_hash.clone());
     let ok = state.0.gate.check(&keys, hash, &request.secret).await?;

@@ -343,7 +343,8 @@ async fn tokens_expire_when_idle_survive_a_restart_and_end_at_logout() {
 }
 
 #[tokio::test]
-async fn five_failed_logins_a_minute_lock_the_principal_out_even_with_the_right_password() {
+async fn five_failed_logins_a_minute_lock_their_address_out_even_with_the_right_password_but_not_the_administrator()
+ {
     let lab = Lab::start(&[Lic(1, None, &["7:0:T:1:0"])], EngineConfig::default()).await;
     for _ in 0..5 {
         assert_eq!(
@@ -365,6 +366,18 @@ async fn five_failed_logins_a_minute_lock_the_principal_out_even_with_the_right_
     );
     let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
+    // The administrator, at another address, is not locked out by a stranger's guesses.
+    let elsewhere = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let answer = elsewhere
+        .post(lab.api("/server/auth"))
+        .json(&json!({"principal": "admin", "secret": lab.initial_password()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
     lab.stop().await;
 }
 

@@ -180,3 +180,47 @@ async fn a_license_request_waiting_longer_than_the_idle_timeout_is_not_cut() {
     assert_eq!(status, reqwest::StatusCode::OK, "{answer}");
     std::sync::Arc::try_unwrap(lab).ok().unwrap().stop().await;
 }
+
+#[tokio::test]
+async fn requests_the_http_parser_refuses_get_the_json_error_body_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start_with(dir.path(), ConnectionLimits::default()).await;
+    let many_headers: String = (0..200).map(|i| format!("x-{i}: y\r\n")).collect();
+    let long_uri = format!(
+        "GET /{} HTTP/1.1\r\nhost: test\r\n\r\n",
+        "a".repeat(100_000)
+    );
+    for (port, request, status, code) in [
+        (
+            running.license_addr,
+            format!("GET /health HTTP/1.1\r\nhost: test\r\n{many_headers}\r\n"),
+            "431",
+            "HEADERS_TOO_LARGE",
+        ),
+        (running.api_addr, long_uri, "414", "URI_TOO_LONG"),
+        (
+            running.license_addr,
+            "NOT HTTP AT ALL\r\n\r\n".to_owned(),
+            "400",
+            "INVALID_REQUEST",
+        ),
+    ] {
+        let mut stream = TcpStream::connect(port).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let answer = read_answer(&mut stream).await;
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with(&format!("HTTP/1.1 {status} ")), "{head}");
+        assert!(head.contains("content-type: application/json"), "{head}");
+        let error: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(error["error"]["code"], code, "{body}");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+    // A connection that was refused is closed; the next one is served as usual.
+    let mut stream = TcpStream::connect(running.license_addr).await.unwrap();
+    assert!(get_health(&mut stream).await.starts_with("HTTP/1.1 200"));
+    running.stop().await.unwrap();
+}

@@ -28,6 +28,7 @@ const RANKS: &[(&str, u32)] = &[
     ("vendor", 6),
     ("commands", 6),
     ("openapi", 7),
+    ("fuzzing", 7),
     ("ports", 8),
     ("serve", 9),
 ];
