@@ -212,6 +212,18 @@ impl ServerProcess {
             .to_owned()
     }
 
+    /// The server's highest resident memory so far (`VmHWM`), in bytes; Linux only.
+    pub fn peak_memory(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.child.id().unwrap())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kib * 1024
+    }
+
     /// SIGKILL: a crash, as far as the server can tell.
     pub async fn kill9(mut self) {
         self.child.start_kill().unwrap();

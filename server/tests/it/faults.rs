@@ -5,7 +5,9 @@
 //! - one `kill -9` under load runs with every `cargo test`; [`kill_9_soak`] repeats it on the same
 //!   data directory `SOAK_KILLS` times (`make soak`: 1,000; `make test`: 30);
 //! - [`a_full_disk_refuses_changes_and_the_server_takes_them_again_once_space_is_freed`] fills a
-//!   real file system (a small tmpfs, so it needs root; it says so and passes without it).
+//!   real file system (a small tmpfs, so it needs root; it says so and passes without it);
+//! - [`a_flood_of_500_concurrent_logins_is_refused_without_exhausting_memory`] measures the
+//!   server's peak memory (not its time) under a login flood.
 
 use std::{
     collections::HashMap,
@@ -139,6 +141,14 @@ async fn crash_rounds(rounds: u32) {
         server.kill9().await;
         for worker in workers {
             seen.extend(worker.await.unwrap());
+        }
+        if (round + 1) % 100 == 0 {
+            eprintln!(
+                "kill -9 soak: {} crashes, {} grants and {} debits acknowledged so far",
+                round + 1,
+                seen.grants.len(),
+                seen.debits.len()
+            );
         }
     }
     assert!(
@@ -371,4 +381,54 @@ async fn credit_cycle(
         .push((granted.license_id, released.credits_used));
     client.close(&session).await?;
     Ok(())
+}
+
+#[tokio::test]
+async fn a_flood_of_500_concurrent_logins_is_refused_without_exhausting_memory() {
+    let (vendor, customer) = licensed(&PRODUCTS).await;
+    let server = customer.start(&vendor).await;
+    let before = server.peak_memory();
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/server/auth", server.api_addr);
+    let attempts: Vec<_> = (0..500)
+        .map(|i| {
+            let (http, url) = (http.clone(), url.clone());
+            tokio::spawn(async move {
+                http.post(url)
+                    .json(
+                        &serde_json::json!({"principal": "admin", "secret": format!("guess-{i}")}),
+                    )
+                    .send()
+                    .await
+                    .map(|r| r.status())
+            })
+        })
+        .collect();
+    let mut answers: HashMap<u16, usize> = HashMap::new();
+    for attempt in attempts {
+        let status = attempt.await.unwrap().unwrap();
+        *answers.entry(status.as_u16()).or_default() += 1;
+    }
+    let peak = server.peak_memory();
+    eprintln!(
+        "500 concurrent logins: {answers:?}, peak memory {} MB (at start {} MB)",
+        peak >> 20,
+        before >> 20
+    );
+    assert_eq!(answers.get(&401), Some(&5), "{answers:?}");
+    assert_eq!(answers.get(&429), Some(&495), "{answers:?}");
+    assert!(peak < 200 << 20, "peak memory {} MB", peak >> 20);
+    // The administrator, from another address, still gets in.
+    let elsewhere = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let answer = elsewhere
+        .post(&url)
+        .json(&serde_json::json!({"principal": "admin", "secret": customer.initial_password()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert!(server.terminate().await);
 }
