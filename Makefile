@@ -159,8 +159,9 @@ bench: build
 	$(SERVER_BIN) bench --spawn-server --concurrency 1,16,64 --duration 10
 	$(SERVER_BIN) bench --spawn-server --mass-drop 50000 --concurrency 16
 
-# The crash soak (about 2 s a crash): the same data directory killed under load again and again;
-# every acknowledged grant and debit must be in the ledger, never more seats held than licensed.
+# The crash soak (about 2 s a crash): a data directory killed under load 50 times in a row, then
+# audited (every acknowledged grant and debit in the ledger, never more seats held than licensed),
+# then the next.
 SOAK_KILLS ?= 1000
 soak:
 	SOAK_KILLS=$(SOAK_KILLS) cargo test --locked -p server --test it kill_9_soak -- --ignored --nocapture
