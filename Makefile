@@ -10,7 +10,8 @@
 #   make sealed-test  a sealed build with a fresh key, and the tests a customer's tricks must fail
 #   make lint    format check, clippy (native and wasm32), TypeScript check
 #   make api-fuzz  Schemathesis on the admin API of a release server
-#   make bench   license cycles per second and latency, next to a baseline, at concurrency 1, 16, 64
+#   make bench   license cycles per second and latency, next to a baseline, at concurrency 1, 16, 64;
+#                grants during a mass drop; start-up after 1 M and 10 M ledger entries
 #   make soak    kill -9 under load SOAK_KILLS times (default 1000), then the audit of the ledger
 #   make fuzz    each fuzz target (cargo-fuzz) for FUZZ_SECONDS (default 300)
 
@@ -158,6 +159,8 @@ api-fuzz: $(ST)
 bench: build
 	$(SERVER_BIN) bench --spawn-server --concurrency 1,16,64 --duration 10
 	$(SERVER_BIN) bench --spawn-server --mass-drop 50000 --concurrency 16
+	$(SERVER_BIN) bench --spawn-server --startup-entries 1000000
+	$(SERVER_BIN) bench --spawn-server --startup-entries 10000000
 
 # The crash soak (about 2 s a crash): a data directory killed under load 50 times in a row, then
 # audited (every acknowledged grant and debit in the ledger, never more seats held than licensed),

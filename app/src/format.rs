@@ -170,7 +170,7 @@ pub fn product_rule(rule: &models::ProductRule) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use models::{CartridgeStatistic, LicenseCounts};
+    use models::{CartridgeStatistic, FailedByReason, LicenseCounts};
     use time::macros::{datetime, offset};
 
     fn cartridge(runcount: u32, in_use: u32, credits: i64, used: i64, postpay: bool) -> Cartridge {
@@ -186,6 +186,7 @@ mod tests {
                     runcount: 0,
                     credits: 0,
                     failed: 0,
+                    failed_by_reason: FailedByReason::default(),
                 },
                 used_credits: used,
                 remaining_credits: credits - used,

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     auth::Auth,
-    engine::{Engine, EngineConfig},
+    engine::{Engine, EngineConfig, HeadSigner},
     ledger::Writer,
     licensing::{
         dir::LicenseDir,
@@ -27,7 +27,7 @@ use crate::{
 };
 
 /// This server's own Ed25519 key in the data directory (mode 0600): it signs the offline
-/// activation requests the server creates.
+/// activation requests the server creates and the ledger's heads.
 pub const SERVER_KEY_FILE: &str = "server.key";
 
 /// How long the vendor service may take to answer before the administrator is told it could
@@ -132,6 +132,7 @@ impl App {
             )
             .await?,
         );
+        let server_key = KeyPair::load_or_create(&data_dir.path().join(SERVER_KEY_FILE))?;
         let stop = CancellationToken::new();
         let (writer, task) = Writer::spawn(store.clone(), stop.clone());
         let engine = Arc::new(
@@ -141,11 +142,14 @@ impl App {
                 inventory.clone(),
                 config.engine,
                 server_id.to_string(),
+                HeadSigner {
+                    key: server_key.signing_key(),
+                    dir: data_dir.path().to_owned(),
+                },
             )
             .await?,
         );
         let auth = Auth::new(store.clone(), config.admin_idle_timeout);
-        let server_key = KeyPair::load_or_create(&data_dir.path().join(SERVER_KEY_FILE))?;
         let vendor = match config.vendor_url {
             Some(url) => Some(VendorLink {
                 url,

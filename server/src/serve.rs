@@ -10,6 +10,7 @@ use std::{
     io,
     net::{IpAddr, SocketAddr},
     path::PathBuf,
+    sync::Arc,
     time::Duration,
 };
 
@@ -19,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     app::{App, AppConfig, LedgerTask},
-    engine::EngineConfig,
+    engine::{Engine, EngineConfig},
     http::accept::{self, ConnectionLimits},
     licensing::{identity::ServerId, sealed},
     ports,
@@ -64,6 +65,7 @@ pub struct Running {
     /// The licenses watcher and the engine's ticks; end with `shutdown`, aborted if dropped.
     watcher: JoinSet<()>,
     ledger: LedgerTask,
+    engine: Arc<Engine>,
     store: Store,
     /// Holds the data directory's lock until the server has stopped.
     _data_dir: DataDir,
@@ -143,7 +145,13 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     watcher.spawn(state.inventory.clone().watch(shutdown.clone()));
     watcher.spawn(state.engine.clone().run_ticks(shutdown.clone()));
     watcher.spawn(state.engine.clone().run_recovery(shutdown.clone()));
-    let (server_id, store) = (state.identity.server_id.clone(), state.store.clone());
+    watcher.spawn(state.engine.clone().run_snapshots(shutdown.clone()));
+    watcher.spawn(state.engine.clone().run_audit(shutdown.clone()));
+    let (server_id, store, engine) = (
+        state.identity.server_id.clone(),
+        state.store.clone(),
+        state.engine.clone(),
+    );
     let mut tasks = JoinSet::new();
     tasks.spawn(accept::serve(
         license_listener,
@@ -165,6 +173,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         tasks,
         watcher,
         ledger,
+        engine,
         store,
         _data_dir: data_dir,
     })
@@ -226,8 +235,15 @@ impl Running {
         }
         // The watcher queries the store; it stops at the cancellation, before the store closes.
         while self.watcher.join_next().await.is_some() {}
-        // Everything appended is committed before the store closes.
+        // A last snapshot, so the next start replays nothing; then everything appended is
+        // committed before the store closes, and the head is signed as a clean stop's.
+        if let Err(e) = self.engine.take_snapshot().await {
+            tracing::warn!(error = format!("{e:#}"), "cannot write the last snapshot");
+        }
         self.ledger.finish().await;
+        if let Err(e) = self.engine.sign_head(true).await {
+            tracing::warn!(error = format!("{e:#}"), "cannot sign the ledger's head");
+        }
         self.store.close().await;
         match failed {
             None => Ok(()),

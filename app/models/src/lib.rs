@@ -31,8 +31,8 @@ pub use protocol::{
     Granted, OpenSession, Released, RequestLicense, RequestType, SessionClosed, SessionOpened, User,
 };
 pub use status::{
-    Build, Cartridge, CartridgeStatistic, HeldLicense, LicenseCounts, LicenseType, Location,
-    Server, ServerMoved, ServerStatus, Session, SessionStatus, StatusData,
+    Build, Cartridge, CartridgeStatistic, FailedByReason, HeldLicense, LicenseCounts, LicenseType,
+    Location, RefusalReason, Server, ServerMoved, ServerStatus, Session, SessionStatus, StatusData,
 };
 pub use vendor::{
     ActivateRequest, Activated, Activation, DeactivateRequest, Deactivated, RemoteLicense,

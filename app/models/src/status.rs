@@ -53,6 +53,67 @@ pub struct LicenseCounts {
     pub runcount: u64,
     pub credits: u64,
     pub failed: u64,
+    /// `failed` by why; refusals recorded before reasons were (older ledgers) count in `failed`
+    /// only. Left out while all are zero, as the contract's example has it.
+    #[serde(default, skip_serializing_if = "FailedByReason::is_zero")]
+    pub failed_by_reason: FailedByReason,
+}
+
+/// Why a license request was refused, as the ledger's `license_refused` entries say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalReason {
+    /// Every seat of the cartridges that could answer was taken.
+    NoSeatFree,
+    /// The request waited for a seat as long as it asked (`wait_s`), and none came free.
+    WaitedOut,
+    /// No cartridge of the product in the session's pool, nor in any other.
+    UnknownProduct,
+    /// The product has cartridges in other pools, not in the session's.
+    WrongPool,
+    /// The product has cartridges, but none covers the requested major version.
+    NoVersion,
+    /// Only prepaid credits could answer, and they are used up.
+    CreditsExhausted,
+}
+
+impl RefusalReason {
+    pub const ALL: [Self; 6] = [
+        Self::NoSeatFree,
+        Self::WaitedOut,
+        Self::UnknownProduct,
+        Self::WrongPool,
+        Self::NoVersion,
+        Self::CreditsExhausted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoSeatFree => "no_seat_free",
+            Self::WaitedOut => "waited_out",
+            Self::UnknownProduct => "unknown_product",
+            Self::WrongPool => "wrong_pool",
+            Self::NoVersion => "no_version",
+            Self::CreditsExhausted => "credits_exhausted",
+        }
+    }
+}
+
+/// Refusals of a cartridge by reason (the reasons a cartridge that exists can be refused for).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct FailedByReason {
+    pub no_seat_free: u64,
+    pub waited_out: u64,
+    pub credits_exhausted: u64,
+}
+
+impl FailedByReason {
+    pub fn is_zero(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// Where a part of a cartridge physically lives (which server, which serial).

@@ -108,4 +108,12 @@ pub struct BenchArgs {
     /// while they are dropped with the latency just before (the first --concurrency).
     #[arg(long, value_name = "N", requires = "spawn_server", value_parser = clap::value_parser!(u64).range(1..=500_000))]
     pub mass_drop: Option<u64>,
+    /// Instead: time a start of the spawned server after a history of N ledger entries (written
+    /// into its data directory, with the snapshot the server would have taken), next to a start
+    /// on an empty ledger.
+    #[arg(long, value_name = "N", requires = "spawn_server", conflicts_with = "mass_drop", value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    pub startup_entries: Option<u64>,
+    /// Sessions still running at the end of that history, each holding a license.
+    #[arg(long, value_name = "N", default_value_t = 1000, requires = "startup_entries", value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub startup_live: u64,
 }

@@ -284,6 +284,15 @@ pub struct ServeArgs {
     #[arg(long, env = "LICENSE_SERVER_KEEP_ENDED_SESSIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
     pub keep_ended_sessions: u64,
 
+    /// New ledger entries after which the server writes a snapshot of its state, so that a start
+    /// replays only the entries after the newest snapshot.
+    #[arg(long, env = "LICENSE_SERVER_SNAPSHOT_EVERY", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub snapshot_every: u64,
+
+    /// Seconds after which the server writes a snapshot anyway, if there was any new entry.
+    #[arg(long, env = "LICENSE_SERVER_SNAPSHOT_INTERVAL", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub snapshot_interval: u64,
+
     /// Connections each port holds at once; one more is answered 503 TOO_MANY_CONNECTIONS and
     /// closed. Cut at start to what the open-files limit allows (the log says so).
     #[arg(long, env = "LICENSE_SERVER_MAX_CONNECTIONS", default_value_t = 8192, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
@@ -315,6 +324,11 @@ impl ServeArgs {
             heartbeat_interval: std::time::Duration::from_secs(self.heartbeat_interval),
             timeout: std::time::Duration::from_secs(self.session_timeout),
             keep_ended: self.keep_ended_sessions as usize,
+            snapshots: crate::engine::SnapshotPolicy {
+                every_entries: self.snapshot_every,
+                interval: std::time::Duration::from_secs(self.snapshot_interval),
+                ..Default::default()
+            },
             ..Default::default()
         })
     }

@@ -54,6 +54,9 @@ pub(super) fn percentile(sorted: &[u32], p: f64) -> f64 {
 }
 
 pub async fn run(args: BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    if let Some(entries) = args.startup_entries {
+        return super::startup_bench::run(&args, entries, args.startup_live, out).await;
+    }
     if let Some(sessions) = args.mass_drop {
         let sessions = usize::try_from(sessions).unwrap_or(usize::MAX);
         return super::mass_drop::run(&args, sessions, out).await;
@@ -95,10 +98,24 @@ pub async fn run(args: BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         "ratio"
     )?;
     let mut result = Ok(());
+    let mut durability = Vec::new();
     for &concurrency in &args.concurrency {
         let concurrency = concurrency.max(1);
         let baseline = measure(&server, &args, concurrency, duration, Workload::Baseline).await?;
+        if let Some(spawned) = &spawned {
+            spawned.observed.take_wal_peak();
+            spawned.observed.take_snapshot_pauses();
+        }
         let cycles = measure(&server, &args, concurrency, duration, Workload::Cycles).await?;
+        if let Some(spawned) = &spawned {
+            // The last snapshot's line may still be on its way.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            durability.push((
+                concurrency,
+                spawned.observed.take_wal_peak(),
+                spawned.observed.take_snapshot_pauses(),
+            ));
+        }
         for (name, m) in [
             ("baseline GET /health", &baseline),
             ("license cycle (4 req)", &cycles),
@@ -141,6 +158,22 @@ pub async fn run(args: BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                 ));
             }
         }
+    }
+    for (concurrency, wal_peak, mut pauses) in durability {
+        pauses.sort_unstable();
+        writeln!(
+            out,
+            "{concurrency:>11}  during the cycles: WAL peak {:.1} MB (bound 64 MB); {} snapshots, \
+             engine paused {} ms at most (median {} ms)",
+            wal_peak as f64 / 1e6,
+            pauses.len(),
+            pauses
+                .last()
+                .map_or_else(|| "-".to_owned(), |p| format!("{:.2}", *p as f64 / 1000.0)),
+            pauses
+                .get(pauses.len() / 2)
+                .map_or_else(|| "-".to_owned(), |p| format!("{:.2}", *p as f64 / 1000.0)),
+        )?;
     }
     drop(spawned);
     result

@@ -13,5 +13,6 @@ pub mod licensed_users;
 mod mass_drop;
 pub mod server_id;
 mod spawned_server;
+mod startup_bench;
 pub mod user;
 pub mod vendor;

@@ -7,7 +7,14 @@ use std::{
     io::{BufRead, BufReader},
     path::PathBuf,
     process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
 };
+
+use parking_lot::Mutex;
 
 use anyhow::{Context, bail};
 use models::{License, ProductRule, Rules};
@@ -27,12 +34,34 @@ pub const SEATS: u32 = 1_000_000;
 pub struct SpawnedServer {
     child: Option<Child>,
     dir: PathBuf,
-    data_dir: PathBuf,
+    pub data_dir: PathBuf,
     public_key: PathBuf,
     /// Options of `serve` besides the data directory, key and ports.
     options: Vec<String>,
     pub license_addr: String,
     pub api_addr: String,
+    /// What the benchmark reads off the running server besides its answers.
+    pub observed: Arc<Observed>,
+}
+
+/// The largest size the store's WAL file reached, and the engine's pause at each snapshot (from
+/// the server's log).
+#[derive(Debug, Default)]
+pub struct Observed {
+    pub wal_peak: AtomicU64,
+    pub snapshot_pauses_us: Mutex<Vec<u64>>,
+    stop: AtomicBool,
+}
+
+impl Observed {
+    /// The peak so far, and starts again from the current size.
+    pub fn take_wal_peak(&self) -> u64 {
+        self.wal_peak.swap(0, Ordering::SeqCst)
+    }
+
+    pub fn take_snapshot_pauses(&self) -> Vec<u64> {
+        std::mem::take(&mut *self.snapshot_pauses_us.lock())
+    }
 }
 
 impl SpawnedServer {
@@ -52,7 +81,19 @@ impl SpawnedServer {
             options: options.iter().map(|&o| o.to_owned()).collect(),
             license_addr: String::new(),
             api_addr: String::new(),
+            observed: Arc::default(),
         };
+        let (observed, wal) = (
+            server.observed.clone(),
+            data_dir.join("license-server.db-wal"),
+        );
+        std::thread::spawn(move || {
+            while !observed.stop.load(Ordering::SeqCst) {
+                let size = std::fs::metadata(&wal).map_or(0, |m| m.len());
+                observed.wal_peak.fetch_max(size, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
         create_private_dir(&data_dir)?;
         let runtime = tokio::runtime::Handle::current();
         tokio::task::block_in_place(|| {
@@ -111,7 +152,7 @@ impl SpawnedServer {
             .arg("--vendor-public-key")
             .arg(&self.public_key)
             .args(&self.options)
-            .env("RUST_LOG", "warn,license_server=info")
+            .env("RUST_LOG", "warn,license_server=info,server=info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -136,9 +177,24 @@ impl SpawnedServer {
         if !ready {
             bail!("the spawned license server exited before it was ready");
         }
-        // Keep draining its log so it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        // Keep draining its log so it never blocks on a full pipe, noting snapshot pauses.
+        let observed = self.observed.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if line.contains("snapshot of the ledger's state written")
+                    && let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+                    && let Some(pause) = event["pause_us"].as_u64()
+                {
+                    observed.snapshot_pauses_us.lock().push(pause);
+                }
+            }
+        });
         Ok(())
+    }
+
+    /// Kills the server (`kill -9`); [`SpawnedServer::restart`] starts it again.
+    pub fn stop(&mut self) {
+        self.kill();
     }
 
     fn kill(&mut self) {
@@ -151,6 +207,7 @@ impl SpawnedServer {
 
 impl Drop for SpawnedServer {
     fn drop(&mut self) {
+        self.observed.stop.store(true, Ordering::SeqCst);
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }

@@ -13,7 +13,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use models::{Granted, LicenseType, RequestLicense, SessionStatus};
+use models::{Granted, LicenseType, RefusalReason, RequestLicense, SessionStatus};
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
@@ -85,7 +85,7 @@ impl Engine {
                             let position = state.waiters.iter().position(|w| w.id == waiter_id);
                             match position.and_then(|i| state.waiters.remove(i)) {
                                 Some(waiter) => {
-                                    Some(self.refuse(&mut state, &waiter.request, session_id))
+                                    Some(self.refuse(&mut state, &waiter.request, session_id, true))
                                 }
                                 None => None,
                             }
@@ -171,7 +171,7 @@ impl Engine {
                 Ok(Step::Wait(id, receiver))
             }
             _ => {
-                let (error, commit) = self.refuse(state, &request, session_id);
+                let (error, commit) = self.refuse(state, &request, session_id, false);
                 Ok(Step::Refuse(error, commit))
             }
         }
@@ -210,20 +210,33 @@ impl Engine {
         (granted, commit)
     }
 
-    /// Records a refusal (a `failed` for the cartridge asked for first) and says why.
+    /// Records a refusal (a `failed` for the cartridge asked for first) and says why; `waited`
+    /// when the request waited for a seat first.
     fn refuse(
         &self,
         state: &mut State,
         request: &RequestLicense,
         session_id: u64,
+        waited: bool,
     ) -> (EngineError, Commit) {
         let now = self.now();
         let snapshot = self.inventory.snapshot();
         let pool = state.sessions.get(&session_id).and_then(|s| s.pool.clone());
         let (product_id, major_version) = (request.product_id, request.major_version);
         let asked = (pool.clone(), product_id, major_version);
-        let (error, key) = match search(state, &snapshot, pool.as_deref(), request, now) {
-            Search::UnknownProduct => (EngineError::UnknownProduct { product_id, pool }, asked),
+        let (error, key, reason) = match search(state, &snapshot, pool.as_deref(), request, now) {
+            Search::UnknownProduct => {
+                let reason = if snapshot.pools_with(product_id, now).is_empty() {
+                    RefusalReason::UnknownProduct
+                } else {
+                    RefusalReason::WrongPool
+                };
+                (
+                    EngineError::UnknownProduct { product_id, pool },
+                    asked,
+                    reason,
+                )
+            }
             Search::NoVersion => (
                 EngineError::NoVersion {
                     product_id,
@@ -231,14 +244,35 @@ impl Engine {
                     pool,
                 },
                 asked,
+                RefusalReason::NoVersion,
             ),
-            Search::Busy { first } | Search::Found { key: first, .. } => (
+            // Found: a seat came free between the wait's timeout and this lock; the waiter was
+            // refused for having waited out, all the same.
+            Search::Busy { first, seats } => (
                 EngineError::AllInUse {
                     product_id,
                     major_version,
                     pool,
                 },
                 first,
+                match (waited, seats) {
+                    (true, _) => RefusalReason::WaitedOut,
+                    (false, true) => RefusalReason::NoSeatFree,
+                    (false, false) => RefusalReason::CreditsExhausted,
+                },
+            ),
+            Search::Found { key, .. } => (
+                EngineError::AllInUse {
+                    product_id,
+                    major_version,
+                    pool,
+                },
+                key,
+                if waited {
+                    RefusalReason::WaitedOut
+                } else {
+                    RefusalReason::NoSeatFree
+                },
             ),
         };
         let event = Event::LicenseRefused {
@@ -246,6 +280,7 @@ impl Engine {
             product_id: key.1,
             major_version: key.2,
             pool: key.0,
+            reason: Some(reason),
         };
         (error, self.record(state, now, event))
     }

@@ -2,15 +2,22 @@
 //! inventory it grants from. Built by replaying the ledger ([`Engine::load`]); changed only by
 //! [`Engine::record`], which applies an event and queues it under the caller's lock.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use models::SessionStatus;
 use parking_lot::{Mutex, MutexGuard};
 use time::OffsetDateTime;
 
-use super::{config::EngineConfig, error::EngineError, history::History, state::State};
+use super::{
+    config::EngineConfig,
+    error::EngineError,
+    history::History,
+    snapshot::{Restored, restore},
+    snapshots::{HeadSigner, Snapshots},
+    state::State,
+};
 use crate::{
-    ledger::{self, Commit, Entry, Event, LedgerError, Writer},
+    ledger::{Commit, Event, LedgerError, Writer},
     licensing::inventory::Inventory,
     store::Store,
 };
@@ -26,19 +33,31 @@ pub struct Engine {
     pub(super) inventory: Arc<Inventory>,
     pub(super) config: EngineConfig,
     pub(super) server_id: String,
+    pub(super) snapshots: Snapshots,
+    /// Set when the audit found the ledger edited before the snapshot: no change is taken again.
+    pub(super) tampered: OnceLock<String>,
 }
 
 impl Engine {
-    /// Verifies the ledger's chain and replays it. A broken chain is an error naming the first bad
-    /// entry: a server must not grant from a history someone has edited.
+    /// Rebuilds the state from the newest snapshot and the ledger entries after it, each
+    /// verified (see `snapshot`), and signs the ledger's head as that of a running server. A
+    /// broken chain, or a ledger cut short or rewritten before its signed head, is an error naming
+    /// it: a server must not grant from a history someone has edited.
     pub async fn load(
         store: &Store,
         writer: Writer,
         inventory: Arc<Inventory>,
         config: EngineConfig,
         server_id: String,
+        signer: HeadSigner,
     ) -> anyhow::Result<Self> {
-        let (mut state, entries) = replay(store, config.keep_ended).await?;
+        let started = std::time::Instant::now();
+        let Restored {
+            mut state,
+            tail,
+            snapshot,
+            replayed,
+        } = rebuild(store, &signer, config.keep_ended).await?;
         let now = config.clock.now();
         let mut running = 0;
         for session in state.sessions.values_mut() {
@@ -48,18 +67,28 @@ impl Engine {
             }
         }
         tracing::info!(
-            entries,
+            entries = tail.0,
+            snapshot = snapshot
+                .as_ref()
+                .map_or_else(|| "none".to_owned(), |(seq, _)| seq.to_string()),
+            replayed,
             running_sessions = running,
+            took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "ledger verified and replayed"
         );
-        Ok(Self {
+        let engine = Self {
             state: Mutex::new(state),
             history: History::default(),
             writer,
             inventory,
             config,
             server_id,
-        })
+            snapshots: Snapshots::new(signer, tail.0, snapshot),
+            tampered: OnceLock::new(),
+        };
+        // From here on a crash may leave sessions after the head: it must not say "stopped".
+        engine.sign_head(false).await?;
+        Ok(engine)
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -81,7 +110,7 @@ impl Engine {
     }
 
     pub(super) fn check_writable(&self) -> Result<(), EngineError> {
-        if self.writer.has_failed() {
+        if self.writer.has_failed() || self.tampered.get().is_some() {
             Err(EngineError::LedgerUnavailable)
         } else {
             Ok(())
@@ -89,20 +118,13 @@ impl Engine {
     }
 }
 
-/// The state the ledger in `store` says, after checking every entry; and how many there are.
-pub(super) async fn replay(store: &Store, keep_ended: usize) -> anyhow::Result<(State, u64)> {
-    let mut state = State::default();
-    let summary = ledger::verify(store, |entry: &Entry| {
-        state.apply(entry.at, &entry.event, keep_ended);
-    })
-    .await
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "the ledger in the store failed verification: {e:#}; the server will not grant from \
-             a ledger that was tampered with"
-        )
-    })?;
-    Ok((state, summary.entries))
+/// The state the ledger in `store` says, after checking every entry after the snapshot used.
+pub(super) async fn rebuild(
+    store: &Store,
+    signer: &HeadSigner,
+    keep_ended: usize,
+) -> anyhow::Result<Restored> {
+    restore(store, &signer.key.verifying_key(), &signer.dir, keep_ended).await
 }
 
 /// A failed ledger write, as the request that waited for it hears it: the server cannot record

@@ -13,6 +13,9 @@
 //! - [`config`]: timeouts, limits and the clock;
 //! - [`state`]: the state and its fold, the only place it changes;
 //! - [`machine`]: the [`Engine`]: the state under its lock, the writer, the inventory;
+//!   [`snapshot`]: the state as of a ledger entry, stored so a start replays only what came after
+//!   it; [`snapshots`]: taking them while serving, and signing the ledger's head; [`audit`]:
+//!   verifying in the background the entries before the snapshot a start loaded;
 //!   [`recovery`]: taking changes again after the ledger writer failed, without a restart;
 //! - [`sessions`]: opening, heartbeats, closing, and dropping silent sessions; [`secrets`]: the
 //!   token that every call on a session must carry;
@@ -24,6 +27,7 @@
 //! The model-based test, which checks every answer against a reference model and the replay
 //! against the live state, is in `tests.rs`.
 
+pub mod audit;
 pub mod browse;
 pub mod config;
 pub mod error;
@@ -34,6 +38,8 @@ pub mod recovery;
 pub mod search;
 pub mod secrets;
 pub mod sessions;
+pub mod snapshot;
+pub mod snapshots;
 pub mod state;
 pub mod views;
 
@@ -41,8 +47,9 @@ pub mod views;
 mod tests;
 
 pub use self::{
-    config::{Clock, EngineConfig},
+    config::{Clock, EngineConfig, SnapshotPolicy},
     error::EngineError,
     machine::Engine,
     sessions::check_user,
+    snapshots::HeadSigner,
 };

@@ -10,7 +10,7 @@
 //!    cached is trusted; PostgreSQL, after a failed fsync, likewise recovers from what is on disk
 //!    rather than from the page cache);
 //! 2. writes and syncs a probe row, so a disk that is still full fails here and not on a client;
-//! 3. verifies and replays the ledger from that store into a new state, outside the lock (while
+//! 3. rebuilds the state from that store (the newest snapshot and the entries after it, verified), outside the lock (while
 //!    changes are refused, the state does not change but for heartbeats);
 //! 4. under the lock, carries over what the ledger does not hold (heartbeats, waiting requests),
 //!    puts the new state in place and resumes the writer on the reopened store, so the first change
@@ -20,23 +20,35 @@
 
 use std::{
     mem,
-    sync::Arc,
+    sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
 };
 
 use models::SessionStatus;
 use tokio_util::sync::CancellationToken;
 
-use super::machine::{Engine, replay};
+use super::machine::{Engine, rebuild};
 
 /// The first pause after a failure; it doubles on every failed try, up to [`LONGEST_PAUSE`].
 const FIRST_PAUSE: Duration = Duration::from_secs(1);
 const LONGEST_PAUSE: Duration = Duration::from_secs(30);
 
 impl Engine {
-    /// Why changes are refused right now, if they are: for the readiness check.
+    /// Why changes are refused right now, if they are, in public words: for the readiness
+    /// check.
     pub fn unavailable(&self) -> Option<String> {
-        self.writer.failure()
+        if let Some(tampered) = self.tampered.get() {
+            return Some(format!(
+                "changes cannot be recorded: {tampered}; the server will not grant from a ledger \
+                 that was tampered with (`license-server ledger verify` names the entry)"
+            ));
+        }
+        self.writer.failure().map(|reason| {
+            format!(
+                "changes cannot be recorded: the ledger cannot be written ({reason}); the server \
+                 retries by itself and takes changes again once writes succeed"
+            )
+        })
     }
 
     /// Brings the engine back each time the ledger writer fails, until `shutdown`. A failure
@@ -100,9 +112,10 @@ impl Engine {
                 reason,
             )
         })?;
-        let (mut fresh, entries) = replay(&store, self.config.keep_ended)
+        let restored = rebuild(&store, &self.snapshots.signer, self.config.keep_ended)
             .await
             .map_err(|e| (e, "the ledger on disk failed verification".to_owned()))?;
+        let (mut fresh, entries) = (restored.state, restored.tail.0);
         let now = self.now();
         let mut state = self.lock();
         for (id, session) in &mut fresh.sessions {
@@ -116,6 +129,7 @@ impl Engine {
         fresh.waiters = mem::take(&mut state.waiters);
         fresh.next_waiter = state.next_waiter;
         *state = fresh;
+        self.snapshots.rebuilt.store(entries, Ordering::SeqCst);
         self.writer.resume(store);
         let snapshot = self.inventory.snapshot();
         self.serve_waiters(&mut state, &snapshot, now);

@@ -14,9 +14,11 @@ pub(super) enum Search {
         product: String,
         license_type: LicenseType,
     },
-    /// Cartridges exist for the request, all busy; refusals count against `first`.
+    /// Cartridges exist for the request, all busy; refusals count against `first`. `seats`:
+    /// some had seats for the request (all taken), rather than only used-up prepaid credits.
     Busy {
         first: CartridgeKey,
+        seats: bool,
     },
     /// The product has cartridges, but none for this version.
     NoVersion,
@@ -79,7 +81,9 @@ pub(super) fn search(
             }
         }
     }
+    let seats = types.contains(&LicenseType::Runcount) && candidates.iter().any(|c| c.runcount > 0);
     Search::Busy {
         first: key_of(first),
+        seats,
     }
 }

@@ -7,7 +7,7 @@ use std::{
     net::IpAddr,
 };
 
-use models::{Granted, LicenseType, RequestLicense, SessionStatus};
+use models::{FailedByReason, Granted, LicenseType, RefusalReason, RequestLicense, SessionStatus};
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
@@ -26,6 +26,8 @@ pub struct Stats {
     pub runcount_grants: u64,
     pub credit_grants: u64,
     pub failed: u64,
+    /// `failed` by reason, for the reasons an existing cartridge is refused for.
+    pub failed_by_reason: FailedByReason,
     pub used_credits: i64,
     pub sessions_dropped: u64,
 }
@@ -213,10 +215,25 @@ impl State {
                 product_id,
                 major_version,
                 pool,
+                reason,
                 ..
             } => {
                 let key = (pool.clone(), *product_id, *major_version);
-                self.stats.entry(key).or_default().failed += 1;
+                let stats = self.stats.entry(key).or_default();
+                stats.failed += 1;
+                let by = &mut stats.failed_by_reason;
+                match reason {
+                    Some(RefusalReason::NoSeatFree) => by.no_seat_free += 1,
+                    Some(RefusalReason::WaitedOut) => by.waited_out += 1,
+                    Some(RefusalReason::CreditsExhausted) => by.credits_exhausted += 1,
+                    // No cartridge to count them for: they are in the ledger and its export.
+                    Some(
+                        RefusalReason::UnknownProduct
+                        | RefusalReason::WrongPool
+                        | RefusalReason::NoVersion,
+                    )
+                    | None => {}
+                }
             }
             Event::LicenseReleased {
                 license_id,
@@ -248,15 +265,7 @@ impl State {
                 }
                 // Waiters of an ended session get nothing: dropping their senders tells them.
                 self.waiters.retain(|w| w.session_id != *session_id);
-                while self.ended.len() > keep_ended {
-                    if let Some(old) = self.ended.pop_front()
-                        && let Some(session) = self.sessions.remove(&old)
-                    {
-                        for id in session.granted {
-                            self.grants.remove(&id);
-                        }
-                    }
-                }
+                self.forget_ended(keep_ended);
             }
             // The inventory is the licenses directory's; the engine only counts what is held,
             // so a removed license's grants stay until they are released.
@@ -266,6 +275,19 @@ impl State {
             | Event::CartridgeAssigned { .. }
             | Event::AdminUserChanged { .. }
             | Event::LicensedUsersCleared { .. } => {}
+        }
+    }
+
+    /// Forgets the oldest ended sessions (and their grants) beyond the newest `keep_ended`.
+    pub(super) fn forget_ended(&mut self, keep_ended: usize) {
+        while self.ended.len() > keep_ended {
+            if let Some(old) = self.ended.pop_front()
+                && let Some(session) = self.sessions.remove(&old)
+            {
+                for id in session.granted {
+                    self.grants.remove(&id);
+                }
+            }
         }
     }
 

@@ -1,6 +1,8 @@
 //! The engine against a reference model: random sequences of opens, requests, releases,
 //! heartbeats, closes and time passing, with the model predicting every answer and every
-//! statistic. Then the ledger is replayed into a new engine, which must agree.
+//! statistic, with snapshots taken in between. Then the ledger is replayed into a new engine
+//! (from the newest snapshot), which must agree; and the state rebuilt from that snapshot must be
+//! the state rebuilt from genesis.
 
 use std::{collections::HashMap, net::IpAddr, sync::Arc, time::Duration};
 
@@ -11,9 +13,14 @@ use models::{
 use proptest::prelude::*;
 use time::OffsetDateTime;
 
-use super::{Clock, Engine, EngineConfig, EngineError, state::Stats};
+use super::{
+    Clock, Engine, EngineConfig, EngineError,
+    snapshot::{self, Body},
+    state::{State, Stats},
+};
 use crate::{
-    app::{App, AppConfig, AppState, LedgerTask},
+    app::{App, AppConfig, AppState, LedgerTask, SERVER_KEY_FILE},
+    ledger,
     licensing::{
         file as license_file,
         keys::{KeyPair, TrustedKeys},
@@ -52,6 +59,8 @@ enum Op {
     Advance {
         secs: u64,
     },
+    /// A snapshot of the state, as the server takes them while serving.
+    Snapshot,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -64,6 +73,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..6usize).prop_map(|session| Op::Close { session }),
         1 => (0..6usize, 0..6usize).prop_map(|(session, token_of)| Op::Intrude { session, token_of }),
         3 => prop_oneof![0..3u64, 10..40u64].prop_map(|secs| Op::Advance { secs }),
+        1 => Just(Op::Snapshot),
     ]
 }
 
@@ -222,8 +232,14 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let rig = rig(clock.clone()).await;
     let engine = rig.engine().await;
     let mut model = Model::default();
+    let mut snapshots = 0;
     for op in ops {
         match op {
+            Op::Snapshot => {
+                if engine.take_snapshot().await.unwrap().is_some() {
+                    snapshots += 1;
+                }
+            }
             Op::Open => {
                 let opened = engine
                     .open_session(
@@ -296,6 +312,8 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 match kind {
                     None => {
                         stats.failed += 1;
+                        // Seats exist (all taken) besides the used-up credits.
+                        stats.failed_by_reason.no_seat_free += 1;
                         prop_assert!(answer.is_err(), "granted beyond the license: {:?}", answer);
                     }
                     Some(credits) => {
@@ -419,6 +437,20 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     engine.writer.barrier().durable().await.unwrap();
     let replayed = rig.engine().await;
     check(&replayed, &model)?;
+    // The state rebuilt from the newest snapshot and the entries after it is, field for field,
+    // the state rebuilt from genesis.
+    let store = rig.open().await.0.store.clone();
+    let key = KeyPair::load(&rig.dir.path().join(SERVER_KEY_FILE)).unwrap();
+    let keep = EngineConfig::default().keep_ended;
+    let restored = snapshot::restore(&store, &key.public_key(), rig.dir.path(), keep)
+        .await
+        .unwrap();
+    let mut genesis = State::default();
+    ledger::verify(&store, |e| genesis.apply(e.at, &e.event, keep))
+        .await
+        .unwrap();
+    prop_assert_eq!(restored.snapshot.is_some(), snapshots > 0);
+    prop_assert_eq!(Body::of(&restored.state), Body::of(&genesis));
     Ok(())
 }
 

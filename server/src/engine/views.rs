@@ -24,6 +24,7 @@ impl Engine {
                 s.licenses.runcount = stats.runcount_grants;
                 s.licenses.credits = stats.credit_grants;
                 s.licenses.failed = stats.failed;
+                s.licenses.failed_by_reason = stats.failed_by_reason.clone();
                 s.used_credits = stats.used_credits;
                 s.remaining_credits = cartridge.credits.saturating_sub(stats.used_credits);
                 s.runcount_in_use = stats.runcount_in_use;

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use models::{LicenseType, SessionStatus, User};
+use models::{LicenseType, RefusalReason, SessionStatus, User};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -43,6 +43,9 @@ pub enum Event {
         product_id: u32,
         major_version: u32,
         pool: Option<String>,
+        /// Why; absent in entries written before refusals said why.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<RefusalReason>,
     },
     LicenseReleased {
         license_id: u64,
@@ -150,6 +153,7 @@ impl Event {
             product_id: 1,
             major_version: 0,
             pool: None,
+            reason: Some(RefusalReason::NoSeatFree),
         }
     }
 }

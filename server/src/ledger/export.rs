@@ -28,6 +28,7 @@ const CSV_COLUMNS: &[&str] = &[
     "by",
     "license_key",
     "serial_number",
+    "reason",
 ];
 
 /// Entries as CSV rows, remembering each grant for the releases that follow it.
@@ -103,11 +104,16 @@ impl Csv {
                 product_id,
                 major_version,
                 pool,
+                reason,
             } => {
                 row.insert("session_id", session_id.to_string());
                 row.insert("product_id", product_id.to_string());
                 row.insert("major_version", major_version.to_string());
                 row.insert("pool", opt(pool));
+                row.insert(
+                    "reason",
+                    reason.map(|r| r.as_str().to_owned()).unwrap_or_default(),
+                );
             }
             Event::LicenseReleased {
                 license_id,
@@ -232,8 +238,18 @@ fn fill_grant(row: &mut HashMap<&str, String>, grant: Option<&Vec<String>>) {
     }
 }
 
-/// RFC 4180: quoted when it holds a comma, a quote or a line break; quotes doubled.
+/// RFC 4180: quoted when it holds a comma, a quote or a line break; quotes doubled. A field a
+/// spreadsheet would take for a formula (it starts with `=`, `+`, `-`, `@`, a tab or a carriage
+/// return: a host name or job message a client chose, say) gets a leading `'`, so opening the
+/// export never runs what a client wrote (OWASP's advice against CSV injection).
 fn csv_field(value: &str) -> String {
+    let guarded;
+    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        guarded = format!("'{value}");
+        guarded.as_str()
+    } else {
+        value
+    };
     if value.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", value.replace('"', "\"\""))
     } else {
@@ -250,5 +266,14 @@ mod tests {
         assert_eq!(csv_field("plain"), "plain");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+
+    #[test]
+    fn fields_a_spreadsheet_would_run_as_formulas_are_defused() {
+        assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        for start in ["+1", "-1", "@SUM(A1)", "\tx"] {
+            assert_eq!(csv_field(start), format!("'{start}"));
+        }
+        assert_eq!(csv_field("render-7"), "render-7");
     }
 }

@@ -15,19 +15,23 @@
 //! - [`event`]: the events, and the row each is stored as;
 //! - [`chain`]: the hash that links a row to the one before (no I/O);
 //! - [`writer`]: the group-commit writer task and the [`Commit`] a request waits on;
-//! - [`verify`]: reading the ledger back, checking every link and hash, in order;
+//! - [`verify`]: reading the ledger back, checking every link and hash, in order, from genesis
+//!   or from the entry a snapshot covers;
+//! - [`head`]: the server's signature on the entry the ledger has reached, which finds a ledger
+//!   cut short or rewritten;
 //! - [`export`]: the ledger as CSV rows, for billing and audits.
 
 pub mod chain;
 pub mod error;
 pub mod event;
 pub mod export;
+pub mod head;
 pub mod verify;
 pub mod writer;
 
 pub use self::{
     error::LedgerError,
     event::{Event, ReleasedLicense},
-    verify::{Entry, verify},
+    verify::{Entry, verify, verify_from},
     writer::{Commit, Writer},
 };

@@ -25,10 +25,20 @@ pub struct Entry {
 /// entry. Stops at the first bad row, naming it.
 pub async fn verify(
     store: &Store,
+    each: impl FnMut(&Entry),
+) -> Result<VerifySummary, anyhow::Error> {
+    verify_from(store, 0, GENESIS_HASH, each).await
+}
+
+/// Like [`verify`], for the entries after entry `after`, whose hash is `prev` (a snapshot's).
+pub async fn verify_from(
+    store: &Store,
+    after: u64,
+    prev: &str,
     mut each: impl FnMut(&Entry),
 ) -> Result<VerifySummary, anyhow::Error> {
-    let mut prev = GENESIS_HASH.to_owned();
-    let mut expected_seq = 1;
+    let mut prev = prev.to_owned();
+    let mut expected_seq = after + 1;
     loop {
         let rows = store.ledger_rows(expected_seq - 1, 10_000).await?;
         if rows.is_empty() {

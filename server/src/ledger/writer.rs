@@ -13,7 +13,7 @@
 
 use std::sync::{
     Arc,
-    atomic::{AtomicBool, Ordering},
+    atomic::{AtomicBool, AtomicU64, Ordering},
 };
 
 use parking_lot::Mutex;
@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::{error::LedgerError, event::Event};
-use crate::store::{LedgerAppender, NewLedgerRow, Store, StoreError};
+use crate::store::{Checkpoint, LedgerAppender, NewLedgerRow, Store, StoreError};
 
 /// Most rows in one group commit; more wait for the next.
 const MAX_BATCH: usize = 4096;
@@ -30,6 +30,11 @@ const MAX_BATCH: usize = 4096;
 /// Rows between two checkpoints of the WAL (taken on the side, see `Store::ledger_appender`).
 /// About a megabyte of WAL at typical row sizes.
 const CHECKPOINT_EVERY: usize = 4000;
+
+/// A WAL larger than this gets a truncating checkpoint instead of a passive one. Under a load
+/// that never pauses, a passive checkpoint copies most of the WAL but never all of it, so SQLite
+/// never starts the WAL over, and it grows without bound (269 MB after 10 s at full speed).
+const WAL_TRUNCATE_AT: u64 = 16 * 1024 * 1024;
 
 struct Pending {
     /// `None`: a barrier, acknowledged once everything queued before it is durable.
@@ -53,6 +58,8 @@ struct Health {
     failure: watch::Sender<Option<String>>,
     /// The store the task writes to; replaced by [`Writer::resume`].
     store: Mutex<Store>,
+    /// The sequence number of the last row the task committed (0 if none yet).
+    committed: AtomicU64,
 }
 
 impl Health {
@@ -77,7 +84,9 @@ impl std::fmt::Debug for Pending {
 pub struct Commit(oneshot::Receiver<Result<u64, LedgerError>>);
 
 impl Commit {
-    /// Waits until the event is committed; its sequence number (0 for a barrier).
+    /// Waits until the event is committed; its sequence number. For a barrier, the sequence
+    /// number of the last row this writer committed before it (0 if none yet): what a snapshot
+    /// of the state as of the barrier covers.
     pub async fn durable(self) -> Result<u64, LedgerError> {
         self.0.await.unwrap_or_else(|_| {
             Err(LedgerError::WriteFailed(
@@ -96,6 +105,7 @@ impl Writer {
             failed: AtomicBool::new(false),
             failure: watch::Sender::new(None),
             store: Mutex::new(store),
+            committed: AtomicU64::new(0),
         });
         let task = tokio::spawn(run_writer(receiver, health.clone(), shutdown));
         (Self { queue, health }, task)
@@ -129,6 +139,11 @@ impl Writer {
         let mut failure = self.health.failure.subscribe();
         // The sender lives as long as `self`, so this cannot end with an error.
         let _ = failure.wait_for(Option::is_some).await;
+    }
+
+    /// The sequence number of the last row committed (0 if none yet since the server started).
+    pub fn committed(&self) -> u64 {
+        self.health.committed.load(Ordering::SeqCst)
     }
 
     /// The store being written to (after a recovery, the reopened one).
@@ -171,6 +186,8 @@ async fn run_writer(
     shutdown: CancellationToken,
 ) {
     let mut appender = None;
+    // The sequence number of the last row this task committed: what a barrier answers.
+    let mut last_seq = 0;
     let mut since_checkpoint = 0;
     let mut checkpointing: Option<tokio::task::JoinHandle<()>> = None;
     loop {
@@ -221,13 +238,20 @@ async fn run_writer(
             "ledger batch committed"
         );
         since_checkpoint += rows.len();
-        if since_checkpoint >= CHECKPOINT_EVERY
-            && checkpointing.as_ref().is_none_or(|c| c.is_finished())
-        {
+        let idle = checkpointing.as_ref().is_none_or(|c| c.is_finished());
+        // The WAL's size is one `stat` per batch: a run of small commits (few clients, each
+        // commit a few pages) grows it faster per row than big batches do.
+        let store = health.store();
+        let oversized = idle && !rows.is_empty() && store.wal_bytes() > WAL_TRUNCATE_AT;
+        if oversized || (since_checkpoint >= CHECKPOINT_EVERY && idle) {
             since_checkpoint = 0;
-            let store = health.store();
+            let mode = if oversized {
+                Checkpoint::Truncate
+            } else {
+                Checkpoint::Passive
+            };
             checkpointing = Some(tokio::spawn(async move {
-                if let Err(e) = store.checkpoint().await {
+                if let Err(e) = store.checkpoint(mode).await {
                     tracing::warn!(error = %e, "WAL checkpoint failed; will try again");
                 }
             }));
@@ -235,16 +259,17 @@ async fn run_writer(
         let mut seqs = result.as_ref().map(|s| s.iter()).ok();
         for pending in batch {
             let answer = match (&result, &mut seqs) {
-                (Ok(_), Some(seqs)) => Ok(if pending.row.is_some() {
-                    seqs.next().copied().unwrap_or(0)
-                } else {
-                    0
-                }),
+                (Ok(_), Some(seqs)) if pending.row.is_some() => {
+                    let seq = seqs.next().copied().unwrap_or(0);
+                    last_seq = last_seq.max(seq);
+                    Ok(seq)
+                }
+                (Ok(_), _) => Ok(last_seq),
                 (Err(e), _) => Err(e.clone()),
-                (Ok(_), None) => Ok(0),
             };
             let _ = pending.done.send(answer);
         }
+        health.committed.store(last_seq, Ordering::SeqCst);
     }
 }
 
@@ -299,7 +324,10 @@ mod tests {
             seqs.push(commit.durable().await.unwrap());
         }
         assert_eq!(seqs, (1..=500).collect::<Vec<_>>());
-        writer.barrier().durable().await.unwrap();
+        // A barrier names the last entry committed before it: what a snapshot taken with it
+        // covers.
+        assert_eq!(writer.barrier().durable().await, Ok(500));
+        assert_eq!(writer.committed(), 500);
         // Another process appends to the same chain.
         store
             .append_ledger(&[refused(501).row(OffsetDateTime::now_utc())])

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use models::{Cartridge, CartridgeStatistic, LicenseCounts, Location};
+use models::{Cartridge, CartridgeStatistic, FailedByReason, LicenseCounts, Location};
 use time::OffsetDateTime;
 
 use super::dir::Scan;
@@ -42,6 +42,7 @@ pub fn of_pool(
                             runcount: 0,
                             credits: 0,
                             failed: 0,
+                            failed_by_reason: FailedByReason::default(),
                         },
                         used_credits: 0,
                         remaining_credits: 0,

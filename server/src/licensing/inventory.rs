@@ -63,6 +63,22 @@ impl Snapshot {
         }
     }
 
+    /// The pools (the default one as `None`) that have a cartridge of `product_id` at `now`.
+    pub fn pools_with(&self, product_id: u32, now: OffsetDateTime) -> Vec<Option<String>> {
+        let mut pools: Vec<Option<String>> = self.pools.values().cloned().map(Some).collect();
+        pools.sort();
+        pools.dedup();
+        pools.insert(0, None);
+        pools
+            .into_iter()
+            .filter(|pool| {
+                self.cartridges(pool.as_deref(), now)
+                    .iter()
+                    .any(|c| c.product_id == product_id)
+            })
+            .collect()
+    }
+
     /// The cartridges of `pool` at `now` (statistics zero), as [`cartridges::of_pool`] computes
     /// them.
     pub fn cartridges(&self, pool: Option<&str>, now: OffsetDateTime) -> Arc<Vec<Cartridge>> {

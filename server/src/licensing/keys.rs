@@ -103,6 +103,11 @@ impl KeyPair {
         self.signing.verifying_key()
     }
 
+    /// The key itself, for the rooms below `licensing` that sign with it (the ledger's head).
+    pub fn signing_key(&self) -> SigningKey {
+        self.signing.clone()
+    }
+
     pub fn sign(&self, message: &[u8]) -> Signature {
         self.signing.sign(message)
     }

@@ -195,10 +195,7 @@ pub async fn ready(State(state): State<AppState>) -> axum::response::Response {
             AppError::new(
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::LedgerUnavailable,
-                format!(
-                    "changes cannot be recorded: the ledger cannot be written ({reason}); the \
-                     server retries by itself and takes changes again once writes succeed"
-                ),
+                reason,
             ),
         )
             .into_response(),

@@ -73,6 +73,11 @@ impl Store {
         })
     }
 
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The same database on new connections, none of which has seen what an earlier failure
     /// left in its cache: the ledger writer's fresh start after a failed write.
     pub async fn reopen(&self) -> Result<Self, StoreError> {

@@ -41,6 +41,13 @@ pub struct LedgerRow {
     pub hash: String,
 }
 
+/// How far a checkpoint goes: see [`Store::checkpoint`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checkpoint {
+    Passive,
+    Truncate,
+}
+
 /// The last row's sequence number and hash; `None` while the table is empty.
 type Tail = Option<(u64, String)>;
 
@@ -63,13 +70,30 @@ impl Store {
         Ok(LedgerAppender { conn, tail: None })
     }
 
-    /// Copies what the WAL holds into the database file as far as readers allow, without
-    /// blocking writers (a PASSIVE checkpoint), so the WAL does not grow without bound.
-    pub async fn checkpoint(&self) -> Result<(), StoreError> {
-        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&self.pool)
-            .await?;
+    /// Copies what the WAL holds into the database file. `Passive` goes as far as readers and the
+    /// writer allow without waiting for anyone; `Truncate` waits for them (the ledger writer's
+    /// next commit waits in turn), copies everything and empties the WAL file, so the WAL cannot
+    /// grow without bound under a load that never lets a passive checkpoint finish.
+    pub async fn checkpoint(&self, mode: Checkpoint) -> Result<(), StoreError> {
+        let sql = match mode {
+            Checkpoint::Passive => "PRAGMA wal_checkpoint(PASSIVE)",
+            Checkpoint::Truncate => "PRAGMA wal_checkpoint(TRUNCATE)",
+        };
+        sqlx::query(sql).execute(&self.pool).await?;
         Ok(())
+    }
+
+    /// The size of the WAL file now (0 when there is none).
+    pub fn wal_bytes(&self) -> u64 {
+        let mut wal = self.path().as_os_str().to_owned();
+        wal.push("-wal");
+        std::fs::metadata(wal).map_or(0, |m| m.len())
+    }
+
+    /// The last ledger entry's sequence number and hash; `None` while the ledger is empty.
+    pub async fn ledger_tail(&self) -> Result<Option<(u64, String)>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        ledger_tail(&mut conn).await
     }
 
     /// Up to `limit` ledger rows after `after`, in order: for verifying and replaying the ledger

@@ -31,8 +31,16 @@ use crate::{
 const SEATS: usize = 4;
 const WORKERS: usize = 16;
 const PRODUCTS: [&str; 2] = ["7:0:Runner:4:0", "8:0:Cruncher:0:0:postpay"];
-/// Sessions the crash left running hold their seats until this timeout.
-const SERVE: [&str; 4] = ["--session-timeout", "3", "--heartbeat-interval", "1"];
+/// Sessions the crash left running hold their seats until this timeout. A snapshot every 500
+/// entries (about one a second under this load), so kills also land while one is being written.
+const SERVE: [&str; 6] = [
+    "--session-timeout",
+    "3",
+    "--heartbeat-interval",
+    "1",
+    "--snapshot-every",
+    "500",
+];
 
 /// What the clients were told, and must therefore find in the ledger after a crash.
 #[derive(Default)]

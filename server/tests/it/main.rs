@@ -12,10 +12,13 @@
 //! - `host_binding`: a data directory copied to another (simulated) machine;
 //! - `layout`: the house rules of `server/src` (rooms, imports, file sizes), read from the source;
 //! - `ledger`: `ledger verify | export`, and the tamper test;
+//! - `snapshots`: starts from snapshots, a damaged one, and a ledger cut short, rewritten or
+//!   appended to;
 //! - `faults`: `kill -9` under load (once, and the soak), and a full disk;
 //! - `sealed`: sealed and development builds, and the customer binary without vendor tools;
 //! - `protocol`: the license protocol over TCP, every rule;
 //! - `recovery`: a failed ledger write, and taking changes again without a restart;
+//! - `refusals`: why a license was refused, in the export and the statistics;
 //! - `transfer`: deactivating a license at the vendor and activating it for another server;
 //! - `vendor`: the vendor licensing service and online activation through `remote/...`;
 //! - `license_removal`: removing licenses, duplicate serials, newer issues;
@@ -40,8 +43,10 @@ mod licensing;
 mod log_secrets;
 mod protocol;
 mod recovery;
+mod refusals;
 mod sealed;
 mod serve;
+mod snapshots;
 mod support;
 mod transfer;
 mod vendor;

@@ -314,7 +314,7 @@ impl Lab {
     }
 }
 
-fn quick() -> EngineConfig {
+pub fn quick() -> EngineConfig {
     EngineConfig {
         heartbeat_interval: Duration::from_secs(1),
         timeout: Duration::from_secs(2),

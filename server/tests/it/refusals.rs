@@ -1,0 +1,87 @@
+//! Why a license was refused: in the ledger, its CSV export and the cartridge statistics.
+
+use reqwest::StatusCode;
+
+use crate::{
+    binary::{run, stderr},
+    protocol::{Lab, Lic, quick},
+};
+
+#[tokio::test]
+async fn every_refusal_says_why_in_the_export_and_the_cartridge_statistics() {
+    let lab = Lab::start(
+        &[
+            Lic(
+                1,
+                None,
+                &["7:0:Seat:1:0", "8:0:Prepaid:0:1", "6:2:Versioned:1:0"],
+            ),
+            Lic(2, Some("farm"), &["5:0:FarmOnly:1:0"]),
+        ],
+        quick(),
+    )
+    .await;
+    let s = lab.open(None).await;
+    lab.grant(s, "seat", 7, 0, "all").await;
+    let (credit, _, _) = lab.grant(s, "credit", 8, 0, "credits").await;
+    lab.release(s, credit).await;
+
+    let refusals: [(&str, u32, u32, &str, u64); 6] = [
+        ("no-seat", 7, 0, "all", 0),
+        ("waited", 7, 0, "all", 1),
+        ("unknown", 4, 0, "all", 0),
+        ("other-pool", 5, 0, "all", 0),
+        ("old-version", 6, 3, "all", 0),
+        ("no-credits", 8, 0, "credits", 0),
+    ];
+    for (request_id, product, major, kind, wait_s) in refusals {
+        let (status, answer) = lab
+            .request(s, request_id, product, major, kind, wait_s)
+            .await;
+        assert!(
+            status == StatusCode::CONFLICT || status == StatusCode::NOT_FOUND,
+            "{request_id}: {status} {answer}"
+        );
+    }
+    let seat = lab.cartridge("", 7, 0).await["statistic"]["licenses"].clone();
+    assert_eq!(seat["failed"], 2, "{seat}");
+    assert_eq!(seat["failed_by_reason"]["no_seat_free"], 1, "{seat}");
+    assert_eq!(seat["failed_by_reason"]["waited_out"], 1, "{seat}");
+    let prepaid = lab.cartridge("", 8, 0).await["statistic"]["licenses"].clone();
+    assert_eq!(
+        prepaid["failed_by_reason"]["credits_exhausted"], 1,
+        "{prepaid}"
+    );
+    // The export reads the ledger while the server runs (the data directory goes with `lab`).
+    let data_dir = lab.dir.path().to_str().unwrap().to_owned();
+    let export = run(&["ledger", "export", "--data-dir", &data_dir]).await;
+    assert!(export.status.success(), "{}", stderr(&export));
+    let csv = String::from_utf8(export.stdout).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let column = |name: &str| header.iter().position(|c| *c == name).unwrap();
+    let reasons: Vec<(String, String)> = csv
+        .lines()
+        .filter(|l| l.contains(",license_refused,"))
+        .map(|l| {
+            let fields: Vec<&str> = l.split(',').collect();
+            (
+                fields[column("product_id")].to_owned(),
+                fields[column("reason")].to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("7", "no_seat_free"),
+        ("7", "waited_out"),
+        ("4", "unknown_product"),
+        ("5", "wrong_pool"),
+        ("6", "no_version"),
+        ("8", "credits_exhausted"),
+    ];
+    assert_eq!(
+        reasons,
+        expected.map(|(p, r)| (p.to_owned(), r.to_owned())),
+        "{csv}"
+    );
+    lab.stop().await;
+}
