@@ -70,7 +70,7 @@ pub use crate::{
     client::{ClientError, LicenseClient},
     engine::{Clock, EngineConfig},
     http::accept::ConnectionLimits,
-    ledger::{Event, verify as verify_ledger},
+    ledger::{Event, export::Filter as LedgerFilter, verify as verify_ledger},
     licensing::{
         activation,
         dir::LicenseDir,

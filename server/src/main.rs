@@ -54,8 +54,19 @@ async fn main() -> ExitCode {
         Command::Ledger(LedgerCommand::Export {
             format,
             out,
+            since,
+            until,
+            kind,
             data_dir,
-        }) => commands::ledger::export(format, out.as_deref(), &data_dir, &mut io::stdout()).await,
+        }) => {
+            let filter = server::LedgerFilter {
+                since,
+                until,
+                kinds: kind.into_iter().flatten().collect(),
+            };
+            let mut stdout = io::BufWriter::new(io::stdout().lock());
+            commands::ledger::export(format, filter, out.as_deref(), &data_dir, &mut stdout).await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -96,13 +96,14 @@ pub struct ApiPortDoc;
         crate::admin::users::clear_licensed_users,
         crate::admin::users::clear_licensed_user,
         crate::admin::sessions::release_session,
+        crate::admin::ledger::export,
         crate::admin::remote::remote_login,
         crate::admin::remote::remote_logout,
         crate::admin::remote::remote_licenses,
         crate::admin::remote::remote_activate,
         crate::admin::remote::remote_deactivate,
     ),
-    tags((name = "auth"), (name = "licenses"), (name = "licensed users"), (name = "sessions"), (name = "status"), (name = "vendor"))
+    tags((name = "auth"), (name = "licenses"), (name = "licensed users"), (name = "sessions"), (name = "ledger"), (name = "status"), (name = "vendor"))
 )]
 struct AdminDoc;
 

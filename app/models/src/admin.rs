@@ -96,3 +96,37 @@ pub struct LicensedUser {
     #[serde(rename = "lastAccessDate")]
     pub last_access_date: String,
 }
+
+/// `GET /server/manage/ledger/export?...`: the ledger's export as a download, as `ledger export`
+/// writes it. Every field is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(default, deny_unknown_fields)]
+pub struct LedgerExportQuery {
+    pub format: LedgerExportFormat,
+    /// Only entries at or after this time: RFC 3339, or a day (`2026-11-01`, midnight UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(max_length = 64))]
+    pub since: Option<String>,
+    /// Only entries before this time, in the same forms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(max_length = 64))]
+    pub until: Option<String>,
+    /// Only these kinds, comma-separated (for CSV the row's kind: `license_released` includes
+    /// what `session_closed` entries released).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(max_length = 512))]
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum LedgerExportFormat {
+    /// One row per entry, and one per license a `session_closed` entry released.
+    #[default]
+    Csv,
+    /// One JSON object per line: `seq`, `at` and the event as stored.
+    Jsonl,
+}

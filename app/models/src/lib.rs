@@ -18,8 +18,8 @@ pub mod vendor;
 pub mod whole;
 
 pub use admin::{
-    AuthUser, LicenseAnswer, LicensedUser, LicensedUsers, LicensedUsersAnswer, LoginAnswer,
-    LoginRequest, ServerVersion, UserInfo,
+    AuthUser, LedgerExportFormat, LedgerExportQuery, LicenseAnswer, LicensedUser, LicensedUsers,
+    LicensedUsersAnswer, LoginAnswer, LoginRequest, ServerVersion, UserInfo,
 };
 pub use browse::{
     CartridgeHistory, History, MAX_FILTER, MAX_PAGE, Sample, SessionPage, SessionQuery,

@@ -1,13 +1,15 @@
 //! The licensing admin REST API on the API port: login, the local license files, offline
-//! activation requests, licensed users, force-releasing a session, and the vendor licensing
+//! activation requests, licensed users, force-releasing a session, the ledger's export, and the vendor licensing
 //! service through `remote/...`. The rules live in the domain (`auth`, `licensing`, `engine`);
 //! these handlers translate.
 //!
 //! - [`extract`]: who is asking ([`extract::Viewer`], [`extract::Editor`]), from the session token;
-//! - [`login`], [`licenses`], [`users`], [`sessions`]: the endpoints, by what they manage;
+//! - [`login`], [`licenses`], [`users`], [`sessions`], [`ledger`]: the endpoints, by what they
+//!   manage;
 //! - [`remote`]: the calls this server makes to the vendor service for an administrator.
 
 pub mod extract;
+pub mod ledger;
 pub mod licenses;
 pub mod login;
 pub mod remote;
@@ -56,5 +58,6 @@ pub fn routes() -> Router<AppState> {
             "/server/manage/sessions/{session_id}",
             delete(sessions::release_session),
         )
+        .route("/server/manage/ledger/export", get(ledger::export))
         .merge(remote::routes())
 }

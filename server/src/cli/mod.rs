@@ -129,9 +129,19 @@ pub enum LedgerCommand {
     Export {
         #[arg(long, value_enum, default_value_t)]
         format: ExportFormat,
-        /// Where to write (default: standard output).
+        /// Where to write (default: standard output); replaced only once the export is complete.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Only entries at or after this time: RFC 3339, or a day (midnight UTC).
+        #[arg(long, value_name = "TIME", value_parser = crate::ledger::export::parse_time)]
+        since: Option<time::OffsetDateTime>,
+        /// Only entries before this time: RFC 3339, or a day (midnight UTC).
+        #[arg(long, value_name = "TIME", value_parser = crate::ledger::export::parse_time)]
+        until: Option<time::OffsetDateTime>,
+        /// Only these kinds (comma-separated or repeated); for CSV the row's kind, so
+        /// `license_released` includes what session_closed entries released.
+        #[arg(long, value_name = "KIND", value_parser = crate::ledger::export::parse_kinds)]
+        kind: Vec<Vec<String>>,
         #[command(flatten)]
         data_dir: DataDirArg,
     },

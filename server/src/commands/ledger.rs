@@ -10,14 +10,14 @@ use crate::{
     cli::{DataDirArg, ExportFormat},
     engine::snapshot::snapshot_head,
     ledger::{
-        self,
-        export::Csv,
+        self, Walk,
+        export::{Exporter, Filter, Format},
         head::{self, SignedHead},
     },
     licensing::keys::KeyPair,
     store::Store,
     sys::{
-        atomic_file::{self, Mode},
+        atomic_file::{Mode, Staged},
         data_dir::DataDir,
     },
 };
@@ -131,49 +131,50 @@ impl Progress {
     }
 }
 
+/// Streams the export to `target` (replaced only once complete) or `out`, checking every entry
+/// on the way; a broken chain stops it with the error naming the entry.
 pub async fn export(
     format: ExportFormat,
+    filter: Filter,
     target: Option<&Path>,
     data_dir: &DataDirArg,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let store = open_store(data_dir).await?;
-    let mut text = Vec::new();
-    if format == ExportFormat::Csv {
-        writeln!(text, "{}", Csv::header().join(","))?;
-    }
-    let mut csv = Csv::default();
-    let mut failure = None;
-    let verified = ledger::verify(&store, |entry| {
-        if failure.is_some() {
-            return;
-        }
-        let written = match format {
-            ExportFormat::Jsonl => {
-                serde_json::to_writer(&mut text, &ledger::export::json_line(entry))
-                    .map_err(anyhow::Error::from)
-                    .and_then(|()| writeln!(text).map_err(anyhow::Error::from))
+    let format = match format {
+        ExportFormat::Csv => Format::Csv,
+        ExportFormat::Jsonl => Format::Jsonl,
+    };
+    let exporter = Exporter::new(format, filter);
+    let written = match target {
+        Some(path) => {
+            let mut file = Staged::create(path, Mode::Private)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            match stream(&store, exporter, &mut file).await {
+                Ok(()) => file
+                    .commit()
+                    .with_context(|| format!("cannot write {}", path.display())),
+                Err(e) => Err(e),
             }
-            ExportFormat::Csv => csv
-                .rows(entry)
-                .into_iter()
-                .try_for_each(|row| writeln!(text, "{}", row.join(",")))
-                .map_err(anyhow::Error::from),
-        };
-        if let Err(e) = written {
-            failure = Some(e);
         }
-    })
-    .await;
+        None => stream(&store, exporter, out).await,
+    };
     store.close().await;
-    verified?;
-    if let Some(e) = failure {
-        return Err(e);
+    written
+}
+
+async fn stream(store: &Store, mut exporter: Exporter, out: &mut dyn Write) -> anyhow::Result<()> {
+    let mut chunk = Vec::new();
+    exporter.header(&mut chunk);
+    let mut walk = Walk::from_genesis(store);
+    while let Some(entries) = walk.next_batch().await? {
+        for entry in &entries {
+            exporter.entry(entry, &mut chunk);
+        }
+        out.write_all(&chunk)?;
+        chunk.clear();
     }
-    match target {
-        Some(path) => atomic_file::replace(path, &text, Mode::Private)
-            .with_context(|| format!("cannot write {}", path.display()))?,
-        None => out.write_all(&text)?,
-    }
+    out.write_all(&chunk)?;
+    out.flush()?;
     Ok(())
 }

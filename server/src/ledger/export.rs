@@ -1,14 +1,140 @@
 //! The ledger for people and spreadsheets: CSV (one row per entry, and one per license a
-//! `session_closed` entry released) or JSON lines, as `ledger export` writes them, e.g. for
-//! billing postpay usage.
+//! `session_closed` entry released) or JSON lines, as `ledger export` and the admin API's download
+//! write them, e.g. for billing postpay usage.
+//!
+//! An [`Exporter`] turns entries into bytes one at a time, so an export streams: the whole
+//! ledger is never in memory, only the grants still held (a release row names the product of its
+//! grant, which came earlier).
 
-use std::collections::HashMap;
+use std::{collections::HashMap, io::Write};
 
 use models::LicenseType;
 use serde_json::json;
+use time::OffsetDateTime;
 
 use super::{event::Event, verify::Entry};
 use crate::sys::timestamp::rfc3339;
+
+/// How an export is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Jsonl,
+}
+
+/// Which entries an export takes: `since` ≤ time < `until`, and, when `kinds` is not empty, of
+/// those kinds. For CSV the kind is the row's (a `session_closed` entry's releases are
+/// `license_released` rows), for JSON lines the entry's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub since: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
+    pub kinds: Vec<String>,
+}
+
+impl Filter {
+    fn in_range(&self, at: OffsetDateTime) -> bool {
+        self.since.is_none_or(|since| at >= since) && self.until.is_none_or(|until| at < until)
+    }
+
+    fn takes_kind(&self, kind: &str) -> bool {
+        self.kinds.is_empty() || self.kinds.iter().any(|k| k == kind)
+    }
+}
+
+/// The kinds an export can be filtered by: every entry's, and `license_released` rows.
+pub const KINDS: [&str; 11] = [
+    "session_opened",
+    "license_granted",
+    "license_refused",
+    "license_released",
+    "session_closed",
+    "license_installed",
+    "license_removed",
+    "server_moved",
+    "cartridge_assigned",
+    "admin_user_changed",
+    "licensed_users_cleared",
+];
+
+/// `--since` / `--until`: RFC 3339 (`2026-11-01T00:00:00Z`) or a day (`2026-11-01`, midnight
+/// UTC).
+pub fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
+    let day = time::macros::format_description!("[year]-[month]-[day]");
+    if let Ok(date) = time::Date::parse(text, &day) {
+        return Ok(date.midnight().assume_utc());
+    }
+    crate::sys::timestamp::parse_rfc3339(text).map_err(|_| {
+        format!(
+            "{text:?} is not a time: give RFC 3339 (2026-11-01T00:00:00Z) or a day (2026-11-01)"
+        )
+    })
+}
+
+/// `--kind`: one or more kinds, comma-separated, each one of [`KINDS`].
+pub fn parse_kinds(text: &str) -> Result<Vec<String>, String> {
+    text.split(',')
+        .map(str::trim)
+        .map(|kind| {
+            if KINDS.contains(&kind) {
+                Ok(kind.to_owned())
+            } else {
+                Err(format!(
+                    "{kind:?} is not a kind of ledger entry; one of: {}",
+                    KINDS.join(", ")
+                ))
+            }
+        })
+        .collect()
+}
+
+/// Writes entries, in ledger order, as `format` (after the header, for CSV).
+#[derive(Debug)]
+pub struct Exporter {
+    format: Format,
+    filter: Filter,
+    csv: Csv,
+}
+
+impl Exporter {
+    pub fn new(format: Format, filter: Filter) -> Self {
+        Self {
+            format,
+            filter,
+            csv: Csv::default(),
+        }
+    }
+
+    /// What comes before the first entry.
+    pub fn header(&self, out: &mut Vec<u8>) {
+        if self.format == Format::Csv {
+            out.extend_from_slice(CSV_COLUMNS.join(",").as_bytes());
+            out.push(b'\n');
+        }
+    }
+
+    /// Appends what `entry` contributes. Every entry must pass through here, in order, also
+    /// those outside the filter: a release row needs its grant.
+    pub fn entry(&mut self, entry: &Entry, out: &mut Vec<u8>) {
+        let in_range = self.filter.in_range(entry.at);
+        match self.format {
+            Format::Jsonl => {
+                if in_range && self.filter.takes_kind(entry.event.kind()) {
+                    // Writing into a Vec cannot fail, and a ledger entry always serialises.
+                    let _ = serde_json::to_writer(&mut *out, &json_line(entry));
+                    out.push(b'\n');
+                }
+            }
+            Format::Csv => {
+                for row in self.csv.rows(entry) {
+                    if in_range && self.filter.takes_kind(&row[2]) {
+                        let _ = writeln!(out, "{}", row.join(","));
+                    }
+                }
+            }
+        }
+    }
+}
 
 const CSV_COLUMNS: &[&str] = &[
     "seq",
@@ -31,9 +157,9 @@ const CSV_COLUMNS: &[&str] = &[
     "reason",
 ];
 
-/// Entries as CSV rows, remembering each grant for the releases that follow it.
+/// Entries as CSV rows, remembering each grant held for the release that follows it.
 #[derive(Debug, Default)]
-pub struct Csv {
+struct Csv {
     grants: HashMap<u64, Vec<String>>,
 }
 
@@ -43,15 +169,10 @@ pub fn json_line(entry: &Entry) -> serde_json::Value {
 }
 
 impl Csv {
-    /// The header line's fields.
-    pub fn header() -> &'static [&'static str] {
-        CSV_COLUMNS
-    }
-
-    /// The CSV rows of `entry`, in [`Csv::header`]'s columns: one, and one more per license a
+    /// The CSV rows of `entry`, in [`CSV_COLUMNS`]: one, and one more per license a
     /// `session_closed` entry released. Entries must come in ledger order: a release names only
     /// the license, and the grant before it tells what it was for.
-    pub fn rows(&mut self, entry: &Entry) -> Vec<Vec<String>> {
+    fn rows(&mut self, entry: &Entry) -> Vec<Vec<String>> {
         let grants = &mut self.grants;
         let mut row: HashMap<&str, String> = HashMap::from([
             ("seq", entry.seq.to_string()),
@@ -121,7 +242,7 @@ impl Csv {
             } => {
                 row.insert("license_id", license_id.to_string());
                 row.insert("credits_used", credits_used.to_string());
-                fill_grant(&mut row, grants.get(license_id));
+                fill_grant(&mut row, grants.remove(license_id).as_ref());
             }
             Event::SessionClosed {
                 session_id,
@@ -144,7 +265,7 @@ impl Csv {
                             format!("session_closed ({})", format!("{status:?}").to_lowercase()),
                         ),
                     ]);
-                    fill_grant(&mut release, grants.get(&r.license_id));
+                    fill_grant(&mut release, grants.remove(&r.license_id).as_ref());
                     extra.push(release);
                 }
             }
@@ -260,6 +381,28 @@ fn csv_field(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_and_kinds_are_parsed_with_clear_errors() {
+        assert_eq!(
+            parse_time("2026-11-01").unwrap(),
+            time::macros::datetime!(2026-11-01 00:00 UTC)
+        );
+        assert_eq!(
+            parse_time("2026-11-01T10:30:00+01:00").unwrap(),
+            time::macros::datetime!(2026-11-01 09:30 UTC)
+        );
+        assert!(parse_time("yesterday").unwrap_err().contains("RFC 3339"));
+        assert_eq!(
+            parse_kinds("license_released, license_refused").unwrap(),
+            ["license_released", "license_refused"]
+        );
+        assert!(
+            parse_kinds("grants")
+                .unwrap_err()
+                .contains("one of: session_opened")
+        );
+    }
 
     #[test]
     fn fields_with_commas_and_quotes_are_quoted() {

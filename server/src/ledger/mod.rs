@@ -32,6 +32,6 @@ pub mod writer;
 pub use self::{
     error::LedgerError,
     event::{Event, ReleasedLicense},
-    verify::{Entry, verify, verify_from},
+    verify::{Entry, Walk, verify, verify_from},
     writer::{Commit, Writer},
 };

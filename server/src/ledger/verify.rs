@@ -37,24 +37,58 @@ pub async fn verify_from(
     prev: &str,
     mut each: impl FnMut(&Entry),
 ) -> Result<VerifySummary, anyhow::Error> {
-    let mut prev = prev.to_owned();
-    let mut expected_seq = after + 1;
-    loop {
-        let rows = store.ledger_rows(expected_seq - 1, 10_000).await?;
-        if rows.is_empty() {
-            break;
-        }
-        for row in rows {
-            let entry = check_row(&row, expected_seq, &prev)?;
-            each(&entry);
-            prev = row.hash;
-            expected_seq += 1;
+    let mut walk = Walk::after(store, after, prev);
+    while let Some(entries) = walk.next_batch().await? {
+        entries.iter().for_each(&mut each);
+    }
+    Ok(walk.summary())
+}
+
+/// The ledger read in order, a batch at a time, each entry checked against the one before: for
+/// callers that do something asynchronous between batches (an export streamed over HTTP).
+#[derive(Debug)]
+pub struct Walk<'a> {
+    store: &'a Store,
+    prev: String,
+    next: u64,
+}
+
+impl<'a> Walk<'a> {
+    pub fn from_genesis(store: &'a Store) -> Self {
+        Self::after(store, 0, GENESIS_HASH)
+    }
+
+    /// From the entry after `after`, whose hash is `prev`.
+    pub fn after(store: &'a Store, after: u64, prev: &str) -> Self {
+        Self {
+            store,
+            prev: prev.to_owned(),
+            next: after + 1,
         }
     }
-    Ok(VerifySummary {
-        entries: expected_seq - 1,
-        last_hash: prev,
-    })
+
+    /// The next entries, checked; `None` at the end. An error names the first bad entry.
+    pub async fn next_batch(&mut self) -> Result<Option<Vec<Entry>>, anyhow::Error> {
+        let rows = self.store.ledger_rows(self.next - 1, 10_000).await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut entries = Vec::with_capacity(rows.len());
+        for row in rows {
+            entries.push(check_row(&row, self.next, &self.prev)?);
+            self.prev = row.hash;
+            self.next += 1;
+        }
+        Ok(Some(entries))
+    }
+
+    /// How many entries were read, and the last one's hash.
+    pub fn summary(&self) -> VerifySummary {
+        VerifySummary {
+            entries: self.next - 1,
+            last_hash: self.prev.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -38,7 +38,56 @@ pub fn create_new(path: &Path, bytes: &[u8], mode: Mode) -> io::Result<()> {
     sync_parent(path)
 }
 
-fn write_temp(path: &Path, bytes: &[u8], mode: Mode) -> io::Result<PathBuf> {
+/// A file written in parts and put in place only once complete: [`Staged::commit`] syncs it and
+/// renames it over its path; dropped without a commit (an error halfway), it is removed, and
+/// whatever was at the path stays.
+#[derive(Debug)]
+pub struct Staged {
+    file: File,
+    temp: PathBuf,
+    path: PathBuf,
+    committed: bool,
+}
+
+impl Staged {
+    pub fn create(path: &Path, mode: Mode) -> io::Result<Self> {
+        let (file, temp) = open_temp(path, mode)?;
+        Ok(Self {
+            file,
+            temp,
+            path: path.to_owned(),
+            committed: false,
+        })
+    }
+
+    pub fn commit(mut self) -> io::Result<()> {
+        self.file.sync_all()?;
+        fs::rename(&self.temp, &self.path)?;
+        self.committed = true;
+        sync_parent(&self.path)
+    }
+}
+
+impl Write for Staged {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.file.write(bytes)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// A new temporary file beside `path` (hidden, named after it and this process).
+fn open_temp(path: &Path, mode: Mode) -> io::Result<(File, PathBuf)> {
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
@@ -56,10 +105,12 @@ fn write_temp(path: &Path, bytes: &[u8], mode: Mode) -> io::Result<PathBuf> {
             Mode::Private => 0o600,
         },
     );
-    let written = options.open(&temp).and_then(|mut file| {
-        file.write_all(bytes)?;
-        file.sync_all()
-    });
+    Ok((options.open(&temp)?, temp))
+}
+
+fn write_temp(path: &Path, bytes: &[u8], mode: Mode) -> io::Result<PathBuf> {
+    let (mut file, temp) = open_temp(path, mode)?;
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
     if let Err(e) = written {
         let _ = fs::remove_file(&temp);
         return Err(e);
@@ -85,6 +136,24 @@ mod tests {
         replace(&path, b"one", Mode::Public).unwrap();
         replace(&path, b"two", Mode::Public).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_staged_file_replaces_the_old_one_only_when_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("export.csv");
+        fs::write(&path, b"old").unwrap();
+        let mut abandoned = Staged::create(&path, Mode::Private).unwrap();
+        abandoned.write_all(b"half").unwrap();
+        drop(abandoned);
+        assert_eq!(fs::read(&path).unwrap(), b"old");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        let mut staged = Staged::create(&path, Mode::Private).unwrap();
+        staged.write_all(b"new, ").unwrap();
+        staged.write_all(b"whole").unwrap();
+        staged.commit().unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new, whole");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 

@@ -170,3 +170,117 @@ async fn verify_and_export_read_the_chain_and_a_tampered_ledger_stops_the_server
         stderr(&verify)
     );
 }
+
+#[tokio::test]
+async fn an_export_takes_a_time_range_and_kinds_and_is_a_download_for_administrators() {
+    let (vendor, customer) = licensed(&["7:0:Runner:2:0", "8:0:Cruncher:0:500"]).await;
+    let server = customer.start(&vendor).await;
+    some_activity(&server.license_addr).await;
+    let all = exported_events(customer.data_dir()).await;
+    let first_session_at = all[2]["at"].as_str().unwrap().to_owned();
+
+    // Releases only, as billing wants them: the session_closed entry's releases are rows.
+    let releases = run(&[
+        "ledger",
+        "export",
+        "--kind",
+        "license_released",
+        "--since",
+        &first_session_at,
+        "--data-dir",
+        customer.data_dir(),
+    ])
+    .await;
+    assert!(releases.status.success(), "{}", stderr(&releases));
+    let csv = String::from_utf8(releases.stdout).unwrap();
+    let kinds: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap())
+        .collect();
+    assert_eq!(kinds, ["license_released", "license_released"], "{csv}");
+    // Nothing before the first entry's day, nothing after the last entry.
+    let until_day = run(&[
+        "ledger",
+        "export",
+        "--until",
+        "2026-01-01",
+        "--data-dir",
+        customer.data_dir(),
+    ])
+    .await;
+    assert_eq!(
+        String::from_utf8(until_day.stdout).unwrap().lines().count(),
+        1
+    );
+    let wrong = run(&[
+        "ledger",
+        "export",
+        "--kind",
+        "grants",
+        "--data-dir",
+        customer.data_dir(),
+    ])
+    .await;
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(
+        stderr(&wrong).contains("not a kind of ledger entry"),
+        "{}",
+        stderr(&wrong)
+    );
+
+    // The same over the admin API, for someone with VIEW.
+    let url = format!("http://{}/server/manage/ledger/export", server.api_addr);
+    let http = reqwest::Client::new();
+    let anonymous = http.get(&url).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let token = server
+        .admin_token("admin", &customer.initial_password())
+        .await;
+    let download = http
+        .get(format!(
+            "{url}?format=jsonl&kind=session_opened,session_closed"
+        ))
+        .header("X-Ak-Session-Id", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), 200);
+    assert_eq!(download.headers()["content-type"], "application/x-ndjson");
+    assert_eq!(
+        download.headers()["content-disposition"],
+        "attachment; filename=\"ledger.jsonl\""
+    );
+    let lines: Vec<Value> = download
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = lines
+        .iter()
+        .map(|l| l["event"]["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["session_opened", "session_closed"]);
+    let csv = http
+        .get(&url)
+        .header("X-Ak-Session-Id", &token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv.lines().count(), 9, "{csv}");
+    let bad = http
+        .get(format!("{url}?since=yesterday"))
+        .header("X-Ak-Session-Id", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let error: Value = bad.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "INVALID_QUERY");
+    assert!(server.terminate().await);
+}

@@ -78,7 +78,15 @@ fn save(customer: &Customer) -> Vec<(std::path::PathBuf, Vec<u8>)> {
         .collect()
 }
 
-fn restore(saved: &[(std::path::PathBuf, Vec<u8>)]) {
+/// Puts the saved files back, and removes a WAL or shared-memory file that was not there when
+/// they were saved (SQLite would replay the tampered pages it holds).
+fn restore(customer: &Customer, saved: &[(std::path::PathBuf, Vec<u8>)]) {
+    for suffix in ["-wal", "-shm"] {
+        let path = Path::new(customer.data_dir()).join(format!("license-server.db{suffix}"));
+        if !saved.iter().any(|(p, _)| *p == path) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
     for (path, bytes) in saved {
         std::fs::write(path, bytes).unwrap();
     }
@@ -192,7 +200,7 @@ async fn a_ledger_cut_short_rewritten_or_appended_to_is_refused_at_start_and_by_
         );
         let (ok, text) = verify(&customer).await;
         assert!(!ok && text.contains("cut short"), "{text}");
-        restore(&saved);
+        restore(&customer, &saved);
     }
 
     // An entry edited and every hash after it recomputed: the chain verifies, the head does not.
@@ -223,7 +231,7 @@ async fn a_ledger_cut_short_rewritten_or_appended_to_is_refused_at_start_and_by_
     );
     let message = refused_start(&customer, &vendor).await;
     assert!(message.contains("the ledger was rewritten"), "{message}");
-    restore(&saved);
+    restore(&customer, &saved);
 
     // A release appended with a valid hash after the server stopped cleanly.
     let pool = db(&customer).await;
@@ -254,7 +262,7 @@ async fn a_ledger_cut_short_rewritten_or_appended_to_is_refused_at_start_and_by_
         !ok && text.contains("appended after the server stopped"),
         "{text}"
     );
-    restore(&saved);
+    restore(&customer, &saved);
 
     // What the command line appends while the server is stopped (an install) is not tampering.
     let file = vendor
