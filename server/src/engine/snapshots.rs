@@ -38,6 +38,10 @@ use crate::{
 /// How often the snapshot task looks at the ledger's progress (two atomic reads).
 const LOOK_EVERY: Duration = Duration::from_millis(200);
 
+/// How long after a failed snapshot the next try waits: each try copies the state under the
+/// engine's lock, which must not happen five times a second on a disk that stays full.
+const RETRY_AFTER: Duration = Duration::from_secs(30);
+
 /// Writes `body`, the state as of entry `seq` whose hash is `hash`, as a snapshot signed with the
 /// server's key, keeping the newest `keep`; then the head file. Its size in bytes.
 pub async fn save(
@@ -126,23 +130,38 @@ pub struct Taken {
 }
 
 impl Engine {
-    /// Writes snapshots by the policy until `shutdown`.
+    /// Writes snapshots by the policy until `shutdown`. The entries a start replayed count as
+    /// new: a start from genesis on a long ledger writes one at once, so the next start does not
+    /// replay them again. After a failure, it waits [`RETRY_AFTER`] before the next try.
     pub async fn run_snapshots(self: Arc<Self>, shutdown: CancellationToken) {
         let policy = self.config.snapshots;
+        let mut retry_at: Option<Instant> = None;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(LOOK_EVERY) => {}
             }
+            if retry_at.is_some_and(|at| Instant::now() < at) {
+                continue;
+            }
             let (covered, at) = *self.snapshots.last.lock();
-            let committed = self.writer.committed();
-            let due = committed >= covered.saturating_add(policy.every_entries)
-                || (committed > covered && at.elapsed() >= policy.interval);
-            if due && let Err(e) = self.take_snapshot().await {
+            let reached = self
+                .writer
+                .committed()
+                .max(self.snapshots.rebuilt.load(Ordering::SeqCst));
+            let due = reached >= covered.saturating_add(policy.every_entries)
+                || (reached > covered && at.elapsed() >= policy.interval);
+            if !due {
+                continue;
+            }
+            retry_at = None;
+            if let Err(e) = self.take_snapshot().await {
                 tracing::warn!(
                     error = format!("{e:#}"),
+                    retry_in_s = RETRY_AFTER.as_secs(),
                     "cannot write a snapshot of the ledger's state; will try again"
                 );
+                retry_at = Some(Instant::now() + RETRY_AFTER);
             }
         }
     }

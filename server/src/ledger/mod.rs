@@ -2,9 +2,10 @@
 //! credits, and of license installs and pool assignments.
 //!
 //! **It is the source of truth for the license protocol.** The in-memory state that answers
-//! requests (`engine::Engine`) is a fold of the ledger's events: at start the server verifies
-//! the whole chain and replays it, and every live change is applied in memory and appended here in
-//! the same order, under the same lock. So whatever a client was told can be rebuilt after a
+//! requests (`engine::Engine`) is a fold of the ledger's events: at start the server loads the
+//! newest snapshot of that fold (`engine::snapshot`) and verifies and replays the entries after
+//! it, and every live change is applied in memory and appended here in the same order, under the
+//! same lock. So whatever a client was told can be rebuilt after a
 //! crash, and what is in memory is never anything the ledger could not reproduce.
 //!
 //! **Durable before acknowledged**, group-committed ([`writer`]), and **tamper evident**: each
