@@ -94,6 +94,7 @@ async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
         connections,
         vendor_url: args.vendor_url,
         admin_idle_timeout: std::time::Duration::from_secs(args.session_idle_timeout),
+        archive_after: args.ledger_archive_after.0,
     })
     .await?;
     tracing::info!(

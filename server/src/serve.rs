@@ -22,6 +22,7 @@ use crate::{
     app::{App, AppConfig, LedgerTask},
     engine::{Engine, EngineConfig},
     http::accept::{self, ConnectionLimits},
+    ledger,
     licensing::{identity::ServerId, sealed},
     ports,
     store::Store,
@@ -51,6 +52,9 @@ pub struct ServeConfig {
     pub vendor_url: Option<String>,
     /// What each port accepts: connections in all, per client address, idle time.
     pub connections: ConnectionLimits,
+    /// Ledger entries older than this move from the store into archive segments; `None`: all
+    /// stay in the store.
+    pub archive_after: Option<Duration>,
 }
 
 /// A started server. Dropping it does not stop it; call [`Running::stop`] or
@@ -147,6 +151,13 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     watcher.spawn(state.engine.clone().run_recovery(shutdown.clone()));
     watcher.spawn(state.engine.clone().run_snapshots(shutdown.clone()));
     watcher.spawn(state.engine.clone().run_audit(shutdown.clone()));
+    if let Some(after) = config.archive_after {
+        watcher.spawn(ledger::archive::run(
+            state.store.clone(),
+            after,
+            shutdown.clone(),
+        ));
+    }
     let (server_id, store, engine) = (
         state.identity.server_id.clone(),
         state.store.clone(),

@@ -120,6 +120,39 @@ pub enum ClientCommand {
     Run(ClientRunArgs),
 }
 
+/// How long ledger entries stay in the store: `None` is for ever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention(pub Option<std::time::Duration>);
+
+/// `90`, `90d`, `12h`, `30m`, `10s`, `off` or `0`.
+fn parse_retention(text: &str) -> Result<Retention, String> {
+    if text == "off" || text == "0" {
+        return Ok(Retention(None));
+    }
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "d"),
+    };
+    let seconds = match unit {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" => 1,
+        _ => {
+            return Err(format!(
+                "{text:?}: give days (90), a number with d, h, m or s (90d, 12h), or off"
+            ));
+        }
+    };
+    let n: u64 = number.parse().map_err(|_| {
+        format!("{text:?}: give days (90), a number with d, h, m or s (90d, 12h), or off")
+    })?;
+    if n == 0 || n.saturating_mul(seconds) > 100 * 365 * 86_400 {
+        return Err(format!("{text:?}: between 1 s and 100 years, or off"));
+    }
+    Ok(Retention(Some(std::time::Duration::from_secs(n * seconds))))
+}
+
 #[derive(Debug, Subcommand)]
 pub enum LedgerCommand {
     /// Check every entry's hash and link, as the server does at start. Exit status 1 names the
@@ -299,6 +332,12 @@ pub struct ServeArgs {
     #[arg(long, env = "LICENSE_SERVER_SNAPSHOT_EVERY", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub snapshot_every: u64,
 
+    /// Age after which ledger entries move from the store into compressed archive segments in
+    /// the data directory (`ledger-archive/`): days (`90`), or with a unit (`90d`, `12h`, `30m`,
+    /// `10s`); `off` (or 0) keeps every entry in the store.
+    #[arg(long, env = "LICENSE_SERVER_LEDGER_ARCHIVE_AFTER", default_value = "90d", value_parser = parse_retention)]
+    pub ledger_archive_after: Retention,
+
     /// Seconds after which the server writes a snapshot anyway, if there was any new entry.
     #[arg(long, env = "LICENSE_SERVER_SNAPSHOT_INTERVAL", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub snapshot_interval: u64,
@@ -409,6 +448,21 @@ mod tests {
                 .into_iter()
                 .chain(args.iter().copied());
             assert!(Cli::try_parse_from(all).is_err(), "{args:?} accepted");
+        }
+    }
+
+    #[test]
+    fn the_ledger_retention_takes_days_or_a_unit_or_off() {
+        let after = |args: &[&str]| serve(args).ledger_archive_after.0.map(|d| d.as_secs());
+        assert_eq!(after(&[]), Some(90 * 86_400));
+        assert_eq!(after(&["--ledger-archive-after", "30"]), Some(30 * 86_400));
+        assert_eq!(after(&["--ledger-archive-after", "12h"]), Some(12 * 3_600));
+        assert_eq!(after(&["--ledger-archive-after", "10s"]), Some(10));
+        assert_eq!(after(&["--ledger-archive-after", "off"]), None);
+        assert_eq!(after(&["--ledger-archive-after", "0"]), None);
+        for bad in ["3w", "-1d", "d", "0s", "999999999999d"] {
+            let all = ["license-server", "serve", "--ledger-archive-after", bad];
+            assert!(Cli::try_parse_from(all).is_err(), "{bad} accepted");
         }
     }
 }

@@ -43,6 +43,17 @@ async fn verify_store(store: &Store, dir: &Path, out: &mut dyn Write) -> anyhow:
         "ledger verified: {} entries, chain intact; last hash {}",
         summary.entries, summary.last_hash
     )?;
+    let segments = store.ledger_segments().await?;
+    if let (Some(first), Some(last)) = (segments.first(), segments.last()) {
+        writeln!(
+            out,
+            "archived: entries {} to {} in {} segments ({})",
+            first.first_seq,
+            last.last_seq,
+            segments.len(),
+            ledger::archive::ARCHIVE_DIR
+        )?;
+    }
     let key_file = dir.join(SERVER_KEY_FILE);
     if !key_file.exists() {
         writeln!(

@@ -20,13 +20,17 @@
 //!   or from the entry a snapshot covers;
 //! - [`head`]: the server's signature on the entry the ledger has reached, which finds a ledger
 //!   cut short or rewritten;
+//! - [`archive`]: old entries moved out of the table into compressed [`segment`] files, which
+//!   the reading goes through first;
 //! - [`export`]: the ledger as CSV rows, for billing and audits.
 
+pub mod archive;
 pub mod chain;
 pub mod error;
 pub mod event;
 pub mod export;
 pub mod head;
+pub mod segment;
 pub mod verify;
 pub mod writer;
 

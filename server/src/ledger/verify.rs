@@ -1,15 +1,18 @@
 //! Reading the ledger back: every row in order, each checked against the one before, decoded into
 //! an [`Entry`]. The server replays it at start; `ledger verify` and `ledger export` read it too.
 
+use std::collections::VecDeque;
+
 use time::OffsetDateTime;
 
 use super::{
     chain::{GENESIS_HASH, chain_hash},
     error::LedgerError,
     event::Event,
+    segment::{archive_dir, read_segment},
 };
 use crate::{
-    store::{LedgerRow, Store},
+    store::{LedgerRow, SegmentRow, Store},
     sys::timestamp::parse_rfc3339,
 };
 
@@ -44,13 +47,16 @@ pub async fn verify_from(
     Ok(walk.summary())
 }
 
-/// The ledger read in order, a batch at a time, each entry checked against the one before: for
-/// callers that do something asynchronous between batches (an export streamed over HTTP).
+/// The ledger read in order, a batch at a time, each entry checked against the one before:
+/// first the archived segments (`super::archive`), then the table. For callers that do something
+/// asynchronous between batches (an export streamed over HTTP).
 #[derive(Debug)]
 pub struct Walk<'a> {
     store: &'a Store,
     prev: String,
     next: u64,
+    /// The segments still to read, once looked up (at the first batch).
+    segments: Option<VecDeque<SegmentRow>>,
 }
 
 impl<'a> Walk<'a> {
@@ -64,22 +70,67 @@ impl<'a> Walk<'a> {
             store,
             prev: prev.to_owned(),
             next: after + 1,
+            segments: None,
         }
     }
 
-    /// The next entries, checked; `None` at the end. An error names the first bad entry.
+    /// The next entries, checked; `None` at the end. An error names the first bad entry, or the
+    /// archive segment that is missing or was changed.
     pub async fn next_batch(&mut self) -> Result<Option<Vec<Entry>>, anyhow::Error> {
+        if self.segments.is_none() {
+            let next = self.next;
+            let segments = self.store.ledger_segments().await?;
+            self.segments = Some(
+                segments
+                    .into_iter()
+                    .filter(|s| s.last_seq >= next)
+                    .collect(),
+            );
+        }
+        if let Some(segment) = self.segments.as_mut().and_then(VecDeque::pop_front) {
+            return self.segment(segment).await.map(Some);
+        }
         let rows = self.store.ledger_rows(self.next - 1, 10_000).await?;
         if rows.is_empty() {
             return Ok(None);
         }
         let mut entries = Vec::with_capacity(rows.len());
         for row in rows {
-            entries.push(check_row(&row, self.next, &self.prev)?);
-            self.prev = row.hash;
-            self.next += 1;
+            entries.push(self.check(&row)?);
         }
         Ok(Some(entries))
+    }
+
+    fn check(&mut self, row: &LedgerRow) -> Result<Entry, LedgerError> {
+        let entry = check_row(row, self.next, &self.prev)?;
+        self.prev.clone_from(&row.hash);
+        self.next += 1;
+        Ok(entry)
+    }
+
+    async fn segment(&mut self, segment: SegmentRow) -> Result<Vec<Entry>, anyhow::Error> {
+        let dir = archive_dir(self.store);
+        let (read, segment) =
+            tokio::task::spawn_blocking(move || read_segment(&dir, &segment).map(|r| (r, segment)))
+                .await??;
+        let mut entries = Vec::with_capacity(read.rows.len());
+        let first = self.next;
+        for row in read.rows.iter().filter(|row| row.seq >= first) {
+            entries.push(self.check(row)?);
+        }
+        if self.next != segment.last_seq + 1 || self.prev != segment.last_hash {
+            anyhow::bail!(
+                "{} does not hold the entries it was archived with",
+                read.name
+            );
+        }
+        if !read.unchanged {
+            anyhow::bail!(
+                "{} was changed after it was archived (its SHA-256 does not match)",
+                read.name
+            );
+        }
+        Ok(entries)
     }
 
     /// How many entries were read, and the last one's hash.

@@ -2,6 +2,7 @@
 //!
 //! - `admin`: the licensing admin API over TCP;
 //! - `api`: the API router called with `oneshot`, no network;
+//! - `archive`: old ledger entries moved into segment files, read back, and a missing segment;
 //! - `browse`: the status page's paged sessions and cartridge history;
 //! - `serve`: the whole server started in-process on port 0;
 //! - `connections`: slow, idle and too many connections;
@@ -29,6 +30,7 @@
 
 mod admin;
 mod api;
+mod archive;
 mod binary;
 mod browse;
 mod client;

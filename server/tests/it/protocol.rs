@@ -124,6 +124,7 @@ impl Lab {
             admin_idle_timeout: self.admin_idle,
             vendor_url: self.vendor_url.clone(),
             connections: self.connections,
+            archive_after: None,
         })
         .await
         .unwrap();

@@ -21,6 +21,7 @@ pub async fn start_with(data_dir: &Path, connections: server::ConnectionLimits) 
         admin_idle_timeout: std::time::Duration::from_secs(1800),
         vendor_url: None,
         connections,
+        archive_after: None,
     })
     .await
     .unwrap()
@@ -107,6 +108,7 @@ async fn a_data_dir_in_use_by_a_running_server_is_refused() {
         admin_idle_timeout: std::time::Duration::from_secs(1800),
         vendor_url: None,
         connections: server::ConnectionLimits::default(),
+        archive_after: None,
     })
     .await
     .unwrap_err();
