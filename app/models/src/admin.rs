@@ -97,6 +97,11 @@ pub struct LicensedUser {
     pub last_access_date: String,
 }
 
+/// Longest `since` / `until` of a ledger export, in characters.
+pub const MAX_EXPORT_TIME: usize = 64;
+/// Longest `kind` list of a ledger export, in characters.
+pub const MAX_EXPORT_KINDS: usize = 512;
+
 /// `GET /server/manage/ledger/export?...`: the ledger's export as a download, as `ledger export`
 /// writes it. Every field is optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,18 +110,37 @@ pub struct LicensedUser {
 #[serde(default, deny_unknown_fields)]
 pub struct LedgerExportQuery {
     pub format: LedgerExportFormat,
-    /// Only entries at or after this time: RFC 3339, or a day (`2026-11-01`, midnight UTC).
+    /// Only entries at or after this time: RFC 3339, or a day (`2026-11-01`, midnight UTC). At
+    /// most [`MAX_EXPORT_TIME`] characters.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", param(max_length = 64))]
+    #[cfg_attr(
+        feature = "openapi",
+        param(
+            max_length = 64,
+            pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))?$"
+        )
+    )]
     pub since: Option<String>,
     /// Only entries before this time, in the same forms.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", param(max_length = 64))]
+    #[cfg_attr(
+        feature = "openapi",
+        param(
+            max_length = 64,
+            pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))?$"
+        )
+    )]
     pub until: Option<String>,
     /// Only these kinds, comma-separated (for CSV the row's kind: `license_released` includes
-    /// what `session_closed` entries released).
+    /// what `session_closed` entries released). At most [`MAX_EXPORT_KINDS`] characters.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", param(max_length = 512))]
+    #[cfg_attr(
+        feature = "openapi",
+        param(
+            max_length = 512,
+            pattern = "^(session_opened|license_granted|license_refused|license_released|session_closed|license_installed|license_removed|server_moved|cartridge_assigned|admin_user_changed|licensed_users_cleared)(,(session_opened|license_granted|license_refused|license_released|session_closed|license_installed|license_removed|server_moved|cartridge_assigned|admin_user_changed|licensed_users_cleared))*$"
+        )
+    )]
     pub kind: Option<String>,
 }
 

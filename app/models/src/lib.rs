@@ -19,7 +19,8 @@ pub mod whole;
 
 pub use admin::{
     AuthUser, LedgerExportFormat, LedgerExportQuery, LicenseAnswer, LicensedUser, LicensedUsers,
-    LicensedUsersAnswer, LoginAnswer, LoginRequest, ServerVersion, UserInfo,
+    LicensedUsersAnswer, LoginAnswer, LoginRequest, MAX_EXPORT_KINDS, MAX_EXPORT_TIME,
+    ServerVersion, UserInfo,
 };
 pub use browse::{
     CartridgeHistory, History, MAX_FILTER, MAX_PAGE, Sample, SessionPage, SessionQuery,

@@ -21,7 +21,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use http_body::Frame;
-use models::{ApiError, ErrorCode, LedgerExportFormat, LedgerExportQuery};
+use models::{
+    ApiError, ErrorCode, LedgerExportFormat, LedgerExportQuery, MAX_EXPORT_KINDS, MAX_EXPORT_TIME,
+};
 use tokio::sync::mpsc;
 
 use super::extract::{Refused, SessionToken, Viewer};
@@ -56,6 +58,19 @@ pub async fn export(
     Query(query): Query<LedgerExportQuery>,
 ) -> Result<Response, AppError> {
     let invalid = |why: String| AppError::bad_request(ErrorCode::InvalidQuery, why);
+    let too_long = |text: &Option<String>, most: usize| {
+        text.as_ref().is_some_and(|t| t.chars().count() > most)
+    };
+    if too_long(&query.since, MAX_EXPORT_TIME) || too_long(&query.until, MAX_EXPORT_TIME) {
+        return Err(invalid(format!(
+            "since and until are at most {MAX_EXPORT_TIME} characters"
+        )));
+    }
+    if too_long(&query.kind, MAX_EXPORT_KINDS) {
+        return Err(invalid(format!(
+            "kind is at most {MAX_EXPORT_KINDS} characters"
+        )));
+    }
     let filter = Filter {
         since: query
             .since

@@ -60,6 +60,24 @@ pub const KINDS: [&str; 11] = [
 /// `--since` / `--until`: RFC 3339 (`2026-11-01T00:00:00Z`) or a day (`2026-11-01`, midnight
 /// UTC).
 pub fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
+    // The shape first (`DDDD-DD-DD`, then `T` and a time), as the OpenAPI document's pattern
+    // says: the parsers below would also take a sign or a longer year.
+    let b = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| {
+        b.get(range)
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+    };
+    let shaped = digits(0..4)
+        && b.get(4) == Some(&b'-')
+        && digits(5..7)
+        && b.get(7) == Some(&b'-')
+        && digits(8..10)
+        && (b.len() == 10 || matches!(b.get(10), Some(b'T' | b't')));
+    if !shaped {
+        return Err(format!(
+            "{text:?} is not a time: give RFC 3339 (2026-11-01T00:00:00Z) or a day (2026-11-01)"
+        ));
+    }
     let day = time::macros::format_description!("[year]-[month]-[day]");
     if let Ok(date) = time::Date::parse(text, &day) {
         return Ok(date.midnight().assume_utc());
@@ -74,7 +92,6 @@ pub fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
 /// `--kind`: one or more kinds, comma-separated, each one of [`KINDS`].
 pub fn parse_kinds(text: &str) -> Result<Vec<String>, String> {
     text.split(',')
-        .map(str::trim)
         .map(|kind| {
             if KINDS.contains(&kind) {
                 Ok(kind.to_owned())
@@ -394,9 +411,10 @@ mod tests {
         );
         assert!(parse_time("yesterday").unwrap_err().contains("RFC 3339"));
         assert_eq!(
-            parse_kinds("license_released, license_refused").unwrap(),
+            parse_kinds("license_released,license_refused").unwrap(),
             ["license_released", "license_refused"]
         );
+        assert!(parse_kinds("license_released, license_refused").is_err());
         assert!(
             parse_kinds("grants")
                 .unwrap_err()
