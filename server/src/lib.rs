@@ -16,7 +16,7 @@
 //! | `engine` | sessions, grants, waiters, heartbeats and statistics: a fold of the ledger, decided under one lock; its snapshots, and the background audit of the history before them |
 //! | `licensing` | keys and which of them this build trusts (sealed or development), license files, the licenses directory (install, remove), the inventory of cartridges and pools, this server's identity, activation requests |
 //! | `auth` | administrators: passwords, tokens, the login gate, permissions, licensed users |
-//! | `ledger` | the hash-chained events: the chain, the group-commit writer, verification, the signed head, export |
+//! | `ledger` | the hash-chained events: the chain, the group-commit writer, verification, the signed head, the archive of old entries, export |
 //! | `store` | SQLite, one module per group of tables; the only place with SQL |
 //! | `http` | what the HTTP rooms share: the one error type and its mapping from the domain's errors, extractors, common layers, the embedded web UI |
 //! | `sys` | the machine: the data directory and its lock, atomic files, signals, logging, hex and time text |
