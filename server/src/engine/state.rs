@@ -261,6 +261,9 @@ impl State {
                 }
                 if let Some(session) = self.sessions.get_mut(session_id) {
                     session.status = *status;
+                    // Retries are answered for running sessions only: an ended session's request
+                    // ids are dead weight in memory and in every snapshot.
+                    session.requests = HashMap::new();
                     self.ended.push_back(*session_id);
                 }
                 // Waiters of an ended session get nothing: dropping their senders tells them.
