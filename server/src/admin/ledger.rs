@@ -30,10 +30,7 @@ use super::extract::{Refused, SessionToken, Viewer};
 use crate::{
     app::AppState,
     http::{AppError, extract::Query},
-    ledger::{
-        Walk,
-        export::{Exporter, Filter, Format, parse_kinds, parse_time},
-    },
+    ledger::export::{Export, Filter, Format, parse_kinds, parse_time},
 };
 
 /// Chunks (one per batch of entries) waiting for the client.
@@ -107,24 +104,11 @@ pub async fn export(
     let (chunks, receiver) = mpsc::channel(QUEUED_CHUNKS);
     let store = state.store.clone();
     tokio::spawn(async move {
-        let mut exporter = Exporter::new(format, filter);
-        let mut chunk = Vec::new();
-        exporter.header(&mut chunk);
-        let mut walk = Walk::from_genesis(&store);
+        let mut export = Export::new(&store, format, filter);
         loop {
-            let sent = match walk.next_batch().await {
-                Ok(Some(entries)) => {
-                    for entry in &entries {
-                        exporter.entry(entry, &mut chunk);
-                    }
-                    chunks
-                        .send(Ok(Bytes::from(std::mem::take(&mut chunk))))
-                        .await
-                }
-                Ok(None) => {
-                    let _ = chunks.send(Ok(Bytes::from(chunk))).await;
-                    return;
-                }
+            let sent = match export.next_chunk().await {
+                Ok(Some(chunk)) => chunks.send(Ok(Bytes::from(chunk))).await,
+                Ok(None) => return,
                 Err(e) => {
                     tracing::error!(error = format!("{e:#}"), "the ledger export stopped");
                     let _ = chunks

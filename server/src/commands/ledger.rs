@@ -10,8 +10,8 @@ use crate::{
     cli::{DataDirArg, ExportFormat},
     engine::snapshot::snapshot_head,
     ledger::{
-        self, Walk,
-        export::{Exporter, Filter, Format},
+        self,
+        export::{Export, Filter, Format},
         head::{self, SignedHead},
     },
     licensing::keys::KeyPair,
@@ -156,36 +156,27 @@ pub async fn export(
         ExportFormat::Csv => Format::Csv,
         ExportFormat::Jsonl => Format::Jsonl,
     };
-    let exporter = Exporter::new(format, filter);
     let written = match target {
         Some(path) => {
             let mut file = Staged::create(path, Mode::Private)
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            match stream(&store, exporter, &mut file).await {
+            match stream(Export::new(&store, format, filter), &mut file).await {
                 Ok(()) => file
                     .commit()
                     .with_context(|| format!("cannot write {}", path.display())),
                 Err(e) => Err(e),
             }
         }
-        None => stream(&store, exporter, out).await,
+        None => stream(Export::new(&store, format, filter), out).await,
     };
     store.close().await;
     written
 }
 
-async fn stream(store: &Store, mut exporter: Exporter, out: &mut dyn Write) -> anyhow::Result<()> {
-    let mut chunk = Vec::new();
-    exporter.header(&mut chunk);
-    let mut walk = Walk::from_genesis(store);
-    while let Some(entries) = walk.next_batch().await? {
-        for entry in &entries {
-            exporter.entry(entry, &mut chunk);
-        }
+async fn stream(mut export: Export<'_>, out: &mut dyn Write) -> anyhow::Result<()> {
+    while let Some(chunk) = export.next_chunk().await? {
         out.write_all(&chunk)?;
-        chunk.clear();
     }
-    out.write_all(&chunk)?;
     out.flush()?;
     Ok(())
 }

@@ -2,9 +2,9 @@
 //! `session_closed` entry released) or JSON lines, as `ledger export` and the admin API's download
 //! write them, e.g. for billing postpay usage.
 //!
-//! An [`Exporter`] turns entries into bytes one at a time, so an export streams: the whole
-//! ledger is never in memory, only the grants still held (a release row names the product of its
-//! grant, which came earlier).
+//! An [`Export`] reads the ledger a batch at a time and turns each batch into bytes, so an export
+//! streams: the whole ledger is never in memory, only the grants still held (a release row names
+//! the product of its grant, which came earlier).
 
 use std::{collections::HashMap, io::Write};
 
@@ -12,8 +12,11 @@ use models::LicenseType;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::{event::Event, verify::Entry};
-use crate::sys::timestamp::rfc3339;
+use super::{
+    event::Event,
+    verify::{Entry, Walk},
+};
+use crate::{store::Store, sys::timestamp::rfc3339};
 
 /// How an export is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,16 +108,54 @@ pub fn parse_kinds(text: &str) -> Result<Vec<String>, String> {
         .collect()
 }
 
+/// The export of the ledger in a store, from its first entry, each checked on the way.
+#[derive(Debug)]
+pub struct Export<'a> {
+    walk: Walk<'a>,
+    exporter: Exporter,
+    header_written: bool,
+}
+
+impl<'a> Export<'a> {
+    pub fn new(store: &'a Store, format: Format, filter: Filter) -> Self {
+        Self {
+            walk: Walk::from_genesis(store),
+            exporter: Exporter::new(format, filter),
+            header_written: false,
+        }
+    }
+
+    /// The bytes of the next batch of entries (the first comes with the header); `None` at the
+    /// end. An error names the first entry that does not check out.
+    pub async fn next_chunk(&mut self) -> anyhow::Result<Option<Vec<u8>>> {
+        let mut chunk = Vec::new();
+        if !self.header_written {
+            self.exporter.header(&mut chunk);
+            self.header_written = true;
+        }
+        match self.walk.next_batch().await? {
+            Some(entries) => {
+                for entry in &entries {
+                    self.exporter.entry(entry, &mut chunk);
+                }
+                Ok(Some(chunk))
+            }
+            // An empty ledger still has its header.
+            None => Ok((!chunk.is_empty()).then_some(chunk)),
+        }
+    }
+}
+
 /// Writes entries, in ledger order, as `format` (after the header, for CSV).
 #[derive(Debug)]
-pub struct Exporter {
+struct Exporter {
     format: Format,
     filter: Filter,
     csv: Csv,
 }
 
 impl Exporter {
-    pub fn new(format: Format, filter: Filter) -> Self {
+    fn new(format: Format, filter: Filter) -> Self {
         Self {
             format,
             filter,
@@ -123,7 +164,7 @@ impl Exporter {
     }
 
     /// What comes before the first entry.
-    pub fn header(&self, out: &mut Vec<u8>) {
+    fn header(&self, out: &mut Vec<u8>) {
         if self.format == Format::Csv {
             out.extend_from_slice(CSV_COLUMNS.join(",").as_bytes());
             out.push(b'\n');
@@ -132,7 +173,7 @@ impl Exporter {
 
     /// Appends what `entry` contributes. Every entry must pass through here, in order, also
     /// those outside the filter: a release row needs its grant.
-    pub fn entry(&mut self, entry: &Entry, out: &mut Vec<u8>) {
+    fn entry(&mut self, entry: &Entry, out: &mut Vec<u8>) {
         let in_range = self.filter.in_range(entry.at);
         match self.format {
             Format::Jsonl => {
