@@ -8,11 +8,11 @@ use super::inputs::open_store;
 use crate::{
     app::SERVER_KEY_FILE,
     cli::{DataDirArg, ExportFormat},
-    engine::snapshot::snapshot_head,
+    engine::snapshot::newest_head,
     ledger::{
         self,
         export::{Export, Filter, Format},
-        head::{self, SignedHead},
+        head,
     },
     licensing::keys::KeyPair,
     store::Store,
@@ -63,17 +63,13 @@ async fn verify_store(store: &Store, dir: &Path, out: &mut dyn Write) -> anyhow:
         return Ok(());
     }
     let key = KeyPair::load(&key_file)?.public_key();
-    let mut newest = head::read_file(dir, &key)?;
     let snapshots = store.snapshots().await?;
-    for meta in &snapshots {
-        match snapshot_head(meta, &key) {
-            Ok(head) => newest = SignedHead::newest(newest, Some(head)),
-            Err(e) => writeln!(
-                out,
-                "warning: the snapshot at entry {} cannot be used: {e:#}",
-                meta.seq
-            )?,
-        }
+    let (newest, unusable) = newest_head(dir, &key, &snapshots)?;
+    for (seq, e) in unusable {
+        writeln!(
+            out,
+            "warning: the snapshot at entry {seq} cannot be used: {e:#}"
+        )?;
     }
     match newest {
         Some(head) => {

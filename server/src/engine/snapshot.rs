@@ -289,12 +289,8 @@ pub(super) async fn restore(
              (`license-server ledger verify` shows more)"
         )
     };
-    let mut newest = head::read_file(dir, key).map_err(refuse)?;
-    for meta in &snapshots {
-        if let Ok(head) = snapshot_head(meta, key) {
-            newest = SignedHead::newest(newest, Some(head));
-        }
-    }
+    // A snapshot whose head does not check out is skipped below, with its WARN.
+    let (newest, _) = newest_head(dir, key, &snapshots).map_err(refuse)?;
     if let Some(head) = &newest {
         head::check(store, head).await.map_err(refuse)?;
     }
@@ -340,6 +336,28 @@ fn failed_verification(e: anyhow::Error) -> anyhow::Error {
         "the ledger in the store failed verification: {e:#}; the server will not grant from \
          a ledger that was tampered with"
     )
+}
+
+/// Snapshots whose signed head does not check out: the entry each covers, and why.
+pub type Unusable = Vec<(u64, anyhow::Error)>;
+
+/// The newest head this server signed: of the head file in `dir` (an error if it is there and
+/// does not check out) and of the `snapshots`; and each snapshot whose head does not check out,
+/// with why.
+pub fn newest_head(
+    dir: &Path,
+    key: &VerifyingKey,
+    snapshots: &[SnapshotMeta],
+) -> Result<(Option<SignedHead>, Unusable), head::HeadError> {
+    let mut newest = head::read_file(dir, key)?;
+    let mut unusable = Vec::new();
+    for meta in snapshots {
+        match snapshot_head(meta, key) {
+            Ok(head) => newest = SignedHead::newest(newest, Some(head)),
+            Err(e) => unusable.push((meta.seq, e)),
+        }
+    }
+    Ok((newest, unusable))
 }
 
 /// The signed head stored with a snapshot, checked against the server's key and the snapshot.
