@@ -241,10 +241,10 @@ async fn run_writer(
         let idle = checkpointing.as_ref().is_none_or(|c| c.is_finished());
         // The WAL's size is one `stat` per batch: a run of small commits (few clients, each
         // commit a few pages) grows it faster per row than big batches do.
-        let store = health.store();
-        let oversized = idle && !rows.is_empty() && store.wal_bytes() > WAL_TRUNCATE_AT;
+        let oversized = idle && !rows.is_empty() && health.store().wal_bytes() > WAL_TRUNCATE_AT;
         if oversized || (since_checkpoint >= CHECKPOINT_EVERY && idle) {
             since_checkpoint = 0;
+            let store = health.store();
             let mode = if oversized {
                 Checkpoint::Truncate
             } else {
