@@ -24,21 +24,10 @@ async fn old_entries_move_to_segments_and_a_missing_segment_is_found() {
     let server = customer
         .start_with(&vendor, &["--ledger-archive-after", "1s"])
         .await;
-    let log = server.log();
-    let mut archived = None;
-    for _ in 0..100 {
-        archived = log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|e| e["message"] == "ledger entries archived");
-        if archived.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let archived = archived.expect("entries archived at start");
+    let archived = server
+        .logged("ledger entries archived")
+        .await
+        .expect("entries archived at start");
     assert_eq!(
         (archived["first"].as_u64(), archived["last"].as_u64()),
         (Some(1), Some(5))
@@ -81,16 +70,7 @@ async fn old_entries_move_to_segments_and_a_missing_segment_is_found() {
         stderr(&verified)
     );
     let server = customer.start(&vendor).await;
-    let ready = format!("http://{}/ready", server.api_addr);
-    let mut reason = String::new();
-    for _ in 0..100 {
-        let answer = reqwest::get(&ready).await.unwrap();
-        if answer.status() == 503 {
-            reason = answer.text().await.unwrap();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let reason = server.unready().await;
     assert!(reason.contains("is missing"), "{reason}");
     assert!(server.terminate().await);
 }

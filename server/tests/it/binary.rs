@@ -212,6 +212,38 @@ impl ServerProcess {
             .to_owned()
     }
 
+    /// The first log event whose message is `message`, waiting up to 10 s for it to be logged.
+    pub async fn logged(&self, message: &str) -> Option<serde_json::Value> {
+        for _ in 0..100 {
+            let found = self
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|e| e["message"] == message);
+            if found.is_some() {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        None
+    }
+
+    /// Polls `/ready` on the API port until it answers 503, up to 10 s: that answer's body (empty
+    /// if it stayed ready).
+    pub async fn unready(&self) -> String {
+        let ready = format!("http://{}/ready", self.api_addr);
+        for _ in 0..100 {
+            let answer = reqwest::get(&ready).await.unwrap();
+            if answer.status() == 503 {
+                return answer.text().await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        String::new()
+    }
+
     /// The server's highest resident memory so far (`VmHWM`), in bytes; Linux only.
     pub fn peak_memory(&self) -> u64 {
         let status =

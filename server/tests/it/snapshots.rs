@@ -3,7 +3,7 @@
 //! `ledger verify`: cut short, rewritten with recomputed hashes, appended to after a clean stop,
 //! an old entry edited in place (found by the audit while the server runs).
 
-use std::{path::Path, time::Duration};
+use std::path::Path;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -158,20 +158,13 @@ async fn a_start_loads_the_newest_snapshot_and_a_damaged_snapshot_falls_back_to_
     let loaded = logged(&server.startup_log, "ledger verified and replayed").unwrap();
     assert_eq!(loaded["snapshot"], "none", "{loaded}");
     assert_eq!(statistics(&server.data().await), before);
-    let log = server.log();
-    let mut written = false;
-    for _ in 0..50 {
-        written = log
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.contains("snapshot of the ledger's state written"));
-        if written {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(written, "no snapshot after a start from genesis");
+    assert!(
+        server
+            .logged("snapshot of the ledger's state written")
+            .await
+            .is_some(),
+        "no snapshot after a start from genesis"
+    );
     assert!(server.terminate().await);
     let (ok, text) = verify(&customer).await;
     assert!(ok, "{text}");
@@ -309,17 +302,7 @@ async fn an_old_entry_edited_in_place_is_found_by_the_audit_while_the_server_run
 
     // The start reads only what follows the snapshot; the audit then reads the rest.
     let server = customer.start(&vendor).await;
-    let ready = format!("http://{}/ready", server.api_addr);
-    let mut answer = Value::Null;
-    for _ in 0..100 {
-        let response = reqwest::get(&ready).await.unwrap();
-        if response.status() == 503 {
-            answer = response.json().await.unwrap();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let reason = answer.to_string();
+    let reason = server.unready().await;
     assert!(
         reason.contains("ledger entry 3 is not valid") && reason.contains("edited"),
         "{reason}"
