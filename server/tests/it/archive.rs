@@ -8,16 +8,12 @@ use serde_json::Value;
 
 use crate::{
     binary::{run, stderr},
-    ledger::{exported_events, some_activity},
-    licensing::licensed,
+    ledger::{exported_events, stopped_after_activity},
 };
 
 #[tokio::test]
 async fn old_entries_move_to_segments_and_a_missing_segment_is_found() {
-    let (vendor, customer) = licensed(&["7:0:Runner:2:0", "8:0:Cruncher:0:500"]).await;
-    let server = customer.start(&vendor).await;
-    some_activity(&server.license_addr).await;
-    assert!(server.terminate().await);
+    let (vendor, customer) = stopped_after_activity().await;
     let before = exported_events(customer.data_dir()).await;
     // The stop wrote a snapshot at the last entry; everything before it is older than 1 s soon.
     tokio::time::sleep(Duration::from_millis(1100)).await;

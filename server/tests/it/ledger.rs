@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use crate::{
     binary::{run, stderr},
-    licensing::licensed,
+    licensing::{Customer, Vendor, licensed},
 };
 
 /// `ledger export --format jsonl`, parsed.
@@ -24,6 +24,16 @@ pub async fn exported_events(data_dir: &str) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+/// A licensed data directory (product 7: 2 seats, product 8: 500 credits) whose server ran
+/// [`some_activity`] and stopped cleanly: a ledger of 6 entries.
+pub async fn stopped_after_activity() -> (Vendor, Customer) {
+    let (vendor, customer) = licensed(&["7:0:Runner:2:0", "8:0:Cruncher:0:500"]).await;
+    let server = customer.start(&vendor).await;
+    some_activity(&server.license_addr).await;
+    assert!(server.terminate().await);
+    (vendor, customer)
 }
 
 /// Opens a session, takes a runcount and a credit license, releases one and closes.

@@ -11,7 +11,7 @@ use sqlx::SqlitePool;
 
 use crate::{
     binary::{run, stderr},
-    ledger::some_activity,
+    ledger::{some_activity, stopped_after_activity},
     licensing::{Customer, Vendor, licensed},
 };
 
@@ -173,10 +173,7 @@ async fn a_start_loads_the_newest_snapshot_and_a_damaged_snapshot_falls_back_to_
 
 #[tokio::test]
 async fn a_ledger_cut_short_rewritten_or_appended_to_is_refused_at_start_and_by_verify() {
-    let (vendor, customer) = licensed(&["7:0:Runner:2:0", "8:0:Cruncher:0:500"]).await;
-    let server = customer.start(&vendor).await;
-    some_activity(&server.license_addr).await;
-    assert!(server.terminate().await);
+    let (vendor, customer) = stopped_after_activity().await;
     let (ok, text) = verify(&customer).await;
     assert!(ok, "{text}");
     assert!(
@@ -289,10 +286,7 @@ async fn a_ledger_cut_short_rewritten_or_appended_to_is_refused_at_start_and_by_
 
 #[tokio::test]
 async fn an_old_entry_edited_in_place_is_found_by_the_audit_while_the_server_runs() {
-    let (vendor, customer) = licensed(&["7:0:Runner:2:0", "8:0:Cruncher:0:500"]).await;
-    let server = customer.start(&vendor).await;
-    some_activity(&server.license_addr).await;
-    assert!(server.terminate().await);
+    let (vendor, customer) = stopped_after_activity().await;
     let pool = db(&customer).await;
     sqlx::query("UPDATE ledger SET body = replace(body, 'render-7', 'render-8') WHERE seq = 3")
         .execute(&pool)
