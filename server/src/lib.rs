@@ -12,6 +12,7 @@
 //! | `protocol` | the license port's routes: sessions, license requests, heartbeats, releases |
 //! | `status` | `data.json`, `sessions.json`, `history.json`, `/health`: what the status page reads |
 //! | `admin` | the admin API: logins, licenses, licensed users, force-release, and the calls to the vendor service (`remote`) |
+//! | `anchoring` | the ledger's head and usage reported to the vendor service, so a rewritten history shows there |
 //! | `vendor` | the vendor licensing service (`license-vendor serve`): catalog, logins, activations |
 //! | `engine` | sessions, grants, waiters, heartbeats and statistics: a fold of the ledger, decided under one lock; its snapshots, and the background audit of the history before them |
 //! | `licensing` | keys and which of them this build trusts (sealed or development), license files, the licenses directory (install, remove), the inventory of cartridges and pools, this server's identity, activation requests |
@@ -28,7 +29,7 @@
 //! Data flows one way, and so do imports:
 //!
 //! ```text
-//! serve → ports → protocol, status, admin, vendor → app → engine, licensing, auth → ledger → store
+//! serve → ports → protocol, status, admin, vendor → anchoring → app → engine, licensing, auth → ledger → store
 //! ```
 //!
 //! `engine` reads `licensing` (the inventory it grants from); neither imports anything above it.
@@ -45,6 +46,7 @@
 //! (`tests/it`) use is re-exported below.
 
 mod admin;
+mod anchoring;
 mod app;
 mod auth;
 pub mod cli;
@@ -77,7 +79,7 @@ pub use crate::{
         file as license_file,
         identity::{Binding, Identity, ServerId, hostname},
         keys::{KeyPair, TrustedKeys},
-        receipt, server_document,
+        ledger_report, receipt, server_document,
     },
     openapi::{api_port_doc, combined_doc, license_port_doc},
     ports::{api_port, license_port},

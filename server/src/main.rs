@@ -95,6 +95,7 @@ async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
         vendor_url: args.vendor_url,
         admin_idle_timeout: std::time::Duration::from_secs(args.session_idle_timeout),
         archive_after: args.ledger_archive_after.0,
+        ledger_report_every: args.ledger_report_every.0,
     })
     .await?;
     tracing::info!(

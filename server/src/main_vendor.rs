@@ -51,8 +51,15 @@ async fn run(command: VendorCommand) -> anyhow::Result<()> {
         VendorCommand::CheckReceipt { file } => {
             commands::vendor::check_receipt(&file, &mut io::stdout())
         }
+        VendorCommand::LedgerHeads {
+            data_dir,
+            server_id,
+        } => commands::vendor_heads::list(&data_dir, server_id.as_deref(), &mut io::stdout()).await,
         VendorCommand::Keygen { out_dir } => commands::vendor::keygen(&out_dir, &mut io::stdout()),
         VendorCommand::Issue(args) => {
+            if let (Some(request), Some(dir)) = (&args.request, &args.vendor_data_dir) {
+                commands::vendor_heads::record_request(request, dir, &mut io::stderr()).await?;
+            }
             // The license file goes to stdout; a note about `--out` goes to stderr.
             if args.out.is_some() {
                 commands::vendor::issue(&args, &mut io::stderr())

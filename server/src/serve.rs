@@ -19,6 +19,7 @@ use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    anchoring,
     app::{App, AppConfig, LedgerTask},
     engine::{Engine, EngineConfig},
     http::accept::{self, ConnectionLimits},
@@ -55,6 +56,9 @@ pub struct ServeConfig {
     /// Ledger entries older than this move from the store into archive segments; `None`: all
     /// stay in the store.
     pub archive_after: Option<Duration>,
+    /// How often the ledger's head is reported to the vendor service (with `vendor_url`);
+    /// `None`: only with activations.
+    pub ledger_report_every: Option<Duration>,
 }
 
 /// A started server. Dropping it does not stop it; call [`Running::stop`] or
@@ -157,6 +161,9 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
             after,
             shutdown.clone(),
         ));
+    }
+    if let (Some(every), Some(_)) = (config.ledger_report_every, &state.vendor) {
+        watcher.spawn(anchoring::run(state.clone(), every, shutdown.clone()));
     }
     let (server_id, store, engine) = (
         state.identity.server_id.clone(),

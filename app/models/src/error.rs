@@ -134,6 +134,12 @@ error_codes! {
     DeactivationReceiptInvalid = "DEACTIVATION_RECEIPT_INVALID",
     ReceiptKeyMismatch = "RECEIPT_KEY_MISMATCH",
     ActivationRequestInvalid = "ACTIVATION_REQUEST_INVALID",
+    /// A ledger report that is malformed, badly signed or out of bounds.
+    LedgerReportInvalid = "LEDGER_REPORT_INVALID",
+    /// A ledger report from a server the vendor has never activated or seen.
+    ServerUnknown = "SERVER_UNKNOWN",
+    /// A ledger report signed by another key than the one the server activated with.
+    ServerKeyMismatch = "SERVER_KEY_MISMATCH",
 }
 
 impl ErrorCode {

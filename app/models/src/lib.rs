@@ -36,6 +36,6 @@ pub use status::{
     Location, RefusalReason, Server, ServerMoved, ServerStatus, Session, SessionStatus, StatusData,
 };
 pub use vendor::{
-    ActivateRequest, Activated, Activation, DeactivateRequest, Deactivated, RemoteLicense,
-    RemoteLicenses, RemoteRules,
+    ActivateRequest, Activated, Activation, DeactivateRequest, Deactivated, HeadVerdict,
+    LedgerReportAnswer, LedgerReportRequest, RemoteLicense, RemoteLicenses, RemoteRules,
 };

@@ -85,3 +85,77 @@ pub struct Deactivated {
 pub struct Activated {
     pub license_file: String,
 }
+
+/// `POST /vendor/v1/ledger-reports`: a license server anchors its ledger's head at its vendor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LedgerReportRequest {
+    /// The server's signed ledger report, as the text of its document.
+    pub report: String,
+}
+
+/// What the vendor concluded from a ledger head, compared with the heads it kept of that server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum HeadVerdict {
+    /// The first head the vendor sees of this server.
+    First,
+    /// The head the vendor has already.
+    Same,
+    /// A head after the last one, from a ledger that still holds the last one.
+    Extends,
+    /// A head after the last one that does not say what the ledger holds at the last one (an
+    /// offline request from a server that lost track of its reports): not checked.
+    Unlinked,
+    /// The ledger has another hash at an entry the vendor kept: its history was rewritten.
+    Rewritten,
+    /// The ledger ends before, or no longer holds, an entry the vendor kept.
+    Truncated,
+}
+
+impl HeadVerdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::First => "first",
+            Self::Same => "same",
+            Self::Extends => "extends",
+            Self::Unlinked => "unlinked",
+            Self::Rewritten => "rewritten",
+            Self::Truncated => "truncated",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::First,
+            Self::Same,
+            Self::Extends,
+            Self::Unlinked,
+            Self::Rewritten,
+            Self::Truncated,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == text)
+    }
+
+    /// A finding against the server's history, kept until the vendor looks into it.
+    pub fn is_tampering(self) -> bool {
+        matches!(self, Self::Rewritten | Self::Truncated)
+    }
+}
+
+/// The answer to a [`LedgerReportRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LedgerReportAnswer {
+    /// What the vendor concluded, when it recorded the head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<HeadVerdict>,
+    /// Set instead of `verdict`: the report must also say what the ledger holds at this entry
+    /// (the last one the vendor kept); nothing was recorded. Send it again with that link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needs_link: Option<u64>,
+    /// The vendor's words.
+    pub detail: String,
+}

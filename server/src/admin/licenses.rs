@@ -10,6 +10,7 @@ use models::{ApiError, ErrorCode, License, LicenseAnswer};
 
 use super::extract::{Editor, Refused, SessionToken, Viewer};
 use crate::{
+    anchoring,
     app::AppState,
     http::{
         AppError,
@@ -156,7 +157,12 @@ pub async fn activation_request(
     State(state): State<AppState>,
     _: Editor,
 ) -> Result<impl IntoResponse, AppError> {
-    let text = activation::create(&state.identity, &state.server_key)?;
+    let ledger = anchoring::summary(&state, None).await?;
+    let seq = ledger.as_ref().map(|l| l.seq);
+    let text = activation::create(&state.identity, &state.server_key, ledger)?;
+    if let Some(seq) = seq {
+        anchoring::reported::remember_in(&state, seq).await?;
+    }
     let id = state.identity.server_id.as_str();
     let file = format!(
         "attachment; filename=\"activation-request-{}.json\"",

@@ -22,6 +22,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use super::extract::{Editor, LicensingToken, Refused, SessionToken, Viewer};
 use crate::{
+    anchoring,
     app::AppState,
     http::{
         AppError,
@@ -271,8 +272,18 @@ pub async fn remote_activate(
     Path(key): Path<String>,
 ) -> Result<axum::Json<LicenseAnswer>, AppError> {
     let token = licensing_token(&headers)?;
+    // Anchor the head first, so the request's own head links to what the vendor kept; a vendor
+    // that does not know this server yet records the request's head as the first.
+    if let Err(e) = anchoring::reporter::report(&state).await {
+        tracing::warn!(
+            error = format!("{e:#}"),
+            "cannot report the ledger's head before activating"
+        );
+    }
+    let ledger = anchoring::summary(&state, None).await?;
+    let seq = ledger.as_ref().map(|l| l.seq);
     let request = ActivateRequest {
-        request: activation::create(&state.identity, &state.server_key)?,
+        request: activation::create(&state.identity, &state.server_key, ledger)?,
     };
     let path = format!("/vendor/v1/licenses/{key}/activations");
     let activated: Activated =
@@ -304,6 +315,9 @@ pub async fn remote_activate(
         }
         Err(error) => return Err(error.into()),
     };
+    if let Some(seq) = seq {
+        anchoring::reported::remember_in(&state, seq).await?;
+    }
     tracing::info!(key = %key, by = %admin.actor(), "license activated from the vendor and installed");
     Ok(axum::Json(LicenseAnswer {
         license: installed.verified.license,

@@ -338,6 +338,13 @@ pub struct ServeArgs {
     #[arg(long, env = "LICENSE_SERVER_LEDGER_ARCHIVE_AFTER", default_value = "90d", value_parser = parse_retention)]
     pub ledger_archive_after: Retention,
 
+    /// How often the server reports its ledger's head and usage to the vendor service
+    /// (`--vendor-url`), which keeps the heads so a rewritten history shows there: days (`1`),
+    /// or with a unit (`1d`, `12h`, `30m`, `10s`); `off` (or 0) reports only with activations.
+    /// The first report goes at start.
+    #[arg(long, env = "LICENSE_SERVER_LEDGER_REPORT_EVERY", default_value = "1d", value_parser = parse_retention)]
+    pub ledger_report_every: Retention,
+
     /// Seconds after which the server writes a snapshot anyway, if there was any new entry.
     #[arg(long, env = "LICENSE_SERVER_SNAPSHOT_INTERVAL", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub snapshot_interval: u64,

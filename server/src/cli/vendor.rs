@@ -43,6 +43,16 @@ pub enum VendorCommand {
         /// The receipt file; `-` reads standard input.
         file: PathBuf,
     },
+    /// The ledger heads license servers reported to the licensing service, each server's
+    /// status, and any server whose ledger history was rewritten or cut short.
+    LedgerHeads {
+        /// The licensing service's data directory (`serve --data-dir`).
+        #[arg(long, env = "LICENSE_VENDOR_DATA_DIR", default_value = "./vendor-data")]
+        data_dir: PathBuf,
+        /// One server: every head it reported, and its usage as of the newest.
+        #[arg(long, value_name = "ID")]
+        server_id: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -120,6 +130,11 @@ pub struct IssueArgs {
     /// Where to write the license file (default: standard output).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// The licensing service's data directory (`serve --data-dir`): the ledger head the
+    /// `--request` carries is recorded there and checked against the server's earlier heads
+    /// (see `ledger-heads`).
+    #[arg(long, value_name = "DIR", requires = "request")]
+    pub vendor_data_dir: Option<PathBuf>,
 }
 
 /// `ID:MAJOR:NAME:RUNCOUNT:CREDITS[:postpay]`. Numbers are read from both ends, so the name in the

@@ -16,3 +16,4 @@ mod spawned_server;
 mod startup_bench;
 pub mod user;
 pub mod vendor;
+pub mod vendor_heads;

@@ -1,4 +1,5 @@
-//! `license-vendor keygen`, `issue`, `hash-secret` and `check-receipt`.
+//! `license-vendor keygen`, `issue`, `hash-secret` and `check-receipt` (`ledger-heads` is in
+//! [`super::vendor_heads`]).
 
 use std::io::Write;
 

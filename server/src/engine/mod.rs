@@ -21,7 +21,7 @@
 //!   token that every call on a session must carry;
 //! - [`grants`]: license requests, the waiting queue, releases; [`search`]: which cartridge answers;
 //! - [`views`]: statistics and sessions as the status page shows them, paged by [`browse`], and
-//!   the sampled [`history`];
+//!   the sampled [`history`]; [`usage`]: the counters as of a durable entry, for the vendor;
 //! - [`error`]: why a request was refused, in the domain's words (HTTP maps them elsewhere).
 //!
 //! The model-based test, which checks every answer against a reference model and the replay
@@ -41,6 +41,7 @@ pub mod sessions;
 pub mod snapshot;
 pub mod snapshots;
 pub mod state;
+pub mod usage;
 pub mod views;
 
 #[cfg(test)]

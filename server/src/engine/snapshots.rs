@@ -31,7 +31,10 @@ use super::{
     snapshot::{Body, FORMAT},
 };
 use crate::{
-    ledger::head::{self, SignedHead},
+    ledger::{
+        Commit,
+        head::{self, SignedHead},
+    },
     store::{SnapshotRow, Store},
 };
 
@@ -181,18 +184,10 @@ impl Engine {
             (body, barrier, copying.elapsed())
         };
         let body = tokio::task::spawn_blocking(move || body.sorted()).await?;
-        let seq = barrier
-            .durable()
-            .await?
-            .max(self.snapshots.rebuilt.load(Ordering::SeqCst));
-        if seq == 0 {
+        let Some((seq, hash)) = self.covered_by(barrier).await? else {
             return Ok(None);
-        }
+        };
         let store = self.writer.store();
-        let hash = store
-            .ledger_hash(seq)
-            .await?
-            .with_context(|| format!("ledger entry {seq} is not in the store"))?;
         let size = save(
             &store,
             &self.snapshots.signer,
@@ -217,6 +212,29 @@ impl Engine {
             "snapshot of the ledger's state written"
         );
         Ok(Some(taken))
+    }
+
+    /// The entry (number and hash) that what was applied before `barrier` was queued covers,
+    /// once the barrier is durable: the last the writer committed before it, or the one the
+    /// state was rebuilt up to. `None` while the ledger is empty.
+    pub(super) async fn covered_by(
+        &self,
+        barrier: Commit,
+    ) -> anyhow::Result<Option<(u64, String)>> {
+        let seq = barrier
+            .durable()
+            .await?
+            .max(self.snapshots.rebuilt.load(Ordering::SeqCst));
+        if seq == 0 {
+            return Ok(None);
+        }
+        let hash = self
+            .writer
+            .store()
+            .ledger_hash(seq)
+            .await?
+            .with_context(|| format!("ledger entry {seq} is not in the store"))?;
+        Ok(Some((seq, hash)))
     }
 
     /// Signs the ledger's last entry as the head of a server that is running (`stopped` false)

@@ -98,3 +98,24 @@ pub fn read_segment(dir: &Path, segment: &SegmentRow) -> anyhow::Result<ReadSegm
         name,
     })
 }
+
+/// The hash of ledger entry `seq`, in the store or in the archive segment that holds it; `None`
+/// if neither does.
+pub async fn hash_at(store: &Store, seq: u64) -> anyhow::Result<Option<String>> {
+    if let Some(hash) = store.ledger_hash(seq).await? {
+        return Ok(Some(hash));
+    }
+    let segments = store.ledger_segments().await?;
+    let Some(segment) = segments
+        .into_iter()
+        .find(|s| (s.first_seq..=s.last_seq).contains(&seq))
+    else {
+        return Ok(None);
+    };
+    if segment.last_seq == seq {
+        return Ok(Some(segment.last_hash));
+    }
+    let dir = archive_dir(store);
+    let read = tokio::task::spawn_blocking(move || read_segment(&dir, &segment)).await??;
+    Ok(read.rows.into_iter().find(|r| r.seq == seq).map(|r| r.hash))
+}

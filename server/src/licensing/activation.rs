@@ -9,14 +9,14 @@
 
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 
 use super::{
     identity::Identity,
     keys::KeyPair,
+    ledger_report::LedgerSummary,
     server_document::{self, DocumentError, Kind},
 };
-use crate::sys::{VERSION, timestamp::rfc3339};
+use crate::sys::VERSION;
 
 pub const FORMAT: &str = "license-server-activation-request-v1";
 const SIGNING_CONTEXT: &[u8] = b"license-server activation request v1\n";
@@ -35,6 +35,10 @@ pub struct ActivationRequest {
     pub created: String,
     /// 128 random bits, hex: two requests are never the same document.
     pub nonce: String,
+    /// Where this server's ledger stands, for the vendor to keep (see [`super::ledger_report`]).
+    /// Absent in requests of servers without a ledger yet, and of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<LedgerSummary>,
 }
 
 /// The error of [`verify`].
@@ -48,16 +52,20 @@ pub const KIND: Kind = Kind {
 };
 
 /// A new signed request, as the text of a file.
-pub fn create(identity: &Identity, key: &KeyPair) -> anyhow::Result<String> {
-    let now = OffsetDateTime::now_utc();
+pub fn create(
+    identity: &Identity,
+    key: &KeyPair,
+    ledger: Option<LedgerSummary>,
+) -> anyhow::Result<String> {
     let request = ActivationRequest {
         server_id: identity.server_id.to_string(),
         serial_number: identity.serial_number.clone(),
         hostname: identity.hostname.clone(),
         platform: identity.platform.clone(),
         version: VERSION.to_owned(),
-        created: rfc3339(now.replace_nanosecond(0).unwrap_or(now)),
+        created: server_document::now_text(),
         nonce: server_document::nonce()?,
+        ledger,
     };
     server_document::sign(&KIND, &request, key)
 }
@@ -69,21 +77,13 @@ pub fn verify(bytes: &[u8]) -> Result<(ActivationRequest, VerifyingKey), Activat
 
 #[cfg(test)]
 mod tests {
-    use std::net::IpAddr;
-
     use super::*;
-    use crate::licensing::identity::{Binding, ServerId};
 
     #[test]
     fn a_request_verifies_and_any_change_breaks_it() {
         let key = KeyPair::generate().unwrap();
-        let identity = Identity::detect(
-            Binding::fixed(ServerId::generate().unwrap()),
-            "200000510".into(),
-            IpAddr::from([127, 0, 0, 1]),
-            1400,
-        );
-        let text = create(&identity, &key).unwrap();
+        let identity = Identity::sample("200000510");
+        let text = create(&identity, &key, None).unwrap();
         let (request, public) = verify(text.as_bytes()).unwrap();
         assert_eq!(request.server_id, identity.server_id.as_str());
         assert_eq!(request.serial_number, "200000510");
@@ -98,7 +98,7 @@ mod tests {
             ActivationError::BadSignature("activation request")
         );
         assert_ne!(
-            create(&identity, &key).unwrap(),
+            create(&identity, &key, None).unwrap(),
             text,
             "a fresh nonce each time"
         );

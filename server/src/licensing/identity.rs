@@ -211,6 +211,17 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// A new random server on 127.0.0.1:1400 with `serial_number`, for tests of what it signs.
+    #[cfg(test)]
+    pub fn sample(serial_number: &str) -> Self {
+        Self::detect(
+            Binding::fixed(ServerId::generate().unwrap_or_else(|e| panic!("{e}"))),
+            serial_number.into(),
+            std::net::IpAddr::from([127, 0, 0, 1]),
+            1400,
+        )
+    }
+
     /// Describes this machine. `bind` is the listening address: when it is a specific address,
     /// that is where clients reach the server; when it is the wildcard, the machine's primary
     /// address is the best guess.

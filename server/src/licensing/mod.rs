@@ -9,12 +9,14 @@
 //!   with [`cartridges`] summed per pool and [`pool`] names;
 //! - [`identity`]: who this server is (its id, bound to its machine by [`host`]), and the
 //!   documents it signs for its vendor ([`server_document`]): the [`activation`] request to be
-//!   licensed, and the deactivation [`receipt`] when it gives a license back.
+//!   licensed, the deactivation [`receipt`] when it gives a license back, and the
+//!   [`ledger_report`] that anchors its ledger's head at the vendor, where [`anchors`] judges it.
 //!
 //! Nothing here knows of HTTP or of sessions: the engine reads the inventory, the admin API and
 //! the CLI install through it.
 
 pub mod activation;
+pub mod anchors;
 pub mod cartridges;
 pub mod dir;
 pub mod file;
@@ -23,6 +25,7 @@ pub mod identity;
 pub mod install;
 pub mod inventory;
 pub mod keys;
+pub mod ledger_report;
 pub mod pool;
 pub mod receipt;
 pub mod sealed;

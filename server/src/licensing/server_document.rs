@@ -35,6 +35,12 @@ pub enum DocumentError {
     BadSignature(&'static str),
 }
 
+/// Now, to the second, RFC 3339: when a document was made.
+pub fn now_text() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    crate::sys::timestamp::rfc3339(now.replace_nanosecond(0).unwrap_or(now))
+}
+
 /// 128 random bits, hex: a document's nonce, so that two documents are never the same.
 pub fn nonce() -> anyhow::Result<String> {
     let mut nonce = [0u8; 16];

@@ -10,7 +10,7 @@
 //!
 //! One module per group of tables: [`identity`] (who this server is), [`licenses`] (install
 //! order, pools), [`admins`] (administrators, their tokens), [`licensed_users`], [`ledger`] (the
-//! append-only ledger table), [`snapshots`] (the engine's state as of a ledger entry), [`segments`] (which entries were archived where) and [`vendor`] (the vendor service's own database). The store knows
+//! append-only ledger table), [`snapshots`] (the engine's state as of a ledger entry), [`segments`] (which entries were archived where), and [`vendor`] (the vendor service's own database) with [`vendor_heads`] (the ledger heads servers reported to it). The store knows
 //! what it stores, not what it means: ids, hashes and events are the rooms above's; a change that
 //! must be in the ledger comes with its ledger row, written in the same transaction.
 
@@ -23,6 +23,7 @@ pub mod licenses;
 pub mod segments;
 pub mod snapshots;
 pub mod vendor;
+pub mod vendor_heads;
 
 pub use self::{
     admins::{AdminUserRow, TokenRow},
@@ -34,4 +35,5 @@ pub use self::{
     segments::SegmentRow,
     snapshots::{SnapshotMeta, SnapshotRow},
     vendor::{Activation, VendorStore},
+    vendor_heads::{HeadDecision, HeadOutcome, KeyCheck, KnownHead, LedgerServerRow, NewHead},
 };

@@ -14,7 +14,7 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations-vendor");
 
 #[derive(Debug, Clone)]
 pub struct VendorStore {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
 }
 
 /// What an activation did.

@@ -30,8 +30,8 @@ use crate::{
         AppError,
         extract::{Json, Path as PathParam},
     },
-    licensing::{activation, file as license_file, receipt},
-    store::Activation,
+    licensing::{activation, anchors, file as license_file, receipt},
+    store::{Activation, KeyCheck},
     sys::VERSION,
 };
 
@@ -184,10 +184,18 @@ pub(super) async fn activate(
                 format!("this account has no license {key}"),
             )
         })?;
-    let (activation_request, server_key) = activation::verify(request.request.as_bytes())
+    let (activation_request, signer) = activation::verify(request.request.as_bytes())
         .map_err(|e| AppError::bad_request(ErrorCode::ActivationRequestInvalid, e.to_string()))?;
+    if let Some(ledger) = &activation_request.ledger {
+        ledger.check().map_err(|why| {
+            AppError::bad_request(
+                ErrorCode::ActivationRequestInvalid,
+                format!("the activation request's ledger head is refused: {why}"),
+            )
+        })?;
+    }
     let server_id = activation_request.server_id;
-    let server_key = STANDARD.encode(server_key.as_bytes());
+    let server_key = STANDARD.encode(signer.as_bytes());
     let license = entitlement.license_for(&server_id, OffsetDateTime::now_utc());
     let file = license_file::sign(&license, &state.0.key)?;
     match state
@@ -198,6 +206,17 @@ pub(super) async fn activate(
     {
         Activation::Existing(file) | Activation::New(file) => {
             tracing::info!(key = %key, server_id = %server_id, account = %account.principal, "activated");
+            if let Some(ledger) = &activation_request.ledger {
+                anchors::record(
+                    &state.0.store,
+                    &server_id,
+                    &signer,
+                    ledger,
+                    "activation",
+                    KeyCheck::Adopt,
+                )
+                .await?;
+            }
             Ok(axum::Json(Activated { license_file: file }))
         }
         Activation::LimitReached { max } => Err(AppError::new(

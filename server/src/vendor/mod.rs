@@ -4,10 +4,12 @@
 //!
 //! Activations are kept in the service's own
 //! store (`--data-dir`), so an activation limit holds across restarts and activating the same key
-//! for the same server again returns the very same file.
+//! for the same server again returns the very same file. So are the ledger heads servers report
+//! ([`heads`]), checked against each other so that a server whose history was rewritten shows.
 
 pub mod catalog;
 pub mod handlers;
+pub mod heads;
 pub mod state;
 
 use std::{
@@ -136,6 +138,7 @@ pub fn router(state: VendorState) -> Router {
                 "/vendor/v1/deactivations",
                 post(handlers::deactivate_with_receipt),
             )
+            .route("/vendor/v1/ledger-reports", post(heads::ledger_report))
             .route(
                 "/health",
                 get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),

@@ -1,6 +1,7 @@
 //! The server's integration tests: one binary (link once, run everything).
 //!
 //! - `admin`: the licensing admin API over TCP;
+//! - `anchoring`: ledger heads reported to the vendor, and a rewritten history found there;
 //! - `api`: the API router called with `oneshot`, no network;
 //! - `archive`: old ledger entries moved into segment files, read back, and a missing segment;
 //! - `browse`: the status page's paged sessions and cartridge history;
@@ -29,6 +30,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod admin;
+mod anchoring;
 mod api;
 mod archive;
 mod binary;

@@ -33,6 +33,8 @@ pub struct Lab {
     pub vendor_url: Option<String>,
     /// What each port accepts, from the next (re)start on.
     pub connections: server::ConnectionLimits,
+    /// How often the ledger's head is reported to the vendor, from the next (re)start on.
+    pub ledger_report_every: Option<Duration>,
     /// The token of each session opened through [`Lab::send`], which sends it on that session's
     /// calls as a client does.
     tokens: std::sync::Mutex<std::collections::HashMap<u64, String>>,
@@ -102,17 +104,23 @@ impl Lab {
             key,
             vendor_url: None,
             connections: server::ConnectionLimits::default(),
+            ledger_report_every: None,
             tokens: Default::default(),
         };
         lab.restart().await;
         lab
     }
 
-    /// Starts (again) on the same data directory.
-    pub async fn restart(&mut self) {
+    /// Stops the server, keeping the data directory for a [`Lab::restart`].
+    pub async fn halt(&mut self) {
         if let Some(running) = self.running.take() {
             running.stop().await.unwrap();
         }
+    }
+
+    /// Starts (again) on the same data directory.
+    pub async fn restart(&mut self) {
+        self.halt().await;
         let running = server::start(ServeConfig {
             bind: [127, 0, 0, 1].into(),
             port: 0,
@@ -125,6 +133,7 @@ impl Lab {
             vendor_url: self.vendor_url.clone(),
             connections: self.connections,
             archive_after: None,
+            ledger_report_every: self.ledger_report_every,
         })
         .await
         .unwrap();

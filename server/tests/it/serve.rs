@@ -22,6 +22,7 @@ pub async fn start_with(data_dir: &Path, connections: server::ConnectionLimits) 
         vendor_url: None,
         connections,
         archive_after: None,
+        ledger_report_every: None,
     })
     .await
     .unwrap()
@@ -109,6 +110,7 @@ async fn a_data_dir_in_use_by_a_running_server_is_refused() {
         vendor_url: None,
         connections: server::ConnectionLimits::default(),
         archive_after: None,
+        ledger_report_every: None,
     })
     .await
     .unwrap_err();

@@ -16,7 +16,12 @@ use crate::{
 };
 
 async fn db(customer: &Customer) -> SqlitePool {
-    let path = Path::new(customer.data_dir()).join("license-server.db");
+    db_at(Path::new(customer.data_dir())).await
+}
+
+/// The store of the data directory `dir`, opened behind the server's back.
+pub async fn db_at(dir: &Path) -> SqlitePool {
+    let path = dir.join("license-server.db");
     SqlitePool::connect(&format!("sqlite://{}", path.display()))
         .await
         .unwrap()
@@ -53,9 +58,31 @@ fn chain_hash(prev: &str, seq: i64, at: &str, body: &str) -> String {
     format!("{:x}", Sha256::digest(text.as_bytes()))
 }
 
-type Row = (i64, String, String, String, String, String);
+pub type Row = (i64, String, String, String, String, String);
 
-async fn rows(pool: &SqlitePool) -> Vec<Row> {
+/// Edits the body of the ledger's entry at `index` (`from` → `to`) and recomputes every hash
+/// from there on, as someone who knows the chain's rule would: the chain still verifies.
+pub async fn rewrite(pool: &SqlitePool, index: usize, from: &str, to: &str) {
+    let mut ledger = rows(pool).await;
+    assert!(ledger[index].3.contains(from), "{:?}", ledger[index]);
+    ledger[index].3 = ledger[index].3.replace(from, to);
+    for i in index..ledger.len() {
+        let prev = ledger[i - 1].5.clone();
+        let (seq, at, body) = (ledger[i].0, ledger[i].1.clone(), ledger[i].3.clone());
+        ledger[i].4.clone_from(&prev);
+        ledger[i].5 = chain_hash(&prev, seq, &at, &body);
+        sqlx::query("UPDATE ledger SET body = ?1, prev_hash = ?2, hash = ?3 WHERE seq = ?4")
+            .bind(&ledger[i].3)
+            .bind(&ledger[i].4)
+            .bind(&ledger[i].5)
+            .bind(seq)
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+}
+
+pub async fn rows(pool: &SqlitePool) -> Vec<Row> {
     sqlx::query_as("SELECT seq, at, kind, body, prev_hash, hash FROM ledger ORDER BY seq")
         .fetch_all(pool)
         .await
@@ -212,22 +239,7 @@ async fn a_ledger_cut_short_rewritten_or_appended_to_is_refused_at_start_and_by_
 
     // An entry edited and every hash after it recomputed: the chain verifies, the head does not.
     let pool = db(&customer).await;
-    let mut ledger = rows(&pool).await;
-    ledger[2].3 = ledger[2].3.replace("render-7", "render-9");
-    for i in 2..ledger.len() {
-        let prev = ledger[i - 1].5.clone();
-        let (seq, at, body) = (ledger[i].0, ledger[i].1.clone(), ledger[i].3.clone());
-        ledger[i].4.clone_from(&prev);
-        ledger[i].5 = chain_hash(&prev, seq, &at, &body);
-        sqlx::query("UPDATE ledger SET body = ?1, prev_hash = ?2, hash = ?3 WHERE seq = ?4")
-            .bind(&ledger[i].3)
-            .bind(&ledger[i].4)
-            .bind(&ledger[i].5)
-            .bind(seq)
-            .execute(&pool)
-            .await
-            .unwrap();
-    }
+    rewrite(&pool, 2, "render-7", "render-9").await;
     pool.close().await;
     let (ok, text) = verify(&customer).await;
     assert!(!ok, "{text}");

@@ -43,6 +43,11 @@ impl Vendor {
         );
     }
 
+    /// The service's `--data-dir`.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("vendor-data")
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.running.as_ref().unwrap().addr)
     }
@@ -347,7 +352,7 @@ async fn a_license_activated_on_as_many_servers_as_it_allows_is_refused_and_noth
         [127, 0, 0, 1].into(),
         1400,
     );
-    let request = activation::create(&elsewhere, &KeyPair::generate().unwrap()).unwrap();
+    let request = activation::create(&elsewhere, &KeyPair::generate().unwrap(), None).unwrap();
     let response = reqwest::Client::new()
         .post(format!(
             "{}/vendor/v1/licenses/ACME-1/activations",
