@@ -5,7 +5,7 @@
 //!
 //! - [`license_file`]: a license file, as `license install` and the admin API's install read it;
 //! - [`activation_request`]: an offline activation request, as the vendor's `issue --request`
-//!   reads it;
+//!   reads it, and a ledger report, as the vendor service reads it from anyone;
 //! - [`vendor_catalog`]: a vendor catalog (TOML), as `license-vendor serve` reads it;
 //! - [`protocol_body`]: the JSON bodies of the license protocol and the admin login;
 //! - [`ledger_row`]: a ledger row as the store gives it back, linked correctly, so the decoder
@@ -26,6 +26,7 @@ use crate::{
         activation, file,
         identity::ServerId,
         keys::{KeyPair, TrustedKeys},
+        ledger_report,
     },
     store::LedgerRow,
     vendor::catalog::Catalog,
@@ -75,6 +76,21 @@ pub fn activation_request(bytes: &[u8]) {
             !request.server_id.is_empty(),
             "a verified request names its server"
         );
+        if let Some(ledger) = &request.ledger {
+            ledger_summary(ledger);
+        }
+    }
+    if let Ok((report, _key)) = ledger_report::verify(bytes) {
+        ledger_summary(&report.ledger);
+    }
+}
+
+/// The vendor's bounds on a ledger summary: one that passes them is as small as they say.
+fn ledger_summary(ledger: &ledger_report::LedgerSummary) {
+    if ledger.check().is_ok() {
+        assert!(ledger.links.len() <= ledger_report::MAX_LINKS);
+        assert!(ledger.usage.len() <= ledger_report::MAX_USAGE);
+        assert!(ledger.links.iter().all(|l| l.seq <= ledger.seq));
     }
 }
 
