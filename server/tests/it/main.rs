@@ -3,7 +3,8 @@
 //! - `admin`: the licensing admin API over TCP;
 //! - `anchoring`: ledger heads reported to the vendor, and a rewritten history found there;
 //! - `api`: the API router called with `oneshot`, no network;
-//! - `archive`: old ledger entries moved into segment files, read back, and a missing segment;
+//! - `archive`: old ledger entries moved into segment files, read back, a missing segment, and
+//!   `kill -9` while archiving;
 //! - `browse`: the status page's paged sessions and cartridge history;
 //! - `serve`: the whole server started in-process on port 0;
 //! - `connections`: slow, idle and too many connections;
