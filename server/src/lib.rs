@@ -17,6 +17,7 @@
 //! | `engine` | sessions, grants, waiters, heartbeats and statistics: a fold of the ledger, decided under one lock; its snapshots, and the background audit of the history before them |
 //! | `licensing` | keys and which of them this build trusts (sealed or development), license files, the licenses directory (install, remove), the inventory of cartridges and pools, this server's identity, activation requests |
 //! | `auth` | administrators: passwords, tokens, the login gate, permissions, licensed users |
+//! | `failover` | the failover network's replicated ledger: Raft (openraft) log and state machine in the member's store |
 //! | `ledger` | the hash-chained events: the chain, the group-commit writer, verification, the signed head, the archive of old entries, export |
 //! | `store` | SQLite, one module per group of tables; the only place with SQL |
 //! | `http` | what the HTTP rooms share: the one error type and its mapping from the domain's errors, extractors, common layers, the embedded web UI |
@@ -29,7 +30,7 @@
 //! Data flows one way, and so do imports:
 //!
 //! ```text
-//! serve → ports → protocol, status, admin, vendor → anchoring → app → engine, licensing, auth → ledger → store
+//! serve → ports → protocol, status, admin, vendor → anchoring → app → engine, licensing, auth, failover → ledger → store
 //! ```
 //!
 //! `engine` reads `licensing` (the inventory it grants from); neither imports anything above it.
@@ -53,6 +54,15 @@ pub mod cli;
 mod client;
 pub mod commands;
 mod engine;
+#[cfg_attr(
+    not(test),
+    allow(
+        dead_code,
+        reason = "the failover network's replicated storage, tested on its own; the members' \
+                  RPCs and coordinator are the next steps of the failover network"
+    )
+)]
+mod failover;
 pub mod fuzzing;
 mod http;
 mod ledger;

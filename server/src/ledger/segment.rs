@@ -15,7 +15,7 @@ use flate2::{Compression, read::GzDecoder, write::GzEncoder};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    store::{LedgerRow, SegmentRow, Store},
+    store::{LedgerRow, RowTuple, SegmentRow, Store},
     sys::hex,
 };
 
@@ -81,16 +81,9 @@ pub fn read_segment(dir: &Path, segment: &SegmentRow) -> anyhow::Result<ReadSegm
         .with_context(|| format!("{name} is damaged"))?;
     let mut rows = Vec::new();
     for line in text.lines() {
-        let (seq, at, kind, body, prev_hash, hash): (u64, String, String, String, String, String) =
+        let row: RowTuple =
             serde_json::from_str(line).with_context(|| format!("{name} is damaged"))?;
-        rows.push(LedgerRow {
-            seq,
-            at,
-            kind,
-            body,
-            prev_hash,
-            hash,
-        });
+        rows.push(row.into());
     }
     Ok(ReadSegment {
         rows,

@@ -41,6 +41,29 @@ pub struct LedgerRow {
     pub hash: String,
 }
 
+/// A row as `(seq, at, kind, body, prev_hash, hash)`: how archive segments and Raft snapshots
+/// carry rows, as JSON arrays.
+pub type RowTuple = (u64, String, String, String, String, String);
+
+impl From<RowTuple> for LedgerRow {
+    fn from((seq, at, kind, body, prev_hash, hash): RowTuple) -> Self {
+        Self {
+            seq,
+            at,
+            kind,
+            body,
+            prev_hash,
+            hash,
+        }
+    }
+}
+
+impl From<LedgerRow> for RowTuple {
+    fn from(r: LedgerRow) -> Self {
+        (r.seq, r.at, r.kind, r.body, r.prev_hash, r.hash)
+    }
+}
+
 /// How far a checkpoint goes: see [`Store::checkpoint`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Checkpoint {

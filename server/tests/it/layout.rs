@@ -17,6 +17,7 @@ const RANKS: &[(&str, u32)] = &[
     ("client", 1),
     ("ledger", 2),
     ("licensing", 3),
+    ("failover", 3),
     ("auth", 3),
     ("engine", 4),
     ("app", 5),

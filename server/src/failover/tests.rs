@@ -1,0 +1,326 @@
+//! The member's storage against openraft's own storage test suite: the log (append, truncate,
+//! purge, vote, committed), the state machine (apply, membership) and snapshot transfer.
+
+use openraft::{StorageError, testing::StoreBuilder};
+use tempfile::TempDir;
+
+use super::{log_store::LogStore, state_machine::StateMachine, types::TypeConfig};
+use crate::store::Store;
+
+struct Builder;
+
+impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for Builder {
+    async fn build(&self) -> Result<(TempDir, LogStore, StateMachine), StorageError<u64>> {
+        let dir = tempfile::tempdir().map_err(|e| super::types::write_error(&e))?;
+        let store = Store::open(&dir.path().join("license-server.db"))
+            .await
+            .map_err(|e| super::types::write_error(&e))?;
+        Ok((dir, LogStore::new(store.clone()), StateMachine::new(store)))
+    }
+}
+
+#[test]
+fn the_members_store_passes_openrafts_storage_suite() {
+    openraft::testing::Suite::test_all(Builder).unwrap();
+}
+
+/// An in-process network between members: each call goes straight to the target's `Raft`, and a
+/// member taken off the router is unreachable, as a crashed server is.
+mod router {
+    use std::{
+        collections::HashMap,
+        sync::{Arc, Mutex},
+    };
+
+    use openraft::{
+        RaftNetwork, RaftNetworkFactory,
+        error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable},
+        network::RPCOption,
+        raft::{
+            AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest,
+            InstallSnapshotResponse, VoteRequest, VoteResponse,
+        },
+    };
+
+    use super::super::types::{Member, NodeId, TypeConfig};
+
+    pub type Raft = openraft::Raft<TypeConfig>;
+
+    #[derive(Clone, Default)]
+    pub struct Router {
+        pub members: Arc<Mutex<HashMap<NodeId, Raft>>>,
+    }
+
+    pub struct Connection {
+        router: Router,
+        target: NodeId,
+    }
+
+    impl Connection {
+        fn raft<E: std::error::Error>(&self) -> Result<Raft, RPCError<NodeId, Member, E>> {
+            self.router
+                .members
+                .lock()
+                .unwrap()
+                .get(&self.target)
+                .cloned()
+                .ok_or_else(|| {
+                    RPCError::Unreachable(Unreachable::new(&std::io::Error::other("down")))
+                })
+        }
+    }
+
+    impl RaftNetworkFactory<TypeConfig> for Router {
+        type Network = Connection;
+
+        async fn new_client(&mut self, target: NodeId, _node: &Member) -> Connection {
+            Connection {
+                router: self.clone(),
+                target,
+            }
+        }
+    }
+
+    fn remote<E: std::error::Error>(
+        target: NodeId,
+        e: RaftError<NodeId, E>,
+    ) -> RPCError<NodeId, Member, RaftError<NodeId, E>> {
+        RPCError::RemoteError(RemoteError::new(target, e))
+    }
+
+    impl RaftNetwork<TypeConfig> for Connection {
+        async fn append_entries(
+            &mut self,
+            rpc: AppendEntriesRequest<TypeConfig>,
+            _option: RPCOption,
+        ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>>
+        {
+            let raft = self.raft()?;
+            raft.append_entries(rpc)
+                .await
+                .map_err(|e| remote(self.target, e))
+        }
+
+        async fn install_snapshot(
+            &mut self,
+            rpc: InstallSnapshotRequest<TypeConfig>,
+            _option: RPCOption,
+        ) -> Result<
+            InstallSnapshotResponse<NodeId>,
+            RPCError<NodeId, Member, RaftError<NodeId, InstallSnapshotError>>,
+        > {
+            let raft = self.raft()?;
+            raft.install_snapshot(rpc)
+                .await
+                .map_err(|e| remote(self.target, e))
+        }
+
+        async fn vote(
+            &mut self,
+            rpc: VoteRequest<NodeId>,
+            _option: RPCOption,
+        ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
+            let raft = self.raft()?;
+            raft.vote(rpc).await.map_err(|e| remote(self.target, e))
+        }
+    }
+}
+
+mod network {
+    use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+    use models::SessionStatus;
+    use time::OffsetDateTime;
+
+    use super::{
+        super::types::{Member, NodeId, Proposal, Proposed},
+        router::{Raft, Router},
+    };
+    use crate::{
+        failover::{log_store::LogStore, state_machine::StateMachine},
+        ledger::Event,
+        store::Store,
+    };
+
+    const WAIT: Option<Duration> = Some(Duration::from_secs(10));
+
+    struct Node {
+        _dir: tempfile::TempDir,
+        store: Store,
+    }
+
+    fn config() -> Arc<openraft::Config> {
+        Arc::new(
+            openraft::Config {
+                heartbeat_interval: 50,
+                election_timeout_min: 200,
+                election_timeout_max: 400,
+                // A member that comes back after 20 entries catches up from a snapshot.
+                snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(20),
+                max_in_snapshot_log_to_keep: 0,
+                purge_batch_size: 1,
+                ..Default::default()
+            }
+            .validate()
+            .unwrap(),
+        )
+    }
+
+    async fn start(router: &Router, id: NodeId, store: &Store) -> Raft {
+        let raft = Raft::new(
+            id,
+            config(),
+            router.clone(),
+            LogStore::new(store.clone()),
+            StateMachine::new(store.clone()),
+        )
+        .await
+        .unwrap();
+        router.members.lock().unwrap().insert(id, raft.clone());
+        raft
+    }
+
+    /// A proposal of `n` sessions opened, numbered from `first`.
+    fn sessions(first: u64, n: u64) -> Proposal {
+        Proposal {
+            events: (first..first + n)
+                .map(|session_id| Proposed {
+                    at: OffsetDateTime::now_utc(),
+                    event: Event::SessionClosed {
+                        session_id,
+                        status: SessionStatus::Finished,
+                        released: Vec::new(),
+                        by: None,
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    async fn leader(rafts: &BTreeMap<NodeId, Raft>) -> NodeId {
+        for _ in 0..200 {
+            for raft in rafts.values() {
+                if let Some(leader) = raft.metrics().borrow().current_leader
+                    && rafts.contains_key(&leader)
+                {
+                    return leader;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no leader was elected");
+    }
+
+    /// (seq, hash) of every ledger row of `store`.
+    async fn chain(store: &Store) -> Vec<(u64, String)> {
+        store
+            .ledger_rows(0, 1_000_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.seq, r.hash))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn three_members_hold_one_chain_through_the_loss_and_return_of_the_coordinator() {
+        let router = Router::default();
+        let mut nodes = BTreeMap::new();
+        let mut rafts = BTreeMap::new();
+        for id in 1..=3 {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(&dir.path().join("license-server.db"))
+                .await
+                .unwrap();
+            rafts.insert(id, start(&router, id, &store).await);
+            nodes.insert(id, Node { _dir: dir, store });
+        }
+        let members: BTreeMap<NodeId, Member> = (1..=3)
+            .map(|id| {
+                (
+                    id,
+                    Member {
+                        addr: format!("127.0.0.1:{}", 1400 + id),
+                    },
+                )
+            })
+            .collect();
+        rafts[&1].initialize(members).await.unwrap();
+
+        // Ten proposals of five events: 50 ledger entries on every member, the same chain.
+        let first = leader(&rafts).await;
+        for round in 0..10 {
+            let written = rafts[&first]
+                .client_write(sessions(round * 5, 5))
+                .await
+                .unwrap();
+            assert_eq!(written.data.seqs.len(), 5);
+        }
+        let index = rafts[&first].metrics().borrow().last_applied.unwrap().index;
+        for raft in rafts.values() {
+            raft.wait(WAIT)
+                .applied_index_at_least(Some(index), "replicated")
+                .await
+                .unwrap();
+        }
+        let left_at = index;
+        let reference = chain(&nodes[&first].store).await;
+        assert_eq!(reference.len(), 50);
+        assert_eq!(reference.last().unwrap().0, 50);
+        for node in nodes.values() {
+            assert_eq!(chain(&node.store).await, reference);
+        }
+
+        // The coordinator goes down: the two others elect one and go on.
+        let gone = rafts.remove(&first).unwrap();
+        router.members.lock().unwrap().remove(&first);
+        gone.shutdown().await.unwrap();
+        let second = leader(&rafts).await;
+        assert_ne!(second, first);
+        for round in 10..40 {
+            rafts[&second]
+                .client_write(sessions(round * 5, 5))
+                .await
+                .unwrap();
+        }
+        let index = rafts[&second]
+            .metrics()
+            .borrow()
+            .last_applied
+            .unwrap()
+            .index;
+        for raft in rafts.values() {
+            raft.wait(WAIT)
+                .applied_index_at_least(Some(index), "replicated without the first")
+                .await
+                .unwrap();
+        }
+        let reference = chain(&nodes[&second].store).await;
+        assert_eq!(reference.len(), 200);
+        for id in rafts.keys() {
+            assert_eq!(chain(&nodes[id].store).await, reference);
+        }
+
+        // The coordinator snapshotted and purged its log past where the first one left, so that
+        // one comes back (on its own store) to a log that no longer has what it lacks: it
+        // catches up from the snapshot, to the same chain.
+        rafts[&second]
+            .wait(WAIT)
+            .metrics(
+                |m| m.purged.is_some_and(|p| p.index > left_at),
+                "log purged past the member that left",
+            )
+            .await
+            .unwrap();
+        rafts.insert(first, start(&router, first, &nodes[&first].store).await);
+        rafts[&first]
+            .wait(WAIT)
+            .applied_index_at_least(Some(index), "caught up")
+            .await
+            .unwrap();
+        assert_eq!(chain(&nodes[&first].store).await, reference);
+        for raft in rafts.values() {
+            raft.shutdown().await.unwrap();
+        }
+    }
+}
