@@ -13,6 +13,7 @@
 //! | `status` | `data.json`, `sessions.json`, `history.json`, `/health`: what the status page reads |
 //! | `admin` | the admin API: logins, licenses, licensed users, force-release, and the calls to the vendor service (`remote`) |
 //! | `anchoring` | the ledger's head and usage reported to the vendor service, so a rewritten history shows there |
+//! | `peers` | the failover network's member-to-member Raft endpoints, signed calls and answers |
 //! | `vendor` | the vendor licensing service (`license-vendor serve`): catalog, logins, activations |
 //! | `engine` | sessions, grants, waiters, heartbeats and statistics: a fold of the ledger, decided under one lock; its snapshots, and the background audit of the history before them |
 //! | `licensing` | keys and which of them this build trusts (sealed or development), license files, the licenses directory (install, remove), the inventory of cartridges and pools, this server's identity, activation requests |
@@ -30,7 +31,7 @@
 //! Data flows one way, and so do imports:
 //!
 //! ```text
-//! serve → ports → protocol, status, admin, vendor → anchoring → app → engine, licensing, auth, failover → ledger → store
+//! serve → ports → protocol, status, admin, vendor, peers → anchoring → app → engine, licensing, auth, failover → ledger → store
 //! ```
 //!
 //! `engine` reads `licensing` (the inventory it grants from); neither imports anything above it.
@@ -68,6 +69,14 @@ mod http;
 mod ledger;
 mod licensing;
 mod openapi;
+#[cfg_attr(
+    not(test),
+    allow(
+        dead_code,
+        reason = "the failover network's member endpoints; served by members from the next step on"
+    )
+)]
+mod peers;
 mod ports;
 mod protocol;
 mod serve;

@@ -140,6 +140,8 @@ error_codes! {
     ServerUnknown = "SERVER_UNKNOWN",
     /// A ledger report signed by another key than the one the server activated with.
     ServerKeyMismatch = "SERVER_KEY_MISMATCH",
+    /// A call between members of a failover network that is not signed by a member.
+    MemberRefused = "MEMBER_REFUSED",
 }
 
 impl ErrorCode {

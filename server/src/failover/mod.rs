@@ -19,9 +19,13 @@
     reason = "openraft's storage traits return its StorageError"
 )]
 
+pub mod calls;
+pub mod envelope;
 pub mod log_store;
 pub mod state_machine;
 pub mod types;
 
+#[cfg(test)]
+pub mod testing;
 #[cfg(test)]
 mod tests;

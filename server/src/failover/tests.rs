@@ -129,16 +129,15 @@ mod router {
 mod network {
     use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-    use models::SessionStatus;
-    use time::OffsetDateTime;
-
     use super::{
-        super::types::{Member, NodeId, Proposal, Proposed},
+        super::{
+            testing::{chain, replicate, sessions},
+            types::{Member, NodeId},
+        },
         router::{Raft, Router},
     };
     use crate::{
         failover::{log_store::LogStore, state_machine::StateMachine},
-        ledger::Event,
         store::Store,
     };
 
@@ -180,23 +179,6 @@ mod network {
         raft
     }
 
-    /// A proposal of `n` sessions opened, numbered from `first`.
-    fn sessions(first: u64, n: u64) -> Proposal {
-        Proposal {
-            events: (first..first + n)
-                .map(|session_id| Proposed {
-                    at: OffsetDateTime::now_utc(),
-                    event: Event::SessionClosed {
-                        session_id,
-                        status: SessionStatus::Finished,
-                        released: Vec::new(),
-                        by: None,
-                    },
-                })
-                .collect(),
-        }
-    }
-
     async fn leader(rafts: &BTreeMap<NodeId, Raft>) -> NodeId {
         for _ in 0..200 {
             for raft in rafts.values() {
@@ -209,17 +191,6 @@ mod network {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("no leader was elected");
-    }
-
-    /// (seq, hash) of every ledger row of `store`.
-    async fn chain(store: &Store) -> Vec<(u64, String)> {
-        store
-            .ledger_rows(0, 1_000_000)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| (r.seq, r.hash))
-            .collect()
     }
 
     #[tokio::test]
@@ -249,20 +220,13 @@ mod network {
 
         // Ten proposals of five events: 50 ledger entries on every member, the same chain.
         let first = leader(&rafts).await;
-        for round in 0..10 {
-            let written = rafts[&first]
-                .client_write(sessions(round * 5, 5))
-                .await
-                .unwrap();
-            assert_eq!(written.data.seqs.len(), 5);
-        }
+        replicate(
+            &rafts[&first],
+            rafts.values(),
+            (0..10).map(|r| sessions(r * 5, 5)),
+        )
+        .await;
         let index = rafts[&first].metrics().borrow().last_applied.unwrap().index;
-        for raft in rafts.values() {
-            raft.wait(WAIT)
-                .applied_index_at_least(Some(index), "replicated")
-                .await
-                .unwrap();
-        }
         let left_at = index;
         let reference = chain(&nodes[&first].store).await;
         assert_eq!(reference.len(), 50);
@@ -277,24 +241,18 @@ mod network {
         gone.shutdown().await.unwrap();
         let second = leader(&rafts).await;
         assert_ne!(second, first);
-        for round in 10..40 {
-            rafts[&second]
-                .client_write(sessions(round * 5, 5))
-                .await
-                .unwrap();
-        }
+        replicate(
+            &rafts[&second],
+            rafts.values(),
+            (10..40).map(|r| sessions(r * 5, 5)),
+        )
+        .await;
         let index = rafts[&second]
             .metrics()
             .borrow()
             .last_applied
             .unwrap()
             .index;
-        for raft in rafts.values() {
-            raft.wait(WAIT)
-                .applied_index_at_least(Some(index), "replicated without the first")
-                .await
-                .unwrap();
-        }
         let reference = chain(&nodes[&second].store).await;
         assert_eq!(reference.len(), 200);
         for id in rafts.keys() {

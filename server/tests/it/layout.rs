@@ -28,6 +28,7 @@ const RANKS: &[(&str, u32)] = &[
     ("status", 7),
     ("admin", 7),
     ("vendor", 7),
+    ("peers", 7),
     ("commands", 7),
     ("openapi", 8),
     ("fuzzing", 8),

@@ -1,0 +1,152 @@
+//! The calls a member makes to the others: openraft's `RaftNetwork` over HTTP on each member's
+//! license port (`POST /members/v1/raft/…`), every call and answer signed ([`super::envelope`]).
+//! A member that cannot be reached is *unreachable* to openraft, which retries with its own
+//! backoff; an answer whose signature does not check out is a network error, never believed.
+
+use std::sync::Arc;
+
+use ed25519_dalek::SigningKey;
+use openraft::{
+    RaftNetwork, RaftNetworkFactory,
+    error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable},
+    network::RPCOption,
+    raft::{
+        AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest,
+        InstallSnapshotResponse, VoteRequest, VoteResponse,
+    },
+};
+use serde::{Serialize, de::DeserializeOwned};
+
+use super::{
+    envelope::{self, Keys, MEMBER, SIGNATURE, Signed, TIME},
+    types::{Member, NodeId, TypeConfig},
+};
+
+pub const APPEND: &str = "/members/v1/raft/append";
+pub const VOTE: &str = "/members/v1/raft/vote";
+pub const SNAPSHOT: &str = "/members/v1/raft/snapshot";
+
+/// Who this member is, and whom it trusts: what both its calls and its answers need.
+#[derive(Debug)]
+pub struct Peers {
+    pub me: NodeId,
+    pub key: SigningKey,
+    pub keys: Keys,
+    pub http: reqwest::Client,
+}
+
+/// openraft's network factory: a connection per target member.
+#[derive(Debug, Clone)]
+pub struct PeerNetwork(pub Arc<Peers>);
+
+#[derive(Debug)]
+pub struct PeerCall {
+    peers: Arc<Peers>,
+    target: NodeId,
+    addr: String,
+}
+
+impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
+    type Network = PeerCall;
+
+    async fn new_client(&mut self, target: NodeId, node: &Member) -> PeerCall {
+        PeerCall {
+            peers: Arc::clone(&self.0),
+            target,
+            addr: node.addr.clone(),
+        }
+    }
+}
+
+/// Why a call failed, as openraft takes it.
+type CallError<E> = RPCError<NodeId, Member, RaftError<NodeId, E>>;
+
+fn network<E: std::error::Error>(why: impl std::fmt::Display) -> CallError<E> {
+    RPCError::Network(NetworkError::new(&std::io::Error::other(why.to_string())))
+}
+
+impl PeerCall {
+    async fn call<Q, A, E>(
+        &self,
+        path: &str,
+        request: &Q,
+        option: &RPCOption,
+    ) -> Result<A, CallError<E>>
+    where
+        Q: Serialize,
+        A: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let body = serde_json::to_vec(request).map_err(network)?;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let signed = envelope::sign_call(&self.peers.key, self.peers.me, path, now, &body);
+        let response = self
+            .peers
+            .http
+            .post(format!("http://{}{path}", self.addr))
+            .header(MEMBER, signed.member.to_string())
+            .header(TIME, signed.time.to_string())
+            .header(SIGNATURE, &signed.signature)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .timeout(option.hard_ttl())
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+        if !status.is_success() {
+            return Err(network(format!(
+                "member {} answered HTTP {status}: {}",
+                self.target,
+                String::from_utf8_lossy(&bytes)
+            )));
+        }
+        let answer: Signed =
+            envelope::read_headers(|name| headers.get(name).and_then(|v| v.to_str().ok()))
+                .map_err(network)?;
+        envelope::verify_answer(
+            &self.peers.keys,
+            self.target,
+            path,
+            &signed,
+            &answer,
+            &bytes,
+        )
+        .map_err(network)?;
+        match serde_json::from_slice::<Result<A, RaftError<NodeId, E>>>(&bytes).map_err(network)? {
+            Ok(answer) => Ok(answer),
+            Err(e) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
+        }
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerCall {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, CallError<openraft::error::Infallible>> {
+        self.call(APPEND, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<NodeId>, CallError<InstallSnapshotError>> {
+        self.call(SNAPSHOT, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, CallError<openraft::error::Infallible>> {
+        self.call(VOTE, &rpc, &option).await
+    }
+}
