@@ -10,9 +10,14 @@
 //! own SQLite store: the Raft log, vote and snapshot in `raft_*` tables beside the ledger
 //! ([`log_store`], [`state_machine`]).
 //!
-//! This is the first part of the network: the replicated storage, checked against openraft's
-//! own storage test suite. The members' RPCs, the coordinator's engine and the clients' failover
-//! come next.
+//! The coordinator's events reach the members in batches, one Raft entry per round trip
+//! ([`proposer`]: group commit across the network). Members call each other's Raft over HTTP
+//! ([`calls`]), every call and answer signed with the member's server key and checked against
+//! the keys pinned for the network ([`envelope`]); the endpoints are the `peers` room's.
+//!
+//! Built so far: the replicated storage (checked against openraft's own storage suite), the
+//! signed calls, and the proposer. The engine deciding through the proposer, forming a network,
+//! the quorum refusal and the clients' failover come next.
 
 #![allow(
     clippy::result_large_err,
@@ -22,6 +27,7 @@
 pub mod calls;
 pub mod envelope;
 pub mod log_store;
+pub mod proposer;
 pub mod state_machine;
 pub mod types;
 

@@ -136,17 +136,18 @@ mod network {
         },
         router::{Raft, Router},
     };
+    use time::OffsetDateTime;
+
     use crate::{
-        failover::{log_store::LogStore, state_machine::StateMachine},
+        failover::{
+            log_store::LogStore,
+            proposer::{ProposeError, Proposer},
+            state_machine::StateMachine,
+        },
         store::Store,
     };
 
     const WAIT: Option<Duration> = Some(Duration::from_secs(10));
-
-    struct Node {
-        _dir: tempfile::TempDir,
-        store: Store,
-    }
 
     fn config() -> Arc<openraft::Config> {
         Arc::new(
@@ -196,27 +197,7 @@ mod network {
     #[tokio::test]
     async fn three_members_hold_one_chain_through_the_loss_and_return_of_the_coordinator() {
         let router = Router::default();
-        let mut nodes = BTreeMap::new();
-        let mut rafts = BTreeMap::new();
-        for id in 1..=3 {
-            let dir = tempfile::tempdir().unwrap();
-            let store = Store::open(&dir.path().join("license-server.db"))
-                .await
-                .unwrap();
-            rafts.insert(id, start(&router, id, &store).await);
-            nodes.insert(id, Node { _dir: dir, store });
-        }
-        let members: BTreeMap<NodeId, Member> = (1..=3)
-            .map(|id| {
-                (
-                    id,
-                    Member {
-                        addr: format!("127.0.0.1:{}", 1400 + id),
-                    },
-                )
-            })
-            .collect();
-        rafts[&1].initialize(members).await.unwrap();
+        let (_dirs, stores, mut rafts) = three(&router).await;
 
         // Ten proposals of five events: 50 ledger entries on every member, the same chain.
         let first = leader(&rafts).await;
@@ -228,11 +209,11 @@ mod network {
         .await;
         let index = rafts[&first].metrics().borrow().last_applied.unwrap().index;
         let left_at = index;
-        let reference = chain(&nodes[&first].store).await;
+        let reference = chain(&stores[&first]).await;
         assert_eq!(reference.len(), 50);
         assert_eq!(reference.last().unwrap().0, 50);
-        for node in nodes.values() {
-            assert_eq!(chain(&node.store).await, reference);
+        for store in stores.values() {
+            assert_eq!(chain(store).await, reference);
         }
 
         // The coordinator goes down: the two others elect one and go on.
@@ -253,10 +234,10 @@ mod network {
             .last_applied
             .unwrap()
             .index;
-        let reference = chain(&nodes[&second].store).await;
+        let reference = chain(&stores[&second]).await;
         assert_eq!(reference.len(), 200);
         for id in rafts.keys() {
-            assert_eq!(chain(&nodes[id].store).await, reference);
+            assert_eq!(chain(&stores[id]).await, reference);
         }
 
         // The coordinator snapshotted and purged its log past where the first one left, so that
@@ -270,13 +251,127 @@ mod network {
             )
             .await
             .unwrap();
-        rafts.insert(first, start(&router, first, &nodes[&first].store).await);
+        rafts.insert(first, start(&router, first, &stores[&first]).await);
         rafts[&first]
             .wait(WAIT)
             .applied_index_at_least(Some(index), "caught up")
             .await
             .unwrap();
-        assert_eq!(chain(&nodes[&first].store).await, reference);
+        assert_eq!(chain(&stores[&first]).await, reference);
+        for raft in rafts.values() {
+            raft.shutdown().await.unwrap();
+        }
+    }
+
+    /// Three members on the router, initialised; their stores (kept alive) and Rafts.
+    async fn three(
+        router: &Router,
+    ) -> (
+        Vec<tempfile::TempDir>,
+        BTreeMap<NodeId, Store>,
+        BTreeMap<NodeId, Raft>,
+    ) {
+        let (mut dirs, mut stores, mut rafts) = (Vec::new(), BTreeMap::new(), BTreeMap::new());
+        for id in 1..=3 {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(&dir.path().join("license-server.db"))
+                .await
+                .unwrap();
+            rafts.insert(id, start(router, id, &store).await);
+            stores.insert(id, store);
+            dirs.push(dir);
+        }
+        let members: BTreeMap<NodeId, Member> = (1..=3)
+            .map(|id| {
+                (
+                    id,
+                    Member {
+                        addr: format!("member-{id}"),
+                    },
+                )
+            })
+            .collect();
+        rafts[&1].initialize(members).await.unwrap();
+        (dirs, stores, rafts)
+    }
+
+    #[tokio::test]
+    async fn the_proposer_batches_concurrent_events_into_few_entries_each_with_its_own_seq() {
+        let router = Router::default();
+        let (_dirs, stores, rafts) = three(&router).await;
+        let coordinator = leader(&rafts).await;
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let (proposer, task) = Proposer::spawn(rafts[&coordinator].clone(), shutdown.clone());
+        let before = rafts[&coordinator]
+            .metrics()
+            .borrow()
+            .last_applied
+            .unwrap()
+            .index;
+        const TASKS: u64 = 64;
+        const EACH: u64 = 20;
+        let jobs: Vec<_> = (0..TASKS)
+            .map(|t| {
+                let proposer = proposer.clone();
+                tokio::spawn(async move {
+                    let commits: Vec<_> = (0..EACH)
+                        .map(|i| {
+                            proposer.propose(
+                                OffsetDateTime::now_utc(),
+                                sessions(t * EACH + i, 1).events.remove(0).event,
+                            )
+                        })
+                        .collect();
+                    let mut seqs = Vec::new();
+                    for commit in commits {
+                        seqs.push(commit.durable().await.unwrap());
+                    }
+                    seqs
+                })
+            })
+            .collect();
+        let mut seqs = Vec::new();
+        for job in jobs {
+            seqs.extend(job.await.unwrap());
+        }
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=TASKS * EACH).collect::<Vec<_>>());
+        let entries = rafts[&coordinator]
+            .metrics()
+            .borrow()
+            .last_applied
+            .unwrap()
+            .index
+            - before;
+        assert!(
+            entries < TASKS * EACH / 4,
+            "{} events took {entries} Raft entries",
+            TASKS * EACH
+        );
+        replicate(&rafts[&coordinator], rafts.values(), []).await;
+        let reference = chain(&stores[&coordinator]).await;
+        assert_eq!(reference.len() as u64, TASKS * EACH);
+        for store in stores.values() {
+            assert_eq!(chain(store).await, reference);
+        }
+
+        // A member that is not the coordinator refuses, naming the coordinator.
+        let follower = *rafts.keys().find(|id| **id != coordinator).unwrap();
+        let (elsewhere, other_task) = Proposer::spawn(rafts[&follower].clone(), shutdown.clone());
+        let refused = elsewhere
+            .propose(
+                OffsetDateTime::now_utc(),
+                sessions(0, 1).events.remove(0).event,
+            )
+            .durable()
+            .await;
+        assert_eq!(
+            refused,
+            Err(ProposeError::NotCoordinator(Some(coordinator)))
+        );
+        shutdown.cancel();
+        task.await.unwrap();
+        other_task.await.unwrap();
         for raft in rafts.values() {
             raft.shutdown().await.unwrap();
         }
