@@ -76,16 +76,19 @@ pub enum RefusalReason {
     NoVersion,
     /// Only prepaid credits could answer, and they are used up.
     CreditsExhausted,
+    /// A new `user` beyond the license's `max_users`: the session was not opened.
+    UserLimit,
 }
 
 impl RefusalReason {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::NoSeatFree,
         Self::WaitedOut,
         Self::UnknownProduct,
         Self::WrongPool,
         Self::NoVersion,
         Self::CreditsExhausted,
+        Self::UserLimit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -96,6 +99,7 @@ impl RefusalReason {
             Self::WrongPool => "wrong_pool",
             Self::NoVersion => "no_version",
             Self::CreditsExhausted => "credits_exhausted",
+            Self::UserLimit => "user_limit",
         }
     }
 }

@@ -8,7 +8,7 @@
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
 
-use models::{OpenSession, SessionClosed, SessionOpened, SessionStatus, User};
+use models::{OpenSession, RefusalReason, SessionClosed, SessionOpened, SessionStatus, User};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
@@ -63,6 +63,29 @@ pub fn check_user(user: &User) -> Result<(), EngineError> {
     }
 }
 
+/// The host (trimmed) and pool of a request to open a session, checked: what its ledger entry
+/// records.
+fn checked(request: &OpenSession) -> Result<(String, Option<String>), EngineError> {
+    // Checked as sent, then trimmed: spaces around a host name are not part of it.
+    let host = request.host.trim();
+    if !is_plain_text(&request.host, MAX_TEXT) || host.is_empty() {
+        return Err(EngineError::InvalidHost);
+    }
+    if let Some(user) = &request.user {
+        check_user(user)?;
+    }
+    if !is_plain_text(&request.message, MAX_TEXT) {
+        return Err(EngineError::InvalidMessage);
+    }
+    let pool = match &request.pool {
+        Some(name) => pool::check_name(name)
+            .map_err(EngineError::InvalidPool)?
+            .map(str::to_owned),
+        None => None,
+    };
+    Ok((host.to_owned(), pool))
+}
+
 impl Engine {
     pub async fn open_session(
         &self,
@@ -70,30 +93,14 @@ impl Engine {
         ip_address: IpAddr,
     ) -> Result<SessionOpened, EngineError> {
         self.check_writable()?;
-        // Checked as sent, then trimmed: spaces around a host name are not part of it.
-        let host = request.host.trim();
-        if !is_plain_text(&request.host, MAX_TEXT) || host.is_empty() {
-            return Err(EngineError::InvalidHost);
-        }
-        if let Some(user) = &request.user {
-            check_user(user)?;
-        }
-        if !is_plain_text(&request.message, MAX_TEXT) {
-            return Err(EngineError::InvalidMessage);
-        }
-        let pool = match &request.pool {
-            Some(name) => pool::check_name(name)
-                .map_err(EngineError::InvalidPool)?
-                .map(str::to_owned),
-            None => None,
-        };
+        let (host, pool) = checked(&request)?;
         let (session_token, token_hash) = secrets::new_token()?;
         let (session_id, commit) = {
             let mut state = self.lock();
             let session_id = state.next_session.max(1);
             let event = Event::SessionOpened {
                 session_id,
-                host: host.to_owned(),
+                host,
                 ip_address,
                 message: request.message,
                 pool,
@@ -110,6 +117,32 @@ impl Engine {
             heartbeat_interval_s: self.config.heartbeat_interval.as_secs(),
             timeout_s: self.config.timeout.as_secs(),
         })
+    }
+
+    /// Records that the session `request` asked for was not opened, and why (a user beyond the
+    /// license's limit): the refusal is in the ledger, its export and the vendor's usage, like
+    /// a refused license. Durable before it returns.
+    pub async fn refuse_session(
+        &self,
+        request: OpenSession,
+        ip_address: IpAddr,
+        reason: RefusalReason,
+    ) -> Result<(), EngineError> {
+        self.check_writable()?;
+        let (host, pool) = checked(&request)?;
+        let event = Event::SessionRefused {
+            host,
+            ip_address,
+            pool,
+            user: request.user,
+            reason,
+        };
+        let commit = {
+            let mut state = self.lock();
+            self.record(&mut state, self.now(), event)
+        };
+        commit.durable().await.map_err(from_ledger)?;
+        Ok(())
     }
 
     /// A heartbeat, with the session's `token`.

@@ -230,7 +230,8 @@ impl State {
                     Some(
                         RefusalReason::UnknownProduct
                         | RefusalReason::WrongPool
-                        | RefusalReason::NoVersion,
+                        | RefusalReason::NoVersion
+                        | RefusalReason::UserLimit,
                     )
                     | None => {}
                 }
@@ -275,6 +276,8 @@ impl State {
             Event::LicenseInstalled { .. }
             | Event::LicenseRemoved { .. }
             | Event::ServerMoved { .. }
+            // A session that never opened: in the ledger and its export, not in the state.
+            | Event::SessionRefused { .. }
             | Event::CartridgeAssigned { .. }
             | Event::AdminUserChanged { .. }
             | Event::LicensedUsersCleared { .. } => {}

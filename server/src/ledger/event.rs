@@ -47,6 +47,14 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<RefusalReason>,
     },
+    /// A session that was not opened (a new user beyond the license's limit).
+    SessionRefused {
+        host: String,
+        ip_address: IpAddr,
+        pool: Option<String>,
+        user: Option<User>,
+        reason: RefusalReason,
+    },
     LicenseReleased {
         license_id: u64,
         credits_used: u64,
@@ -121,6 +129,7 @@ impl Event {
             Self::SessionOpened { .. } => "session_opened",
             Self::LicenseGranted { .. } => "license_granted",
             Self::LicenseRefused { .. } => "license_refused",
+            Self::SessionRefused { .. } => "session_refused",
             Self::LicenseReleased { .. } => "license_released",
             Self::SessionClosed { .. } => "session_closed",
             Self::LicenseInstalled { .. } => "license_installed",

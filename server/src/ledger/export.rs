@@ -213,6 +213,8 @@ const CSV_COLUMNS: &[&str] = &[
     "license_key",
     "serial_number",
     "reason",
+    "realm",
+    "principal",
 ];
 
 /// Entries as CSV rows, remembering each grant held for the release that follows it.
@@ -249,12 +251,21 @@ impl Csv {
                 host,
                 ip_address,
                 pool,
+                user,
                 ..
             } => {
                 row.insert("session_id", session_id.to_string());
-                row.insert("host", host.clone());
-                row.insert("ip_address", ip_address.to_string());
-                row.insert("pool", opt(pool));
+                fill_client(&mut row, host, ip_address, pool, user.as_ref());
+            }
+            Event::SessionRefused {
+                host,
+                ip_address,
+                pool,
+                user,
+                reason,
+            } => {
+                fill_client(&mut row, host, ip_address, pool, user.as_ref());
+                row.insert("reason", reason.as_str().to_owned());
             }
             Event::LicenseGranted {
                 session_id,
@@ -396,6 +407,23 @@ impl Csv {
                     .collect()
             })
             .collect()
+    }
+}
+
+/// The client a session (opened or refused) was for: where it ran, its pool, and its user.
+fn fill_client(
+    row: &mut HashMap<&str, String>,
+    host: &str,
+    ip_address: &std::net::IpAddr,
+    pool: &Option<String>,
+    user: Option<&models::User>,
+) {
+    row.insert("host", host.to_owned());
+    row.insert("ip_address", ip_address.to_string());
+    row.insert("pool", pool.clone().unwrap_or_default());
+    if let Some(user) = user {
+        row.insert("realm", user.realm.clone());
+        row.insert("principal", user.principal.clone());
     }
 }
 

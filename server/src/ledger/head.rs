@@ -37,8 +37,9 @@ use crate::{
 pub const HEAD_FILE: &str = "ledger-head.json";
 
 /// The kinds of entries only a running server's ledger writer appends.
-const SERVER_ONLY_KINDS: [&str; 5] = [
+const SERVER_ONLY_KINDS: [&str; 6] = [
     "session_opened",
+    "session_refused",
     "license_granted",
     "license_refused",
     "license_released",

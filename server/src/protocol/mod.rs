@@ -10,10 +10,11 @@ use axum::{
     response::IntoResponse,
     routing::{delete, post},
 };
-use models::{ApiError, OpenSession, Released, RequestLicense};
+use models::{ApiError, OpenSession, RefusalReason, Released, RequestLicense};
 
 use crate::{
     app::AppState,
+    auth::AuthError,
     engine,
     http::{
         AppError,
@@ -85,10 +86,17 @@ pub async fn open_session(
     if let Some(user) = &request.user {
         engine::check_user(user)?;
         let limit = state.inventory.user_limit();
-        state
-            .auth
-            .admit(&user.realm, &user.principal, limit)
-            .await?;
+        if let Err(refused) = state.auth.admit(&user.realm, &user.principal, limit).await {
+            if matches!(refused, AuthError::UserLimit { .. })
+                && let Err(e) = state
+                    .engine
+                    .refuse_session(request, ip, RefusalReason::UserLimit)
+                    .await
+            {
+                tracing::warn!(error = %e, "cannot record a session refused for the user limit");
+            }
+            return Err(refused.into());
+        }
     }
     let opened = state.engine.open_session(request, ip).await?;
     Ok((StatusCode::CREATED, axum::Json(opened)))

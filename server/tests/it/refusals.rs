@@ -1,4 +1,5 @@
-//! Why a license was refused: in the ledger, its CSV export and the cartridge statistics.
+//! Why a license or a session was refused: in the ledger, its CSV export and the cartridge
+//! statistics.
 
 use reqwest::StatusCode;
 
@@ -83,5 +84,54 @@ async fn every_refusal_says_why_in_the_export_and_the_cartridge_statistics() {
         expected.map(|(p, r)| (p.to_owned(), r.to_owned())),
         "{csv}"
     );
+    lab.stop().await;
+}
+
+#[tokio::test]
+async fn a_session_refused_for_the_user_limit_is_in_the_ledger_with_its_user() {
+    let lab = Lab::start_full(&[Lic(1, None, &["7:0:Seat:2:0"])], quick(), Some(1)).await;
+    let open = |principal: &str| {
+        serde_json::json!({
+            "host": "render-3",
+            "message": "job",
+            "user": {"realm": "corp", "principal": principal},
+        })
+    };
+    let (status, answer) = lab
+        .send(reqwest::Method::POST, "/v1/sessions", Some(open("ann")))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let (status, answer) = lab
+        .send(reqwest::Method::POST, "/v1/sessions", Some(open("bob")))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert_eq!(answer["error"]["code"], "LICENSE_USER_LIMIT");
+
+    let data_dir = lab.dir.path().to_str().unwrap().to_owned();
+    let export = run(&["ledger", "export", "--data-dir", &data_dir]).await;
+    assert!(export.status.success(), "{}", stderr(&export));
+    let csv = String::from_utf8(export.stdout).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let column = |name: &str| header.iter().position(|c| *c == name).unwrap();
+    let sessions: Vec<[String; 4]> = csv
+        .lines()
+        .filter(|l| l.contains(",session_opened,") || l.contains(",session_refused,"))
+        .map(|l| {
+            let fields: Vec<&str> = l.split(',').collect();
+            ["kind", "host", "principal", "reason"].map(|c| fields[column(c)].to_owned())
+        })
+        .collect();
+    let row = |kind: &str, principal: &str, reason: &str| {
+        [kind, "render-3", principal, reason].map(str::to_owned)
+    };
+    assert_eq!(
+        sessions,
+        [
+            row("session_opened", "ann", ""),
+            row("session_refused", "bob", "user_limit")
+        ],
+        "{csv}"
+    );
+    assert_eq!(column("realm") + 1, column("principal"));
     lab.stop().await;
 }
