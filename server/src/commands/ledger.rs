@@ -86,7 +86,16 @@ async fn verify_store(store: &Store, dir: &Path, out: &mut dyn Write) -> anyhow:
                 head.signed_at
             )?;
         }
-        None => writeln!(out, "no signed head found")?,
+        None => match store.ledger_tail().await? {
+            Some((entries, _)) => writeln!(
+                out,
+                "warning: no signed head found although the ledger has {entries} entries: a \
+                 data directory of a version before signed heads, or the heads were removed; \
+                 whether it was cut short or rewritten cannot be told here (the heads anchored \
+                 at the vendor still tell)"
+            )?,
+            None => writeln!(out, "no signed head found")?,
+        },
     }
     let seqs: Vec<String> = snapshots.iter().map(|s| s.seq.to_string()).collect();
     writeln!(

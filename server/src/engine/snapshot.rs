@@ -291,8 +291,19 @@ pub(super) async fn restore(
     };
     // A snapshot whose head does not check out is skipped below, with its WARN.
     let (newest, _) = newest_head(dir, key, &snapshots).map_err(refuse)?;
-    if let Some(head) = &newest {
-        head::check(store, head).await.map_err(refuse)?;
+    match &newest {
+        Some(head) => head::check(store, head).await.map_err(refuse)?,
+        None => {
+            if let Some((entries, _)) = store.ledger_tail().await? {
+                tracing::warn!(
+                    entries,
+                    "the ledger has entries but no signed head (ledger-head.json) and no \
+                     snapshot: a data directory of a version before signed heads, or they were \
+                     removed; whether the ledger was cut short or rewritten cannot be told here \
+                     (the heads anchored at the vendor still tell)"
+                );
+            }
+        }
     }
     for meta in &snapshots {
         match load(store, meta, key, keep_ended).await {

@@ -11,7 +11,7 @@ use server::{Binding, Identity, KeyPair, ServerId, ledger_report};
 use sqlx::SqlitePool;
 
 use crate::{
-    binary::{run_vendor, stderr},
+    binary::{run, run_vendor, stderr},
     protocol::Lab,
     snapshots::{db_at, rewrite, rows},
     vendor::{Vendor, code, lab_with_vendor},
@@ -152,6 +152,19 @@ async fn the_vendor_keeps_each_head_and_finds_a_history_rewritten_or_cut_short()
     rewrite(&pool, index, "worker-1", "worker-9").await;
     pool.close().await;
     remove_signed_heads(lab.dir.path()).await;
+    let verified = run(&[
+        "ledger",
+        "verify",
+        "--data-dir",
+        lab.dir.path().to_str().unwrap(),
+    ])
+    .await;
+    let said = String::from_utf8_lossy(&verified.stdout).into_owned();
+    assert!(verified.status.success(), "{}", stderr(&verified));
+    assert!(
+        said.contains("warning: no signed head found although the ledger has "),
+        "{said}"
+    );
     lab.restart().await;
     let seen = anchored_when(&vendor, &server_id, |a| a.finding.is_some()).await;
     assert_eq!(seen.last_verdict, "rewritten", "{seen:?}");
