@@ -169,8 +169,10 @@ async fn crash_one_directory(rounds: u32, before: u32) {
             seen.extend(worker.await.unwrap());
         }
     }
+    // That the load ran, not how fast: a busy machine (a build beside the tests) managed 49
+    // grants in the shortest round, 300 ms, where an idle one makes hundreds.
     assert!(
-        seen.grants.len() > 50 * rounds as usize,
+        seen.grants.len() > 10 * rounds as usize,
         "the load ran: {} grants in {rounds} rounds",
         seen.grants.len()
     );
