@@ -6,6 +6,8 @@
 
 use std::io::Cursor;
 
+use flate2::{Compression, read::GzDecoder, write::GzEncoder};
+
 use openraft::{
     EntryPayload, LogId, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StoredMembership,
     storage::RaftStateMachine,
@@ -34,6 +36,18 @@ struct SnapshotBody {
     membership: Membership,
     /// `[seq, at, kind, body, prev_hash, hash]`.
     rows: Vec<RowTuple>,
+}
+
+/// A snapshot's bytes: its body as gzip-compressed JSON (ledger rows compress about tenfold,
+/// and a snapshot crosses the network to a member that is behind).
+fn encode(body: &SnapshotBody) -> std::io::Result<Vec<u8>> {
+    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+    serde_json::to_writer(&mut gz, body)?;
+    gz.finish()
+}
+
+fn decode(data: &[u8]) -> std::io::Result<SnapshotBody> {
+    Ok(serde_json::from_reader(GzDecoder::new(data))?)
 }
 
 fn to_text(value: &impl Serialize) -> Result<String, Error> {
@@ -90,7 +104,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             membership: membership.clone(),
             rows: rows.into_iter().map(RowTuple::from).collect(),
         };
-        let data = serde_json::to_vec(&body).map_err(|e| write_error(&e))?;
+        let data = tokio::task::spawn_blocking(move || encode(&body))
+            .await
+            .map_err(|e| write_error(&e))?
+            .map_err(|e| write_error(&e))?;
         let meta = SnapshotMeta {
             last_log_id: applied,
             last_membership: membership,
@@ -176,7 +193,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), Error> {
         let data = snapshot.into_inner();
-        let body: SnapshotBody = serde_json::from_slice(&data).map_err(|e| read_error(&e))?;
+        let body = decode(&data).map_err(|e| read_error(&e))?;
         let rows: Vec<LedgerRow> = body.rows.into_iter().map(LedgerRow::from).collect();
         let state = [
             (APPLIED, to_text(&meta.last_log_id)?),
