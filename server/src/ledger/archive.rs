@@ -342,4 +342,33 @@ mod tests {
             "{missing}"
         );
     }
+
+    #[tokio::test]
+    async fn a_hash_is_found_in_the_segment_that_holds_its_entry_or_in_the_table() {
+        let (_dir, store, now) = ledger().await;
+        let before: Vec<String> = store
+            .ledger_rows(0, 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.hash)
+            .collect();
+        archive_step(&store, now - 90 * DAY, 120)
+            .await
+            .unwrap()
+            .unwrap();
+        // The first, a middle and the last entry of the segment, then the table's.
+        for seq in [1u64, 60, 120, 121, 250] {
+            let hash = crate::ledger::segment::hash_at(&store, seq).await.unwrap();
+            assert_eq!(
+                hash.as_deref(),
+                Some(before[seq as usize - 1].as_str()),
+                "{seq}"
+            );
+        }
+        assert_eq!(
+            crate::ledger::segment::hash_at(&store, 251).await.unwrap(),
+            None
+        );
+    }
 }
