@@ -13,10 +13,11 @@
 //! The coordinator's events reach the members in batches, one Raft entry per round trip
 //! ([`proposer`]: group commit across the network). Members call each other's Raft over HTTP
 //! ([`calls`]), every call and answer signed with the member's server key and checked against
-//! the keys pinned for the network ([`envelope`]); the endpoints are the `peers` room's.
+//! the keys pinned for the network ([`envelope`]); the endpoints are the `peers` room's. Who the
+//! members are, and each one's id (derived from its key), is the network's [`config`].
 //!
 //! Built so far: the replicated storage (checked against openraft's own storage suite), the
-//! signed calls, and the proposer. The engine deciding through the proposer, forming a network,
+//! signed calls, the proposer, and the members' list. The engine deciding through the proposer, forming a network,
 //! the quorum refusal and the clients' failover come next.
 
 #![allow(
@@ -25,6 +26,7 @@
 )]
 
 pub mod calls;
+pub mod config;
 pub mod envelope;
 pub mod log_store;
 pub mod proposer;
