@@ -76,6 +76,41 @@ pub struct VendorLink {
     pub http: reqwest::Client,
 }
 
+impl VendorLink {
+    /// Calls `path` of the vendor service (with the licensing `token`, if any, and `body` as
+    /// JSON): its answer; or its refusal, a 4xx with its error body; or, as `Err`, why it could
+    /// not be reached or answered something else.
+    pub async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&impl serde::Serialize>,
+    ) -> Result<Result<T, (reqwest::StatusCode, models::ApiError)>, String> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.url.trim_end_matches('/')));
+        if let Some(token) = token {
+            request = request.header(models::headers::LICENSING_TOKEN, token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| e.to_string())?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes)
+                .map(Ok)
+                .map_err(|e| format!("it answered something else than expected ({e})"));
+        }
+        match serde_json::from_slice::<models::ApiError>(&bytes) {
+            Ok(error) if status.is_client_error() => Ok(Err((status, error))),
+            _ => Err(format!("it answered HTTP {status}")),
+        }
+    }
+}
+
 /// Cheap to clone: one `Arc` for every request.
 #[derive(Debug, Clone)]
 pub struct AppState(Arc<App>);

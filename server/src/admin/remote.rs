@@ -83,32 +83,10 @@ async fn call_vendor<T: DeserializeOwned>(
             format!("the vendor licensing service at {base} could not be reached: {why}"),
         )
     };
-    let mut request = vendor
-        .http
-        .request(method, format!("{}{path}", base.trim_end_matches('/')));
-    if let Some(token) = token {
-        request = request.header(headers::LICENSING_TOKEN, token);
-    }
-    if let Some(body) = body {
-        request = request.json(body);
-    }
-    let response = request
-        .send()
-        .await
-        .map_err(|e| unreachable(e.to_string()))?;
-    let status = response.status();
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| unreachable(e.to_string()))?;
-    if status.is_success() {
-        return serde_json::from_slice(&bytes)
-            .map(Ok)
-            .map_err(|e| unreachable(format!("it answered something else than expected ({e})")));
-    }
-    match serde_json::from_slice::<ApiError>(&bytes) {
-        Ok(error) if status.is_client_error() => Ok(Err(VendorAnswer::Status(status, error))),
-        _ => Err(unreachable(format!("it answered HTTP {status}"))),
+    match vendor.call(method, path, token, body).await {
+        Ok(Ok(answer)) => Ok(Ok(answer)),
+        Ok(Err((status, error))) => Ok(Err(VendorAnswer::Status(status, error))),
+        Err(why) => Err(unreachable(why)),
     }
 }
 

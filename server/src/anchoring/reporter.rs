@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use models::{ApiError, ErrorCode, HeadVerdict, LedgerReportAnswer, LedgerReportRequest};
+use reqwest::Method;
 use tokio_util::sync::CancellationToken;
 
 use super::{reported, summary::summary};
@@ -72,36 +73,22 @@ async fn send(
         .vendor
         .as_ref()
         .context("no vendor licensing service is configured (--vendor-url)")?;
-    let url = format!(
-        "{}/vendor/v1/ledger-reports",
-        vendor.url.trim_end_matches('/')
-    );
-    let response = vendor
-        .http
-        .post(&url)
-        .json(&LedgerReportRequest { report })
-        .send()
+    let request = LedgerReportRequest { report };
+    let answer = vendor
+        .call(
+            Method::POST,
+            "/vendor/v1/ledger-reports",
+            None,
+            Some(&request),
+        )
         .await
-        .with_context(|| {
-            format!(
-                "the vendor licensing service at {} could not be reached",
+        .map_err(|why| {
+            anyhow::anyhow!(
+                "the vendor licensing service at {} could not be reached: {why}",
                 vendor.url
             )
         })?;
-    let status = response.status();
-    let bytes = response.bytes().await?;
-    if status.is_success() {
-        return Ok(Ok(serde_json::from_slice(&bytes).with_context(|| {
-            format!(
-                "the vendor at {} answered something else than a ledger report answer",
-                vendor.url
-            )
-        })?));
-    }
-    match serde_json::from_slice::<ApiError>(&bytes) {
-        Ok(error) if status.is_client_error() => Ok(Err(error)),
-        _ => bail!("the vendor at {} answered HTTP {status}", vendor.url),
-    }
+    Ok(answer.map_err(|(_, error)| error))
 }
 
 /// Reports at once, then every `every` until `shutdown`; after a failure, again within
