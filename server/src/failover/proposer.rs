@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::types::{NodeId, Proposal, Proposed, TypeConfig};
-use crate::ledger::Event;
+use crate::ledger::{Event, writer::next_batch};
 
 /// Most events in one Raft entry; more wait for the next.
 const MAX_EVENTS: usize = 4096;
@@ -95,23 +95,7 @@ async fn run(
     mut receiver: mpsc::UnboundedReceiver<Waiting>,
     shutdown: CancellationToken,
 ) {
-    loop {
-        let first = tokio::select! {
-            biased;
-            waiting = receiver.recv() => waiting,
-            () = shutdown.cancelled() => {
-                receiver.close();
-                receiver.recv().await
-            }
-        };
-        let Some(first) = first else { return };
-        let mut batch = vec![first];
-        while batch.len() < MAX_EVENTS {
-            match receiver.try_recv() {
-                Ok(waiting) => batch.push(waiting),
-                Err(_) => break,
-            }
-        }
+    while let Some(batch) = next_batch(&mut receiver, MAX_EVENTS, &shutdown).await {
         let (events, senders): (Vec<Proposed>, Vec<_>) =
             batch.into_iter().map(|w| (w.proposed, w.done)).unzip();
         match raft.client_write(Proposal { events }).await {

@@ -180,6 +180,32 @@ impl Writer {
     }
 }
 
+/// Waits for the next item, then takes whatever else queued meanwhile, up to `max`: one group
+/// commit's worth. Once `shutdown` is cancelled the queue takes nothing more, and what it held
+/// still comes out; `None` when it is closed and empty.
+pub async fn next_batch<T>(
+    receiver: &mut mpsc::UnboundedReceiver<T>,
+    max: usize,
+    shutdown: &CancellationToken,
+) -> Option<Vec<T>> {
+    let first = tokio::select! {
+        biased;
+        item = receiver.recv() => item,
+        () = shutdown.cancelled() => {
+            receiver.close();
+            receiver.recv().await
+        }
+    };
+    let mut batch = vec![first?];
+    while batch.len() < max {
+        match receiver.try_recv() {
+            Ok(item) => batch.push(item),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
+
 async fn run_writer(
     mut receiver: mpsc::UnboundedReceiver<Pending>,
     health: Arc<Health>,
@@ -191,28 +217,12 @@ async fn run_writer(
     let mut since_checkpoint = 0;
     let mut checkpointing: Option<tokio::task::JoinHandle<()>> = None;
     loop {
-        let first = tokio::select! {
-            biased;
-            pending = receiver.recv() => pending,
-            () = shutdown.cancelled() => {
-                // Commit what is queued, then stop taking more.
-                receiver.close();
-                receiver.recv().await
-            }
-        };
-        let Some(first) = first else {
+        let Some(batch) = next_batch(&mut receiver, MAX_BATCH, &shutdown).await else {
             if let Some(checkpoint) = checkpointing {
                 let _ = checkpoint.await;
             }
             return;
         };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match receiver.try_recv() {
-                Ok(pending) => batch.push(pending),
-                Err(_) => break,
-            }
-        }
         let rows: Vec<NewLedgerRow> = batch.iter().filter_map(|p| p.row.clone()).collect();
         let started = std::time::Instant::now();
         let failed = health.failed.load(Ordering::SeqCst);
