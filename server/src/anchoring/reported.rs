@@ -4,7 +4,7 @@
 //! Losing the file loses nothing but links: an online report is asked for the one the vendor
 //! needs, and an offline request without it is recorded by the vendor as not checked.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -55,18 +55,9 @@ pub fn remember(dir: &Path, seq: u64) -> std::io::Result<()> {
     atomic_file::replace(&dir.join(REPORTED_FILE), text.as_bytes(), Mode::Private)
 }
 
-/// The data directory of a running server, where the list is kept.
-pub fn data_dir(state: &AppState) -> PathBuf {
-    state
-        .store
-        .path()
-        .parent()
-        .map_or_else(|| PathBuf::from("."), ToOwned::to_owned)
-}
-
 /// [`remember`] in the data directory of `state`.
 pub async fn remember_in(state: &AppState, seq: u64) -> anyhow::Result<()> {
-    let dir = data_dir(state);
+    let dir = state.store.dir().to_owned();
     tokio::task::spawn_blocking(move || remember(&dir, seq))
         .await?
         .context("cannot keep the list of reported ledger entries")

@@ -1,7 +1,7 @@
 //! What a ledger report says: the head, the links to entries reported before, and the usage of
 //! every cartridge, all as of one durable ledger entry.
 
-use super::reported::{self, data_dir};
+use super::reported;
 use crate::{
     app::AppState,
     ledger::segment,
@@ -14,7 +14,7 @@ pub async fn summary(state: &AppState, also: Option<u64>) -> anyhow::Result<Opti
     let Some(head) = state.engine.usage_at_head().await? else {
         return Ok(None);
     };
-    let mut seqs = reported::read(&data_dir(state));
+    let mut seqs = reported::read(state.store.dir());
     seqs.extend(also);
     seqs.retain(|&seq| seq < head.seq);
     seqs.sort_unstable();

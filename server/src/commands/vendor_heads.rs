@@ -15,11 +15,12 @@ use crate::{
 
 /// The vendor service's store in `data_dir`, which must exist (the service made it).
 async fn open(data_dir: &Path) -> anyhow::Result<VendorStore> {
-    let path = data_dir.join("vendor.db");
+    let path = data_dir.join(VendorStore::FILE);
     if !path.exists() {
         bail!(
-            "{} holds no vendor database (vendor.db); give the licensing service's --data-dir",
-            data_dir.display()
+            "{} holds no vendor database ({}); give the licensing service's --data-dir",
+            data_dir.display(),
+            VendorStore::FILE
         );
     }
     Ok(VendorStore::open(&path).await?)

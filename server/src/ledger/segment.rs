@@ -23,11 +23,7 @@ use crate::{
 pub const ARCHIVE_DIR: &str = "ledger-archive";
 /// The archive directory of the data directory `store` lives in.
 pub fn archive_dir(store: &Store) -> PathBuf {
-    store
-        .path()
-        .parent()
-        .unwrap_or_else(|| Path::new("."))
-        .join(ARCHIVE_DIR)
+    store.dir().join(ARCHIVE_DIR)
 }
 
 pub(super) fn encode(rows: &[LedgerRow]) -> anyhow::Result<Vec<u8>> {

@@ -78,6 +78,12 @@ impl Store {
         &self.path
     }
 
+    /// The directory the database file is in: the data directory, where the files that go
+    /// with the store (archive segments, the list of reported entries) live.
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or_else(|| Path::new("."))
+    }
+
     /// The same database on new connections, none of which has seen what an earlier failure
     /// left in its cache: the ledger writer's fresh start after a failed write.
     pub async fn reopen(&self) -> Result<Self, StoreError> {

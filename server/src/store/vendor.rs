@@ -30,6 +30,9 @@ pub enum Activation {
 }
 
 impl VendorStore {
+    /// The database's file name in the vendor service's data directory.
+    pub const FILE: &str = "vendor.db";
+
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         Ok(Self {
             pool: connect(path, &MIGRATOR).await?,

@@ -84,7 +84,7 @@ pub async fn start(config: VendorConfig) -> anyhow::Result<RunningVendor> {
     let key = KeyPair::load(&config.key)?;
     create_private_dir(&config.data_dir)
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
-    let store = VendorStore::open(&config.data_dir.join("vendor.db")).await?;
+    let store = VendorStore::open(&config.data_dir.join(VendorStore::FILE)).await?;
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = TcpListener::bind(addr)
         .await
