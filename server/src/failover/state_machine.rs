@@ -12,7 +12,7 @@ use openraft::{
     EntryPayload, LogId, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StoredMembership,
     storage::RaftStateMachine,
 };
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use super::types::{Applied, Error, Member, NodeId, TypeConfig, read_error, write_error};
 use crate::store::{LedgerRow, NewLedgerRow, RowTuple, Store};
@@ -66,39 +66,30 @@ impl StateMachine {
                 .await
                 .map_err(|e| read_error(&e))
         };
-        let applied = match read(APPLIED).await? {
-            Some(text) => serde_json::from_str(&text).map_err(|e| read_error(&e))?,
-            None => None,
-        };
-        let membership = match read(MEMBERSHIP).await? {
-            Some(text) => serde_json::from_str(&text).map_err(|e| read_error(&e))?,
-            None => Membership::default(),
-        };
-        Ok((applied, membership))
+        Ok((
+            parsed(read(APPLIED).await?)?,
+            parsed(read(MEMBERSHIP).await?)?,
+        ))
     }
+}
+
+/// A stored value (JSON), or its default while none is stored.
+fn parsed<T: DeserializeOwned + Default>(text: Option<String>) -> Result<T, Error> {
+    text.map_or_else(
+        || Ok(T::default()),
+        |text| serde_json::from_str(&text).map_err(|e| read_error(&e)),
+    )
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, Error> {
-        let (rows, values) = self
+        let (rows, mut values) = self
             .store
             .ledger_with_raft_state(&[APPLIED, MEMBERSHIP])
             .await
             .map_err(|e| read_error(&e))?;
-        let parse = |value: &Option<String>| -> Result<Option<serde_json::Value>, Error> {
-            value
-                .as_deref()
-                .map(|text| serde_json::from_str(text).map_err(|e| read_error(&e)))
-                .transpose()
-        };
-        let applied: Option<LogId<NodeId>> = match parse(&values[0])? {
-            Some(v) => serde_json::from_value(v).map_err(|e| read_error(&e))?,
-            None => None,
-        };
-        let membership: Membership = match parse(&values[1])? {
-            Some(v) => serde_json::from_value(v).map_err(|e| read_error(&e))?,
-            None => Membership::default(),
-        };
+        let membership: Membership = parsed(values.pop().flatten())?;
+        let applied: Option<LogId<NodeId>> = parsed(values.pop().flatten())?;
         let body = SnapshotBody {
             applied,
             membership: membership.clone(),

@@ -122,7 +122,7 @@ impl Store {
     /// Up to `limit` ledger rows after `after`, in order: for verifying and replaying the ledger
     /// without holding it all in memory.
     pub async fn ledger_rows(&self, after: u64, limit: u32) -> Result<Vec<LedgerRow>, StoreError> {
-        let rows: Vec<(i64, String, String, String, String, String)> = sqlx::query_as(
+        let rows: Vec<SqlRow> = sqlx::query_as(
             "SELECT seq, at, kind, body, prev_hash, hash FROM ledger
              WHERE seq > ?1 ORDER BY seq LIMIT ?2",
         )
@@ -130,17 +130,21 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(seq, at, kind, body, prev_hash, hash)| LedgerRow {
-                seq: u64::try_from(seq).unwrap_or(0),
-                at,
-                kind,
-                body,
-                prev_hash,
-                hash,
-            })
-            .collect())
+        Ok(rows.into_iter().map(from_sql).collect())
+    }
+}
+
+/// A ledger row as SQLite returns `seq, at, kind, body, prev_hash, hash`.
+pub(super) type SqlRow = (i64, String, String, String, String, String);
+
+pub(super) fn from_sql((seq, at, kind, body, prev_hash, hash): SqlRow) -> LedgerRow {
+    LedgerRow {
+        seq: u64::try_from(seq).unwrap_or(0),
+        at,
+        kind,
+        body,
+        prev_hash,
+        hash,
     }
 }
 

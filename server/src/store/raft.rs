@@ -6,18 +6,19 @@
 
 use super::{
     database::{Store, StoreError, to_sql},
-    ledger::{LedgerRow, NewLedgerRow, append_rows},
+    ledger::{LedgerRow, NewLedgerRow, SqlRow, append_rows, from_sql},
 };
+
+/// The value of a named Raft state (`?1`).
+const STATE: &str = "SELECT value FROM raft_state WHERE name = ?1";
 
 impl Store {
     /// The value named `name`, if set.
     pub async fn raft_state(&self, name: &str) -> Result<Option<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT value FROM raft_state WHERE name = ?1")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_scalar(STATE)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     /// Sets `name` to `value` (durably, as every write).
@@ -201,30 +202,17 @@ impl Store {
         let mut values = Vec::with_capacity(names.len());
         for name in names {
             values.push(
-                sqlx::query_scalar("SELECT value FROM raft_state WHERE name = ?1")
+                sqlx::query_scalar(STATE)
                     .bind(name)
                     .fetch_optional(&mut *tx)
                     .await?,
             );
         }
-        let rows: Vec<(i64, String, String, String, String, String)> =
+        let rows: Vec<SqlRow> =
             sqlx::query_as("SELECT seq, at, kind, body, prev_hash, hash FROM ledger ORDER BY seq")
                 .fetch_all(&mut *tx)
                 .await?;
         tx.commit().await?;
-        let rows = rows
-            .into_iter()
-            .map(|(seq, at, kind, body, prev_hash, hash)| {
-                Ok(LedgerRow {
-                    seq: u64::try_from(seq).map_err(|_| StoreError::OutOfRange)?,
-                    at,
-                    kind,
-                    body,
-                    prev_hash,
-                    hash,
-                })
-            })
-            .collect::<Result<_, StoreError>>()?;
-        Ok((rows, values))
+        Ok((rows.into_iter().map(from_sql).collect(), values))
     }
 }
