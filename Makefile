@@ -13,6 +13,8 @@
 #   make bench   license cycles per second and latency, next to a baseline, at concurrency 1, 16, 64;
 #                grants during a mass drop; start-up after 1 M and 10 M ledger entries
 #   make soak    kill -9 under load SOAK_KILLS times (default 1000), then the audit of the ledger
+#   make network-soak  a three-member failover network's coordinator killed under load
+#                NETWORK_KILLS times (default 20), the audit, and the time to the next success
 #   make fuzz    each fuzz target (cargo-fuzz) for FUZZ_SECONDS (default 300)
 
 SHELL := /bin/bash
@@ -55,7 +57,7 @@ E2E_NPM := end2end/node_modules/.package-lock.json
 UI_SOURCES := $(shell find app/src app/models/src style public -type f 2>/dev/null) \
 	app/index.html app/Trunk.toml app/Cargo.toml app/models/Cargo.toml Cargo.toml Cargo.lock
 
-.PHONY: help setup build vendor-build run demo test sealed-test lint e2e api-fuzz bench soak fuzz clean
+.PHONY: help setup build vendor-build run demo test sealed-test lint e2e api-fuzz bench soak network-soak fuzz clean
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -131,6 +133,7 @@ lint: setup $(E2E_NPM)
 test: lint build $(CHROMIUM) $(E2E_NPM) $(ST)
 	cargo test --locked --workspace
 	$(MAKE) soak SOAK_KILLS=30
+	$(MAKE) network-soak NETWORK_KILLS=20
 	$(MAKE) fuzz FUZZ_SECONDS=20
 	$(MAKE) e2e
 	$(MAKE) api-fuzz
@@ -168,6 +171,13 @@ bench: build
 SOAK_KILLS ?= 1000
 soak:
 	SOAK_KILLS=$(SOAK_KILLS) cargo test --locked -p server --test it kill_9_soak -- --ignored --nocapture
+
+# A three-member failover network on 127.0.0.1: its coordinator killed (kill -9) under load
+# NETWORK_KILLS times, each time started again; then every acknowledged grant and debit is looked
+# for in the ledger (the same on every member), and the wait for the next success is printed.
+NETWORK_KILLS ?= 20
+network-soak:
+	NETWORK_KILLS=$(NETWORK_KILLS) cargo test --locked -p server --test it failover_soak -- --ignored --nocapture
 
 # libFuzzer through cargo-fuzz, on stable Rust (RUSTC_BOOTSTRAP lets it pass the flags it needs).
 # No sanitizer: the code has no unsafe; a panic or a broken assertion is the finding, written to

@@ -3,18 +3,28 @@
 //!
 //! [`App::open`] opens the store of a data directory, verifies and replays the ledger into the
 //! engine, loads the licenses, and wires the administrators' logins, this server's own key and the
-//! HTTP client for the vendor service. The handlers of every port share it as [`AppState`], one
-//! `Arc` per request.
+//! HTTP client for the vendor service. A data directory with a members' list (`network.toml`) is a
+//! member of a failover network: its engine's writer goes into the network's replicated log, and
+//! the engine follows what that log commits ([`ReplicaEngine`]). The handlers of every port share
+//! it as [`AppState`], one `Arc` per request.
 
 use std::{net::IpAddr, ops::Deref, sync::Arc, time::Duration};
 
+use anyhow::Context;
+use time::OffsetDateTime;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     auth::Auth,
-    engine::{Engine, EngineConfig, HeadSigner},
-    ledger::Writer,
+    engine::{Engine, EngineConfig, HeadSigner, Role},
+    failover::{
+        self,
+        config::NetworkConfig,
+        network::Network,
+        replica::{Boxed, Link, Replica, Replicated},
+    },
+    ledger::{Commit, Event, Refusal, Writer},
     licensing::{
         dir::LicenseDir,
         host,
@@ -66,6 +76,8 @@ pub struct App {
     pub server_key: KeyPair,
     /// The vendor licensing service, when configured (`--vendor-url`).
     pub vendor: Option<VendorLink>,
+    /// The failover network this server is a member of, if it is one.
+    pub network: Option<Arc<Network>>,
 }
 
 /// The vendor licensing service and the one HTTP client that calls it (connections are kept
@@ -158,18 +170,25 @@ impl App {
             config.bind,
             config.license_port,
         );
+        let network_id = failover::config::network_id(data_dir.path())?
+            .map(ServerId::parse)
+            .transpose()?;
         let inventory = Arc::new(
             Inventory::load(
                 LicenseDir::new(data_dir.path()),
                 config.trusted,
-                binding,
+                binding.with_network(network_id),
                 store.clone(),
             )
             .await?,
         );
         let server_key = KeyPair::load_or_create(&data_dir.path().join(SERVER_KEY_FILE))?;
+        let members = failover::config::read(data_dir.path())?;
+        if let Some(members) = &members {
+            join(&store, members, &server_key, &server_id).await?;
+        }
         let stop = CancellationToken::new();
-        let (writer, task) = Writer::spawn(store.clone(), stop.clone());
+        let (writer, queue) = Writer::channel(store.clone());
         let engine = Arc::new(
             Engine::load(
                 &store,
@@ -181,9 +200,37 @@ impl App {
                     key: server_key.signing_key(),
                     dir: data_dir.path().to_owned(),
                 },
+                if members.is_some() {
+                    Role::Following
+                } else {
+                    Role::Single
+                },
             )
             .await?,
         );
+        let (task, network) = match members {
+            None => (Writer::run(queue, stop.clone()), None),
+            Some(members) => {
+                let link = Link {
+                    replica: Arc::new(ReplicaEngine {
+                        engine: engine.clone(),
+                        inventory: inventory.clone(),
+                    }),
+                    gate: Arc::default(),
+                };
+                let (network, proposer) = failover::network::start(
+                    store.clone(),
+                    members,
+                    server_key.signing_key(),
+                    link,
+                    queue,
+                    raft_snapshot_every(),
+                    stop.clone(),
+                )
+                .await?;
+                (proposer, Some(network))
+            }
+        };
         let auth = Auth::new(store.clone(), config.admin_idle_timeout);
         let vendor = match config.vendor_url {
             Some(url) => Some(VendorLink {
@@ -200,7 +247,125 @@ impl App {
             auth,
             server_key,
             vendor,
+            network,
         };
         Ok((AppState(Arc::new(app)), LedgerTask { stop, task }))
+    }
+}
+
+/// In a development build, how many Raft log entries between two snapshots of a member's ledger
+/// (for tests of a member that catches up from one); a sealed build always uses the default.
+pub const RAFT_SNAPSHOT_EVERY_ENV: &str = "LICENSE_SERVER_DEV_RAFT_SNAPSHOT_EVERY";
+
+fn raft_snapshot_every() -> u64 {
+    if crate::licensing::sealed::is_sealed() {
+        return failover::network::SNAPSHOT_EVERY;
+    }
+    std::env::var(RAFT_SNAPSHOT_EVERY_ENV)
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(failover::network::SNAPSHOT_EVERY)
+}
+
+/// Checks that this data directory is the member of `members` it claims to be (its key and its
+/// server id are in the list), and makes its store a member's: a store that already has a
+/// history of its own cannot join (the members' ledgers must be one chain from the start).
+async fn join(
+    store: &Store,
+    members: &NetworkConfig,
+    key: &KeyPair,
+    server_id: &ServerId,
+) -> anyhow::Result<()> {
+    let verifying = key.signing_key().verifying_key();
+    let token = failover::config::token(server_id.as_str(), &verifying);
+    let me = members.member_id(&verifying).with_context(|| {
+        format!(
+            "{} does not list this member: its token is {token}; run `license-server network \
+             init` with every member's token",
+            failover::config::FILE
+        )
+    })?;
+    let listed = members
+        .member(me)
+        .map(|m| m.server_id.clone())
+        .unwrap_or_default();
+    anyhow::ensure!(
+        listed == server_id.as_str(),
+        "{} lists this member's key with server id {listed}, but this machine's server id is {} \
+         (was the data directory copied from another machine?); its token is {token}",
+        failover::config::FILE,
+        server_id
+    );
+    if !store.is_member().await? {
+        if let Some((entries, _)) = store.ledger_tail().await? {
+            anyhow::bail!(
+                "this data directory has {entries} ledger entries of its own: a member of a \
+                 failover network starts with an empty ledger (the network's is one chain). Use \
+                 a new data directory for the member"
+            );
+        }
+        store.mark_member().await?;
+    }
+    Ok(())
+}
+
+/// The engine, and the licenses it grants from, as the failover network's state machine and
+/// leadership watch see them.
+#[derive(Debug)]
+struct ReplicaEngine {
+    engine: Arc<Engine>,
+    inventory: Arc<Inventory>,
+}
+
+impl Replica for ReplicaEngine {
+    fn applied<'a>(
+        &'a self,
+        mine: Option<u64>,
+        entries: &'a [Replicated],
+    ) -> Boxed<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            // A license installed on another member counts here before anything that follows it.
+            for (_, at, event) in entries {
+                self.inventory.follow(*at, event).await?;
+            }
+            self.engine.apply_replicated(mine, entries).await
+        })
+    }
+
+    fn follow(&self, refusal: Refusal) -> Boxed<'_, anyhow::Result<u64>> {
+        Box::pin(self.engine.follow(refusal))
+    }
+
+    fn lead(&self) -> u64 {
+        self.engine.lead()
+    }
+
+    fn leads(&self) -> bool {
+        matches!(self.engine.role(), Role::Leading(_))
+    }
+
+    fn pause(&self, refusal: Refusal) {
+        self.engine.pause(refusal);
+    }
+
+    fn unpause(&self) {
+        self.engine.unpause();
+    }
+
+    fn record(&self, at: OffsetDateTime, event: Event) -> anyhow::Result<Commit> {
+        Ok(self.engine.record_outside(at, event)?)
+    }
+
+    fn take_heard(&self) -> Vec<u64> {
+        self.engine.take_heard()
+    }
+
+    fn keep_heard(&self, sessions: &[u64]) {
+        self.engine.keep_heard(sessions);
+    }
+
+    fn heard(&self, sessions: &[u64]) {
+        self.engine.heard(sessions);
     }
 }

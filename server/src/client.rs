@@ -3,8 +3,19 @@
 //!
 //! Opening a session tries each configured server in turn and stays with the first that answers,
 //! so a client configured with every member of a failover network keeps working when one is down.
+//! Every call on an open session goes to the server that answered last; when that one cannot be
+//! reached, or answers that it cannot decide now (`503`), the same call goes to the others in
+//! turn, and the first that knows the session takes over: every member of a failover network
+//! holds every session, so the session, its token and its licenses carry on. A server that does
+//! not know the session (another network, or none) is passed over.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use models::{
     ApiError, ErrorCode, Granted, OpenSession, Released, RequestLicense, SessionClosed,
@@ -49,8 +60,8 @@ impl ClientError {
 pub struct LicenseClient {
     http: reqwest::Client,
     servers: Vec<String>,
-    /// The server that answered the last `open_session`.
-    current: usize,
+    /// The server that answered last (shared by clones: a session moves for all of them).
+    current: Arc<AtomicUsize>,
 }
 
 /// How long an unused connection to a server is kept for the next call.
@@ -70,17 +81,17 @@ impl LicenseClient {
         Ok(Self {
             http,
             servers,
-            current: 0,
+            current: Arc::default(),
         })
     }
 
-    /// Which server (by its place in the list) holds the session.
+    /// Which server (by its place in the list) answered last.
     pub fn current(&self) -> usize {
-        self.current
+        self.current.load(Ordering::SeqCst)
     }
 
     pub fn server(&self) -> &str {
-        self.servers.get(self.current).map_or("", String::as_str)
+        self.servers.get(self.current()).map_or("", String::as_str)
     }
 
     async fn call<T: DeserializeOwned>(
@@ -138,7 +149,8 @@ impl LicenseClient {
         }
     }
 
-    /// The current server only: after the session is open, it lives there.
+    /// The server that answered last; if it cannot be reached or cannot decide now, the others
+    /// in turn (see the module's documentation). The first answer's error if none takes over.
     async fn call_current<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -147,16 +159,39 @@ impl LicenseClient {
         timeout: Duration,
         session: Option<&SessionOpened>,
     ) -> Result<T, ClientError> {
-        let server = self.server().to_owned();
-        self.call(&server, method, path, body, timeout, session)
-            .await
-            .map_err(|e| match e {
-                CallError::Unreachable(last) => ClientError::Unreachable {
-                    tried: server,
+        let first = self.current();
+        let count = self.servers.len().max(1);
+        let mut error = None;
+        for index in (0..count).map(|i| (first + i) % count) {
+            let Some(server) = self.servers.get(index) else {
+                break;
+            };
+            let failed = match self
+                .call(server, method.clone(), path, body, timeout, session)
+                .await
+            {
+                Ok(answer) => {
+                    self.current.store(index, Ordering::SeqCst);
+                    return Ok(answer);
+                }
+                Err(CallError::Unreachable(last)) => ClientError::Unreachable {
+                    tried: server.clone(),
                     last,
                 },
-                CallError::Failed(e) => e,
-            })
+                // Another server that does not know the session: not one of the network.
+                Err(CallError::Failed(e)) if index != first && not_here(&e) => e,
+                Err(CallError::Failed(e)) if !cannot_decide(&e) => {
+                    self.current.store(index, Ordering::SeqCst);
+                    return Err(e);
+                }
+                Err(CallError::Failed(e)) => e,
+            };
+            error.get_or_insert(failed);
+        }
+        Err(error.unwrap_or_else(|| ClientError::Unreachable {
+            tried: String::new(),
+            last: "no server given".to_owned(),
+        }))
     }
 
     /// Opens a session on the first server that answers.
@@ -175,6 +210,8 @@ impl LicenseClient {
         first: usize,
     ) -> Result<SessionOpened, ClientError> {
         let mut last = String::from("no server given");
+        // A server that answered it cannot decide now says more than one that did not answer.
+        let mut undecided = None;
         let count = self.servers.len();
         let order = (0..count).map(|i| (first + i) % count.max(1));
         for (index, server) in order.map(|i| (i, &self.servers[i])) {
@@ -190,17 +227,20 @@ impl LicenseClient {
                 .await
             {
                 Ok(opened) => {
-                    self.current = index;
+                    self.current.store(index, Ordering::SeqCst);
                     return Ok(opened);
                 }
                 Err(CallError::Unreachable(why)) => last = format!("{server}: {why}"),
+                Err(CallError::Failed(e)) if cannot_decide(&e) => {
+                    undecided.get_or_insert(e);
+                }
                 Err(CallError::Failed(e)) => return Err(e),
             }
         }
-        Err(ClientError::Unreachable {
+        Err(undecided.unwrap_or_else(|| ClientError::Unreachable {
             tried: self.servers.join(", "),
             last,
-        })
+        }))
     }
 
     /// Calls on an open `session` carry its token.
@@ -260,6 +300,20 @@ impl LicenseClient {
         self.call_current(method, path, None::<&()>, CALL_TIMEOUT, session)
             .await
     }
+}
+
+/// An answer that says this server cannot decide right now (no quorum, the ledger cannot be
+/// written): another may.
+fn cannot_decide(error: &ClientError) -> bool {
+    matches!(error, ClientError::Api { status, .. } if *status == StatusCode::SERVICE_UNAVAILABLE)
+}
+
+/// An answer that says this server does not know the session.
+fn not_here(error: &ClientError) -> bool {
+    matches!(
+        error.code(),
+        Some(ErrorCode::UnknownSession | ErrorCode::SessionTokenWrong)
+    )
 }
 
 enum CallError {

@@ -55,27 +55,12 @@ pub mod cli;
 mod client;
 pub mod commands;
 mod engine;
-#[cfg_attr(
-    not(test),
-    allow(
-        dead_code,
-        reason = "the failover network's replicated storage, tested on its own; the members' \
-                  RPCs and coordinator are the next steps of the failover network"
-    )
-)]
 mod failover;
 pub mod fuzzing;
 mod http;
 mod ledger;
 mod licensing;
 mod openapi;
-#[cfg_attr(
-    not(test),
-    allow(
-        dead_code,
-        reason = "the failover network's member endpoints; served by members from the next step on"
-    )
-)]
 mod peers;
 mod ports;
 mod protocol;

@@ -7,8 +7,8 @@ use clap::Parser;
 use server::{
     ServeConfig,
     cli::{
-        CartridgeCommand, Cli, ClientCommand, Command, LedgerCommand, LicenseCommand, ServeArgs,
-        UserCommand, UsersCommand,
+        CartridgeCommand, Cli, ClientCommand, Command, LedgerCommand, LicenseCommand,
+        NetworkCommand, ServeArgs, UserCommand, UsersCommand,
     },
     commands, logging, signals,
 };
@@ -41,6 +41,14 @@ async fn main() -> ExitCode {
             commands::licensed_users::clear(who, &data_dir, &mut io::stdout()).await
         }
         Command::Serve(args) => run_server(args).await,
+        Command::Network(NetworkCommand::Identity(data_dir)) => {
+            commands::network::identity(&data_dir, &mut io::stdout()).await
+        }
+        Command::Network(NetworkCommand::Init {
+            members,
+            force,
+            data_dir,
+        }) => commands::network::init(&members, force, &data_dir, &mut io::stdout()).await,
         Command::ServerId(args) => commands::server_id::print(&args, &mut io::stdout()).await,
         Command::License(command) => license(command).await,
         Command::Cartridge(CartridgeCommand::Assign {

@@ -7,6 +7,7 @@ use axum::{
     Router,
     extract::DefaultBodyLimit,
     http::{HeaderValue, header},
+    middleware,
     response::Redirect,
     routing::get,
 };
@@ -16,7 +17,7 @@ use crate::{
     admin,
     app::AppState,
     http::{assets, layers::with_common_layers},
-    openapi, protocol, status,
+    openapi, peers, protocol, status,
 };
 
 pub const STATUS_PAGE: &str = "/status/index.html";
@@ -24,15 +25,32 @@ pub const STATUS_PAGE: &str = "/status/index.html";
 /// app, which then shows the screen (a bookmark or a reload lands on the right one).
 pub const ADMIN_PAGE: &str = "/admin";
 
-/// The license port: what client machines speak.
+/// The license port: what client machines speak; on a member of a failover network, also what
+/// the other members call, and the protocol's changes are passed on to the coordinator.
 pub fn license_port(state: AppState) -> Router {
-    with_common_layers(
-        protocol::routes()
-            .route("/health", get(status::health))
-            .route("/ready", get(status::ready))
-            .route("/openapi.json", get(openapi::license_port))
-            .with_state(state),
-    )
+    let mut protocol = protocol::routes();
+    let mut members = None;
+    if let Some(network) = &state.network {
+        let answering = protocol::routes().with_state(state.clone());
+        members = Some(peers::members::routes(
+            state.clone(),
+            network.clone(),
+            answering,
+        ));
+        protocol = protocol.route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            peers::forward::to_coordinator,
+        ));
+    }
+    let mut router = protocol
+        .route("/health", get(status::health))
+        .route("/ready", get(status::ready))
+        .route("/openapi.json", get(openapi::license_port))
+        .with_state(state);
+    if let Some(members) = members {
+        router = router.merge(members);
+    }
+    with_common_layers(router)
 }
 
 /// The API port: the status page, its data, the admin API and screens.

@@ -22,6 +22,7 @@ use crate::{
     anchoring,
     app::{App, AppConfig, LedgerTask},
     engine::{Engine, EngineConfig},
+    failover::network::Network,
     http::accept::{self, ConnectionLimits},
     ledger,
     licensing::{identity::ServerId, sealed},
@@ -74,6 +75,7 @@ pub struct Running {
     watcher: JoinSet<()>,
     ledger: LedgerTask,
     engine: Arc<Engine>,
+    network: Option<Arc<Network>>,
     store: Store,
     /// Holds the data directory's lock until the server has stopped.
     _data_dir: DataDir,
@@ -155,20 +157,31 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     watcher.spawn(state.engine.clone().run_recovery(shutdown.clone()));
     watcher.spawn(state.engine.clone().run_snapshots(shutdown.clone()));
     watcher.spawn(state.engine.clone().run_audit(shutdown.clone()));
-    if let Some(after) = config.archive_after {
-        watcher.spawn(ledger::archive::run(
-            state.store.clone(),
-            after,
-            shutdown.clone(),
-        ));
+    match (&state.network, config.archive_after) {
+        (Some(network), _) => {
+            for task in network.tasks(&shutdown) {
+                watcher.spawn(task);
+            }
+        }
+        // A member's ledger is the replicated log's state machine, which snapshots it whole:
+        // its old entries stay in the store.
+        (None, Some(after)) => {
+            watcher.spawn(ledger::archive::run(
+                state.store.clone(),
+                after,
+                shutdown.clone(),
+            ));
+        }
+        (None, None) => {}
     }
     if let (Some(every), Some(_)) = (config.ledger_report_every, &state.vendor) {
         watcher.spawn(anchoring::run(state.clone(), every, shutdown.clone()));
     }
-    let (server_id, store, engine) = (
+    let (server_id, store, engine, network) = (
         state.identity.server_id.clone(),
         state.store.clone(),
         state.engine.clone(),
+        state.network.clone(),
     );
     let mut tasks = JoinSet::new();
     tasks.spawn(accept::serve(
@@ -192,6 +205,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         watcher,
         ledger,
         engine,
+        network,
         store,
         _data_dir: data_dir,
     })
@@ -259,6 +273,10 @@ impl Running {
             tracing::warn!(error = format!("{e:#}"), "cannot write the last snapshot");
         }
         self.ledger.finish().await;
+        // A member's ledger grows while its Raft runs: stopped first, so none follows the head.
+        if let Some(network) = &self.network {
+            network.shutdown().await;
+        }
         if let Err(e) = self.engine.sign_head(true).await {
             tracing::warn!(error = format!("{e:#}"), "cannot sign the ledger's head");
         }

@@ -142,6 +142,9 @@ error_codes! {
     ServerKeyMismatch = "SERVER_KEY_MISMATCH",
     /// A call between members of a failover network that is not signed by a member.
     MemberRefused = "MEMBER_REFUSED",
+    /// A member of a failover network without a coordinator that a majority stands behind: it
+    /// grants and changes nothing until there is one again.
+    NoQuorum = "NO_QUORUM",
 }
 
 impl ErrorCode {

@@ -51,6 +51,10 @@ pub enum Command {
     /// The license client: run a program under a license.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Form a failover network: several servers that share one license and its seats, and go on
+    /// granting while a majority of them runs.
+    #[command(subcommand)]
+    Network(NetworkCommand),
     /// Measure a license server: full license cycles per second and latency, next to a baseline
     /// of the cheapest request, in the same run.
     Bench(BenchArgs),
@@ -87,6 +91,28 @@ pub enum UserCommand {
     },
     /// List the administrators with their role and permissions.
     List(DataDirArg),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Print this member's token (its server id and key), for `network init` on every member.
+    /// Creates the data directory, the id and the key if they do not exist yet.
+    Identity(DataDirArg),
+    /// Make this data directory a member of the failover network of the given members (this one
+    /// among them): writes the members' list (network.toml). Run it with the same members on every
+    /// member, before its first `serve`.
+    Init {
+        /// A member: its license port as the others reach it, and its token from `network
+        /// identity`. Repeat for every member, this one included (1 to 7; 3 or 5 survive the loss
+        /// of 1 or 2).
+        #[arg(long = "member", value_name = "HOST:PORT=TOKEN", required = true)]
+        members: Vec<String>,
+        /// Replace a members' list that differs (only for a network that has not run yet).
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        data_dir: DataDirArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,9 +11,10 @@ use super::inputs::{cli_actor, read_input};
 use crate::{
     app::SERVER_KEY_FILE,
     cli::{DataDirArg, LicenseFileArgs, TrustArgs},
+    failover::config as network,
     licensing::{
-        dir::{Installed, LicenseDir, Scan},
-        file::{self as license_file, LicenseError},
+        dir::{Installed, LicenseDir, Scan, verify_new},
+        file::LicenseError,
         host,
         identity::{Binding, ServerId},
         install::{self, Fit, InstallError, Installation, RemoveError},
@@ -41,7 +42,13 @@ impl Opened {
         let trusted = sealed::trusted_keys(&trust.vendor_public_keys)?;
         let dir = DataDir::open(&data_dir.data_dir)?;
         let store = Store::open(&dir.store_path()).await?;
-        let binding = ServerId::bound(&store, &host::detect()?).await?;
+        let binding = ServerId::bound(&store, &host::detect()?)
+            .await?
+            .with_network(
+                network::network_id(dir.path())?
+                    .map(ServerId::parse)
+                    .transpose()?,
+            );
         Ok(Self {
             store,
             binding,
@@ -119,13 +126,8 @@ pub async fn verify(args: &LicenseFileArgs, out: &mut dyn Write) -> anyhow::Resu
     let (file, bytes, cx) = Opened::with_file(args).await?;
     let scan = cx.scan().await;
     cx.store.close().await;
-    let verified = license_file::verify(
-        &bytes,
-        &cx.trusted,
-        &cx.binding.server_id,
-        OffsetDateTime::now_utc(),
-    )
-    .map_err(|e| refused(file, &e))?;
+    let verified = verify_new(&bytes, &cx.trusted, &cx.binding, OffsetDateTime::now_utc())
+        .map_err(|e| refused(file, &e))?;
     let scan = scan?;
     let note = match install::fit(&scan, &verified).map_err(|e| refused(file, &e))? {
         Fit::Same(_) => ", already installed".to_owned(),

@@ -11,6 +11,7 @@ pub mod license;
 mod license_keeper;
 pub mod licensed_users;
 mod mass_drop;
+pub mod network;
 pub mod server_id;
 mod spawned_server;
 mod startup_bench;

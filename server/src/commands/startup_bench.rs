@@ -145,6 +145,7 @@ async fn write_history(
             pool: None,
             user: None,
             token_sha256: Some(sha256_hex(&session.to_le_bytes())),
+            server_id: None,
         };
         push(opened, &mut state).await?;
         let granted = Event::LicenseGranted {

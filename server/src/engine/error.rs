@@ -71,6 +71,13 @@ pub enum EngineError {
         "the server cannot record changes right now; the administrator has been told in the log"
     )]
     LedgerUnavailable,
+    /// A member of a failover network that may not decide now: no coordinator, or no majority
+    /// behind it. The reason says which.
+    #[error("{0}")]
+    NoQuorum(String),
+    /// A member's outbox held an entry that only the engine decides.
+    #[error("a {0} entry is the engine's to decide, not another table's change")]
+    NotOutside(&'static str),
 }
 
 /// How a session ended, as a request that needed it running hears it.

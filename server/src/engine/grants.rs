@@ -77,6 +77,9 @@ impl Engine {
                     Ok(Ok(delivery)) => delivery,
                     Ok(Err(_)) => {
                         drop(guard);
+                        // The queue went with a coordinator that stopped deciding: the client
+                        // asks again, elsewhere.
+                        self.check_writable()?;
                         return Err(EngineError::SessionEnded(Ended::WhileWaiting));
                     }
                     Err(_elapsed) => {

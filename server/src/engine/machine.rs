@@ -2,7 +2,10 @@
 //! inventory it grants from. Built by replaying the ledger ([`Engine::load`]); changed only by
 //! [`Engine::record`], which applies an event and queues it under the caller's lock.
 
-use std::sync::{Arc, OnceLock};
+use std::{
+    collections::HashSet,
+    sync::{Arc, OnceLock},
+};
 
 use models::SessionStatus;
 use parking_lot::{Mutex, MutexGuard};
@@ -14,10 +17,10 @@ use super::{
     history::History,
     snapshot::{Restored, restore},
     snapshots::{HeadSigner, Snapshots},
-    state::State,
+    state::{Role, State},
 };
 use crate::{
-    ledger::{Commit, Event, LedgerError, Writer},
+    ledger::{Commit, Event, LedgerError, Refusal, Writer},
     licensing::inventory::Inventory,
     store::Store,
 };
@@ -36,6 +39,9 @@ pub struct Engine {
     pub(super) snapshots: Snapshots,
     /// Set when the audit found the ledger edited before the snapshot: no change is taken again.
     pub(super) tampered: OnceLock<String>,
+    /// On a member of a failover network: the sessions this member heard a heartbeat for since
+    /// it last told the coordinator (see `replica`).
+    pub(super) heard: Mutex<HashSet<u64>>,
 }
 
 impl Engine {
@@ -43,6 +49,9 @@ impl Engine {
     /// verified (see `snapshot`), and signs the ledger's head as that of a running server. A
     /// broken chain, or a ledger cut short or rewritten before its signed head, is an error naming
     /// it: a server must not grant from a history someone has edited.
+    ///
+    /// A member of a failover network (`role` [`Role::Following`]) starts following: it decides
+    /// nothing until its member coordinates (see `replica`).
     pub async fn load(
         store: &Store,
         writer: Writer,
@@ -50,6 +59,7 @@ impl Engine {
         config: EngineConfig,
         server_id: String,
         signer: HeadSigner,
+        role: Role,
     ) -> anyhow::Result<Self> {
         let started = std::time::Instant::now();
         let Restored {
@@ -76,6 +86,14 @@ impl Engine {
             took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "ledger verified and replayed"
         );
+        state.role = role;
+        state.applied_seq = tail.0;
+        if role == Role::Following {
+            writer.refuse(Refusal::NoQuorum(
+                "this member has not found the failover network's coordinator yet".to_owned(),
+            ));
+            writer.set_committed(tail.0);
+        }
         let engine = Self {
             state: Mutex::new(state),
             history: History::default(),
@@ -85,6 +103,7 @@ impl Engine {
             server_id,
             snapshots: Snapshots::new(signer, tail.0, snapshot),
             tampered: OnceLock::new(),
+            heard: Mutex::default(),
         };
         // From here on a crash may leave sessions after the head: it must not say "stopped".
         engine.sign_head(false).await?;
@@ -106,14 +125,33 @@ impl Engine {
     /// Applies `event` in memory and queues it for the ledger, under the caller's lock.
     pub(super) fn record(&self, state: &mut State, at: OffsetDateTime, event: Event) -> Commit {
         state.apply(at, &event, self.config.keep_ended);
-        self.writer.append(at, &event)
+        self.writer.append(at, event)
     }
 
     pub(super) fn check_writable(&self) -> Result<(), EngineError> {
-        if self.writer.has_failed() || self.tampered.get().is_some() {
-            Err(EngineError::LedgerUnavailable)
+        if self.tampered.get().is_some() {
+            return Err(EngineError::LedgerUnavailable);
+        }
+        if !self.writer.has_failed() {
+            return Ok(());
+        }
+        match self.writer.refusal() {
+            None => Ok(()),
+            Some(Refusal::Failed(_)) => Err(EngineError::LedgerUnavailable),
+            Some(Refusal::NoQuorum(reason) | Refusal::Following(reason)) => {
+                Err(EngineError::NoQuorum(reason))
+            }
+        }
+    }
+
+    /// A commit that resolves with the ledger entry that `state`, as it is under the caller's
+    /// lock, covers: a barrier behind what was applied, or, on a member that follows (whose
+    /// state holds only what it applied from the replicated log), that entry at once.
+    pub(super) fn coverage(&self, state: &State) -> Commit {
+        if state.role == Role::Following {
+            Commit::ready(state.applied_seq)
         } else {
-            Ok(())
+            self.writer.barrier()
         }
     }
 }
@@ -130,6 +168,9 @@ pub(super) async fn rebuild(
 /// A failed ledger write, as the request that waited for it hears it: the server cannot record
 /// changes (the details go to the log, once per request).
 pub(super) fn from_ledger(error: LedgerError) -> EngineError {
+    if let LedgerError::NoQuorum(reason) = error {
+        return EngineError::NoQuorum(reason);
+    }
     tracing::error!(error = %error, "ledger write failed");
     EngineError::LedgerUnavailable
 }

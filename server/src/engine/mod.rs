@@ -35,6 +35,7 @@ pub mod grants;
 pub mod history;
 pub mod machine;
 pub mod recovery;
+pub mod replica;
 pub mod search;
 pub mod secrets;
 pub mod sessions;
@@ -51,6 +52,8 @@ pub use self::{
     config::{Clock, EngineConfig, SnapshotPolicy},
     error::EngineError,
     machine::Engine,
+    recovery::Unavailable,
     sessions::check_user,
     snapshots::HeadSigner,
+    state::Role,
 };

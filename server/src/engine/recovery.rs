@@ -28,6 +28,16 @@ use models::SessionStatus;
 use tokio_util::sync::CancellationToken;
 
 use super::machine::{Engine, rebuild};
+use crate::ledger::Refusal;
+
+/// Why a server takes no changes right now, in public words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unavailable {
+    /// The ledger cannot be written, or was tampered with.
+    Ledger(String),
+    /// A member of a failover network without a coordinator that a majority stands behind.
+    NoQuorum(String),
+}
 
 /// The first pause after a failure; it doubles on every failed try, up to [`LONGEST_PAUSE`].
 const FIRST_PAUSE: Duration = Duration::from_secs(1);
@@ -35,20 +45,22 @@ const LONGEST_PAUSE: Duration = Duration::from_secs(30);
 
 impl Engine {
     /// Why changes are refused right now, if they are, in public words: for the readiness
-    /// check.
-    pub fn unavailable(&self) -> Option<String> {
+    /// check. A member that follows a coordinator is ready: its requests go there.
+    pub fn unavailable(&self) -> Option<Unavailable> {
         if let Some(tampered) = self.tampered.get() {
-            return Some(format!(
+            return Some(Unavailable::Ledger(format!(
                 "changes cannot be recorded: {tampered}; the server will not grant from a ledger \
                  that was tampered with (`license-server ledger verify` names the entry)"
-            ));
+            )));
         }
-        self.writer.failure().map(|reason| {
-            format!(
+        match self.writer.refusal()? {
+            Refusal::Failed(reason) => Some(Unavailable::Ledger(format!(
                 "changes cannot be recorded: the ledger cannot be written ({reason}); the server \
                  retries by itself and takes changes again once writes succeed"
-            )
-        })
+            ))),
+            Refusal::NoQuorum(reason) => Some(Unavailable::NoQuorum(reason)),
+            Refusal::Following(_) => None,
+        }
     }
 
     /// Brings the engine back each time the ledger writer fails, until `shutdown`. A failure

@@ -18,10 +18,10 @@ use super::{
     history,
     machine::{Engine, from_ledger, settle},
     secrets,
-    state::State,
+    state::{Role, State},
 };
 use crate::{
-    ledger::{Commit, Event, ReleasedLicense},
+    ledger::{Commit, Event, Refusal, ReleasedLicense},
     licensing::pool,
 };
 
@@ -87,10 +87,13 @@ fn checked(request: &OpenSession) -> Result<(String, Option<String>), EngineErro
 }
 
 impl Engine {
+    /// `on`: in a failover network, the server id of the member the client came to (which holds
+    /// the session).
     pub async fn open_session(
         &self,
         request: OpenSession,
         ip_address: IpAddr,
+        on: Option<String>,
     ) -> Result<SessionOpened, EngineError> {
         self.check_writable()?;
         let (host, pool) = checked(&request)?;
@@ -106,6 +109,7 @@ impl Engine {
                 pool,
                 user: request.user,
                 token_sha256: Some(secrets::to_hex(&token_hash)),
+                server_id: on.clone(),
             };
             (session_id, self.record(&mut state, self.now(), event))
         };
@@ -113,7 +117,7 @@ impl Engine {
         Ok(SessionOpened {
             session_id,
             session_token,
-            server_id: self.server_id.clone(),
+            server_id: on.unwrap_or_else(|| self.server_id.clone()),
             heartbeat_interval_s: self.config.heartbeat_interval.as_secs(),
             timeout_s: self.config.timeout.as_secs(),
         })
@@ -146,11 +150,23 @@ impl Engine {
     }
 
     /// A heartbeat, with the session's `token`.
+    ///
+    /// On a member that follows a coordinator, the session is checked against this member's copy
+    /// of the state and noted for the coordinator (see `replica`); without a coordinator it is
+    /// refused, so the client turns to another member.
     pub fn heartbeat(&self, session_id: u64, token: Option<&str>) -> Result<(), EngineError> {
         let mut state = self.lock();
         state.authorize(session_id, token)?;
+        let following = state.role == Role::Following;
+        if following && let Some(Refusal::NoQuorum(reason)) = self.writer.refusal() {
+            return Err(EngineError::NoQuorum(reason));
+        }
         let session = state.running_mut(session_id)?;
         session.last_heartbeat = self.now();
+        drop(state);
+        if following {
+            self.heard.lock().insert(session_id);
+        }
         Ok(())
     }
 

@@ -68,6 +68,9 @@ struct SessionBody {
     message: String,
     pool: Option<String>,
     token_sha256: Option<String>,
+    /// The member it was opened on (failover network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    server_id: Option<String>,
     status: SessionStatus,
     held: Vec<u64>,
     requests: BTreeMap<String, u64>,
@@ -156,6 +159,7 @@ impl Body {
                     message: s.message.clone(),
                     pool: s.pool.clone(),
                     token_sha256: s.token_hash.as_ref().map(secrets::to_hex),
+                    server_id: s.server_id.clone(),
                     status: s.status,
                     held: s.held.clone(),
                     requests: s.requests.iter().map(|(k, v)| (k.clone(), *v)).collect(),
@@ -195,6 +199,7 @@ impl Body {
                     message: s.message,
                     pool: s.pool,
                     token_hash: s.token_sha256.as_deref().and_then(secrets::from_hex),
+                    server_id: s.server_id,
                     status: s.status,
                     // Heartbeats are not in the ledger: whoever restores gives running
                     // sessions a fresh one, as after a replay from genesis.

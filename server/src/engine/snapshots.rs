@@ -180,7 +180,7 @@ impl Engine {
                 .map_err(|_| anyhow::anyhow!("the ledger takes no writes"))?;
             let copying = Instant::now();
             let body = Body::copy(&state);
-            let barrier = self.writer.barrier();
+            let barrier = self.coverage(&state);
             (body, barrier, copying.elapsed())
         };
         let body = tokio::task::spawn_blocking(move || body.sorted()).await?;

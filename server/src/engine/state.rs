@@ -41,6 +41,8 @@ pub(super) struct SessionState {
     pub(super) pool: Option<String>,
     /// SHA-256 of the session's token; `None` for a session opened before tokens existed.
     pub(super) token_hash: Option<[u8; 32]>,
+    /// The member of a failover network it was opened on; `None` on a single server.
+    pub(super) server_id: Option<String>,
     pub(super) status: SessionStatus,
     pub(super) last_heartbeat: OffsetDateTime,
     /// License ids held right now, in grant order.
@@ -107,6 +109,24 @@ pub struct State {
     pub(super) waiters: VecDeque<Waiter>,
     /// Ended sessions, oldest first, so the oldest are forgotten first.
     pub(super) ended: VecDeque<u64>,
+    /// What the engine is in a failover network (not part of the fold).
+    pub(super) role: Role,
+    /// On a member of a failover network: the last ledger entry applied here from the
+    /// replicated log (not part of the fold).
+    pub(super) applied_seq: u64,
+}
+
+/// What the engine is in a failover network.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Role {
+    /// A server on its own: it decides, and its writer commits to its own store.
+    #[default]
+    Single,
+    /// The coordinator's engine, in its `epoch`: it decides, and the entries it proposed come
+    /// back applied, which it skips (they are in memory already).
+    Leading(u64),
+    /// Any other member's: it decides nothing, and applies what the coordinator decided.
+    Following,
 }
 
 impl State {
@@ -154,6 +174,7 @@ impl State {
                 pool,
                 user: _,
                 token_sha256,
+                server_id,
             } => {
                 self.next_session = self.next_session.max(session_id + 1);
                 self.sessions.insert(
@@ -165,6 +186,7 @@ impl State {
                         message: message.clone(),
                         pool: pool.clone(),
                         token_hash: token_sha256.as_deref().and_then(secrets::from_hex),
+                        server_id: server_id.clone(),
                         status: SessionStatus::Running,
                         last_heartbeat: at,
                         held: Vec::new(),

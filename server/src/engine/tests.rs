@@ -250,6 +250,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                             user: None,
                         },
                         IpAddr::from([127, 0, 0, 1]),
+                        None,
                     )
                     .await
                     .unwrap();
@@ -477,7 +478,7 @@ async fn a_mass_drop_in_chunks_drops_every_silent_session_and_hands_the_freed_se
             user: None,
         };
         engine
-            .open_session(request, IpAddr::from([127, 0, 0, 1]))
+            .open_session(request, IpAddr::from([127, 0, 0, 1]), None)
             .await
             .unwrap()
     };

@@ -28,7 +28,7 @@ impl Engine {
                 .iter()
                 .map(|(k, s)| (k.clone(), s.clone()))
                 .collect();
-            (stats, self.writer.barrier())
+            (stats, self.coverage(&state))
         };
         let Some((seq, hash)) = self.covered_by(barrier).await? else {
             return Ok(None);

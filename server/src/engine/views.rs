@@ -85,7 +85,10 @@ impl Engine {
 
     fn session_model(&self, state: &State, id: u64, s: &SessionState) -> models::Session {
         models::Session {
-            server_id: self.server_id.clone(),
+            server_id: s
+                .server_id
+                .clone()
+                .unwrap_or_else(|| self.server_id.clone()),
             session_id: id,
             status: s.status,
             host: s.host.clone(),

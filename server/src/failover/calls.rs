@@ -65,6 +65,76 @@ fn network<E: std::error::Error>(why: impl std::fmt::Display) -> CallError<E> {
     RPCError::Network(NetworkError::new(&std::io::Error::other(why.to_string())))
 }
 
+/// Why a call to another member got no answer to believe.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallFailure {
+    /// Not connected, or no answer in time: the member may be down.
+    #[error("member {member} could not be reached: {why}")]
+    Unreachable { member: NodeId, why: String },
+    /// It answered with an error status (its body, shortened).
+    #[error("member {member} answered HTTP {status}: {body}")]
+    Refused {
+        member: NodeId,
+        status: u16,
+        body: String,
+    },
+    /// Its answer was not signed by it, or not for this call.
+    #[error("member {member}'s answer is not to be believed: {why}")]
+    Unbelievable { member: NodeId, why: String },
+}
+
+impl Peers {
+    /// Calls `path` of member `target` at `addr` with `body`, signed as this member; the answer's
+    /// body once its signature checks out (signed by `target`, for this very call).
+    pub async fn call(
+        &self,
+        target: NodeId,
+        addr: &str,
+        path: &str,
+        body: Vec<u8>,
+        timeout: std::time::Duration,
+    ) -> Result<bytes::Bytes, CallFailure> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let signed = envelope::sign_call(&self.key, self.me, path, now, &body);
+        let unreachable = |e: reqwest::Error| CallFailure::Unreachable {
+            member: target,
+            why: e.to_string(),
+        };
+        let response = self
+            .http
+            .post(format!("http://{addr}{path}"))
+            .header(MEMBER, signed.member.to_string())
+            .header(TIME, signed.time.to_string())
+            .header(SIGNATURE, &signed.signature)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .timeout(timeout)
+            .body(body)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.map_err(unreachable)?;
+        if !status.is_success() {
+            return Err(CallFailure::Refused {
+                member: target,
+                status: status.as_u16(),
+                body: String::from_utf8_lossy(&bytes).chars().take(500).collect(),
+            });
+        }
+        let unbelievable = |why: String| CallFailure::Unbelievable {
+            member: target,
+            why,
+        };
+        let answer: Signed =
+            envelope::read_headers(|name| headers.get(name).and_then(|v| v.to_str().ok()))
+                .map_err(|e| unbelievable(e.to_string()))?;
+        envelope::verify_answer(&self.keys, target, path, &signed, &answer, &bytes)
+            .map_err(|e| unbelievable(e.to_string()))?;
+        Ok(bytes)
+    }
+}
+
 impl PeerCall {
     async fn call<Q, A, E>(
         &self,
@@ -78,46 +148,16 @@ impl PeerCall {
         E: std::error::Error + DeserializeOwned,
     {
         let body = serde_json::to_vec(request).map_err(network)?;
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let signed = envelope::sign_call(&self.peers.key, self.peers.me, path, now, &body);
-        let response = self
+        let bytes = self
             .peers
-            .http
-            .post(format!("http://{}{path}", self.addr))
-            .header(MEMBER, signed.member.to_string())
-            .header(TIME, signed.time.to_string())
-            .header(SIGNATURE, &signed.signature)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .timeout(option.hard_ttl())
-            .body(body)
-            .send()
+            .call(self.target, &self.addr, path, body, option.hard_ttl())
             .await
-            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
-        if !status.is_success() {
-            return Err(network(format!(
-                "member {} answered HTTP {status}: {}",
-                self.target,
-                String::from_utf8_lossy(&bytes)
-            )));
-        }
-        let answer: Signed =
-            envelope::read_headers(|name| headers.get(name).and_then(|v| v.to_str().ok()))
-                .map_err(network)?;
-        envelope::verify_answer(
-            &self.peers.keys,
-            self.target,
-            path,
-            &signed,
-            &answer,
-            &bytes,
-        )
-        .map_err(network)?;
+            .map_err(|e| match e {
+                CallFailure::Unreachable { .. } => {
+                    RPCError::Unreachable(Unreachable::new(&std::io::Error::other(e.to_string())))
+                }
+                other => network(other),
+            })?;
         match serde_json::from_slice::<Result<A, RaftError<NodeId, E>>>(&bytes).map_err(network)? {
             Ok(answer) => Ok(answer),
             Err(e) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),

@@ -1,19 +1,30 @@
-//! Who is in a network: its members' addresses and keys, as the network's configuration lists
-//! them. A member's Raft id is derived from its key ([`node_id`]), so the list needs no ids of its
-//! own and no two members can claim the same id without the same key.
+//! Who is in a network: its members' addresses, keys and server ids, as the network's
+//! configuration (`network.toml` in each member's data directory) lists them. A member's Raft id
+//! is derived from its key ([`node_id`]), so the list needs no ids of its own and no two members
+//! can claim the same id without the same key.
 //!
 //! The text form is TOML, one `[[member]]` table per member with `addr` (its license port,
-//! `HOST:PORT`) and `key` (its server key's public half, base64, as `server.key` holds it):
+//! `HOST:PORT`), `key` (its server key's public half, base64, as `server.key` holds it) and
+//! `server_id` (its server id, bound to its machine):
 //!
 //! ```toml
 //! [[member]]
 //! addr = "10.0.0.1:1400"
 //! key = "…"
+//! server_id = "…"
 //! ```
 //!
-//! Every member must have the same list: it is what their calls are checked against.
+//! Every member must have the same list: it is what their calls are checked against, and the
+//! network's id (what a license for the network is bound to, [`NetworkConfig::network_id`]) is
+//! derived from the members' server ids. `license-server network identity` prints a member's
+//! *token* (`SERVER_ID:KEY`), and `network init --member HOST:PORT=TOKEN …` writes the list.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::Path,
+};
+
+use anyhow::Context;
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use ed25519_dalek::VerifyingKey;
@@ -30,6 +41,27 @@ use super::{
 /// failures already.
 pub const MAX_MEMBERS: usize = 7;
 
+/// The members' list in a member's data directory.
+pub const FILE: &str = "network.toml";
+
+/// The members' list of the data directory `dir`, if it is a member's.
+pub fn read(dir: &Path) -> anyhow::Result<Option<NetworkConfig>> {
+    let path = dir.join(FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    NetworkConfig::parse(&text)
+        .map(Some)
+        .with_context(|| format!("{} is not a valid members' list", path.display()))
+}
+
+/// The id of the failover network the data directory `dir` is a member of, if it is one.
+pub fn network_id(dir: &Path) -> anyhow::Result<Option<String>> {
+    Ok(read(dir)?.map(|config| config.network_id()))
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Text {
@@ -42,6 +74,7 @@ struct Text {
 struct MemberText {
     addr: String,
     key: String,
+    server_id: String,
 }
 
 /// A network's members, checked.
@@ -62,6 +95,20 @@ pub enum ConfigError {
     Key(String),
     #[error("{0:?} is listed twice")]
     Twice(String),
+    #[error(
+        "member {0:?}: the server id must be uppercase hex (as `license-server server-id` prints it)"
+    )]
+    ServerId(String),
+    #[error(
+        "{0:?} is not a member: give HOST:PORT=TOKEN, with the token that `license-server network \
+         identity` prints on that member"
+    )]
+    Token(String),
+}
+
+/// A member's token: its server id and its key, `SERVER_ID:KEY`.
+pub fn token(server_id: &str, key: &VerifyingKey) -> String {
+    format!("{server_id}:{}", STANDARD.encode(key.as_bytes()))
 }
 
 /// The Raft id of the member whose server key is `key`: its SHA-256's first 8 bytes, kept below
@@ -87,34 +134,102 @@ fn valid_addr(addr: &str) -> bool {
     }
 }
 
+fn valid_server_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c))
+}
+
+fn parse_key(text: &str) -> Option<VerifyingKey> {
+    STANDARD
+        .decode(text.trim())
+        .ok()
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .and_then(|bytes| VerifyingKey::from_bytes(&bytes).ok())
+}
+
 impl NetworkConfig {
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let text: Text = toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
-        if text.members.is_empty() || text.members.len() > MAX_MEMBERS {
-            return Err(ConfigError::Count(text.members.len()));
+        Self::of(text.members)
+    }
+
+    /// The list `--member HOST:PORT=SERVER_ID:KEY` arguments give.
+    pub fn from_tokens(members: &[String]) -> Result<Self, ConfigError> {
+        let members = members
+            .iter()
+            .map(|arg| {
+                let (addr, token) = arg
+                    .split_once('=')
+                    .ok_or_else(|| ConfigError::Token(arg.clone()))?;
+                let (server_id, key) = token
+                    .split_once(':')
+                    .ok_or_else(|| ConfigError::Token(arg.clone()))?;
+                Ok(MemberText {
+                    addr: addr.trim().to_owned(),
+                    key: key.trim().to_owned(),
+                    server_id: server_id.trim().to_owned(),
+                })
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        Self::of(members)
+    }
+
+    fn of(list: Vec<MemberText>) -> Result<Self, ConfigError> {
+        if list.is_empty() || list.len() > MAX_MEMBERS {
+            return Err(ConfigError::Count(list.len()));
         }
         let mut members = BTreeMap::new();
         let mut addrs = BTreeSet::new();
-        for member in text.members {
+        let mut server_ids = BTreeSet::new();
+        for member in list {
             if !valid_addr(&member.addr) {
                 return Err(ConfigError::Address(member.addr));
             }
-            let key = STANDARD
-                .decode(member.key.trim())
-                .ok()
-                .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
-                .and_then(|bytes| VerifyingKey::from_bytes(&bytes).ok())
-                .ok_or_else(|| ConfigError::Key(member.addr.clone()))?;
+            let key =
+                parse_key(&member.key).ok_or_else(|| ConfigError::Key(member.addr.clone()))?;
+            if !valid_server_id(&member.server_id) {
+                return Err(ConfigError::ServerId(member.addr));
+            }
             if !addrs.insert(member.addr.clone()) {
                 return Err(ConfigError::Twice(member.addr));
+            }
+            if !server_ids.insert(member.server_id.clone()) {
+                return Err(ConfigError::Twice(member.server_id));
             }
             let id = node_id(&key);
             if members.contains_key(&id) {
                 return Err(ConfigError::Twice(member.key));
             }
-            members.insert(id, (Member { addr: member.addr }, key));
+            members.insert(
+                id,
+                (
+                    Member {
+                        addr: member.addr,
+                        key: STANDARD.encode(key.as_bytes()),
+                        server_id: member.server_id,
+                    },
+                    key,
+                ),
+            );
         }
         Ok(Self { members })
+    }
+
+    /// The list as TOML, as `network.toml` keeps it.
+    pub fn to_toml(&self) -> String {
+        self.members
+            .values()
+            .map(|(m, _)| {
+                format!(
+                    "[[member]]\naddr = {:?}\nkey = {:?}\nserver_id = {:?}\n",
+                    m.addr, m.key, m.server_id
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// The members as Raft knows them.
@@ -140,6 +255,35 @@ impl NetworkConfig {
         let id = node_id(key);
         self.members.contains_key(&id).then_some(id)
     }
+
+    /// The member with id `id`.
+    pub fn member(&self, id: NodeId) -> Option<&Member> {
+        self.members.get(&id).map(|(member, _)| member)
+    }
+
+    /// How many members the network has.
+    pub fn count(&self) -> usize {
+        self.members.len()
+    }
+
+    /// The network's id: what a license for the network is bound to. Derived from the members'
+    /// server ids (each bound to its machine), so a copy of the network on other machines has
+    /// another id, and another member makes another network. Uppercase hex, like a server id.
+    pub fn network_id(&self) -> String {
+        let mut ids: Vec<&str> = self
+            .members
+            .values()
+            .map(|(m, _)| m.server_id.as_str())
+            .collect();
+        ids.sort_unstable();
+        let mut hasher = Sha256::new();
+        hasher.update(b"license-server network v1\n");
+        for id in ids {
+            hasher.update(id.as_bytes());
+            hasher.update(b"\n");
+        }
+        crate::sys::hex::upper(&hasher.finalize())
+    }
 }
 
 #[cfg(test)]
@@ -154,9 +298,15 @@ mod tests {
 
     fn member(addr: &str, key: &VerifyingKey) -> String {
         format!(
-            "[[member]]\naddr = \"{addr}\"\nkey = \"{}\"\n",
-            STANDARD.encode(key.as_bytes())
+            "[[member]]\naddr = \"{addr}\"\nkey = \"{}\"\nserver_id = \"{}\"\n",
+            STANDARD.encode(key.as_bytes()),
+            server_id(key)
         )
+    }
+
+    /// A server id per key, for the tests.
+    fn server_id(key: &VerifyingKey) -> String {
+        crate::sys::hex::upper(&key.as_bytes()[..8])
     }
 
     #[test]
@@ -174,6 +324,37 @@ mod tests {
         // Ids are stable, fit in an SQLite integer, and differ.
         assert_eq!(node_id(&key(1)), node_id(&key(1)));
         assert!(members.keys().all(|id| *id <= i64::MAX as u64));
+        // The file written back reads the same; tokens give the same list.
+        assert_eq!(NetworkConfig::parse(&config.to_toml()).unwrap(), config);
+        let tokens: Vec<String> = (1..=3)
+            .map(|i| format!("10.0.0.{i}:1400={}", token(&server_id(&key(i)), &key(i))))
+            .collect();
+        assert_eq!(NetworkConfig::from_tokens(&tokens).unwrap(), config);
+        assert_eq!(
+            NetworkConfig::from_tokens(&["10.0.0.1:1400".to_owned()]),
+            Err(ConfigError::Token("10.0.0.1:1400".into()))
+        );
+    }
+
+    #[test]
+    fn the_network_id_is_the_members_server_ids_and_nothing_else() {
+        let three = |addrs: [&str; 3], keys: [u8; 3]| {
+            let text: String = addrs
+                .iter()
+                .zip(keys)
+                .map(|(addr, k)| member(addr, &key(k)))
+                .collect();
+            NetworkConfig::parse(&text).unwrap().network_id()
+        };
+        let id = three(["a:1", "b:1", "c:1"], [1, 2, 3]);
+        assert_eq!(id.len(), 64);
+        assert!(
+            id.chars()
+                .all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c))
+        );
+        // The order of the list and the addresses do not matter; another member does.
+        assert_eq!(three(["x:1", "y:1", "z:1"], [3, 1, 2]), id);
+        assert_ne!(three(["a:1", "b:1", "c:1"], [1, 2, 4]), id);
     }
 
     #[test]
@@ -189,15 +370,25 @@ mod tests {
                 ConfigError::Address("10.0.0.1:0".into()),
             ),
             (
-                "[[member]]\naddr = \"a:1\"\nkey = \"bm90IGEga2V5\"\n".to_owned(),
+                "[[member]]\naddr = \"a:1\"\nkey = \"bm90IGEga2V5\"\nserver_id = \"AB\"\n"
+                    .to_owned(),
                 ConfigError::Key("a:1".into()),
+            ),
+            (
+                member("a:1", &key(1)).replace(&server_id(&key(1)), "ab-12"),
+                ConfigError::ServerId("a:1".into()),
             ),
             (
                 member("a:1", &key(1)) + &member("a:1", &key(2)),
                 ConfigError::Twice("a:1".into()),
             ),
             (
-                member("a:1", &key(1)) + &member("b:1", &key(1)),
+                member("a:1", &key(1))
+                    + &member("b:1", &key(2)).replace(&server_id(&key(2)), &server_id(&key(1))),
+                ConfigError::Twice(server_id(&key(1))),
+            ),
+            (
+                member("a:1", &key(1)) + &member("b:1", &key(1)).replace(&server_id(&key(1)), "FF"),
                 ConfigError::Twice(STANDARD.encode(key(1).as_bytes())),
             ),
             (
@@ -210,7 +401,9 @@ mod tests {
         for (text, expected) in cases {
             assert_eq!(NetworkConfig::parse(&text), Err(expected), "{text}");
         }
-        let unknown = NetworkConfig::parse("[[member]]\naddr = \"a:1\"\nkey = \"x\"\nid = 3\n");
+        let unknown = NetworkConfig::parse(
+            "[[member]]\naddr = \"a:1\"\nkey = \"x\"\nserver_id = \"A\"\nid = 3\n",
+        );
         assert!(
             matches!(&unknown, Err(ConfigError::Syntax(why)) if why.contains("unknown field")),
             "{unknown:?}"

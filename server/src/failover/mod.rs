@@ -11,14 +11,16 @@
 //! ([`log_store`], [`state_machine`]).
 //!
 //! The coordinator's events reach the members in batches, one Raft entry per round trip
-//! ([`proposer`]: group commit across the network). Members call each other's Raft over HTTP
-//! ([`calls`]), every call and answer signed with the member's server key and checked against
-//! the keys pinned for the network ([`envelope`]); the endpoints are the `peers` room's. Who the
-//! members are, and each one's id (derived from its key), is the network's [`config`].
-//!
-//! Built so far: the replicated storage (checked against openraft's own storage suite), the
-//! signed calls, the proposer, and the members' list. The engine deciding through the proposer, forming a network,
-//! the quorum refusal and the clients' failover come next.
+//! ([`proposer`]: group commit across the network; the engine's writer queue drains into it).
+//! Every member's engine applies what the log commits ([`replica`], linked into the
+//! [`state_machine`]), and [`leadership`] moves it between deciding and following as Raft's
+//! view of the coordinator changes. Members call each other over HTTP on their license ports
+//! ([`calls`]), every call and answer signed with the member's server key and checked against the
+//! keys pinned for the network ([`envelope`]); the endpoints are the `peers` room's. Besides Raft,
+//! members say hello to each other for the status page ([`roster`]) and pass heartbeats and their
+//! outbox on to the coordinator ([`relay`]). Who the members are, each one's id (derived from its
+//! key) and the network's id (from their server ids) is the network's [`config`]; [`network`]
+//! starts a member.
 
 #![allow(
     clippy::result_large_err,
@@ -28,8 +30,13 @@
 pub mod calls;
 pub mod config;
 pub mod envelope;
+pub mod leadership;
 pub mod log_store;
+pub mod network;
 pub mod proposer;
+pub mod relay;
+pub mod replica;
+pub mod roster;
 pub mod state_machine;
 pub mod types;
 

@@ -1,118 +1,93 @@
-//! Group commit across the network: the coordinator's events go to the members in batches.
+//! Group commit across the network: the coordinator's ledger writer.
 //!
-//! As the single server's ledger writer commits everything that queued up during the previous
-//! commit in one transaction, the [`Proposer`] sends everything that queued up during the
+//! On a member, the engine's [`Writer`](crate::ledger::Writer) queue is drained by this task
+//! instead of the local group-commit writer. As that one commits everything that queued up during
+//! the previous commit in one transaction, this one sends everything that queued up during the
 //! previous replication as one Raft entry ([`Proposal`]). A batch is acknowledged once a majority
 //! of the members holds it durable and the coordinator applied it, and every event then learns its
 //! ledger sequence number. One batch is in flight at a time; under load, one round trip to the
 //! members serves hundreds of events.
 //!
-//! On a member that is not (or no longer) the coordinator, every event is refused with the
-//! coordinator it knows of, and nothing is acknowledged that a majority does not hold.
+//! Each proposal names the ledger entry its events were decided on top of (the last one this
+//! writer committed), and carries the engine's epoch, so the coordinator knows its own entries
+//! when they come back applied. A proposal that is not committed in time, or is refused (the
+//! ledger moved on: another coordinator's entries came first), or that this member may no longer
+//! make, leaves the engine's memory ahead of what was committed: the writer refuses changes at
+//! once, and the leadership watch rebuilds the engine ([`super::leadership`]).
+
+use std::{sync::Arc, time::Duration};
 
 use openraft::error::{ClientWriteError, RaftError};
-use thiserror::Error;
-use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::types::{NodeId, Proposal, Proposed, TypeConfig};
-use crate::ledger::{Event, writer::next_batch};
+use super::types::{Member, NodeId, Origin, Proposal, Proposed, TypeConfig};
+use crate::ledger::{LedgerError, Queue, Refusal};
 
 /// Most events in one Raft entry; more wait for the next.
 const MAX_EVENTS: usize = 4096;
 
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ProposeError {
-    #[error("this member is not the coordinator (the coordinator is {})", .0.map_or_else(|| "not known".to_owned(), |id| format!("member {id}")))]
-    NotCoordinator(Option<NodeId>),
-    #[error("the network did not commit the change: {0}")]
-    Failed(String),
-}
+/// How long a proposal may take to be committed before the requests waiting for it are told
+/// the network did not confirm it (it may still be committed: their retries are idempotent).
+pub const COMMIT_WAIT: Duration = Duration::from_secs(5);
 
-#[derive(Debug)]
-struct Waiting {
-    proposed: Proposed,
-    done: oneshot::Sender<Result<u64, ProposeError>>,
-}
-
-/// Hands events to the coordinator's batching task. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct Proposer {
-    queue: mpsc::UnboundedSender<Waiting>,
-}
-
-/// Resolves when a proposed event is held by a majority and applied.
-#[derive(Debug)]
-pub struct Replicated(oneshot::Receiver<Result<u64, ProposeError>>);
-
-impl Replicated {
-    /// Waits for the event's ledger sequence number.
-    pub async fn durable(self) -> Result<u64, ProposeError> {
-        self.0
-            .await
-            .unwrap_or_else(|_| Err(ProposeError::Failed("the proposer stopped".to_owned())))
-    }
-}
-
-impl Proposer {
-    /// Starts the batching task on `raft`; it stops with `shutdown`, after proposing what was
-    /// queued.
-    pub fn spawn(
-        raft: openraft::Raft<TypeConfig>,
-        shutdown: CancellationToken,
-    ) -> (Self, tokio::task::JoinHandle<()>) {
-        let (queue, receiver) = mpsc::unbounded_channel();
-        (Self { queue }, tokio::spawn(run(raft, receiver, shutdown)))
-    }
-
-    /// Queues `event`, decided at `at`.
-    pub fn propose(&self, at: OffsetDateTime, event: Event) -> Replicated {
-        let (done, receiver) = oneshot::channel();
-        if let Err(mpsc::error::SendError(waiting)) = self.queue.send(Waiting {
-            proposed: Proposed { at, event },
-            done,
-        }) {
-            let _ = waiting
-                .done
-                .send(Err(ProposeError::Failed("the proposer stopped".to_owned())));
-        }
-        Replicated(receiver)
-    }
-}
-
-fn refusal(e: &RaftError<NodeId, ClientWriteError<NodeId, super::types::Member>>) -> ProposeError {
+/// Why the coordinator's proposal did not go through, in public words.
+fn refusal(e: &RaftError<NodeId, ClientWriteError<NodeId, Member>>) -> String {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => {
-            ProposeError::NotCoordinator(forward.leader_id)
+            match forward.leader_id {
+                Some(leader) => format!(
+                    "this member is no longer the coordinator (member {leader} is); ask again"
+                ),
+                None => "this member is no longer the coordinator; ask again".to_owned(),
+            }
         }
-        other => ProposeError::Failed(other.to_string()),
+        other => format!("the failover network did not commit the change: {other}"),
     }
 }
 
-async fn run(
+/// Drains `queue` into `raft` as member `me` until `shutdown` (after proposing what was queued).
+/// `trouble` is told whenever the engine's memory ran ahead of what was committed.
+pub async fn run(
     raft: openraft::Raft<TypeConfig>,
-    mut receiver: mpsc::UnboundedReceiver<Waiting>,
+    mut queue: Queue,
+    me: NodeId,
+    trouble: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
-    while let Some(batch) = next_batch(&mut receiver, MAX_EVENTS, &shutdown).await {
-        let (events, senders): (Vec<Proposed>, Vec<_>) =
-            batch.into_iter().map(|w| (w.proposed, w.done)).unzip();
-        match raft.client_write(Proposal { events }).await {
-            Ok(written) => {
-                let mut seqs = written.data.seqs.into_iter();
-                for done in senders {
-                    let _ = done.send(seqs.next().ok_or_else(|| {
-                        ProposeError::Failed("the entry applied fewer events".to_owned())
-                    }));
-                }
-            }
-            Err(e) => {
-                let refused = refusal(&e);
-                for done in senders {
-                    let _ = done.send(Err(refused.clone()));
-                }
-            }
+    while let Some(mut batch) = queue.next(MAX_EVENTS, &shutdown).await {
+        if batch.events.is_empty() {
+            batch.finish(Ok(Vec::new()));
+            continue;
         }
+        let count = batch.events.len();
+        let proposal = Proposal {
+            origin: Some(Origin {
+                member: me,
+                epoch: batch.generation(),
+            }),
+            after: Some(queue.committed()),
+            events: std::mem::take(&mut batch.events)
+                .into_iter()
+                .map(|(at, event)| Proposed { at, event })
+                .collect(),
+        };
+        let failure = match tokio::time::timeout(COMMIT_WAIT, raft.client_write(proposal)).await {
+            Ok(Ok(written)) if !written.data.refused && written.data.seqs.len() == count => {
+                batch.finish(Ok(written.data.seqs));
+                continue;
+            }
+            Ok(Ok(_)) => "the coordinator's state had moved on; ask again".to_owned(),
+            Ok(Err(e)) => refusal(&e),
+            Err(_) => format!(
+                "the failover network did not confirm the change within {} s (fewer than a \
+                 majority of the members answer); ask again",
+                COMMIT_WAIT.as_secs()
+            ),
+        };
+        tracing::warn!(reason = %failure, events = count, "a proposal was not committed");
+        queue.refuse_until_rebuilt(Refusal::NoQuorum(failure.clone()));
+        trouble.notify_one();
+        batch.finish(Err(LedgerError::NoQuorum(failure)));
     }
 }

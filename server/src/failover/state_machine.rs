@@ -1,8 +1,10 @@
 //! The state machine of a member: its ledger. Applying a Raft entry appends the entry's events to
 //! the member's `ledger` table (numbered and hash-linked there, so every member holds the same
-//! chain) and records the entry's log id, in one transaction. A snapshot is the ledger itself,
-//! with the last applied log id and membership: what a member that is too far behind, or new,
-//! installs in place of its own.
+//! chain) and records the entry's log id, in one transaction; then the member's engine applies
+//! them too ([`Link`]). An entry decided on top of a ledger entry that is no longer the last
+//! (`Proposal::after`) is refused alike on every member. A snapshot is the ledger itself, with
+//! the last applied log id and membership: what a member that is too far behind, or new, installs
+//! in place of its own, after which its engine rebuilds from it.
 
 use std::io::Cursor;
 
@@ -14,7 +16,11 @@ use openraft::{
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use super::types::{Applied, Error, Member, NodeId, TypeConfig, read_error, write_error};
+use super::{
+    replica::Link,
+    types::{Applied, Error, Member, NodeId, Proposal, TypeConfig, read_error, write_error},
+};
+use crate::ledger::Refusal;
 use crate::store::{LedgerRow, NewLedgerRow, RowTuple, Store};
 
 type Entry = openraft::Entry<TypeConfig>;
@@ -27,6 +33,10 @@ const MEMBERSHIP: &str = "membership";
 #[derive(Debug, Clone)]
 pub struct StateMachine {
     store: Store,
+    /// This member's id, to know its own proposals.
+    me: NodeId,
+    /// The engine that applies what the ledger does; none in the storage tests.
+    link: Option<Link>,
 }
 
 /// A snapshot's data: the ledger's rows, exactly as stored, and the state they are as of.
@@ -55,8 +65,23 @@ fn to_text(value: &impl Serialize) -> Result<String, Error> {
 }
 
 impl StateMachine {
+    /// A state machine of the ledger alone.
+    #[cfg(test)]
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self {
+            store,
+            me: 0,
+            link: None,
+        }
+    }
+
+    /// The state machine of member `me`, whose engine applies what its ledger does.
+    pub fn linked(store: Store, me: NodeId, link: Link) -> Self {
+        Self {
+            store,
+            me,
+            link: Some(link),
+        }
     }
 
     async fn applied(&self) -> Result<(Option<LogId<NodeId>>, Membership), Error> {
@@ -131,23 +156,29 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
+        let _gate = match &self.link {
+            Some(link) => Some(link.gate.clone().lock_owned().await),
+            None => None,
+        };
         let (_, mut membership) = self.applied().await?;
-        let mut rows: Vec<NewLedgerRow> = Vec::new();
-        let mut counts = Vec::new();
+        let mut groups = Vec::new();
+        let mut proposals: Vec<Option<Proposal>> = Vec::new();
         let mut last = None;
         for entry in entries {
             last = Some(entry.log_id);
-            let before = rows.len();
             match entry.payload {
-                EntryPayload::Blank => {}
+                EntryPayload::Blank => proposals.push(None),
                 EntryPayload::Normal(proposal) => {
-                    rows.extend(proposal.events.iter().map(|p| p.event.row(p.at)));
+                    let rows: Vec<NewLedgerRow> =
+                        proposal.events.iter().map(|p| p.event.row(p.at)).collect();
+                    groups.push((proposal.after, rows));
+                    proposals.push(Some(proposal));
                 }
                 EntryPayload::Membership(m) => {
                     membership = StoredMembership::new(Some(entry.log_id), m);
+                    proposals.push(None);
                 }
             }
-            counts.push(rows.len() - before);
         }
         let Some(last) = last else {
             return Ok(Vec::new());
@@ -156,18 +187,46 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             (APPLIED, to_text(&Some(last))?),
             (MEMBERSHIP, to_text(&membership)?),
         ];
-        let seqs = self
+        let mut applied = self
             .store
-            .apply_raft(&rows, &state)
+            .apply_raft(&groups, &state)
             .await
-            .map_err(|e| write_error(&e))?;
-        let mut seqs = seqs.into_iter();
-        Ok(counts
-            .into_iter()
-            .map(|n| Applied {
-                seqs: seqs.by_ref().take(n).collect(),
-            })
-            .collect())
+            .map_err(|e| write_error(&e))?
+            .into_iter();
+        let mut answers = Vec::with_capacity(proposals.len());
+        for proposal in proposals {
+            let Some(proposal) = proposal else {
+                answers.push(Applied::default());
+                continue;
+            };
+            let Some(seqs) = applied.next().flatten() else {
+                answers.push(Applied {
+                    seqs: Vec::new(),
+                    refused: true,
+                });
+                continue;
+            };
+            if let Some(link) = &self.link {
+                let mine = proposal
+                    .origin
+                    .filter(|o| o.member == self.me)
+                    .map(|o| o.epoch);
+                let entries: Vec<_> = seqs
+                    .iter()
+                    .zip(proposal.events)
+                    .map(|(seq, p)| (*seq, p.at, p.event))
+                    .collect();
+                link.replica
+                    .applied(mine, &entries)
+                    .await
+                    .map_err(|e| write_error(&std::io::Error::other(format!("{e:#}"))))?;
+            }
+            answers.push(Applied {
+                seqs,
+                refused: false,
+            });
+        }
+        Ok(answers)
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -186,14 +245,33 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let data = snapshot.into_inner();
         let body = decode(&data).map_err(|e| read_error(&e))?;
         let rows: Vec<LedgerRow> = body.rows.into_iter().map(LedgerRow::from).collect();
+        let rows_count = rows.len();
         let state = [
             (APPLIED, to_text(&meta.last_log_id)?),
             (MEMBERSHIP, to_text(&meta.last_membership)?),
         ];
+        let _gate = match &self.link {
+            Some(link) => Some(link.gate.clone().lock_owned().await),
+            None => None,
+        };
         self.store
             .install_raft_snapshot(&rows, &state, &to_text(meta)?, &data)
             .await
-            .map_err(|e| write_error(&e))
+            .map_err(|e| write_error(&e))?;
+        if let Some(link) = &self.link {
+            link.replica
+                .follow(Refusal::Following(
+                    "this member caught up from the coordinator's snapshot".to_owned(),
+                ))
+                .await
+                .map_err(|e| write_error(&std::io::Error::other(format!("{e:#}"))))?;
+        }
+        tracing::info!(
+            entries = rows_count,
+            log_index = meta.last_log_id.map_or(0, |id| id.index),
+            "caught up from the coordinator's snapshot of the ledger"
+        );
+        Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, Error> {

@@ -13,6 +13,8 @@ pub type Raft = openraft::Raft<TypeConfig>;
 /// A proposal of `n` sessions finished, numbered from `first`.
 pub fn sessions(first: u64, n: u64) -> Proposal {
     Proposal {
+        origin: None,
+        after: None,
         events: (first..first + n)
             .map(|session_id| Proposed {
                 at: OffsetDateTime::now_utc(),

@@ -139,11 +139,8 @@ mod network {
     use time::OffsetDateTime;
 
     use crate::{
-        failover::{
-            log_store::LogStore,
-            proposer::{ProposeError, Proposer},
-            state_machine::StateMachine,
-        },
+        failover::{log_store::LogStore, proposer, state_machine::StateMachine},
+        ledger::{LedgerError, Writer},
         store::Store,
     };
 
@@ -287,6 +284,7 @@ mod network {
                     id,
                     Member {
                         addr: format!("member-{id}"),
+                        ..Member::default()
                     },
                 )
             })
@@ -301,7 +299,15 @@ mod network {
         let (_dirs, stores, rafts) = three(&router).await;
         let coordinator = leader(&rafts).await;
         let shutdown = tokio_util::sync::CancellationToken::new();
-        let (proposer, task) = Proposer::spawn(rafts[&coordinator].clone(), shutdown.clone());
+        let trouble = std::sync::Arc::new(tokio::sync::Notify::new());
+        let (writer, queue) = Writer::channel(stores[&coordinator].clone());
+        let task = tokio::spawn(proposer::run(
+            rafts[&coordinator].clone(),
+            queue,
+            coordinator,
+            trouble.clone(),
+            shutdown.clone(),
+        ));
         let before = rafts[&coordinator]
             .metrics()
             .borrow()
@@ -312,11 +318,11 @@ mod network {
         const EACH: u64 = 20;
         let jobs: Vec<_> = (0..TASKS)
             .map(|t| {
-                let proposer = proposer.clone();
+                let writer = writer.clone();
                 tokio::spawn(async move {
                     let commits: Vec<_> = (0..EACH)
                         .map(|i| {
-                            proposer.propose(
+                            writer.append(
                                 OffsetDateTime::now_utc(),
                                 sessions(t * EACH + i, 1).events.remove(0).event,
                             )
@@ -355,20 +361,34 @@ mod network {
             assert_eq!(chain(store).await, reference);
         }
 
-        // A member that is not the coordinator refuses, naming the coordinator.
+        // A member that is not the coordinator refuses, naming the coordinator, and takes no
+        // change until its engine rebuilt (a new generation).
         let follower = *rafts.keys().find(|id| **id != coordinator).unwrap();
-        let (elsewhere, other_task) = Proposer::spawn(rafts[&follower].clone(), shutdown.clone());
+        let (elsewhere, queue) = Writer::channel(stores[&follower].clone());
+        let other_task = tokio::spawn(proposer::run(
+            rafts[&follower].clone(),
+            queue,
+            follower,
+            trouble.clone(),
+            shutdown.clone(),
+        ));
         let refused = elsewhere
-            .propose(
+            .append(
                 OffsetDateTime::now_utc(),
                 sessions(0, 1).events.remove(0).event,
             )
             .durable()
             .await;
-        assert_eq!(
-            refused,
-            Err(ProposeError::NotCoordinator(Some(coordinator)))
+        assert!(
+            matches!(&refused, Err(LedgerError::NoQuorum(why)) if why.contains(&format!("member {coordinator} is"))),
+            "{refused:?}"
         );
+        assert!(elsewhere.has_failed());
+        elsewhere.accept();
+        assert!(elsewhere.has_failed(), "taken again before a rebuild");
+        elsewhere.new_generation();
+        elsewhere.accept();
+        assert!(!elsewhere.has_failed());
         shutdown.cancel();
         task.await.unwrap();
         other_task.await.unwrap();

@@ -80,6 +80,8 @@ impl From<EngineError> for AppError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::LedgerUnavailable,
             ),
+            E::NoQuorum(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::NoQuorum),
+            E::NotOutside(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidJson),
         };
         Self::new(status, code, error.to_string())
     }

@@ -20,6 +20,11 @@ use crate::licensing::pool::Pool;
 #[from_request(via(axum::Json), rejection(AppError))]
 pub struct Json<T>(pub T);
 
+/// On a request another member of a failover network passed on: the server id of that member,
+/// which the client came to (and which holds a session it opens).
+#[derive(Debug, Clone)]
+pub struct CameTo(pub String);
+
 /// Path parameters.
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(AppError))]

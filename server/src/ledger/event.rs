@@ -25,6 +25,10 @@ pub enum Event {
         /// before session tokens existed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         token_sha256: Option<String>,
+        /// In a failover network, the server id of the member the client opened it on (which
+        /// holds the session); absent on a single server.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        server_id: Option<String>,
     },
     LicenseGranted {
         session_id: u64,
@@ -79,6 +83,10 @@ pub enum Event {
         /// The content hash of the older issue of the same key that this one replaced.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         replaced: Option<String>,
+        /// The license file itself: a failover network's members install it from here, and the
+        /// ledger shows what was granted from. Absent in entries written before.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        file: Option<String>,
     },
     CartridgeAssigned {
         serial_number: u64,

@@ -38,8 +38,31 @@ const WAL_TRUNCATE_AT: u64 = 16 * 1024 * 1024;
 
 struct Pending {
     /// `None`: a barrier, acknowledged once everything queued before it is durable.
-    row: Option<NewLedgerRow>,
+    event: Option<(OffsetDateTime, Event)>,
+    /// The writer's generation when it was queued (see [`Writer::new_generation`]).
+    generation: u64,
     done: oneshot::Sender<Result<u64, LedgerError>>,
+}
+
+/// Why the writer takes no changes right now, in words fit for anyone to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// A write failed; the server recovers by itself ([`Writer::resume`]).
+    Failed(String),
+    /// This member of a failover network may not decide now: it is not the coordinator, or the
+    /// coordinator has lost its majority.
+    NoQuorum(String),
+    /// This member of a failover network follows a coordinator, which decides: its requests go
+    /// there.
+    Following(String),
+}
+
+impl Refusal {
+    pub fn reason(&self) -> &str {
+        match self {
+            Self::Failed(reason) | Self::NoQuorum(reason) | Self::Following(reason) => reason,
+        }
+    }
 }
 
 /// Hands events to the group-commit writer task. Cheap to clone.
@@ -54,18 +77,27 @@ pub struct Writer {
 struct Health {
     /// Read by every change before it is made; mirrors `failure`.
     failed: AtomicBool,
-    /// Why writes fail (`None` while they succeed), watched by the recovery.
-    failure: watch::Sender<Option<String>>,
+    /// Why changes are refused (`None` while they are taken), watched by the recovery.
+    failure: watch::Sender<Option<Refusal>>,
     /// The store the task writes to; replaced by [`Writer::resume`].
     store: Mutex<Store>,
-    /// The sequence number of the last row the task committed (0 if none yet).
+    /// The sequence number of the last row committed (0 if none yet).
     committed: AtomicU64,
+    /// Events queued in an earlier generation are refused, never committed.
+    generation: AtomicU64,
+    /// Memory holds decisions that were not committed: nothing is taken again before the engine
+    /// rebuilt its state and started a new generation.
+    stale: AtomicBool,
 }
 
 impl Health {
-    fn fail(&self, reason: String) {
+    fn refuse(&self, refusal: Refusal) {
         self.failed.store(true, Ordering::SeqCst);
-        self.failure.send_replace(Some(reason));
+        self.failure.send_replace(Some(refusal));
+    }
+
+    fn fail(&self, reason: String) {
+        self.refuse(Refusal::Failed(reason));
     }
 
     fn store(&self) -> Store {
@@ -75,7 +107,9 @@ impl Health {
 
 impl std::fmt::Debug for Pending {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pending").field("row", &self.row).finish()
+        f.debug_struct("Pending")
+            .field("event", &self.event)
+            .finish()
     }
 }
 
@@ -94,27 +128,53 @@ impl Commit {
             ))
         })
     }
+
+    /// A commit that is durable already, as entry `seq`.
+    pub fn ready(seq: u64) -> Self {
+        let (done, receiver) = oneshot::channel();
+        let _ = done.send(Ok(seq));
+        Self(receiver)
+    }
 }
 
 impl Writer {
     /// Starts the writer task. It stops when `shutdown` is cancelled, after committing what was
     /// queued.
     pub fn spawn(store: Store, shutdown: CancellationToken) -> (Self, tokio::task::JoinHandle<()>) {
+        let (writer, queue) = Self::channel(store);
+        (writer, Self::run(queue, shutdown))
+    }
+
+    /// Starts the task that commits `queue` to the writer's own store (a single server's).
+    pub fn run(queue: Queue, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(run_writer(queue, shutdown))
+    }
+
+    /// A writer whose queue someone else drains: a failover network's member commits through
+    /// its Raft log instead of its own store. It starts taking changes.
+    pub fn channel(store: Store) -> (Self, Queue) {
         let (queue, receiver) = mpsc::unbounded_channel();
         let health = Arc::new(Health {
             failed: AtomicBool::new(false),
             failure: watch::Sender::new(None),
             store: Mutex::new(store),
             committed: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+            stale: AtomicBool::new(false),
         });
-        let task = tokio::spawn(run_writer(receiver, health.clone(), shutdown));
-        (Self { queue, health }, task)
+        (
+            Self {
+                queue,
+                health: health.clone(),
+            },
+            Queue { receiver, health },
+        )
     }
 
     /// Queues `event`; call this under the same lock that applied it in memory, so the ledger's
     /// order is the order of the decisions.
-    pub fn append(&self, at: OffsetDateTime, event: &Event) -> Commit {
-        self.send(Some(event.row(at)))
+    pub fn append(&self, at: OffsetDateTime, event: Event) -> Commit {
+        self.send(Some((at, event)))
     }
 
     /// A commit that resolves once everything appended before it is durable.
@@ -122,23 +182,25 @@ impl Writer {
         self.send(None)
     }
 
-    /// Whether a write failed: from then on nothing is acknowledged, since memory may hold what
-    /// the disk does not.
+    /// Whether changes are refused: after a failed write (memory may hold what the disk does
+    /// not), or on a member that may not decide now.
     pub fn has_failed(&self) -> bool {
         self.health.failed.load(Ordering::SeqCst)
     }
 
-    /// Why changes cannot be recorded, while they cannot, in words fit for anyone to read.
-    pub fn failure(&self) -> Option<String> {
+    /// Why changes cannot be recorded, while they cannot.
+    pub fn refusal(&self) -> Option<Refusal> {
         self.health.failure.borrow().clone()
     }
 
     /// Resolves once a write has failed (at once if one has and [`Writer::resume`] has not been
-    /// called since).
+    /// called since); a refusal for want of a quorum is not a failed write.
     pub async fn failed(&self) {
         let mut failure = self.health.failure.subscribe();
         // The sender lives as long as `self`, so this cannot end with an error.
-        let _ = failure.wait_for(Option::is_some).await;
+        let _ = failure
+            .wait_for(|f| matches!(f, Some(Refusal::Failed(_))))
+            .await;
     }
 
     /// The sequence number of the last row committed (0 if none yet since the server started).
@@ -157,26 +219,157 @@ impl Writer {
     }
 
     /// Takes changes again, written to `store`. Only for the engine, once its state is what the
-    /// ledger on disk says, and under its lock, so no change is decided on the state before.
+    /// ledger on disk says, and under its lock, so no change is decided on the state before;
+    /// whatever was queued before is refused, never written.
     pub fn resume(&self, store: Store) {
         *self.health.store.lock() = store;
+        self.new_generation();
+        self.accept();
+    }
+
+    /// Refuses changes from now on, for `refusal`'s reason. What is queued is still committed
+    /// unless [`Writer::new_generation`] follows.
+    pub fn refuse(&self, refusal: Refusal) {
+        self.health.refuse(refusal);
+    }
+
+    /// Takes changes again (after [`Writer::refuse`]), unless memory ran ahead of what was
+    /// committed and the engine has not rebuilt since ([`Queue::refuse_until_rebuilt`]).
+    pub fn accept(&self) {
+        if self.health.stale.load(Ordering::SeqCst) {
+            return;
+        }
         self.health.failure.send_replace(None);
         self.health.failed.store(false, Ordering::SeqCst);
     }
 
-    fn send(&self, row: Option<NewLedgerRow>) -> Commit {
+    /// Starts a new generation: whatever was queued before is refused, never committed (it was
+    /// decided on a state the engine has since replaced, or is about to). The new generation's
+    /// number.
+    pub fn new_generation(&self) -> u64 {
+        self.health.stale.store(false, Ordering::SeqCst);
+        self.health.generation.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Sets the last committed row's number: the entry a state rebuilt or caught up reaches.
+    pub fn set_committed(&self, seq: u64) {
+        self.health.committed.store(seq, Ordering::SeqCst);
+    }
+
+    fn send(&self, event: Option<(OffsetDateTime, Event)>) -> Commit {
         let (done, receiver) = oneshot::channel();
         if self.has_failed() {
-            let _ = done.send(Err(LedgerError::WriteFailed(
-                "an earlier write failed".to_owned(),
-            )));
-        } else if let Err(mpsc::error::SendError(pending)) = self.queue.send(Pending { row, done })
-        {
-            let _ = pending.done.send(Err(LedgerError::WriteFailed(
-                "the ledger writer stopped".to_owned(),
-            )));
+            let error = match self.refusal() {
+                Some(Refusal::NoQuorum(reason) | Refusal::Following(reason)) => {
+                    LedgerError::NoQuorum(reason)
+                }
+                _ => LedgerError::WriteFailed("an earlier write failed".to_owned()),
+            };
+            let _ = done.send(Err(error));
+        } else {
+            let generation = self.health.generation.load(Ordering::SeqCst);
+            if let Err(mpsc::error::SendError(pending)) = self.queue.send(Pending {
+                event,
+                generation,
+                done,
+            }) {
+                let _ = pending.done.send(Err(LedgerError::WriteFailed(
+                    "the ledger writer stopped".to_owned(),
+                )));
+            }
         }
         Commit(receiver)
+    }
+}
+
+/// The writer's queue, as the task that commits it sees it.
+#[derive(Debug)]
+pub struct Queue {
+    receiver: mpsc::UnboundedReceiver<Pending>,
+    health: Arc<Health>,
+}
+
+impl Queue {
+    /// The next group commit's worth (see [`next_batch`]); what an earlier generation queued is
+    /// refused on the way. `None` once shut down and drained.
+    pub async fn next(&mut self, max: usize, shutdown: &CancellationToken) -> Option<Batch> {
+        let items = next_batch(&mut self.receiver, max, shutdown).await?;
+        let generation = self.health.generation.load(Ordering::SeqCst);
+        let mut events = Vec::with_capacity(items.len());
+        let mut waiting = Vec::with_capacity(items.len());
+        for pending in items {
+            if pending.generation != generation {
+                let _ = pending.done.send(Err(LedgerError::NoQuorum(
+                    "the change was decided before the coordinator changed; try again".to_owned(),
+                )));
+                continue;
+            }
+            waiting.push((pending.event.is_some(), pending.done));
+            events.extend(pending.event);
+        }
+        Some(Batch {
+            events,
+            waiting,
+            generation,
+            health: self.health.clone(),
+        })
+    }
+
+    /// Whether a write failed and was not recovered from yet.
+    fn has_failed(&self) -> bool {
+        self.health.failed.load(Ordering::SeqCst)
+    }
+
+    /// The sequence number of the last row committed: what the next batch follows.
+    pub fn committed(&self) -> u64 {
+        self.health.committed.load(Ordering::SeqCst)
+    }
+
+    /// Refuses changes from now on, for `refusal`'s reason, until the engine has rebuilt its
+    /// state and started a new generation: what it decided was not all committed.
+    pub fn refuse_until_rebuilt(&self, refusal: Refusal) {
+        self.health.stale.store(true, Ordering::SeqCst);
+        self.health.refuse(refusal);
+    }
+}
+
+/// One group commit: its events, in order, and the requests waiting for them.
+#[derive(Debug)]
+pub struct Batch {
+    pub events: Vec<(OffsetDateTime, Event)>,
+    /// Per request in queue order: whether it is an event (else a barrier), and its answer.
+    waiting: Vec<(bool, oneshot::Sender<Result<u64, LedgerError>>)>,
+    generation: u64,
+    health: Arc<Health>,
+}
+
+impl Batch {
+    /// The generation its events were decided in.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Answers every request: with its event's sequence number from `result` (one per event, in
+    /// order), a barrier with the last number before it, or everyone with the error.
+    pub fn finish(self, result: Result<Vec<u64>, LedgerError>) {
+        let mut last = self.health.committed.load(Ordering::SeqCst);
+        match result {
+            Ok(seqs) => {
+                let mut seqs = seqs.into_iter();
+                for (is_event, done) in self.waiting {
+                    if is_event {
+                        last = last.max(seqs.next().unwrap_or(0));
+                    }
+                    let _ = done.send(Ok(last));
+                }
+                self.health.committed.fetch_max(last, Ordering::SeqCst);
+            }
+            Err(e) => {
+                for (_, done) in self.waiting {
+                    let _ = done.send(Err(e.clone()));
+                }
+            }
+        }
     }
 }
 
@@ -206,34 +399,28 @@ pub async fn next_batch<T>(
     Some(batch)
 }
 
-async fn run_writer(
-    mut receiver: mpsc::UnboundedReceiver<Pending>,
-    health: Arc<Health>,
-    shutdown: CancellationToken,
-) {
+async fn run_writer(mut queue: Queue, shutdown: CancellationToken) {
     let mut appender = None;
-    // The sequence number of the last row this task committed: what a barrier answers.
-    let mut last_seq = 0;
     let mut since_checkpoint = 0;
     let mut checkpointing: Option<tokio::task::JoinHandle<()>> = None;
     loop {
-        let Some(batch) = next_batch(&mut receiver, MAX_BATCH, &shutdown).await else {
+        let Some(batch) = queue.next(MAX_BATCH, &shutdown).await else {
             if let Some(checkpoint) = checkpointing {
                 let _ = checkpoint.await;
             }
             return;
         };
-        let rows: Vec<NewLedgerRow> = batch.iter().filter_map(|p| p.row.clone()).collect();
+        let rows: Vec<NewLedgerRow> = batch.events.iter().map(|(at, e)| e.row(*at)).collect();
+        let health = &queue.health;
         let started = std::time::Instant::now();
-        let failed = health.failed.load(Ordering::SeqCst);
-        let result = if failed {
+        let result = if queue.has_failed() {
             Err(LedgerError::WriteFailed(
                 "an earlier write failed".to_owned(),
             ))
         } else if rows.is_empty() {
             Ok(Vec::new())
         } else {
-            append(&health, &mut appender, &rows).await.map_err(|e| {
+            append(health, &mut appender, &rows).await.map_err(|e| {
                 tracing::error!(
                     error = %e,
                     "cannot write the ledger; refusing all changes until writes succeed again"
@@ -266,20 +453,7 @@ async fn run_writer(
                 }
             }));
         }
-        let mut seqs = result.as_ref().map(|s| s.iter()).ok();
-        for pending in batch {
-            let answer = match (&result, &mut seqs) {
-                (Ok(_), Some(seqs)) if pending.row.is_some() => {
-                    let seq = seqs.next().copied().unwrap_or(0);
-                    last_seq = last_seq.max(seq);
-                    Ok(seq)
-                }
-                (Ok(_), _) => Ok(last_seq),
-                (Err(e), _) => Err(e.clone()),
-            };
-            let _ = pending.done.send(answer);
-        }
-        health.committed.store(last_seq, Ordering::SeqCst);
+        batch.finish(result);
     }
 }
 
@@ -327,7 +501,7 @@ mod tests {
         let shutdown = CancellationToken::new();
         let (writer, task) = Writer::spawn(store.clone(), shutdown.clone());
         let commits: Vec<_> = (1..=500)
-            .map(|i| writer.append(OffsetDateTime::now_utc(), &refused(i)))
+            .map(|i| writer.append(OffsetDateTime::now_utc(), refused(i)))
             .collect();
         let mut seqs = Vec::new();
         for commit in commits {
@@ -345,7 +519,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             writer
-                .append(OffsetDateTime::now_utc(), &refused(502))
+                .append(OffsetDateTime::now_utc(), refused(502))
                 .durable()
                 .await,
             Ok(502)

@@ -255,15 +255,27 @@ impl LicenseDir {
     }
 }
 
-/// Verifies a file bound to this server, or, within the grace after a move, to its previous id
-/// (then with the end of the grace).
+/// Verifies a license file to install: bound to this server (or to its failover network), not
+/// expired. New installs are never for the id a server had before a move.
+pub fn verify_new(
+    bytes: &[u8],
+    trusted: &TrustedKeys,
+    binding: &Binding,
+    now: OffsetDateTime,
+) -> Result<license_file::Verified, LicenseError> {
+    license_file::verify(bytes, trusted, binding.license_id(), now)
+}
+
+/// Verifies a file bound to this server (or its failover network), or, within the grace after a
+/// move, to its previous id (then with the end of the grace).
 fn verify_bound(
     bytes: &[u8],
     trusted: &TrustedKeys,
     binding: &Binding,
 ) -> Result<(Verified, Option<OffsetDateTime>), LicenseError> {
-    let result = license_file::verify_signed(bytes, trusted, &binding.server_id);
+    let result = license_file::verify_signed(bytes, trusted, binding.license_id());
     if let Err(LicenseError::WrongServer { license_server, .. }) = &result
+        && binding.network.is_none()
         && let Some(moved) = binding.moved_from(license_server)
     {
         let verified = license_file::verify_signed(bytes, trusted, &moved.previous)?;
@@ -491,6 +503,7 @@ pub(super) mod tests {
                 at: now,
                 until: now + Duration::minutes(30),
             }),
+            network: None,
         };
         let scan = f.dir.scan(&f.trusted, &moved, &[]).unwrap();
         let license = &scan.licenses[0];
@@ -506,6 +519,7 @@ pub(super) mod tests {
                 at: now,
                 until: now + Duration::minutes(30),
             }),
+            network: None,
         };
         let scan = f.dir.scan(&f.trusted, &elsewhere, &[]).unwrap();
         assert!(scan.licenses.is_empty());

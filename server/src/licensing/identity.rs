@@ -117,11 +117,13 @@ pub const MOVE_GRACE: time::Duration = time::Duration::minutes(30);
 /// In a development build, a shorter [`MOVE_GRACE`] in seconds (for tests).
 pub const MOVE_GRACE_ENV: &str = "LICENSE_SERVER_DEV_MOVE_GRACE_S";
 
-/// This server's id, and where it came from if its data directory moved to this machine.
+/// This server's id, and where it came from if its data directory moved to this machine; on a
+/// member of a failover network, the network's id too (licenses for the network are bound to it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {
     pub server_id: ServerId,
     pub moved: Option<Moved>,
+    pub network: Option<ServerId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,7 +158,19 @@ impl Binding {
         Self {
             server_id,
             moved: None,
+            network: None,
         }
+    }
+
+    /// This binding on a member of the failover network `network` (its id).
+    pub fn with_network(self, network: Option<ServerId>) -> Self {
+        Self { network, ..self }
+    }
+
+    /// The id licenses must be bound to: on a member of a failover network the network's (a
+    /// member's own license would count only while it coordinates), else this server's.
+    pub fn license_id(&self) -> &ServerId {
+        self.network.as_ref().unwrap_or(&self.server_id)
     }
 
     fn of(row: IdentityRow) -> Result<Self, ServerIdError> {
@@ -175,6 +189,7 @@ impl Binding {
         Ok(Self {
             server_id: ServerId::parse(row.server_id)?,
             moved,
+            network: None,
         })
     }
 

@@ -118,6 +118,15 @@ pub fn fit<'a>(scan: &'a Scan, verified: &Verified) -> Result<Fit<'a>, LicenseEr
     Ok(fit)
 }
 
+/// How an install or a removal is recorded.
+#[derive(Debug, Clone, Copy)]
+pub enum Record<'a> {
+    /// In the ledger, as done `by` an administrator (`None`: the CLI's user).
+    Ledger { by: Option<&'a str> },
+    /// Not at all: a failover network's log replicated it, and its entry is in the ledger.
+    Replicated,
+}
+
 impl LicenseDir {
     /// Verifies `bytes` completely and, if they pass, writes them as `<key>.lic` and records the
     /// install. Nothing is written when any check fails.
@@ -131,6 +140,20 @@ impl LicenseDir {
         now: OffsetDateTime,
         by: Option<&str>,
     ) -> Result<Installation, InstallError> {
+        self.install_as(bytes, trusted, binding, store, now, Record::Ledger { by })
+            .await
+    }
+
+    /// [`LicenseDir::install`], recorded as `record` says.
+    pub async fn install_as(
+        &self,
+        bytes: Vec<u8>,
+        trusted: &TrustedKeys,
+        binding: &Binding,
+        store: &Store,
+        now: OffsetDateTime,
+        record: Record<'_>,
+    ) -> Result<Installation, InstallError> {
         // Whole seconds: install times are read by people; the store's sequence keeps the order.
         let now = now.replace_nanosecond(0).unwrap_or(now);
         let installs = store
@@ -138,6 +161,7 @@ impl LicenseDir {
             .await
             .context("reading the install order")?;
         let (dir, trusted_keys, id) = (self.clone(), trusted.clone(), binding.clone());
+        let file = String::from_utf8(bytes.clone()).ok();
         let outcome = tokio::task::spawn_blocking(move || {
             dir.write_file(&bytes, &trusted_keys, &id, &installs, now)
         })
@@ -151,20 +175,22 @@ impl LicenseDir {
             } => (installed, Some(replaced.verified.sha256.clone())),
             Installation::AlreadyInstalled(_) => return Ok(outcome),
         };
-        store
-            .record_install(
-                installed.key(),
-                &installed.verified.sha256,
-                now,
+        let ledger = match record {
+            Record::Ledger { by } => Some(
                 Event::LicenseInstalled {
                     key: installed.key().to_owned(),
                     sha256: installed.verified.sha256.clone(),
                     serial_number: installed.serial_number(),
                     by: by.map(str::to_owned),
                     replaced,
+                    file,
                 }
                 .row(now),
-            )
+            ),
+            Record::Replicated => None,
+        };
+        store
+            .record_install(installed.key(), &installed.verified.sha256, now, ledger)
             .await
             .context("recording the install")?;
         Ok(outcome)
@@ -198,7 +224,7 @@ impl LicenseDir {
         now: OffsetDateTime,
     ) -> Result<Installation, InstallError> {
         // New installs are for this server's id only, never for the one it had before a move.
-        let verified = license_file::verify(bytes, trusted, &binding.server_id, now)?;
+        let verified = super::dir::verify_new(bytes, trusted, binding, now)?;
         create_private_dir(self.path())
             .with_context(|| format!("cannot create {}", self.path().display()))?;
         let _lock = self.lock_installs()?;
@@ -249,6 +275,32 @@ impl LicenseDir {
         now: OffsetDateTime,
         by: &str,
     ) -> Result<Installed, RemoveError> {
+        self.remove_as(
+            key,
+            None,
+            trusted,
+            binding,
+            store,
+            now,
+            Record::Ledger { by: Some(by) },
+        )
+        .await
+    }
+
+    /// [`LicenseDir::remove`] of the license `key` (only if its content hash is `sha256`, when
+    /// given), recorded as `record` says.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn remove_as(
+        &self,
+        key: &str,
+        sha256: Option<&str>,
+        trusted: &TrustedKeys,
+        binding: &Binding,
+        store: &Store,
+        now: OffsetDateTime,
+        record: Record<'_>,
+    ) -> Result<Installed, RemoveError> {
+        let wanted_sha = sha256.map(str::to_owned);
         let installs = store
             .installs()
             .await
@@ -264,7 +316,11 @@ impl LicenseDir {
             let scan = dir
                 .scan(&trusted, &id, &installs)
                 .with_context(|| format!("cannot read {}", dir.path().display()))?;
-            let Some(removed) = scan.find(&wanted).cloned() else {
+            let Some(removed) = scan
+                .find(&wanted)
+                .filter(|l| wanted_sha.as_ref().is_none_or(|s| *s == l.verified.sha256))
+                .cloned()
+            else {
                 return Err(RemoveError::NotInstalled(wanted));
             };
             let aside = dir.path().join(format!(".{wanted}.removing"));
@@ -274,13 +330,19 @@ impl LicenseDir {
         })
         .await
         .context("the remove task failed")??;
-        let event = Event::LicenseRemoved {
-            key: removed.key().to_owned(),
-            sha256: removed.verified.sha256.clone(),
-            serial_number: removed.serial_number(),
-            by: by.to_owned(),
+        let ledger = match record {
+            Record::Ledger { by } => Some(
+                Event::LicenseRemoved {
+                    key: removed.key().to_owned(),
+                    sha256: removed.verified.sha256.clone(),
+                    serial_number: removed.serial_number(),
+                    by: by.unwrap_or_default().to_owned(),
+                }
+                .row(now),
+            ),
+            Record::Replicated => None,
         };
-        if let Err(e) = store.record_removal(removed.key(), event.row(now)).await {
+        if let Err(e) = store.record_removal(removed.key(), ledger).await {
             let restored = fs::rename(&aside, &removed.file);
             drop(lock);
             restored.with_context(|| {

@@ -149,6 +149,14 @@ impl Inventory {
         &self.dir
     }
 
+    pub fn binding(&self) -> &Binding {
+        &self.binding
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// The licensed-user limit of the active license, if it sets one.
     pub fn user_limit(&self) -> Option<u32> {
         self.active_license().and_then(|l| l.rules.max_users)

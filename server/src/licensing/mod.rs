@@ -28,5 +28,6 @@ pub mod keys;
 pub mod ledger_report;
 pub mod pool;
 pub mod receipt;
+pub mod replicated;
 pub mod sealed;
 pub mod server_document;

@@ -7,7 +7,7 @@ use ed25519_dalek::SigningKey;
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
-use super::{PeerState, routes};
+use super::raft::{PeerState, routes};
 use crate::{
     failover::{
         calls::{PeerNetwork, Peers, VOTE},
@@ -35,6 +35,7 @@ async fn members_replicate_over_signed_calls_and_strangers_are_refused() {
             id,
             Member {
                 addr: listener.local_addr().unwrap().to_string(),
+                ..Member::default()
             },
         );
         listeners.insert(id, listener);

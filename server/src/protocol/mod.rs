@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use axum::{
     Router,
-    extract::{ConnectInfo, State},
+    extract::{ConnectInfo, Extension, State},
     http::StatusCode,
     response::IntoResponse,
     routing::{delete, post},
@@ -19,7 +19,7 @@ use crate::{
     http::{
         AppError,
         documented::{JsonRefused, PathRefused},
-        extract::{Bearer, Json, Path},
+        extract::{Bearer, CameTo, Json, Path},
     },
 };
 
@@ -43,7 +43,8 @@ pub fn routes() -> Router<AppState> {
     reason = "a description for the OpenAPI documents, never built"
 )]
 enum LedgerDown {
-    /// LEDGER_UNAVAILABLE
+    /// LEDGER_UNAVAILABLE; or NO_QUORUM, on a member of a failover network without a coordinator
+    /// that a majority stands behind
     #[response(status = 503)]
     Unavailable(ApiError),
 }
@@ -78,6 +79,7 @@ enum TokenRefused {
 pub async fn open_session(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    came_to: Option<Extension<CameTo>>,
     Json(request): Json<OpenSession>,
 ) -> Result<impl IntoResponse, AppError> {
     // The address the server sees, which is what an administrator can trace; an IPv4 client of
@@ -98,7 +100,13 @@ pub async fn open_session(
             return Err(refused.into());
         }
     }
-    let opened = state.engine.open_session(request, ip).await?;
+    // In a failover network the session is the member's the client came to.
+    let on = match (&state.network, came_to) {
+        (_, Some(Extension(CameTo(member)))) => Some(member),
+        (Some(_), None) => Some(state.identity.server_id.to_string()),
+        (None, None) => None,
+    };
+    let opened = state.engine.open_session(request, ip, on).await?;
     Ok((StatusCode::CREATED, axum::Json(opened)))
 }
 

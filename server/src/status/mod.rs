@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use crate::{
     app::AppState,
+    engine::Unavailable,
     http::{AppError, extract::Query},
     licensing::pool::Pool,
 };
@@ -89,7 +90,10 @@ pub fn collect(state: &AppState, pool: &Pool, with_sessions: bool) -> StatusData
         } else {
             Vec::new()
         },
-        servers: vec![state.identity.record()],
+        servers: match &state.network {
+            Some(network) => network.servers(state.identity.record()),
+            None => vec![state.identity.record()],
+        },
     }
 }
 
@@ -179,25 +183,25 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     get, path = "/ready", tag = "status",
     responses(
         (status = 200, description = "`{\"status\": \"ready\", \"server_id\"}`"),
-        (status = 503, description = "LEDGER_UNAVAILABLE: changes cannot be recorded; the message says why", body = models::ApiError),
+        (status = 503, description = "LEDGER_UNAVAILABLE: changes cannot be recorded; NO_QUORUM: a member of a failover network without a coordinator that a majority stands behind; the message says why", body = models::ApiError),
     )
 )]
 pub async fn ready(State(state): State<AppState>) -> axum::response::Response {
     let no_store = [(header::CACHE_CONTROL, "no-store")];
-    match state.engine.unavailable() {
-        None => (
-            no_store,
-            Json(json!({"status": "ready", "server_id": state.identity.server_id.as_str()})),
-        )
-            .into_response(),
-        Some(reason) => (
-            no_store,
-            AppError::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::LedgerUnavailable,
-                reason,
-            ),
-        )
-            .into_response(),
-    }
+    let (code, reason) = match state.engine.unavailable() {
+        None => {
+            return (
+                no_store,
+                Json(json!({"status": "ready", "server_id": state.identity.server_id.as_str()})),
+            )
+                .into_response();
+        }
+        Some(Unavailable::Ledger(reason)) => (ErrorCode::LedgerUnavailable, reason),
+        Some(Unavailable::NoQuorum(reason)) => (ErrorCode::NoQuorum, reason),
+    };
+    (
+        no_store,
+        AppError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, code, reason),
+    )
+        .into_response()
 }

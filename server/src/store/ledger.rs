@@ -149,7 +149,7 @@ pub(super) fn from_sql((seq, at, kind, body, prev_hash, hash): SqlRow) -> Ledger
 }
 
 /// The last ledger row: its sequence number and hash.
-async fn ledger_tail(conn: &mut SqliteConnection) -> Result<Tail, StoreError> {
+pub(super) async fn ledger_tail(conn: &mut SqliteConnection) -> Result<Tail, StoreError> {
     let tail: Option<(i64, String)> =
         sqlx::query_as("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut *conn)
@@ -228,10 +228,15 @@ pub(super) async fn append_rows(
 }
 
 /// Appends `row` in the caller's write transaction: the ledger row of a change to another table.
+/// On a member of a failover network, whose ledger only the replicated log appends to, the row
+/// goes to the outbox instead, for the network to record (see `Store::outbox`).
 pub(super) async fn append_row(
     conn: &mut SqliteConnection,
     row: &NewLedgerRow,
 ) -> Result<(), StoreError> {
+    if super::raft::is_member(conn).await? {
+        return super::raft::to_outbox(conn, row).await;
+    }
     append_rows(conn, std::slice::from_ref(row)).await.map(drop)
 }
 

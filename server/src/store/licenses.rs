@@ -13,15 +13,17 @@ use crate::sys::timestamp::{parse_rfc3339, rfc3339};
 
 impl Store {
     /// Records that the license `key` with content `sha256` was installed at `installed`, making it
-    /// the most recent install, and appends `ledger` in the same transaction. Re-recording the
+    /// the most recent install, and appends `ledger` in the same transaction (none for an install
+    /// the failover network's log replicated, which is in the ledger already). Re-recording the
     /// same content keeps its original place.
     pub async fn record_install(
         &self,
         key: &str,
         sha256: &str,
         installed: OffsetDateTime,
-        ledger: NewLedgerRow,
+        ledger: impl Into<Option<NewLedgerRow>>,
     ) -> Result<(), StoreError> {
+        let ledger = ledger.into();
         self.write_tx(async |conn| {
             sqlx::query(
                 "INSERT INTO license_installs (license_key, sha256, installed, seq)
@@ -35,21 +37,30 @@ impl Store {
             .bind(rfc3339(installed))
             .execute(&mut *conn)
             .await?;
-            append_row(conn, &ledger).await?;
+            if let Some(ledger) = &ledger {
+                append_row(conn, ledger).await?;
+            }
             Ok(())
         })
         .await
     }
 
     /// Forgets the install of `key` (a later install of it counts as the newest), and appends
-    /// `ledger` in the same transaction.
-    pub async fn record_removal(&self, key: &str, ledger: NewLedgerRow) -> Result<(), StoreError> {
+    /// `ledger` (if any) in the same transaction.
+    pub async fn record_removal(
+        &self,
+        key: &str,
+        ledger: impl Into<Option<NewLedgerRow>>,
+    ) -> Result<(), StoreError> {
+        let ledger = ledger.into();
         self.write_tx(async |conn| {
             sqlx::query("DELETE FROM license_installs WHERE license_key = ?1")
                 .bind(key)
                 .execute(&mut *conn)
                 .await?;
-            append_row(conn, &ledger).await?;
+            if let Some(ledger) = &ledger {
+                append_row(conn, ledger).await?;
+            }
             Ok(())
         })
         .await
@@ -72,13 +83,15 @@ impl Store {
             .collect())
     }
 
-    /// Puts the cartridge `serial_number` into `pool`, or back into the default pool (`None`).
+    /// Puts the cartridge `serial_number` into `pool`, or back into the default pool (`None`),
+    /// and appends `ledger` (if any) in the same transaction.
     pub async fn assign_pool(
         &self,
         serial_number: u64,
         pool: Option<&str>,
-        ledger: NewLedgerRow,
+        ledger: impl Into<Option<NewLedgerRow>>,
     ) -> Result<(), StoreError> {
+        let ledger = ledger.into();
         let serial = to_sql(serial_number)?;
         self.write_tx(async |conn| {
             match pool {
@@ -102,7 +115,9 @@ impl Store {
                         .await?;
                 }
             }
-            append_row(conn, &ledger).await?;
+            if let Some(ledger) = &ledger {
+                append_row(conn, ledger).await?;
+            }
             Ok(())
         })
         .await

@@ -6,11 +6,41 @@
 
 use super::{
     database::{Store, StoreError, to_sql},
-    ledger::{LedgerRow, NewLedgerRow, SqlRow, append_rows, from_sql},
+    ledger::{LedgerRow, NewLedgerRow, SqlRow, append_rows, from_sql, ledger_tail},
 };
+use crate::sys::timestamp::rfc3339;
 
 /// The value of a named Raft state (`?1`).
 const STATE: &str = "SELECT value FROM raft_state WHERE name = ?1";
+
+/// Set on a failover network member's store.
+const MEMBER: &str = "member";
+
+/// A ledger row waiting in a member's outbox: (id, at, kind, body).
+pub type OutboxRow = (i64, String, String, String);
+
+/// Whether the store `conn` belongs to is a failover network member's.
+pub(super) async fn is_member(conn: &mut sqlx::SqliteConnection) -> Result<bool, StoreError> {
+    Ok(sqlx::query_scalar::<_, String>(STATE)
+        .bind(MEMBER)
+        .fetch_optional(&mut *conn)
+        .await?
+        .is_some())
+}
+
+/// Puts `row` in the outbox, in the caller's transaction.
+pub(super) async fn to_outbox(
+    conn: &mut sqlx::SqliteConnection,
+    row: &NewLedgerRow,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO ledger_outbox (at, kind, body) VALUES (?1, ?2, ?3)")
+        .bind(rfc3339(row.at))
+        .bind(row.kind)
+        .bind(&row.body)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
 
 impl Store {
     /// The value named `name`, if set.
@@ -90,21 +120,65 @@ impl Store {
         .await
     }
 
-    /// Appends `rows` to the ledger and sets `state` (name, value) in one transaction: applying
-    /// log entries. The sequence numbers the rows got.
+    /// Applies log entries in one transaction: appends each group of rows to the ledger, if the
+    /// ledger's last entry is then the one the group names (`None`: wherever it ends), and sets
+    /// `state` (name, value). Per group, the sequence numbers its rows got, or `None` for a group
+    /// refused because the ledger had moved on since it was decided.
     pub async fn apply_raft(
         &self,
-        rows: &[NewLedgerRow],
+        groups: &[(Option<u64>, Vec<NewLedgerRow>)],
         state: &[(&str, String)],
-    ) -> Result<Vec<u64>, StoreError> {
+    ) -> Result<Vec<Option<Vec<u64>>>, StoreError> {
         self.write_tx(async |conn| {
-            let seqs = append_rows(conn, rows).await?;
+            let mut applied = Vec::with_capacity(groups.len());
+            for (after, rows) in groups {
+                let fits = match after {
+                    None => true,
+                    Some(after) => ledger_tail(conn).await?.map_or(0, |(seq, _)| seq) == *after,
+                };
+                applied.push(if fits {
+                    Some(append_rows(conn, rows).await?)
+                } else {
+                    None
+                });
+            }
             for (name, value) in state {
                 set_state(conn, name, value).await?;
             }
-            Ok(seqs)
+            Ok(applied)
         })
         .await
+    }
+
+    /// Makes this store a failover network member's: from now on the ledger rows of changes to
+    /// other tables wait in the outbox for the network to record them.
+    pub async fn mark_member(&self) -> Result<(), StoreError> {
+        self.write_tx(async |conn| set_state(conn, MEMBER, "1").await)
+            .await
+    }
+
+    /// Whether this store is a failover network member's.
+    pub async fn is_member(&self) -> Result<bool, StoreError> {
+        Ok(self.raft_state(MEMBER).await?.is_some())
+    }
+
+    /// The oldest `limit` rows waiting in the outbox: (id, at, kind, body).
+    pub async fn outbox(&self, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT id, at, kind, body FROM ledger_outbox ORDER BY id LIMIT ?1")
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Takes the outbox rows up to `id` (inclusive) out: the network has them.
+    pub async fn clear_outbox(&self, upto: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM ledger_outbox WHERE id <= ?1")
+            .bind(upto)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Replaces the whole ledger with `rows` (exactly as given: numbers, times, hashes), sets

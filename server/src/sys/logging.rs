@@ -5,14 +5,21 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
+/// Without `RUST_LOG`: `info`, but for the Raft library's own lines, which repeat every half
+/// second while a member of a failover network is down (the server says once what changed).
+pub const DEFAULT_FILTER: &str = "info,openraft=off";
+
 /// `json`: one JSON object per line, for log shippers; otherwise lines for people.
 pub fn init(json: bool) {
     let (filter, bad_filter) = match std::env::var("RUST_LOG") {
         Ok(spec) => match EnvFilter::try_new(&spec) {
             Ok(filter) => (filter, None),
-            Err(e) => (EnvFilter::new("info"), Some(format!("{spec:?}: {e}"))),
+            Err(e) => (
+                EnvFilter::new(DEFAULT_FILTER),
+                Some(format!("{spec:?}: {e}")),
+            ),
         },
-        Err(_) => (EnvFilter::new("info"), None),
+        Err(_) => (EnvFilter::new(DEFAULT_FILTER), None),
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -25,7 +32,7 @@ pub fn init(json: bool) {
         builder.init();
     }
     if let Some(bad) = bad_filter {
-        tracing::warn!("ignoring invalid RUST_LOG {bad}; logging at info");
+        tracing::warn!("ignoring invalid RUST_LOG {bad}; logging with {DEFAULT_FILTER}");
     }
 }
 

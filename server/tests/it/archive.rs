@@ -95,6 +95,7 @@ async fn year_old_sessions(data_dir: &Path, sessions: u64) {
                 pool: None,
                 user: None,
                 token_sha256: None,
+                server_id: None,
             }
             .row(at),
         );

@@ -76,6 +76,22 @@ pub async fn start_server(data_dir: &Path, extra: &[&str]) -> ServerProcess {
     start_server_logging(data_dir, extra, None).await
 }
 
+/// `license-server serve` with its license port on `port` of 127.0.0.1 (the API port free), with
+/// `extra` arguments, `RUST_LOG` `filter` and more environment variables.
+pub async fn start_server_on(
+    data_dir: &Path,
+    port: u16,
+    extra: &[&str],
+    filter: Option<&str>,
+    env: &[(&str, &str)],
+) -> ServerProcess {
+    let port = port.to_string();
+    let args = [&["--port", &port, "--api-port", "0"][..], extra].concat();
+    let mut command = command_of(BIN, &[]);
+    command.envs(env.iter().copied());
+    start(command, data_dir, &args, filter).await
+}
+
 /// [`start_server`] with `RUST_LOG` set to `filter` (e.g. "trace").
 pub async fn start_server_logging(
     data_dir: &Path,
@@ -113,12 +129,14 @@ async fn start(
         "serve",
         "--bind",
         "127.0.0.1",
-        "--port",
-        "0",
         "--data-dir",
         data_dir.to_str().unwrap(),
     ];
-    command.args(base).args(extra);
+    command.args(base);
+    if !extra.contains(&"--port") {
+        command.args(["--port", "0"]);
+    }
+    command.args(extra);
     if let Some(filter) = filter {
         command.env("RUST_LOG", filter);
     }
@@ -254,6 +272,11 @@ impl ServerProcess {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap();
         kib * 1024
+    }
+
+    /// The process id, for signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap()
     }
 
     /// SIGKILL: a crash, as far as the server can tell.

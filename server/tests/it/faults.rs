@@ -44,25 +44,25 @@ const SERVE: [&str; 6] = [
 
 /// What the clients were told, and must therefore find in the ledger after a crash.
 #[derive(Default)]
-struct Acknowledged {
-    grants: Vec<u64>,
+pub struct Acknowledged {
+    pub grants: Vec<u64>,
     /// (license_id, credits_used) of credit licenses released.
-    debits: Vec<(u64, u64)>,
+    pub debits: Vec<(u64, u64)>,
     /// When a client held a seat of product 7, as it saw it: from the grant's answer until it
     /// asked to release (or its server died). Within what the server counted, so never more at
     /// once than [`SEATS`].
-    holds: Vec<(Instant, Instant)>,
+    pub holds: Vec<(Instant, Instant)>,
 }
 
 impl Acknowledged {
-    fn extend(&mut self, other: Self) {
+    pub fn extend(&mut self, other: Self) {
         self.grants.extend(other.grants);
         self.debits.extend(other.debits);
         self.holds.extend(other.holds);
     }
 
     /// The most seats that clients held at one moment.
-    fn most_held_at_once(&self) -> usize {
+    pub fn most_held_at_once(&self) -> usize {
         let mut edges: Vec<(Instant, i32)> = self
             .holds
             .iter()

@@ -26,7 +26,9 @@
 //! - `vendor`: the vendor licensing service and online activation through `remote/...`;
 //! - `license_removal`: removing licenses, duplicate serials, newer issues;
 //! - `log_secrets`: no password or token in any log line, at trace;
-//! - `licensing`: vendor keys, license files and cartridges, through the real CLI and server.
+//! - `licensing`: vendor keys, license files and cartridges, through the real CLI and server;
+//! - `network`: a failover network of three member processes: shared seats, one status, one
+//!   ledger; `network_faults`: its members killed, paused, down for a while.
 
 #![allow(clippy::unwrap_used)]
 
@@ -46,6 +48,8 @@ mod license_loss;
 mod license_removal;
 mod licensing;
 mod log_secrets;
+mod network;
+mod network_faults;
 mod protocol;
 mod recovery;
 mod refusals;

@@ -1,0 +1,475 @@
+//! The failover network with real processes on 127.0.0.1: three members formed with `network
+//! identity` and `network init`, one license for the network installed on one member, clients on
+//! every member. The faults (kills, a paused coordinator, a partition) are in `network_faults`.
+
+use std::{net::TcpListener, path::Path, time::Duration};
+
+use models::{OpenSession, RequestLicense, RequestType};
+use serde_json::{Value, json};
+use server::LicenseClient;
+use tempfile::TempDir;
+
+use crate::{
+    binary::{ServerProcess, run, start_server_on, stderr},
+    ledger::exported_events,
+    licensing::Vendor,
+};
+
+/// What the network tests start members with: short session timeouts, so sessions a killed
+/// client left behind go quickly.
+pub const SERVE: [&str; 4] = ["--session-timeout", "6", "--heartbeat-interval", "1"];
+
+/// A failover network of members on 127.0.0.1, each on its own data directory and license port.
+pub struct Cluster {
+    pub vendor: Vendor,
+    dirs: Vec<TempDir>,
+    pub ports: Vec<u16>,
+    /// The members' server ids, in member order.
+    pub server_ids: Vec<String>,
+    pub members: Vec<Option<ServerProcess>>,
+    pub network_id: String,
+    serve: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Cluster {
+    /// `n` members, formed and started with `serve` options (and `env`), with one license for the
+    /// network of `--product-spec`s `specs`, installed on the first member only. Returns once
+    /// every member shows the license.
+    pub async fn start(n: usize, specs: &[&str], serve: &[&str], env: &[(&str, &str)]) -> Self {
+        let vendor = Vendor::new().await;
+        let mut dirs = Vec::new();
+        let mut tokens = Vec::new();
+        for _ in 0..n {
+            let dir = tempfile::tempdir().unwrap();
+            let out = run(&["network", "identity", "--data-dir", path(dir.path())]).await;
+            assert!(out.status.success(), "{}", stderr(&out));
+            tokens.push(String::from_utf8(out.stdout).unwrap().trim().to_owned());
+            dirs.push(dir);
+        }
+        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let mut network_id = String::new();
+        for dir in &dirs {
+            let mut args = vec!["network".to_owned(), "init".to_owned()];
+            for (port, token) in ports.iter().zip(&tokens) {
+                args.push("--member".to_owned());
+                args.push(format!("127.0.0.1:{port}={token}"));
+            }
+            args.extend(["--data-dir".to_owned(), path(dir.path()).to_owned()]);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = run(&args).await;
+            assert!(out.status.success(), "{}", stderr(&out));
+            let said = String::from_utf8(out.stdout).unwrap();
+            network_id = said
+                .lines()
+                .find_map(|l| l.strip_prefix("network id: "))
+                .unwrap()
+                .to_owned();
+        }
+        let args: Vec<&str> = specs.iter().flat_map(|s| ["--product-spec", s]).collect();
+        let file = vendor.issue("network.lic", &network_id, &args).await;
+        let key = vendor.public_key();
+        let out = run(&[
+            "license",
+            "install",
+            file.to_str().unwrap(),
+            "--data-dir",
+            path(dirs[0].path()),
+            "--vendor-public-key",
+            &key,
+        ])
+        .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let mut cluster = Self {
+            vendor,
+            server_ids: tokens
+                .iter()
+                .map(|t| t.split(':').next().unwrap().to_owned())
+                .collect(),
+            dirs,
+            ports,
+            members: (0..n).map(|_| None).collect(),
+            network_id,
+            serve: serve.iter().map(|s| (*s).to_owned()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        };
+        for i in 0..n {
+            cluster.start_member(i).await;
+        }
+        cluster.coordinator().await;
+        for i in 0..n {
+            cluster
+                .until(i, "the network's license", |data| {
+                    data["cartridges"].as_array().is_some_and(|c| !c.is_empty())
+                })
+                .await;
+        }
+        cluster
+    }
+
+    pub fn data_dir(&self, i: usize) -> &str {
+        path(self.dirs[i].path())
+    }
+
+    /// Starts member `i` (again).
+    pub async fn start_member(&mut self, i: usize) {
+        let key = self.vendor.public_key();
+        let mut args: Vec<&str> = vec!["--vendor-public-key", &key];
+        args.extend(self.serve.iter().map(String::as_str));
+        let filter = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "RUST_LOG")
+            .map(|(_, v)| v.as_str());
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .filter(|(k, _)| k != "RUST_LOG")
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let server = start_server_on(self.dirs[i].path(), self.ports[i], &args, filter, &env).await;
+        self.members[i] = Some(server);
+    }
+
+    pub fn member(&self, i: usize) -> &ServerProcess {
+        self.members[i].as_ref().unwrap()
+    }
+
+    /// `kill -9` of member `i`.
+    pub async fn kill(&mut self, i: usize) {
+        if let Some(server) = self.members[i].take() {
+            server.kill9().await;
+        }
+    }
+
+    /// Every member's license port, for a client.
+    pub fn servers(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect()
+    }
+
+    /// Member `i`'s `data.json`.
+    pub async fn data(&self, i: usize) -> Value {
+        self.member(i).data().await
+    }
+
+    /// Polls member `i`'s `data.json` until `done` holds, up to 20 s.
+    pub async fn until(&self, i: usize, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..200 {
+            let data = self.data(i).await;
+            if done(&data) {
+                return data;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("member {i}: no {what} within 20 s: {}", self.data(i).await);
+    }
+
+    /// The member that coordinates, once every running member agrees on one (up to 20 s).
+    pub async fn coordinator(&self) -> usize {
+        for _ in 0..200 {
+            let mut seen = Vec::new();
+            for i in (0..self.members.len()).filter(|i| self.members[*i].is_some()) {
+                let data = self.data(i).await;
+                let own = data["servers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|s| s["port"] == self.ports[i])
+                    .cloned()
+                    .unwrap_or_default();
+                seen.push(own["coordinator"].as_str().map(str::to_owned));
+            }
+            if let Some(Some(first)) = seen.first()
+                && seen.iter().all(|s| s.as_deref() == Some(first.as_str()))
+                && let Some(index) = self.server_ids.iter().position(|id| id == first)
+                && self.members[index].is_some()
+            {
+                return index;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the members do not agree on a coordinator within 20 s");
+    }
+
+    /// Member `i`'s ledger, exported (works while it runs).
+    pub async fn ledger(&self, i: usize) -> Vec<Value> {
+        exported_events(self.data_dir(i)).await
+    }
+
+    /// Waits (up to 20 s) until members `of` hold the same ledger, and returns it.
+    pub async fn same_ledger(&self, of: &[usize]) -> Vec<Value> {
+        for _ in 0..100 {
+            let first = self.ledger(of[0]).await;
+            let mut same = true;
+            for i in &of[1..] {
+                same &= self.ledger(*i).await == first;
+            }
+            if same {
+                return first;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("members {of:?} do not hold the same ledger within 20 s");
+    }
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A session opened on the member at `addr`: its id and token.
+pub async fn open(addr: &str, host: &str) -> (u64, String, Value) {
+    let answer: Value = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/sessions"))
+        .json(&json!({"host": host, "message": "job"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (
+        answer["session_id"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{answer}")),
+        answer["session_token"].as_str().unwrap().to_owned(),
+        answer,
+    )
+}
+
+/// A license request on the member at `addr` (no waiting): the status and the answer.
+pub async fn request(addr: &str, session: u64, token: &str, product: u32) -> (u16, Value) {
+    let answer = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/sessions/{session}/licenses"))
+        .bearer_auth(token)
+        .json(&json!({"request_id": "r1", "product_id": product, "major_version": 0, "type": "all", "wait_s": 0}))
+        .send()
+        .await
+        .unwrap();
+    (answer.status().as_u16(), answer.json().await.unwrap())
+}
+
+/// One full license cycle through `client` (open, license, release, close) of product `product`.
+pub async fn cycle(client: &mut LicenseClient, product: u32) -> Result<u64, server::ClientError> {
+    let session = client
+        .open_session(&OpenSession {
+            host: "probe".into(),
+            message: String::new(),
+            pool: None,
+            user: None,
+        })
+        .await?;
+    let granted = client
+        .request_license(
+            &session,
+            &RequestLicense {
+                request_id: "probe".into(),
+                product_id: product,
+                major_version: 0,
+                request_type: RequestType::All,
+                wait_s: Some(5),
+            },
+        )
+        .await;
+    let granted = match granted {
+        Ok(granted) => granted,
+        Err(e) => {
+            let _ = client.close(&session).await;
+            return Err(e);
+        }
+    };
+    client.release(&session, granted.license_id).await?;
+    client.close(&session).await?;
+    Ok(granted.license_id)
+}
+
+#[tokio::test]
+async fn three_members_share_the_networks_seats_and_show_the_same_status() {
+    let cluster = Cluster::start(3, &["7:0:Runner:2:0"], &SERVE, &[]).await;
+    let coordinator = cluster.coordinator().await;
+    // The license was installed on the first member only: every member counts it.
+    for i in 0..3 {
+        let data = cluster.data(i).await;
+        assert_eq!(data["cartridges"][0]["runcount"], 2, "member {i}: {data}");
+        assert_eq!(
+            data["cartridges"][0]["locations"][0]["server_id"],
+            cluster.network_id.as_str()
+        );
+    }
+    // A session on every member; two seats in all, not two each.
+    let mut answers = Vec::new();
+    for (i, addr) in cluster.servers().iter().enumerate() {
+        let (session, token, opened) = open(addr, &format!("h{i}")).await;
+        assert_eq!(opened["server_id"], cluster.server_ids[i].as_str());
+        answers.push(request(addr, session, &token, 7).await);
+    }
+    assert_eq!(answers[0].0, 200, "{:?}", answers[0]);
+    assert_eq!(answers[1].0, 200, "{:?}", answers[1]);
+    assert_eq!(answers[2].0, 409, "{:?}", answers[2]);
+    assert_eq!(answers[2].1["error"]["code"], "NO_LICENSE_AVAILABLE");
+    // Every member shows the same cartridges and sessions, each session with the member it was
+    // opened on, and three servers with the same coordinator.
+    let mut views = Vec::new();
+    for i in 0..3 {
+        let data = cluster
+            .until(i, "both seats in use, and every member running", |d| {
+                d["cartridges"][0]["statistic"]["runcount_in_use"] == 2
+                    && d["sessions"].as_array().is_some_and(|s| s.len() == 3)
+                    && d["servers"]
+                        .as_array()
+                        .is_some_and(|s| s.iter().all(|s| s["status"] == "running"))
+            })
+            .await;
+        let servers = data["servers"].as_array().unwrap();
+        assert_eq!(servers.len(), 3, "{data}");
+        for (port, server) in cluster.ports.iter().zip(cluster.server_ids.iter()) {
+            let record = servers.iter().find(|s| s["port"] == *port).unwrap();
+            assert_eq!(record["server_id"], server.as_str());
+            assert_eq!(record["status"], "running");
+        }
+        let own = servers
+            .iter()
+            .find(|s| s["port"] == cluster.ports[i])
+            .unwrap();
+        assert_eq!(own["coordinator"], cluster.server_ids[coordinator].as_str());
+        assert_eq!(
+            servers
+                .iter()
+                .filter(|s| s.get("coordinator").is_some())
+                .count(),
+            1,
+            "only the answering member names the coordinator"
+        );
+        for session in data["sessions"].as_array().unwrap() {
+            let host = session["host"].as_str().unwrap();
+            let opened_on: usize = host[1..].parse().unwrap();
+            assert_eq!(session["server_id"], cluster.server_ids[opened_on].as_str());
+        }
+        views.push((data["cartridges"].clone(), data["sessions"].clone()));
+    }
+    assert!(views.iter().all(|v| *v == views[0]));
+    // One chain on every member: the installs, the administrators, the sessions, the grants and
+    // the refusal.
+    let ledger = cluster.same_ledger(&[0, 1, 2]).await;
+    let kinds: Vec<&str> = ledger
+        .iter()
+        .map(|e| e["event"]["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "license_granted").count(), 2);
+    assert_eq!(kinds.iter().filter(|k| **k == "license_refused").count(), 1);
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "license_installed").count(),
+        1
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "admin_user_changed").count(),
+        3
+    );
+    for i in 0..3 {
+        let verify = run(&["ledger", "verify", "--data-dir", cluster.data_dir(i)]).await;
+        assert!(verify.status.success(), "{}", stderr(&verify));
+    }
+    // A stranger cannot speak for a member.
+    let stranger = reqwest::Client::new()
+        .post(format!("http://{}/members/v1/hello", cluster.servers()[0]))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stranger.status(), 401);
+    assert!(stranger.text().await.unwrap().contains("MEMBER_REFUSED"));
+}
+
+#[tokio::test]
+async fn a_member_that_joins_with_a_history_or_a_wrong_list_is_refused_with_the_reason() {
+    let cluster = Cluster::start(1, &["7:0:Runner:2:0"], &SERVE, &[]).await;
+    // A data directory that served on its own has a ledger of its own.
+    let used = tempfile::tempdir().unwrap();
+    let single = crate::binary::start_server(used.path(), &[]).await;
+    assert!(single.terminate().await);
+    let token = run(&["network", "identity", "--data-dir", path(used.path())]).await;
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+    let member = format!("127.0.0.1:{}={token}", free_port());
+    let out = run(&[
+        "network",
+        "init",
+        "--member",
+        &member,
+        "--data-dir",
+        path(used.path()),
+    ])
+    .await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("ledger entries of its own"),
+        "{}",
+        stderr(&out)
+    );
+    // A list without this member, and a token that is not one.
+    let fresh = tempfile::tempdir().unwrap();
+    let other = run(&["network", "identity", "--data-dir", path(fresh.path())]).await;
+    assert!(other.status.success());
+    let out = run(&[
+        "network",
+        "init",
+        "--member",
+        &member,
+        "--data-dir",
+        path(fresh.path()),
+    ])
+    .await;
+    assert!(
+        stderr(&out).contains("does not name this data directory's member"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&[
+        "network",
+        "init",
+        "--member",
+        "127.0.0.1:1400",
+        "--data-dir",
+        path(fresh.path()),
+    ])
+    .await;
+    assert!(stderr(&out).contains("HOST:PORT=TOKEN"), "{}", stderr(&out));
+    // A license bound to a member's own server id does not count on a member.
+    let own = cluster
+        .vendor
+        .issue(
+            "own.lic",
+            &cluster.server_ids[0],
+            &["--product-spec", "9:0:Other:5:0"],
+        )
+        .await;
+    let out = run(&[
+        "license",
+        "install",
+        own.to_str().unwrap(),
+        "--data-dir",
+        cluster.data_dir(0),
+        "--vendor-public-key",
+        &cluster.vendor.public_key(),
+    ])
+    .await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&cluster.network_id),
+        "{}",
+        stderr(&out)
+    );
+}
