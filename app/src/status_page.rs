@@ -304,7 +304,12 @@ fn moved_banner(data: &StatusData) -> Option<impl IntoView + use<>> {
 fn server_row((server, coordinator): (Server, bool)) -> impl IntoView {
     let status = format::server_status(&server, coordinator);
     let status_class = format!("status {}", status.trim_end_matches('*'));
-    let started = timestamp(server.started);
+    // A member that has not answered since this one started: when it started is not known.
+    let started = if server.started == OffsetDateTime::UNIX_EPOCH {
+        view! { <td>"—"</td> }.into_any()
+    } else {
+        timestamp(server.started).into_any()
+    };
     let where_ = format!("{} · {}", server.ip_address, server.platform);
     // A development build trusts keys given at run time: whoever runs it can sign licenses for it.
     let development = (server.build == Some(Build::Development)).then(|| {

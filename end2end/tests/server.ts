@@ -5,6 +5,7 @@ import { test as base, expect } from '@playwright/test';
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -214,6 +215,15 @@ export class LicenseServer {
     }
   }
 
+  /** Kills the server (SIGKILL): a crash, as far as anyone can tell. */
+  async kill(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      const exited = once(this.child, 'exit');
+      this.child.kill('SIGKILL');
+      await exited;
+    }
+  }
+
   /** Starts a new server process on the same ports and data directory. */
   restart(): Promise<LicenseServer> {
     return LicenseServer.start({
@@ -270,6 +280,48 @@ export class LicenseServer {
   addUser(principal: string, password: string, role: 'admin' | 'viewer'): void {
     this.secrets.push(password);
     cli(['user', 'add', '--principal', principal, '--role', role, '--data-dir', this.dataDir], `${password}\n`);
+  }
+}
+
+/** A free TCP port of 127.0.0.1 (bound, then released). */
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const port = (probe.address() as AddressInfo).port;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+/** A failover network of `count` members on 127.0.0.1 (`network identity`, `network init`), with
+ * one license for the network of `productSpecs` installed on the first member. */
+export class LicenseNetwork {
+  private constructor(
+    readonly members: LicenseServer[],
+    readonly networkId: string,
+  ) {}
+
+  static async start(vendor: Vendor, count: number, productSpecs: string[]): Promise<LicenseNetwork> {
+    const dirs = Array.from({ length: count }, () => mkdtempSync(path.join(tmpdir(), 'license-member-e2e-')));
+    const tokens = dirs.map((dir) => cli(['network', 'identity', '--data-dir', dir]).trim());
+    const ports: number[] = [];
+    for (let i = 0; i < count; i++) ports.push(await freePort());
+    const list = ports.flatMap((port, i) => ['--member', `127.0.0.1:${port}=${tokens[i]}`]);
+    let networkId = '';
+    for (const dir of dirs) {
+      const said = cli(['network', 'init', ...list, '--data-dir', dir]);
+      networkId = /network id: ([0-9A-F]+)/.exec(said)![1];
+    }
+    const license = vendor.issue(networkId, productSpecs.flatMap((spec) => ['--product-spec', spec]));
+    cli(['license', 'install', license, '--data-dir', dirs[0], '--vendor-public-key', vendor.publicKey]);
+    const members = await Promise.all(
+      dirs.map((dataDir, i) => LicenseServer.start({ dataDir, port: ports[i], vendorPublicKey: vendor.publicKey })),
+    );
+    return new LicenseNetwork(members, networkId);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.members.map((m) => m.stop()));
+    for (const member of this.members) rmSync(member.dataDir, { recursive: true, force: true });
   }
 }
 

@@ -26,9 +26,10 @@ use crate::{
     },
     ledger::{Commit, Event, Refusal, Writer},
     licensing::{
+        activation::{self, NetworkMember, NetworkMembers},
         dir::LicenseDir,
         host,
-        identity::{Identity, ServerId},
+        identity::{Identity, ServerId, network_id},
         inventory::Inventory,
         keys::{KeyPair, TrustedKeys},
     },
@@ -154,6 +155,29 @@ impl LedgerTask {
 }
 
 impl App {
+    /// A new offline activation request of this server (signed, as a file's text); on a member of
+    /// a failover network, for the network, naming every member.
+    pub fn activation_request(
+        &self,
+        ledger: Option<crate::licensing::ledger_report::LedgerSummary>,
+    ) -> anyhow::Result<String> {
+        let network = self.network.as_ref().map(|network| {
+            let members = network.members();
+            let id = network_id(members.values().map(|m| m.server_id.as_str()));
+            let members = NetworkMembers {
+                members: members
+                    .into_values()
+                    .map(|m| NetworkMember {
+                        server_id: m.server_id,
+                        public_key: m.key,
+                    })
+                    .collect(),
+            };
+            (id.to_string(), members)
+        });
+        activation::create(&self.identity, &self.server_key, ledger, network)
+    }
+
     /// Opens the data directory's store and builds everything on it. The caller holds the data
     /// directory's lock if it needs one (a running server does).
     pub async fn open(
@@ -170,9 +194,8 @@ impl App {
             config.bind,
             config.license_port,
         );
-        let network_id = failover::config::network_id(data_dir.path())?
-            .map(ServerId::parse)
-            .transpose()?;
+        let members = failover::config::read(data_dir.path())?;
+        let network_id = members.as_ref().map(|m| network_id(m.server_ids()));
         let inventory = Arc::new(
             Inventory::load(
                 LicenseDir::new(data_dir.path()),
@@ -183,7 +206,6 @@ impl App {
             .await?,
         );
         let server_key = KeyPair::load_or_create(&data_dir.path().join(SERVER_KEY_FILE))?;
-        let members = failover::config::read(data_dir.path())?;
         if let Some(members) = &members {
             join(&store, members, &server_key, &server_id).await?;
         }

@@ -29,8 +29,10 @@ use crate::sys::hex;
 
 /// How long to wait for a server to accept a connection before trying the next.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// The longest an ordinary call may take; a license request adds its own `wait_s`.
-const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// The longest an ordinary call may take (a member of a failover network holds a request up to
+/// 3 s while it waits for a coordinator); a license request adds its own `wait_s`. A server that
+/// has not answered by then is passed over for the next.
+const CALL_TIMEOUT: Duration = Duration::from_secs(8);
 
 #[derive(Debug, Error)]
 pub enum ClientError {

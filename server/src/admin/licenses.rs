@@ -16,7 +16,6 @@ use crate::{
         AppError,
         extract::{Path, RawBody},
     },
-    licensing::activation,
 };
 
 /// What an endpoint that needs the active license answers without one, as the OpenAPI documents
@@ -159,7 +158,7 @@ pub async fn activation_request(
 ) -> Result<impl IntoResponse, AppError> {
     let ledger = anchoring::summary(&state, None).await?;
     let seq = ledger.as_ref().map(|l| l.seq);
-    let text = activation::create(&state.identity, &state.server_key, ledger)?;
+    let text = state.activation_request(ledger)?;
     if let Some(seq) = seq {
         anchoring::reported::remember_in(&state, seq).await?;
     }

@@ -29,10 +29,7 @@ use crate::{
         documented::JsonRefused,
         extract::{Json, Path},
     },
-    licensing::{
-        activation,
-        install::{InstallError, RemoveError},
-    },
+    licensing::install::{InstallError, RemoveError},
 };
 
 pub fn routes() -> Router<AppState> {
@@ -261,7 +258,7 @@ pub async fn remote_activate(
     let ledger = anchoring::summary(&state, None).await?;
     let seq = ledger.as_ref().map(|l| l.seq);
     let request = ActivateRequest {
-        request: activation::create(&state.identity, &state.server_key, ledger)?,
+        request: state.activation_request(ledger)?,
     };
     let path = format!("/vendor/v1/licenses/{key}/activations");
     let activated: Activated =

@@ -82,7 +82,7 @@ pub struct ClientRunArgs {
 }
 
 #[derive(Debug, Clone, Args)]
-#[command(group(clap::ArgGroup::new("target").required(true).args(["server", "spawn_server"])))]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["server", "spawn_server", "spawn_network"])))]
 pub struct BenchArgs {
     /// The license port to measure.
     #[arg(long, value_name = "HOST:PORT")]
@@ -113,6 +113,15 @@ pub struct BenchArgs {
     /// on an empty ledger.
     #[arg(long, value_name = "N", requires = "spawn_server", conflicts_with = "mass_drop", value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     pub startup_entries: Option<u64>,
+    /// Instead: start N members of a failover network of this binary on 127.0.0.1 (with a license
+    /// for the network), and measure license cycles on them (clients spread over the members)
+    /// next to a single server, in the same run.
+    #[arg(long, value_name = "N", conflicts_with_all = ["mass_drop", "startup_entries"], value_parser = clap::value_parser!(u64).range(1..=7))]
+    pub spawn_network: Option<u64>,
+    /// With --spawn-network: then kill the coordinator (kill -9) K times under load, and report
+    /// how long until the next license cycle succeeded (p50, p99).
+    #[arg(long, value_name = "K", requires = "spawn_network", value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub failover_kills: Option<u64>,
     /// Sessions still running at the end of that history, each holding a license.
     #[arg(long, value_name = "N", default_value_t = 1000, requires = "startup_entries", value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     pub startup_live: u64,

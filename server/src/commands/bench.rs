@@ -54,6 +54,10 @@ pub(super) fn percentile(sorted: &[u32], p: f64) -> f64 {
 }
 
 pub async fn run(args: BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    if let Some(members) = args.spawn_network {
+        let members = usize::try_from(members).unwrap_or(3);
+        return super::network_bench::run(&args, members, out).await;
+    }
     if let Some(entries) = args.startup_entries {
         return super::startup_bench::run(&args, entries, args.startup_live, out).await;
     }
@@ -101,12 +105,13 @@ pub async fn run(args: BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let mut durability = Vec::new();
     for &concurrency in &args.concurrency {
         let concurrency = concurrency.max(1);
-        let baseline = measure(&server, &args, concurrency, duration, Workload::Baseline).await?;
+        let servers = std::slice::from_ref(&server);
+        let baseline = measure(servers, &args, concurrency, duration, Workload::Baseline).await?;
         if let Some(spawned) = &spawned {
             spawned.observed.take_wal_peak();
             spawned.observed.take_snapshot_pauses();
         }
-        let cycles = measure(&server, &args, concurrency, duration, Workload::Cycles).await?;
+        let cycles = measure(servers, &args, concurrency, duration, Workload::Cycles).await?;
         if let Some(spawned) = &spawned {
             // The last snapshot's line may still be on its way.
             tokio::time::sleep(Duration::from_millis(300)).await;
@@ -179,8 +184,10 @@ pub async fn run(args: BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     result
 }
 
+/// `concurrency` clients running `workload` for `duration`. Client `i` turns to `servers` from
+/// the `i`-th on (the members of a failover network share the clients).
 pub(super) async fn measure(
-    server: &str,
+    servers: &[String],
     args: &BenchArgs,
     concurrency: usize,
     duration: Duration,
@@ -190,7 +197,9 @@ pub(super) async fn measure(
     let deadline = started + duration;
     let mut workers = Vec::new();
     for worker in 0..concurrency {
-        let mut client = LicenseClient::new(vec![server.to_owned()])?;
+        let mut order = servers.to_vec();
+        order.rotate_left(worker % servers.len().max(1));
+        let mut client = LicenseClient::new(order)?;
         let (product_id, major_version, request_type) = (
             args.product_id,
             args.major_version,

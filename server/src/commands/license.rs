@@ -16,7 +16,7 @@ use crate::{
         dir::{Installed, LicenseDir, Scan, verify_new},
         file::LicenseError,
         host,
-        identity::{Binding, ServerId},
+        identity::{Binding, ServerId, network_id},
         install::{self, Fit, InstallError, Installation, RemoveError},
         keys::{KeyPair, TrustedKeys},
         receipt, sealed,
@@ -44,11 +44,7 @@ impl Opened {
         let store = Store::open(&dir.store_path()).await?;
         let binding = ServerId::bound(&store, &host::detect()?)
             .await?
-            .with_network(
-                network::network_id(dir.path())?
-                    .map(ServerId::parse)
-                    .transpose()?,
-            );
+            .with_network(network::read(dir.path())?.map(|m| network_id(m.server_ids())));
         Ok(Self {
             store,
             binding,

@@ -58,7 +58,7 @@ pub async fn run(args: &BenchArgs, sessions: usize, out: &mut dyn Write) -> anyh
          concurrency {concurrency} meanwhile"
     )?;
     let before = measure(
-        &server.license_addr,
+        std::slice::from_ref(&server.license_addr),
         args,
         concurrency,
         Duration::from_secs(DROP_AFTER_S - 2),
@@ -66,7 +66,7 @@ pub async fn run(args: &BenchArgs, sessions: usize, out: &mut dyn Write) -> anyh
     )
     .await?;
     let during = measure(
-        &server.license_addr,
+        std::slice::from_ref(&server.license_addr),
         args,
         concurrency,
         Duration::from_secs(8),

@@ -12,6 +12,7 @@ mod license_keeper;
 pub mod licensed_users;
 mod mass_drop;
 pub mod network;
+mod network_bench;
 pub mod server_id;
 mod spawned_server;
 mod startup_bench;

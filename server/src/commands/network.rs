@@ -15,7 +15,10 @@ use crate::{
     app::SERVER_KEY_FILE,
     cli::DataDirArg,
     failover::config::{self, NetworkConfig},
-    licensing::{identity::ServerId, keys::KeyPair},
+    licensing::{
+        identity::{ServerId, network_id},
+        keys::KeyPair,
+    },
     store::Store,
     sys::{
         atomic_file::{self, Mode},
@@ -57,7 +60,7 @@ pub async fn init(
         "this data directory is member {me} of a failover network of {} members",
         list.count()
     )?;
-    writeln!(out, "network id: {}", list.network_id())?;
+    writeln!(out, "network id: {}", network_id(list.server_ids()))?;
     writeln!(
         out,
         "run the same `network init` on every member, then start each with `license-server serve`; \

@@ -73,7 +73,36 @@ impl SpawnedServer {
         let key = KeyPair::generate()?;
         let (_, public_key) = key.write_pair(&dir)?;
         let data_dir = dir.join("data");
-        let mut server = Self {
+        let mut server = Self::prepared(dir, public_key, options);
+        create_private_dir(&data_dir)?;
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::block_in_place(|| {
+            runtime.block_on(async {
+                let store = Store::open(&data_dir.join("license-server.db")).await?;
+                let server_id = ServerId::of(&store).await?;
+                install_bench_license(
+                    &data_dir,
+                    &store,
+                    server_id.as_str(),
+                    &key,
+                    product_id,
+                    major_version,
+                )
+                .await?;
+                store.close().await;
+                Ok::<_, anyhow::Error>(())
+            })
+        })?;
+        server.launch("0", "0")?;
+        Ok(server)
+    }
+
+    /// A server of the data directory `dir/data` (which the caller prepares) trusting the vendor
+    /// key `public_key`, with `options` for its `serve`; [`SpawnedServer::launch`] starts it. The
+    /// directory `dir` goes when it is dropped.
+    pub fn prepared(dir: PathBuf, public_key: PathBuf, options: &[&str]) -> Self {
+        let data_dir = dir.join("data");
+        let server = Self {
             child: None,
             dir,
             data_dir: data_dir.clone(),
@@ -94,40 +123,7 @@ impl SpawnedServer {
                 std::thread::sleep(Duration::from_millis(20));
             }
         });
-        create_private_dir(&data_dir)?;
-        let runtime = tokio::runtime::Handle::current();
-        tokio::task::block_in_place(|| {
-            runtime.block_on(async {
-                let store = Store::open(&data_dir.join("license-server.db")).await?;
-                let server_id = ServerId::of(&store).await?;
-                let license = License {
-                    key: "BENCH".into(),
-                    server_id: server_id.to_string(),
-                    rules: Rules {
-                        serial_number: 1,
-                        issued: OffsetDateTime::now_utc() - time::Duration::minutes(1),
-                        expires: None,
-                        max_users: None,
-                        products: vec![ProductRule {
-                            product_id,
-                            major_version,
-                            product: "Benchmark".into(),
-                            runcount: SEATS,
-                            credits: 0,
-                            postpay: true,
-                        }],
-                    },
-                };
-                LicenseDir::new(&data_dir)
-                    .install_signed(&license, &key, &store)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-                store.close().await;
-                Ok::<_, anyhow::Error>(())
-            })
-        })?;
-        server.launch("0", "0")?;
-        Ok(server)
+        server
     }
 
     /// The options of `serve` from the next [`SpawnedServer::restart`] on.
@@ -144,7 +140,8 @@ impl SpawnedServer {
         self.launch(&license_port, &api_port)
     }
 
-    fn launch(&mut self, port: &str, api_port: &str) -> anyhow::Result<()> {
+    /// Starts the server on `port` and `api_port` (`0`: a free one) and waits until it is ready.
+    pub fn launch(&mut self, port: &str, api_port: &str) -> anyhow::Result<()> {
         let mut child = Command::new(std::env::current_exe()?)
             .args(["--log-format", "json", "serve", "--bind", "127.0.0.1"])
             .args(["--port", port, "--api-port", api_port, "--data-dir"])
@@ -197,12 +194,52 @@ impl SpawnedServer {
         self.kill();
     }
 
+    /// Whether it runs (it was launched and not killed since).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
+}
+
+/// Installs the benchmark's license ([`SEATS`] seats of `product_id` `major_version`, postpay),
+/// signed with `key`, bound to `server_id`, into the data directory `data_dir` of `store`.
+pub async fn install_bench_license(
+    data_dir: &std::path::Path,
+    store: &Store,
+    server_id: &str,
+    key: &KeyPair,
+    product_id: u32,
+    major_version: u32,
+) -> anyhow::Result<()> {
+    let license = License {
+        key: "BENCH".into(),
+        server_id: server_id.to_owned(),
+        rules: Rules {
+            serial_number: 1,
+            issued: OffsetDateTime::now_utc() - time::Duration::minutes(1),
+            expires: None,
+            max_users: None,
+            products: vec![ProductRule {
+                product_id,
+                major_version,
+                product: "Benchmark".into(),
+                runcount: SEATS,
+                credits: 0,
+                postpay: true,
+            }],
+        },
+    };
+    LicenseDir::new(data_dir)
+        .install_signed(&license, key, store)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
 }
 
 impl Drop for SpawnedServer {

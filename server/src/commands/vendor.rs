@@ -71,8 +71,13 @@ fn target_server(args: &IssueArgs) -> anyhow::Result<ServerId> {
         (Some(file), _) => {
             let bytes =
                 std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-            let (request, _) = activation::verify(&bytes)
+            let (request, signer) = activation::verify(&bytes)
                 .with_context(|| format!("{} is refused", file.display()))?;
+            if let Some(network) = &request.network {
+                network
+                    .check(&request.server_id, &signer)
+                    .map_err(|why| anyhow::anyhow!("{} is refused: {why}", file.display()))?;
+            }
             (request.server_id, "the activation request's serverId")
         }
         (None, Some(id)) => (id.trim().to_owned(), "--server-id"),

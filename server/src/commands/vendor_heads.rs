@@ -122,9 +122,15 @@ pub async fn record_request(
         .check()
         .map_err(|why| anyhow::anyhow!("the request's ledger head is refused: {why}"))?;
     let store = open(data_dir).await?;
+    let members = request_doc.members();
+    if !members.is_empty() {
+        store
+            .record_network(&request_doc.server_id, &members)
+            .await?;
+    }
     let outcome = anchors::record(
         &store,
-        &request_doc.server_id,
+        request_doc.head_owner(&signer),
         &signer,
         ledger,
         "offline",

@@ -15,8 +15,8 @@
 //! ```
 //!
 //! Every member must have the same list: it is what their calls are checked against, and the
-//! network's id (what a license for the network is bound to, [`NetworkConfig::network_id`]) is
-//! derived from the members' server ids. `license-server network identity` prints a member's
+//! network's id (what a license for the network is bound to) is derived from the members' server
+//! ids. `license-server network identity` prints a member's
 //! *token* (`SERVER_ID:KEY`), and `network init --member HOST:PORT=TOKEN …` writes the list.
 
 use std::{
@@ -55,11 +55,6 @@ pub fn read(dir: &Path) -> anyhow::Result<Option<NetworkConfig>> {
     NetworkConfig::parse(&text)
         .map(Some)
         .with_context(|| format!("{} is not a valid members' list", path.display()))
-}
-
-/// The id of the failover network the data directory `dir` is a member of, if it is one.
-pub fn network_id(dir: &Path) -> anyhow::Result<Option<String>> {
-    Ok(read(dir)?.map(|config| config.network_id()))
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -266,23 +261,13 @@ impl NetworkConfig {
         self.members.len()
     }
 
-    /// The network's id: what a license for the network is bound to. Derived from the members'
-    /// server ids (each bound to its machine), so a copy of the network on other machines has
-    /// another id, and another member makes another network. Uppercase hex, like a server id.
-    pub fn network_id(&self) -> String {
-        let mut ids: Vec<&str> = self
-            .members
+    /// The members' server ids: what the network's id is derived from
+    /// (`licensing::identity::network_id`).
+    pub fn server_ids(&self) -> Vec<&str> {
+        self.members
             .values()
             .map(|(m, _)| m.server_id.as_str())
-            .collect();
-        ids.sort_unstable();
-        let mut hasher = Sha256::new();
-        hasher.update(b"license-server network v1\n");
-        for id in ids {
-            hasher.update(id.as_bytes());
-            hasher.update(b"\n");
-        }
-        crate::sys::hex::upper(&hasher.finalize())
+            .collect()
     }
 }
 
@@ -334,27 +319,6 @@ mod tests {
             NetworkConfig::from_tokens(&["10.0.0.1:1400".to_owned()]),
             Err(ConfigError::Token("10.0.0.1:1400".into()))
         );
-    }
-
-    #[test]
-    fn the_network_id_is_the_members_server_ids_and_nothing_else() {
-        let three = |addrs: [&str; 3], keys: [u8; 3]| {
-            let text: String = addrs
-                .iter()
-                .zip(keys)
-                .map(|(addr, k)| member(addr, &key(k)))
-                .collect();
-            NetworkConfig::parse(&text).unwrap().network_id()
-        };
-        let id = three(["a:1", "b:1", "c:1"], [1, 2, 3]);
-        assert_eq!(id.len(), 64);
-        assert!(
-            id.chars()
-                .all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c))
-        );
-        // The order of the list and the addresses do not matter; another member does.
-        assert_eq!(three(["x:1", "y:1", "z:1"], [3, 1, 2]), id);
-        assert_ne!(three(["a:1", "b:1", "c:1"], [1, 2, 4]), id);
     }
 
     #[test]

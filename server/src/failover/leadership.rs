@@ -35,9 +35,9 @@ const LOOK_EVERY: Duration = Duration::from_millis(100);
 /// looks again.
 const CATCH_UP: Duration = Duration::from_secs(2);
 
-/// A coordinator that has not heard from a majority for this long refuses changes: by then the
-/// others may have elected another (their election timeout is at least this).
-pub const LEASE: Duration = Duration::from_millis(super::network::ELECTION_TIMEOUT_MIN_MS);
+/// A coordinator that has not heard from a majority for this long refuses changes: soon after,
+/// the others may elect another (they wait this long, and an election timeout more).
+pub const LEASE: Duration = Duration::from_millis(super::network::ELECTION_TIMEOUT_MAX_MS);
 
 /// What this member's metrics say, as far as the watch needs.
 struct Seen {

@@ -11,7 +11,7 @@ use openraft::{
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::types::{Error, NodeId, TypeConfig, read_error, write_error};
-use crate::store::Store;
+use crate::store::{Store, Sync};
 
 type Entry = openraft::Entry<TypeConfig>;
 
@@ -44,10 +44,10 @@ impl LogStore {
             .map_err(|e| read_error(&e))
     }
 
-    async fn set_value(&self, name: &str, value: &impl Serialize) -> Result<(), Error> {
+    async fn set_value(&self, name: &str, value: &impl Serialize, sync: Sync) -> Result<(), Error> {
         let text = serde_json::to_string(value).map_err(|e| write_error(&e))?;
         self.store
-            .set_raft_state(name, &text)
+            .set_raft_state(name, &text, sync)
             .await
             .map_err(|e| write_error(&e))
     }
@@ -107,7 +107,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), Error> {
-        self.set_value(VOTE, vote).await
+        // A vote must survive a crash, or a member could vote twice in a term.
+        self.set_value(VOTE, vote, Sync::Full).await
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, Error> {
@@ -115,7 +116,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), Error> {
-        self.set_value(COMMITTED, &committed).await
+        // A hint for the next start: a member that lost it learns it from the coordinator again.
+        self.set_value(COMMITTED, &committed, Sync::Deferred).await
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, Error> {

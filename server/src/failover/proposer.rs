@@ -15,33 +15,46 @@
 //! make, leaves the engine's memory ahead of what was committed: the writer refuses changes at
 //! once, and the leadership watch rebuilds the engine ([`super::leadership`]).
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::VecDeque, sync::Arc, time::Duration};
 
-use openraft::error::{ClientWriteError, RaftError};
-use tokio::sync::Notify;
+use openraft::{error::ClientWriteError, raft::ClientWriteResponse};
+use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::types::{Member, NodeId, Origin, Proposal, Proposed, TypeConfig};
-use crate::ledger::{LedgerError, Queue, Refusal};
+use crate::ledger::{Batch, LedgerError, Queue, Refusal};
 
 /// Most events in one Raft entry; more wait for the next.
 const MAX_EVENTS: usize = 4096;
+
+/// Entries proposed and not yet committed at once: the next batch is appended to the log while
+/// the one before is being replicated, and rides in the same round trip to the members.
+const IN_FLIGHT: usize = 4;
 
 /// How long a proposal may take to be committed before the requests waiting for it are told
 /// the network did not confirm it (it may still be committed: their retries are idempotent).
 pub const COMMIT_WAIT: Duration = Duration::from_secs(5);
 
+type Written = Result<ClientWriteResponse<TypeConfig>, ClientWriteError<NodeId, Member>>;
+
+/// A proposal on its way: its batch, its events' count, and the answer to come.
+struct Flight {
+    batch: Batch,
+    count: usize,
+    answer: oneshot::Receiver<Written>,
+    /// When its requests are told the network did not confirm it.
+    deadline: tokio::time::Instant,
+}
+
 /// Why the coordinator's proposal did not go through, in public words.
-fn refusal(e: &RaftError<NodeId, ClientWriteError<NodeId, Member>>) -> String {
+fn refusal(e: &ClientWriteError<NodeId, Member>) -> String {
     match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => {
-            match forward.leader_id {
-                Some(leader) => format!(
-                    "this member is no longer the coordinator (member {leader} is); ask again"
-                ),
-                None => "this member is no longer the coordinator; ask again".to_owned(),
+        ClientWriteError::ForwardToLeader(forward) => match forward.leader_id {
+            Some(leader) => {
+                format!("this member is no longer the coordinator (member {leader} is); ask again")
             }
-        }
+            None => "this member is no longer the coordinator; ask again".to_owned(),
+        },
         other => format!("the failover network did not commit the change: {other}"),
     }
 }
@@ -55,39 +68,89 @@ pub async fn run(
     trouble: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
-    while let Some(mut batch) = queue.next(MAX_EVENTS, &shutdown).await {
-        if batch.events.is_empty() {
-            batch.finish(Ok(Vec::new()));
-            continue;
-        }
-        let count = batch.events.len();
-        let proposal = Proposal {
-            origin: Some(Origin {
-                member: me,
-                epoch: batch.generation(),
-            }),
-            after: Some(queue.committed()),
-            events: std::mem::take(&mut batch.events)
-                .into_iter()
-                .map(|(at, event)| Proposed { at, event })
-                .collect(),
-        };
-        let failure = match tokio::time::timeout(COMMIT_WAIT, raft.client_write(proposal)).await {
-            Ok(Ok(written)) if !written.data.refused && written.data.seqs.len() == count => {
-                batch.finish(Ok(written.data.seqs));
-                continue;
+    let mut flying: VecDeque<Flight> = VecDeque::new();
+    // The ledger entry the next proposal follows, while proposals of this generation fly.
+    let mut follows: Option<(u64, u64)> = None;
+    let mut drained = false;
+    while !(drained && flying.is_empty()) {
+        let deadline = flying.front().map(|f| f.deadline);
+        let room = flying.len() < IN_FLIGHT;
+        tokio::select! {
+            biased;
+            answer = async {
+                match flying.front_mut() {
+                    Some(flight) => (&mut flight.answer).await,
+                    None => std::future::pending().await,
+                }
+            }, if deadline.is_some() => {
+                let Some(flight) = flying.pop_front() else { continue };
+                let failure = match answer {
+                    Ok(Ok(written)) if !written.data.refused && written.data.seqs.len() == flight.count => {
+                        flight.batch.finish(Ok(written.data.seqs));
+                        continue;
+                    }
+                    Ok(Ok(_)) => "the coordinator's state had moved on; ask again".to_owned(),
+                    Ok(Err(e)) => refusal(&e),
+                    Err(_) => "this member's part of the failover network stopped".to_owned(),
+                };
+                follows = None;
+                fail(&queue, &trouble, flight.batch, failure);
             }
-            Ok(Ok(_)) => "the coordinator's state had moved on; ask again".to_owned(),
-            Ok(Err(e)) => refusal(&e),
-            Err(_) => format!(
-                "the failover network did not confirm the change within {} s (fewer than a \
-                 majority of the members answer); ask again",
-                COMMIT_WAIT.as_secs()
-            ),
-        };
-        tracing::warn!(reason = %failure, events = count, "a proposal was not committed");
-        queue.refuse_until_rebuilt(Refusal::NoQuorum(failure.clone()));
-        trouble.notify_one();
-        batch.finish(Err(LedgerError::NoQuorum(failure)));
+            batch = queue.next(MAX_EVENTS, &shutdown), if !drained && room => {
+                let Some(mut batch) = batch else {
+                    drained = true;
+                    continue;
+                };
+                if batch.events.is_empty() {
+                    batch.finish(Ok(Vec::new()));
+                    continue;
+                }
+                let generation = batch.generation();
+                let after = match follows {
+                    Some((g, after)) if g == generation => after,
+                    _ => queue.committed(),
+                };
+                let count = batch.events.len();
+                let proposal = Proposal {
+                    origin: Some(Origin { member: me, epoch: generation }),
+                    after: Some(after),
+                    events: std::mem::take(&mut batch.events)
+                        .into_iter()
+                        .map(|(at, event)| Proposed { at, event })
+                        .collect(),
+                };
+                // Appended to the log in the order proposed: each follows the one before.
+                match raft.client_write_ff(proposal).await {
+                    Ok(answer) => {
+                        follows = Some((generation, after + count as u64));
+                        let deadline = tokio::time::Instant::now() + COMMIT_WAIT;
+                        flying.push_back(Flight { batch, count, answer, deadline });
+                    }
+                    Err(e) => {
+                        follows = None;
+                        fail(&queue, &trouble, batch, format!("the failover network did not take the change: {e}"));
+                    }
+                }
+            }
+            () = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
+                // The oldest proposal took too long: its requests are told so; it may still be
+                // committed (then it comes back as another coordinator's would, and rebuilds).
+                let Some(flight) = flying.pop_front() else { continue };
+                follows = None;
+                fail(&queue, &trouble, flight.batch, format!(
+                    "the failover network did not confirm the change within {} s (fewer than a \
+                     majority of the members answer); ask again",
+                    COMMIT_WAIT.as_secs()
+                ));
+            }
+        }
     }
+}
+
+/// Refuses changes until the engine rebuilt, tells the watch, and answers `batch` with `why`.
+fn fail(queue: &Queue, trouble: &Notify, batch: Batch, why: String) {
+    tracing::warn!(reason = %why, "a proposal was not committed");
+    queue.refuse_until_rebuilt(Refusal::NoQuorum(why.clone()));
+    trouble.notify_one();
+    batch.finish(Err(LedgerError::NoQuorum(why)));
 }

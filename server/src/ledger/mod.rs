@@ -38,5 +38,5 @@ pub use self::{
     error::LedgerError,
     event::{Event, ReleasedLicense},
     verify::{Entry, Walk, verify, verify_from},
-    writer::{Commit, Queue, Refusal, Writer},
+    writer::{Batch, Commit, Queue, Refusal, Writer},
 };

@@ -110,6 +110,23 @@ impl fmt::Display for ServerId {
     }
 }
 
+/// The id of the failover network whose members have `server_ids`: what a license for the
+/// network is bound to. Derived from the members' server ids (each bound to its machine), so a
+/// copy of the network on other machines has another id, and so does a network with another
+/// member; the order of the list does not matter. Uppercase hex, like a server id.
+pub fn network_id<'a>(server_ids: impl IntoIterator<Item = &'a str>) -> ServerId {
+    use sha2::{Digest, Sha256};
+    let mut ids: Vec<&str> = server_ids.into_iter().collect();
+    ids.sort_unstable();
+    let mut hasher = Sha256::new();
+    hasher.update(b"license-server network v1\n");
+    for id in ids {
+        hasher.update(id.as_bytes());
+        hasher.update(b"\n");
+    }
+    ServerId(hex::upper(&hasher.finalize()))
+}
+
 /// How long licenses bound to a data directory's previous server id keep counting after it was
 /// found on another machine.
 pub const MOVE_GRACE: time::Duration = time::Duration::minutes(30);
@@ -349,6 +366,17 @@ fn os_release_pretty_name(os_release: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_network_id_is_its_members_server_ids_and_nothing_else() {
+        let id = network_id(["AA", "BB", "CC"]);
+        assert_eq!(id.as_str().len(), 64);
+        assert!(ServerId::parse(id.to_string()).is_ok());
+        // The order of the list does not matter; another member does, and so does a member less.
+        assert_eq!(network_id(["CC", "AA", "BB"]), id);
+        assert_ne!(network_id(["AA", "BB", "CD"]), id);
+        assert_ne!(network_id(["AA", "BB"]), id);
+    }
 
     #[tokio::test]
     async fn a_data_directory_on_another_machine_gets_a_new_id_and_remembers_the_old_one() {

@@ -148,14 +148,24 @@ async fn pass_on(
         client_ip,
         body: text,
     };
-    let bytes = network
-        .call(
-            coordinator,
-            FORWARD,
-            serde_json::to_vec(&forwarded).unwrap_or_default(),
-            wait.min(Duration::from_secs(3600)) + CALL_MARGIN,
-        )
-        .await?;
+    let call = network.call(
+        coordinator,
+        FORWARD,
+        serde_json::to_vec(&forwarded).unwrap_or_default(),
+        wait.min(Duration::from_secs(3600)) + CALL_MARGIN,
+    );
+    // A coordinator cut off from this member does not answer, and a kept connection to it does
+    // not fail either: once another coordinator is known, the request goes there instead (a
+    // retried request is harmless, see the module's documentation).
+    let bytes = tokio::select! {
+        answer = call => answer?,
+        () = replaced(network, coordinator) => {
+            return Err(CallFailure::Unreachable {
+                member: coordinator,
+                why: "another member became the coordinator".to_owned(),
+            });
+        }
+    };
     let relayed: Relayed =
         serde_json::from_slice(&bytes).map_err(|e| CallFailure::Unbelievable {
             member: coordinator,
@@ -180,6 +190,19 @@ async fn pass_on(
         );
     }
     Ok(response)
+}
+
+/// Resolves once this member knows of another coordinator than `coordinator` (or none).
+async fn replaced(network: &crate::failover::network::Network, coordinator: u64) {
+    let mut metrics = network.raft.metrics();
+    loop {
+        if metrics.borrow().current_leader != Some(coordinator) {
+            return;
+        }
+        if metrics.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
 }
 
 /// The coordinator answers a request another member passed on, with its own protocol routes.

@@ -116,6 +116,43 @@ impl Store {
     }
 }
 
+/// How durable a write transaction is when it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sync {
+    /// On disk (`synchronous = FULL`): every write but those below.
+    Full,
+    /// Atomic, and on disk with the next full write (`synchronous = NORMAL` in WAL mode): for
+    /// what can be rebuilt after a crash from something that was written in full, such as a
+    /// failover network member's ledger, which its Raft log rebuilds.
+    Deferred,
+}
+
+impl Store {
+    /// [`Store::write_tx`] with `sync`.
+    pub(super) async fn write_tx_with<T>(
+        &self,
+        sync: Sync,
+        work: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if sync == Sync::Full {
+            return self.write_tx(work).await;
+        }
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut *conn)
+            .await?;
+        let result = in_tx(&mut conn, work).await;
+        // The connection goes back to the pool as every other one is.
+        let restored = sqlx::query("PRAGMA synchronous = FULL")
+            .execute(&mut *conn)
+            .await;
+        if restored.is_err() {
+            let _ = conn.close().await;
+        }
+        result
+    }
+}
+
 /// Runs `work` in a write transaction. IMMEDIATE: the write lock is taken before the first
 /// read, so what `work` reads (the ledger's tail) cannot change before it writes.
 pub(super) async fn write_tx<T>(
@@ -123,8 +160,16 @@ pub(super) async fn write_tx<T>(
     work: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     let mut conn = pool.acquire().await?;
+    in_tx(&mut conn, work).await
+}
+
+/// Runs `work` in a write transaction on `conn` (see [`write_tx`]).
+async fn in_tx<T>(
+    conn: &mut SqliteConnection,
+    work: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
     sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-    match work(&mut conn).await {
+    match work(conn).await {
         Ok(value) => {
             if let Err(e) = sqlx::query("COMMIT").execute(&mut *conn).await {
                 let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;

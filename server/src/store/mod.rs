@@ -28,7 +28,7 @@ pub mod vendor_heads;
 
 pub use self::{
     admins::{AdminUserRow, TokenRow},
-    database::{Store, StoreError},
+    database::{Store, StoreError, Sync},
     identity::IdentityRow,
     ledger::{Chain, Checkpoint, LedgerAppender, LedgerRow, NewLedgerRow, RowTuple},
     licensed_users::{Admission, LicensedUserRow},

@@ -5,7 +5,7 @@
 //! never leaves a ledger that is ahead of, or behind, what the member says it applied.
 
 use super::{
-    database::{Store, StoreError, to_sql},
+    database::{Store, StoreError, Sync, to_sql},
     ledger::{LedgerRow, NewLedgerRow, SqlRow, append_rows, from_sql, ledger_tail},
 };
 use crate::sys::timestamp::rfc3339;
@@ -51,9 +51,14 @@ impl Store {
             .await?)
     }
 
-    /// Sets `name` to `value` (durably, as every write).
-    pub async fn set_raft_state(&self, name: &str, value: &str) -> Result<(), StoreError> {
-        self.write_tx(async |conn| set_state(conn, name, value).await)
+    /// Sets `name` to `value`, as durably as `sync` says.
+    pub async fn set_raft_state(
+        &self,
+        name: &str,
+        value: &str,
+        sync: Sync,
+    ) -> Result<(), StoreError> {
+        self.write_tx_with(sync, async |conn| set_state(conn, name, value).await)
             .await
     }
 
@@ -124,12 +129,16 @@ impl Store {
     /// ledger's last entry is then the one the group names (`None`: wherever it ends), and sets
     /// `state` (name, value). Per group, the sequence numbers its rows got, or `None` for a group
     /// refused because the ledger had moved on since it was decided.
+    ///
+    /// On disk with the next full write ([`Sync::Deferred`]): the entries are in the Raft log,
+    /// durably, and a crash that loses this transaction loses the applied log id with it, so
+    /// they are applied again.
     pub async fn apply_raft(
         &self,
         groups: &[(Option<u64>, Vec<NewLedgerRow>)],
         state: &[(&str, String)],
     ) -> Result<Vec<Option<Vec<u64>>>, StoreError> {
-        self.write_tx(async |conn| {
+        self.write_tx_with(Sync::Deferred, async |conn| {
             let mut applied = Vec::with_capacity(groups.len());
             for (after, rows) in groups {
                 let fits = match after {

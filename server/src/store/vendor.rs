@@ -33,6 +33,30 @@ impl VendorStore {
     /// The database's file name in the vendor service's data directory.
     pub const FILE: &str = "vendor.db";
 
+    /// Records the members (server id, public key) of the failover network `network_id`.
+    pub async fn record_network(
+        &self,
+        network_id: &str,
+        members: &[(&str, &str)],
+    ) -> Result<(), StoreError> {
+        write_tx(&self.pool, async |conn| {
+            for (server_id, public_key) in members {
+                sqlx::query(
+                    "INSERT INTO network_members (network_id, server_id, public_key)
+                     VALUES (?1, ?2, ?3)
+                     ON CONFLICT (network_id, server_id) DO UPDATE SET public_key = excluded.public_key",
+                )
+                .bind(network_id)
+                .bind(server_id)
+                .bind(public_key)
+                .execute(&mut *conn)
+                .await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         Ok(Self {
             pool: connect(path, &MIGRATOR).await?,

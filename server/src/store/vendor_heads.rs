@@ -147,9 +147,12 @@ impl VendorStore {
                     }
                     Some(_) => {}
                     None => {
+                        // Activated itself, or as a member of a failover network.
                         let activated: i64 = sqlx::query_scalar(
-                            "SELECT COUNT(*) FROM activations
-                             WHERE server_id = ?1 AND server_public_key = ?2",
+                            "SELECT (SELECT COUNT(*) FROM activations
+                                     WHERE server_id = ?1 AND server_public_key = ?2)
+                                  + (SELECT COUNT(*) FROM network_members
+                                     WHERE server_id = ?1 AND public_key = ?2)",
                         )
                         .bind(head.server_id)
                         .bind(head.public_key)

@@ -39,15 +39,23 @@ pub struct Entitlement {
     pub max_users: Option<u32>,
     /// RFC 3339.
     pub expires: Option<String>,
-    /// How many servers it may be activated on.
+    /// How many servers it may be activated on (a failover network counts as one).
     #[serde(default = "one")]
     pub servers: u32,
+    /// How many members a failover network it is activated for may have (its failover count);
+    /// 1: single servers only.
+    #[serde(default = "three")]
+    pub network_members: u32,
     #[serde(rename = "product")]
     pub products: Vec<ProductRule>,
 }
 
 fn one() -> u32 {
     1
+}
+
+fn three() -> u32 {
+    3
 }
 
 impl Entitlement {

@@ -194,7 +194,24 @@ pub(super) async fn activate(
             )
         })?;
     }
-    let server_id = activation_request.server_id;
+    if let Some(network) = &activation_request.network {
+        network
+            .check(&activation_request.server_id, &signer)
+            .map_err(|why| AppError::bad_request(ErrorCode::ActivationRequestInvalid, why))?;
+        let members = network.members.len();
+        if members > entitlement.network_members as usize {
+            return Err(AppError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::ActivationLimit,
+                format!(
+                    "license {key} may be activated for failover networks of at most {} \
+                     members; this one has {members}",
+                    entitlement.network_members
+                ),
+            ));
+        }
+    }
+    let server_id = activation_request.server_id.clone();
     let server_key = STANDARD.encode(signer.as_bytes());
     let license = entitlement.license_for(&server_id, OffsetDateTime::now_utc());
     let file = license_file::sign(&license, &state.0.key)?;
@@ -206,10 +223,14 @@ pub(super) async fn activate(
     {
         Activation::Existing(file) | Activation::New(file) => {
             tracing::info!(key = %key, server_id = %server_id, account = %account.principal, "activated");
+            let members = activation_request.members();
+            if !members.is_empty() {
+                state.0.store.record_network(&server_id, &members).await?;
+            }
             if let Some(ledger) = &activation_request.ledger {
                 anchors::record(
                     &state.0.store,
-                    &server_id,
+                    activation_request.head_owner(&signer),
                     &signer,
                     ledger,
                     "activation",

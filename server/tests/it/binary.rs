@@ -112,6 +112,18 @@ pub async fn start_server_with_env(
     start(command, data_dir, extra, None).await
 }
 
+/// `license-server serve` inside the network namespace `netns` (`ip netns exec`), with `extra`
+/// arguments (`--bind` and `--port` among them).
+pub async fn start_server_in_netns(netns: &str, data_dir: &Path, extra: &[&str]) -> ServerProcess {
+    start(
+        command_of("ip", &["netns", "exec", netns, BIN]),
+        data_dir,
+        extra,
+        None,
+    )
+    .await
+}
+
 /// [`start_server`] of another build of the server, e.g. a sealed one.
 pub async fn start_server_of(binary: &str, data_dir: &Path, extra: &[&str]) -> ServerProcess {
     start(command_of(binary, &[]), data_dir, extra, None).await
@@ -127,12 +139,13 @@ async fn start(
         "--log-format",
         "json",
         "serve",
-        "--bind",
-        "127.0.0.1",
         "--data-dir",
         data_dir.to_str().unwrap(),
     ];
     command.args(base);
+    if !extra.contains(&"--bind") {
+        command.args(["--bind", "127.0.0.1"]);
+    }
     if !extra.contains(&"--port") {
         command.args(["--port", "0"]);
     }

@@ -24,7 +24,7 @@ impl Vendor {
         Self { dir }
     }
 
-    fn private_key(&self) -> PathBuf {
+    pub fn private_key(&self) -> PathBuf {
         self.dir.path().join("vendor.key")
     }
 

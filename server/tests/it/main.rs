@@ -28,7 +28,8 @@
 //! - `log_secrets`: no password or token in any log line, at trace;
 //! - `licensing`: vendor keys, license files and cartridges, through the real CLI and server;
 //! - `network`: a failover network of three member processes: shared seats, one status, one
-//!   ledger; `network_faults`: its members killed, paused, down for a while.
+//!   ledger; `network_faults`: its members killed, paused, down for a while; `network_partition`:
+//!   the coordinator cut off by a real partition between network namespaces (as root).
 
 #![allow(clippy::unwrap_used)]
 
@@ -50,6 +51,7 @@ mod licensing;
 mod log_secrets;
 mod network;
 mod network_faults;
+mod network_partition;
 mod protocol;
 mod recovery;
 mod refusals;

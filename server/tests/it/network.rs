@@ -10,7 +10,7 @@ use server::LicenseClient;
 use tempfile::TempDir;
 
 use crate::{
-    binary::{ServerProcess, run, start_server_on, stderr},
+    binary::{ServerProcess, run, start_server_in_netns, start_server_on, stderr},
     ledger::exported_events,
     licensing::Vendor,
 };
@@ -23,7 +23,11 @@ pub const SERVE: [&str; 4] = ["--session-timeout", "6", "--heartbeat-interval", 
 pub struct Cluster {
     pub vendor: Vendor,
     dirs: Vec<TempDir>,
+    /// Each member's address and license port.
+    pub hosts: Vec<String>,
     pub ports: Vec<u16>,
+    /// Each member's network namespace, if the members have their own.
+    netns: Option<Vec<String>>,
     /// The members' server ids, in member order.
     pub server_ids: Vec<String>,
     pub members: Vec<Option<ServerProcess>>,
@@ -45,7 +49,24 @@ impl Cluster {
     /// network of `--product-spec`s `specs`, installed on the first member only. Returns once
     /// every member shows the license.
     pub async fn start(n: usize, specs: &[&str], serve: &[&str], env: &[(&str, &str)]) -> Self {
-        let vendor = Vendor::new().await;
+        let hosts = vec!["127.0.0.1".to_owned(); n];
+        let ports = (0..n).map(|_| free_port()).collect();
+        Self::form(Vendor::new().await, hosts, ports, None, specs, serve, env).await
+    }
+
+    /// [`Cluster::start`] of members at `hosts` and `ports`, each in its own network namespace of
+    /// `netns` (named in member order) if given, with a license of `vendor` (none if `specs` is
+    /// empty).
+    pub async fn form(
+        vendor: Vendor,
+        hosts: Vec<String>,
+        ports: Vec<u16>,
+        netns: Option<Vec<String>>,
+        specs: &[&str],
+        serve: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
+        let n = hosts.len();
         let mut dirs = Vec::new();
         let mut tokens = Vec::new();
         for _ in 0..n {
@@ -55,13 +76,12 @@ impl Cluster {
             tokens.push(String::from_utf8(out.stdout).unwrap().trim().to_owned());
             dirs.push(dir);
         }
-        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let mut network_id = String::new();
         for dir in &dirs {
             let mut args = vec!["network".to_owned(), "init".to_owned()];
-            for (port, token) in ports.iter().zip(&tokens) {
+            for ((host, port), token) in hosts.iter().zip(&ports).zip(&tokens) {
                 args.push("--member".to_owned());
-                args.push(format!("127.0.0.1:{port}={token}"));
+                args.push(format!("{host}:{port}={token}"));
             }
             args.extend(["--data-dir".to_owned(), path(dir.path()).to_owned()]);
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -74,20 +94,22 @@ impl Cluster {
                 .unwrap()
                 .to_owned();
         }
-        let args: Vec<&str> = specs.iter().flat_map(|s| ["--product-spec", s]).collect();
-        let file = vendor.issue("network.lic", &network_id, &args).await;
-        let key = vendor.public_key();
-        let out = run(&[
-            "license",
-            "install",
-            file.to_str().unwrap(),
-            "--data-dir",
-            path(dirs[0].path()),
-            "--vendor-public-key",
-            &key,
-        ])
-        .await;
-        assert!(out.status.success(), "{}", stderr(&out));
+        if !specs.is_empty() {
+            let args: Vec<&str> = specs.iter().flat_map(|s| ["--product-spec", s]).collect();
+            let file = vendor.issue("network.lic", &network_id, &args).await;
+            let key = vendor.public_key();
+            let out = run(&[
+                "license",
+                "install",
+                file.to_str().unwrap(),
+                "--data-dir",
+                path(dirs[0].path()),
+                "--vendor-public-key",
+                &key,
+            ])
+            .await;
+            assert!(out.status.success(), "{}", stderr(&out));
+        }
         let mut cluster = Self {
             vendor,
             server_ids: tokens
@@ -95,7 +117,9 @@ impl Cluster {
                 .map(|t| t.split(':').next().unwrap().to_owned())
                 .collect(),
             dirs,
+            hosts,
             ports,
+            netns,
             members: (0..n).map(|_| None).collect(),
             network_id,
             serve: serve.iter().map(|s| (*s).to_owned()).collect(),
@@ -108,7 +132,7 @@ impl Cluster {
             cluster.start_member(i).await;
         }
         cluster.coordinator().await;
-        for i in 0..n {
+        for i in (0..n).filter(|_| !specs.is_empty()) {
             cluster
                 .until(i, "the network's license", |data| {
                     data["cartridges"].as_array().is_some_and(|c| !c.is_empty())
@@ -138,7 +162,23 @@ impl Cluster {
             .filter(|(k, _)| k != "RUST_LOG")
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let server = start_server_on(self.dirs[i].path(), self.ports[i], &args, filter, &env).await;
+        let server = match &self.netns {
+            Some(netns) => {
+                let port = self.ports[i].to_string();
+                let api_port = (self.ports[i] + 1).to_string();
+                let at = [
+                    "--bind",
+                    &self.hosts[i],
+                    "--port",
+                    &port,
+                    "--api-port",
+                    &api_port,
+                ];
+                let args = [&at[..], &args].concat();
+                start_server_in_netns(&netns[i], self.dirs[i].path(), &args).await
+            }
+            None => start_server_on(self.dirs[i].path(), self.ports[i], &args, filter, &env).await,
+        };
         self.members[i] = Some(server);
     }
 
@@ -155,9 +195,10 @@ impl Cluster {
 
     /// Every member's license port, for a client.
     pub fn servers(&self) -> Vec<String> {
-        self.ports
+        self.hosts
             .iter()
-            .map(|p| format!("127.0.0.1:{p}"))
+            .zip(&self.ports)
+            .map(|(h, p)| format!("{h}:{p}"))
             .collect()
     }
 
@@ -188,7 +229,7 @@ impl Cluster {
                     .as_array()
                     .unwrap()
                     .iter()
-                    .find(|s| s["port"] == self.ports[i])
+                    .find(|s| s["server_id"] == self.server_ids[i].as_str())
                     .cloned()
                     .unwrap_or_default();
                 seen.push(own["coordinator"].as_str().map(str::to_owned));
@@ -202,7 +243,20 @@ impl Cluster {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("the members do not agree on a coordinator within 20 s");
+        let logs: Vec<String> = self
+            .members
+            .iter()
+            .flatten()
+            .map(|m| {
+                let log = m.log();
+                let lines = log.lock().unwrap();
+                lines[lines.len().saturating_sub(8)..].join("\n")
+            })
+            .collect();
+        panic!(
+            "the members do not agree on a coordinator within 20 s; their last log lines:\n{}",
+            logs.join("\n---\n")
+        );
     }
 
     /// Member `i`'s ledger, exported (works while it runs).
@@ -472,4 +526,178 @@ async fn a_member_that_joins_with_a_history_or_a_wrong_list_is_refused_with_the_
         "{}",
         stderr(&out)
     );
+}
+
+/// The vendor licensing service for `vendor`'s key, with the account `acme` (secret `acme-secret`)
+/// owning NET-1 (product 7, 2 seats) for networks of up to 3 members and SOLO-1 for single
+/// servers only.
+async fn vendor_service(vendor: &Vendor, dir: &Path) -> server::RunningVendor {
+    let catalog = format!(
+        r#"
+[[account]]
+principal = "acme"
+secret_hash = "{hash}"
+
+[[account.entitlement]]
+key = "NET-1"
+serial_number = 400000001
+network_members = 3
+
+[[account.entitlement.product]]
+product_id = 7
+major_version = 0
+product = "Runner"
+runcount = 2
+credits = 0
+postpay = false
+
+[[account.entitlement]]
+key = "SOLO-1"
+serial_number = 400000002
+network_members = 1
+
+[[account.entitlement.product]]
+product_id = 8
+major_version = 0
+product = "Solo"
+runcount = 1
+credits = 0
+postpay = false
+"#,
+        hash = server::hash_password("acme-secret").unwrap()
+    );
+    std::fs::write(dir.join("catalog.toml"), catalog).unwrap();
+    server::start_vendor(server::VendorConfig {
+        bind: [127, 0, 0, 1].into(),
+        port: 0,
+        key: vendor.private_key(),
+        catalog: dir.join("catalog.toml"),
+        data_dir: dir.join("vendor-data"),
+        token_timeout: Duration::from_secs(600),
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_license_activated_at_the_vendor_on_one_member_counts_on_every_member() {
+    let vendor = Vendor::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let service = vendor_service(&vendor, dir.path()).await;
+    let url = format!("http://{}", service.addr);
+    let hosts = vec!["127.0.0.1".to_owned(); 3];
+    let ports = (0..3).map(|_| free_port()).collect();
+    let serve = [&SERVE[..], &["--vendor-url", &url]].concat();
+    let cluster = Cluster::form(vendor, hosts, ports, None, &[], &serve, &[]).await;
+    // The administrator of the second member activates the network's license.
+    let member = cluster.member(1);
+    let password =
+        std::fs::read_to_string(Path::new(cluster.data_dir(1)).join("initial-admin-password"))
+            .unwrap();
+    let admin = member.admin_token("admin", password.trim()).await;
+    let http = reqwest::Client::new();
+    let api = |path: &str| format!("http://{}{path}", member.api_addr);
+    let login: Value = http
+        .post(api("/server/manage/license/remote/auth"))
+        .header("X-Ak-Session-Id", &admin)
+        .json(&json!({"principal": "acme", "secret": "acme-secret"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let licensing = login["token"].as_str().unwrap_or_else(|| panic!("{login}"));
+    let activate = |key: &str| {
+        http.put(api(&format!(
+            "/server/manage/license/remote/licenses/{key}"
+        )))
+        .header("X-Ak-Session-Id", &admin)
+        .header("X-Lic-Session-Id", licensing)
+        .send()
+    };
+    let activated = activate("NET-1").await.unwrap();
+    assert_eq!(
+        activated.status(),
+        200,
+        "{}",
+        activated.text().await.unwrap()
+    );
+    let answer: Value = activated.json().await.unwrap();
+    assert_eq!(answer["license"]["serverId"], cluster.network_id.as_str());
+    // The vendor keeps the activating member's ledger head under the member's own id: each
+    // member reports its own copy of the network's ledger.
+    let heads = crate::binary::run_vendor(&[
+        "ledger-heads",
+        "--data-dir",
+        dir.path().join("vendor-data").to_str().unwrap(),
+    ])
+    .await;
+    assert!(
+        String::from_utf8_lossy(&heads.stdout).contains(&cluster.server_ids[1]),
+        "{}",
+        String::from_utf8_lossy(&heads.stdout)
+    );
+    // A license for single servers only is refused for a network, and says why.
+    let refused = activate("SOLO-1").await.unwrap();
+    assert_eq!(refused.status(), 409);
+    assert!(refused.text().await.unwrap().contains("at most 1 members"));
+    // Installed on every member through the network.
+    for i in 0..3 {
+        let data = cluster
+            .until(i, "the activated license", |d| {
+                d["cartridges"].as_array().is_some_and(|c| c.len() == 1)
+            })
+            .await;
+        assert_eq!(data["cartridges"][0]["runcount"], 2);
+    }
+    // The offline request names the network and every member, and the vendor's tool takes it.
+    let request = http
+        .get(api("/server/manage/license/create"))
+        .header("X-Ak-Session-Id", &admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let parsed: Value = serde_json::from_str(&request).unwrap();
+    assert_eq!(parsed["request"]["serverId"], cluster.network_id.as_str());
+    let members = parsed["request"]["network"]["members"].as_array().unwrap();
+    assert_eq!(members.len(), 3);
+    for id in &cluster.server_ids {
+        assert!(
+            members.iter().any(|m| m["server_id"] == id.as_str()),
+            "{request}"
+        );
+    }
+    let file = dir.path().join("request.json");
+    std::fs::write(&file, &request).unwrap();
+    let issued = crate::binary::run_vendor(&[
+        "issue",
+        "--key",
+        cluster.vendor.private_key().to_str().unwrap(),
+        "--request",
+        file.to_str().unwrap(),
+        "--product-spec",
+        "9:0:Probe:1:0",
+    ])
+    .await;
+    assert!(issued.status.success(), "{}", stderr(&issued));
+    assert!(String::from_utf8_lossy(&issued.stdout).contains(&cluster.network_id));
+    // An edited member list is refused.
+    let edited = request.replacen(&cluster.server_ids[2], &cluster.server_ids[0], 1);
+    std::fs::write(&file, &edited).unwrap();
+    let refused = crate::binary::run_vendor(&[
+        "issue",
+        "--key",
+        cluster.vendor.private_key().to_str().unwrap(),
+        "--request",
+        file.to_str().unwrap(),
+        "--product-spec",
+        "9:0:Probe:1:0",
+    ])
+    .await;
+    assert!(!refused.status.success());
+    service.stop().await.unwrap();
 }

@@ -26,7 +26,7 @@ async fn a_license_deactivated_for_one_server_can_be_activated_for_another() {
         [127, 0, 0, 1].into(),
         1400,
     );
-    let request = activation::create(&old, &KeyPair::generate().unwrap(), None).unwrap();
+    let request = activation::create(&old, &KeyPair::generate().unwrap(), None, None).unwrap();
     let activated = reqwest::Client::new()
         .post(format!(
             "{}/vendor/v1/licenses/ACME-1/activations",

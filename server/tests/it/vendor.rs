@@ -352,7 +352,8 @@ async fn a_license_activated_on_as_many_servers_as_it_allows_is_refused_and_noth
         [127, 0, 0, 1].into(),
         1400,
     );
-    let request = activation::create(&elsewhere, &KeyPair::generate().unwrap(), None).unwrap();
+    let request =
+        activation::create(&elsewhere, &KeyPair::generate().unwrap(), None, None).unwrap();
     let response = reqwest::Client::new()
         .post(format!(
             "{}/vendor/v1/licenses/ACME-1/activations",
