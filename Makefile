@@ -3,7 +3,8 @@
 # already there, so the second run is quick.
 #
 #   make run     build, then start the server on ports 1400/1401 with ./data
-#   make demo    a vendor service, a server with demo licenses, jobs in a loop (Ctrl-C stops all)
+#   make demo    a vendor service, a server with demo licenses, jobs in a loop (Ctrl-C stops all);
+#                CLUSTER=3: a failover network of three members instead (make demo-network)
 #   make test    everything CI checks: format, lints, unit + integration tests, Playwright, Schemathesis
 #   make build   the UI (trunk), the release server binary that embeds it, and license-vendor
 #   make vendor-build VENDOR_KEYS=vendor.pub[,old.pub]   a sealed server: trusts only these keys
@@ -57,7 +58,7 @@ E2E_NPM := end2end/node_modules/.package-lock.json
 UI_SOURCES := $(shell find app/src app/models/src style public -type f 2>/dev/null) \
 	app/index.html app/Trunk.toml app/Cargo.toml app/models/Cargo.toml Cargo.toml Cargo.lock
 
-.PHONY: help setup build vendor-build run demo test sealed-test lint e2e api-fuzz bench soak network-soak fuzz clean
+.PHONY: help setup build vendor-build run demo demo-network test sealed-test lint e2e api-fuzz bench soak network-soak fuzz clean
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -117,8 +118,13 @@ run: build
 	$(SERVER_BIN) serve --data-dir ./data $(ARGS)
 
 # A vendor service, a server with the demo licenses activated, and jobs in a loop; Ctrl-C stops all.
+# CLUSTER=3: the server is a failover network of three members on this machine.
+CLUSTER ?= 1
 demo: build
-	LICENSE_SERVER_BIN=$(SERVER_BIN) LICENSE_VENDOR_BIN=$(VENDOR_BIN) examples/demo.sh
+	CLUSTER=$(CLUSTER) LICENSE_SERVER_BIN=$(SERVER_BIN) LICENSE_VENDOR_BIN=$(VENDOR_BIN) examples/demo.sh
+
+demo-network:
+	$(MAKE) demo CLUSTER=3
 
 ## --- checks -------------------------------------------------------------------------------
 
