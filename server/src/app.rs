@@ -21,6 +21,7 @@ use crate::{
     failover::{
         self,
         config::NetworkConfig,
+        membership::ChangeError,
         network::Network,
         replica::{Boxed, Link, Replica, Replicated},
     },
@@ -29,7 +30,7 @@ use crate::{
         activation::{self, NetworkMember, NetworkMembers},
         dir::LicenseDir,
         host,
-        identity::{Identity, ServerId, network_id},
+        identity::{Binding, Identity, ServerId, network_id},
         inventory::Inventory,
         keys::{KeyPair, TrustedKeys},
     },
@@ -155,6 +156,60 @@ impl LedgerTask {
 }
 
 impl App {
+    /// Makes `list` the failover network's members (on the coordinator; see
+    /// `failover::membership`), and records in the ledger the change of the network's id that
+    /// comes with it (`by`: the administrator), which starts the grace of licenses bound to the
+    /// id before.
+    pub async fn change_members(&self, list: &NetworkConfig, by: &str) -> Result<(), ChangeError> {
+        let network = self.network.as_ref().ok_or(ChangeError::NotANetwork)?;
+        let previous = network_id(network.members().values().map(|m| m.server_id.as_str()));
+        network.change_members(list).await?;
+        let id = network_id(list.server_ids());
+        if id == previous {
+            return Ok(());
+        }
+        let event = Event::NetworkChanged {
+            previous_network_id: previous.to_string(),
+            network_id: id.to_string(),
+            members: list.server_ids().into_iter().map(str::to_owned).collect(),
+            by: by.to_owned(),
+        };
+        let failed = |e: &dyn std::fmt::Display| {
+            ChangeError::Failed(format!(
+                "the members changed, but the ledger did not record it: {e}"
+            ))
+        };
+        let commit = self
+            .engine
+            .record_outside(OffsetDateTime::now_utc(), event)
+            .map_err(|e| failed(&e))?;
+        commit.durable().await.map_err(|e| failed(&e))?;
+        tracing::info!(previous_network_id = %previous, network_id = %id, by, "the failover network's members changed");
+        Ok(())
+    }
+
+    /// The failover network this server is a member of, as the admin API shows it.
+    pub fn network_view(&self) -> Option<models::NetworkView> {
+        let network = self.network.as_ref()?;
+        let members = network.members();
+        let coordinator = network
+            .coordinator()
+            .and_then(|id| members.get(&id))
+            .map(|m| m.server_id.clone());
+        Some(models::NetworkView {
+            network_id: network_id(members.values().map(|m| m.server_id.as_str())).to_string(),
+            coordinator,
+            members: members
+                .into_values()
+                .map(|m| models::NetworkMemberView {
+                    member: format!("{}={}:{}", m.addr, m.server_id, m.key),
+                    addr: m.addr,
+                    server_id: m.server_id,
+                })
+                .collect(),
+        })
+    }
+
     /// A new offline activation request of this server (signed, as a file's text); on a member of
     /// a failover network, for the network, naming every member.
     pub fn activation_request(
@@ -195,12 +250,15 @@ impl App {
             config.license_port,
         );
         let members = failover::config::read(data_dir.path())?;
-        let network_id = members.as_ref().map(|m| network_id(m.server_ids()));
+        let binding = match &members {
+            Some(members) => network_binding(&store, binding, members).await?,
+            None => binding,
+        };
         let inventory = Arc::new(
             Inventory::load(
                 LicenseDir::new(data_dir.path()),
                 config.trusted,
-                binding.with_network(network_id),
+                binding,
                 store.clone(),
             )
             .await?,
@@ -273,6 +331,35 @@ impl App {
         };
         Ok((AppState(Arc::new(app)), LedgerTask { stop, task }))
     }
+}
+
+/// A member's binding: licenses are bound to its network's id, derived from the members of its
+/// list; and if the ledger says the members changed to these last, licenses bound to the id
+/// before count for the grace from then.
+async fn network_binding(
+    store: &Store,
+    binding: Binding,
+    members: &NetworkConfig,
+) -> anyhow::Result<Binding> {
+    let id = network_id(members.server_ids());
+    let changed = match store.last_ledger_row("network_changed").await? {
+        Some((at, body)) => match serde_json::from_str(&body)? {
+            Event::NetworkChanged {
+                previous_network_id,
+                network_id,
+                ..
+            } if network_id == id.as_str() => Some((
+                ServerId::parse(previous_network_id)?,
+                crate::sys::timestamp::parse_rfc3339(&at)?,
+            )),
+            _ => None,
+        },
+        None => None,
+    };
+    Ok(match changed {
+        Some((previous, at)) => binding.network_changed(previous, id, at),
+        None => binding.with_network(Some(id)),
+    })
 }
 
 /// In a development build, how many Raft log entries between two snapshots of a member's ledger

@@ -48,7 +48,12 @@ async fn main() -> ExitCode {
             members,
             force,
             data_dir,
-        }) => commands::network::init(&members, force, &data_dir, &mut io::stdout()).await,
+        }) => commands::network::init(&members, force, false, &data_dir, &mut io::stdout()).await,
+        Command::Network(NetworkCommand::Join {
+            members,
+            force,
+            data_dir,
+        }) => commands::network::init(&members, force, true, &data_dir, &mut io::stdout()).await,
         Command::ServerId(args) => commands::server_id::print(&args, &mut io::stdout()).await,
         Command::License(command) => license(command).await,
         Command::Cartridge(CartridgeCommand::Assign {

@@ -97,13 +97,15 @@ pub struct ApiPortDoc;
         crate::admin::users::clear_licensed_user,
         crate::admin::sessions::release_session,
         crate::admin::ledger::export,
+        crate::admin::network::network,
+        crate::admin::network::change_members,
         crate::admin::remote::remote_login,
         crate::admin::remote::remote_logout,
         crate::admin::remote::remote_licenses,
         crate::admin::remote::remote_activate,
         crate::admin::remote::remote_deactivate,
     ),
-    tags((name = "auth"), (name = "licenses"), (name = "licensed users"), (name = "sessions"), (name = "ledger"), (name = "status"), (name = "vendor"))
+    tags((name = "auth"), (name = "licenses"), (name = "licensed users"), (name = "sessions"), (name = "ledger"), (name = "network"), (name = "status"), (name = "vendor"))
 )]
 struct AdminDoc;
 

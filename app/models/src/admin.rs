@@ -138,7 +138,7 @@ pub struct LedgerExportQuery {
         feature = "openapi",
         param(
             max_length = 512,
-            pattern = "^(session_opened|license_granted|license_refused|license_released|session_closed|license_installed|license_removed|server_moved|cartridge_assigned|admin_user_changed|licensed_users_cleared)(,(session_opened|license_granted|license_refused|license_released|session_closed|license_installed|license_removed|server_moved|cartridge_assigned|admin_user_changed|licensed_users_cleared))*$"
+            pattern = "^(session_opened|session_refused|license_granted|license_refused|license_released|session_closed|license_installed|license_removed|server_moved|cartridge_assigned|admin_user_changed|licensed_users_cleared|network_changed)(,(session_opened|session_refused|license_granted|license_refused|license_released|session_closed|license_installed|license_removed|server_moved|cartridge_assigned|admin_user_changed|licensed_users_cleared|network_changed))*$"
         )
     )]
     pub kind: Option<String>,

@@ -145,6 +145,12 @@ error_codes! {
     /// A member of a failover network without a coordinator that a majority stands behind: it
     /// grants and changes nothing until there is one again.
     NoQuorum = "NO_QUORUM",
+    /// The admin API's network calls on a server that is no failover network's member.
+    NotANetwork = "NOT_A_NETWORK",
+    /// A members' list that is not one (a bad member, none of the members kept).
+    NetworkMembersInvalid = "NETWORK_MEMBERS_INVALID",
+    /// The network did not take a change of its members (a new member did not catch up).
+    NetworkChangeFailed = "NETWORK_CHANGE_FAILED",
 }
 
 impl ErrorCode {

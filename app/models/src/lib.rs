@@ -12,6 +12,7 @@ pub mod browse;
 pub mod error;
 pub mod headers;
 pub mod license;
+pub mod network;
 pub mod protocol;
 pub mod status;
 pub mod vendor;
@@ -28,6 +29,9 @@ pub use browse::{
 };
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use license::{License, ProductRule, Rules};
+pub use network::{
+    MAX_MEMBER_TOKEN, MAX_NETWORK_MEMBERS, NetworkMemberView, NetworkMembersRequest, NetworkView,
+};
 pub use protocol::{
     Granted, OpenSession, Released, RequestLicense, RequestType, SessionClosed, SessionOpened, User,
 };

@@ -12,6 +12,7 @@ pub mod extract;
 pub mod ledger;
 pub mod licenses;
 pub mod login;
+pub mod network;
 pub mod remote;
 pub mod sessions;
 pub mod users;
@@ -59,5 +60,10 @@ pub fn routes() -> Router<AppState> {
             delete(sessions::release_session),
         )
         .route("/server/manage/ledger/export", get(ledger::export))
+        .route("/server/manage/network", get(network::network))
+        .route(
+            "/server/manage/network/members",
+            axum::routing::put(network::change_members),
+        )
         .merge(remote::routes())
 }

@@ -113,6 +113,20 @@ pub enum NetworkCommand {
         #[command(flatten)]
         data_dir: DataDirArg,
     },
+    /// Make this data directory a new member of a failover network that runs already: writes the
+    /// network's new members' list (this member among them). Start it, then have the network take
+    /// it in (`PUT /server/manage/network/members` on any member, with the same list).
+    Join {
+        /// Every member of the network once this one is in (the ones it keeps and this one), as
+        /// `network init` takes them.
+        #[arg(long = "member", value_name = "HOST:PORT=TOKEN", required = true)]
+        members: Vec<String>,
+        /// Replace a members' list that differs.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        data_dir: DataDirArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]

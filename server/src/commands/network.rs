@@ -43,14 +43,17 @@ pub async fn identity(data_dir: &DataDirArg, out: &mut dyn Write) -> anyhow::Res
     Ok(())
 }
 
-/// `network init --member HOST:PORT=TOKEN ...`: makes this data directory a member.
+/// `network init --member HOST:PORT=TOKEN ...`: makes this data directory a member of a network
+/// it forms with the others (`joins` false), or of a network that runs already, which its
+/// coordinator adds it to (`network join`).
 pub async fn init(
     members: &[String],
     force: bool,
+    joins: bool,
     data_dir: &DataDirArg,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let list = NetworkConfig::from_tokens(members)?;
+    let list = NetworkConfig::from_tokens(members)?.joining(joins);
     let (store, server_id, key) = own(data_dir).await?;
     let result = write_list(&list, &store, &server_id, &key, force, data_dir).await;
     store.close().await;
@@ -61,11 +64,19 @@ pub async fn init(
         list.count()
     )?;
     writeln!(out, "network id: {}", network_id(list.server_ids()))?;
-    writeln!(
-        out,
-        "run the same `network init` on every member, then start each with `license-server serve`; \
-         a license for the network is bound to the network id"
-    )?;
+    if joins {
+        writeln!(
+            out,
+            "start it with `license-server serve`, then have the network take it in: \
+             PUT /server/manage/network/members on any member, with this list"
+        )?;
+    } else {
+        writeln!(
+            out,
+            "run the same `network init` on every member, then start each with `license-server \
+             serve`; a license for the network is bound to the network id"
+        )?;
+    }
     Ok(())
 }
 

@@ -170,6 +170,7 @@ impl Engine {
                 | Event::CartridgeAssigned { .. }
                 | Event::AdminUserChanged { .. }
                 | Event::LicensedUsersCleared { .. }
+                | Event::NetworkChanged { .. }
         );
         if !outside {
             return Err(EngineError::NotOutside(event.kind()));

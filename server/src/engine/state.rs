@@ -302,7 +302,8 @@ impl State {
             | Event::SessionRefused { .. }
             | Event::CartridgeAssigned { .. }
             | Event::AdminUserChanged { .. }
-            | Event::LicensedUsersCleared { .. } => {}
+            | Event::LicensedUsersCleared { .. }
+            | Event::NetworkChanged { .. } => {}
         }
     }
 

@@ -31,8 +31,30 @@ pub const SNAPSHOT: &str = "/members/v1/raft/snapshot";
 pub struct Peers {
     pub me: NodeId,
     pub key: SigningKey,
-    pub keys: Keys,
+    /// The members' keys: the list's, then the current membership's (see `membership`).
+    keys: parking_lot::RwLock<Keys>,
     pub http: reqwest::Client,
+}
+
+impl Peers {
+    pub fn new(me: NodeId, key: SigningKey, keys: Keys, http: reqwest::Client) -> Self {
+        Self {
+            me,
+            key,
+            keys: parking_lot::RwLock::new(keys),
+            http,
+        }
+    }
+
+    /// The keys calls and answers are checked against now.
+    pub fn keys(&self) -> Keys {
+        self.keys.read().clone()
+    }
+
+    /// Trusts `keys` from now on (the members changed).
+    pub fn set_keys(&self, keys: Keys) {
+        *self.keys.write() = keys;
+    }
 }
 
 /// openraft's network factory: a connection per target member.
@@ -129,7 +151,7 @@ impl Peers {
         let answer: Signed =
             envelope::read_headers(|name| headers.get(name).and_then(|v| v.to_str().ok()))
                 .map_err(|e| unbelievable(e.to_string()))?;
-        envelope::verify_answer(&self.keys, target, path, &signed, &answer, &bytes)
+        envelope::verify_answer(&self.keys(), target, path, &signed, &answer, &bytes)
             .map_err(|e| unbelievable(e.to_string()))?;
         Ok(bytes)
     }

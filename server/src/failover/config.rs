@@ -60,6 +60,9 @@ pub fn read(dir: &Path) -> anyhow::Result<Option<NetworkConfig>> {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Text {
+    /// This member joined a network that runs already: it never forms one.
+    #[serde(default)]
+    joins: bool,
     #[serde(rename = "member", default)]
     members: Vec<MemberText>,
 }
@@ -76,6 +79,8 @@ struct MemberText {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkConfig {
     members: BTreeMap<NodeId, (Member, VerifyingKey)>,
+    /// Whether this member joins a running network rather than forming one.
+    joins: bool,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -148,7 +153,39 @@ fn parse_key(text: &str) -> Option<VerifyingKey> {
 impl NetworkConfig {
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let text: Text = toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
-        Self::of(text.members)
+        Ok(Self {
+            joins: text.joins,
+            ..Self::of(text.members)?
+        })
+    }
+
+    /// The list of a member that joins a network that runs already (`joins`), or forms it.
+    pub fn joining(self, joins: bool) -> Self {
+        Self { joins, ..self }
+    }
+
+    /// Whether this member joins a running network (it never forms one).
+    pub fn joins(&self) -> bool {
+        self.joins
+    }
+
+    /// The list with `members` instead (whether this member joins kept).
+    pub fn with_members(
+        &self,
+        members: impl IntoIterator<Item = Member>,
+    ) -> Result<Self, ConfigError> {
+        let list = members
+            .into_iter()
+            .map(|m| MemberText {
+                addr: m.addr,
+                key: m.key,
+                server_id: m.server_id,
+            })
+            .collect();
+        Ok(Self {
+            joins: self.joins,
+            ..Self::of(list)?
+        })
     }
 
     /// The list `--member HOST:PORT=SERVER_ID:KEY` arguments give.
@@ -210,12 +247,17 @@ impl NetworkConfig {
                 ),
             );
         }
-        Ok(Self { members })
+        Ok(Self {
+            members,
+            joins: false,
+        })
     }
 
     /// The list as TOML, as `network.toml` keeps it.
     pub fn to_toml(&self) -> String {
-        self.members
+        let head = if self.joins { "joins = true\n" } else { "" };
+        let members: Vec<String> = self
+            .members
             .values()
             .map(|(m, _)| {
                 format!(
@@ -223,8 +265,12 @@ impl NetworkConfig {
                     m.addr, m.key, m.server_id
                 )
             })
-            .collect::<Vec<_>>()
-            .join("\n")
+            .collect();
+        if head.is_empty() {
+            members.join("\n")
+        } else {
+            format!("{head}\n{}", members.join("\n"))
+        }
     }
 
     /// The members as Raft knows them.

@@ -32,6 +32,7 @@ pub mod config;
 pub mod envelope;
 pub mod leadership;
 pub mod log_store;
+pub mod membership;
 pub mod network;
 pub mod proposer;
 pub mod relay;

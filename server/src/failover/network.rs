@@ -19,7 +19,7 @@ use super::{
     config::{NetworkConfig, node_id},
     leadership,
     log_store::LogStore,
-    proposer, relay,
+    membership, proposer, relay,
     replica::{Boxed, Link},
     roster::Roster,
     state_machine::StateMachine,
@@ -42,6 +42,7 @@ pub const HELLO: &str = "/members/v1/hello";
 pub const HEARTBEATS: &str = "/members/v1/heartbeats";
 pub const OUTBOX: &str = "/members/v1/outbox";
 pub const FORWARD: &str = "/members/v1/forward";
+pub const MEMBERS: &str = "/members/v1/members";
 
 /// How long a member waits for another to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -104,12 +105,7 @@ pub async fn start(
         .tcp_nodelay(true)
         .no_proxy()
         .build()?;
-    let peers = Arc::new(Peers {
-        me,
-        key,
-        keys: config.keys(),
-        http,
-    });
+    let peers = Arc::new(Peers::new(me, key, config.keys(), http));
     let raft = Raft::new(
         me,
         raft_config(snapshot_every)?,
@@ -118,7 +114,12 @@ pub async fn start(
         StateMachine::linked(store.clone(), me, link.clone()),
     )
     .await?;
-    if !raft.is_initialized().await? {
+    if config.joins() && !raft.is_initialized().await? {
+        tracing::info!(
+            "this member joins a failover network that runs: it waits for the coordinator to add \
+             it (PUT /server/manage/network/members on a member)"
+        );
+    } else if !raft.is_initialized().await? {
         match raft.initialize(config.members()).await {
             Ok(()) => tracing::info!(
                 members = config.count(),
@@ -168,6 +169,7 @@ impl Network {
                 shutdown.clone(),
             )),
             Box::pin(self.roster.clone().poll(self.clone(), shutdown.clone())),
+            Box::pin(membership::follow(self.clone(), shutdown.clone())),
             Box::pin(relay::heartbeats(
                 self.clone(),
                 self.link.replica.clone(),
@@ -180,6 +182,11 @@ impl Network {
                 shutdown.clone(),
             )),
         ]
+    }
+
+    /// The member's store.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// The coordinator, as this member knows it.

@@ -19,6 +19,7 @@ use models::{ApiError, ErrorCode};
 use crate::{
     auth::AuthError,
     engine::EngineError,
+    failover::membership::ChangeError,
     licensing::{
         file::LicenseError,
         install::{InstallError, RemoveError},
@@ -82,6 +83,23 @@ impl From<EngineError> for AppError {
             ),
             E::NoQuorum(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::NoQuorum),
             E::NotOutside(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidJson),
+        };
+        Self::new(status, code, error.to_string())
+    }
+}
+
+impl From<ChangeError> for AppError {
+    fn from(error: ChangeError) -> Self {
+        use ChangeError as E;
+        let (status, code) = match &error {
+            E::NotANetwork => (StatusCode::NOT_FOUND, ErrorCode::NotANetwork),
+            E::List(_) | E::NoneStays => {
+                (StatusCode::BAD_REQUEST, ErrorCode::NetworkMembersInvalid)
+            }
+            E::NotCoordinator => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::NoQuorum),
+            E::CatchUp { .. } | E::Failed(_) => {
+                (StatusCode::CONFLICT, ErrorCode::NetworkChangeFailed)
+            }
         };
         Self::new(status, code, error.to_string())
     }

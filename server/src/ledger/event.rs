@@ -115,6 +115,15 @@ pub enum Event {
         role: Option<String>,
         by: String,
     },
+    /// The members of a failover network changed: its id (derived from its members' server ids)
+    /// changed with them. Licenses bound to the previous id count for a grace period.
+    NetworkChanged {
+        previous_network_id: String,
+        network_id: String,
+        /// The members' server ids from now on.
+        members: Vec<String>,
+        by: String,
+    },
     /// Licensed users were cleared: one (`realm`, `principal`) or all.
     LicensedUsersCleared {
         realm: Option<String>,
@@ -146,6 +155,7 @@ impl Event {
             Self::CartridgeAssigned { .. } => "cartridge_assigned",
             Self::AdminUserChanged { .. } => "admin_user_changed",
             Self::LicensedUsersCleared { .. } => "licensed_users_cleared",
+            Self::NetworkChanged { .. } => "network_changed",
         }
     }
 

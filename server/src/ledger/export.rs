@@ -46,8 +46,9 @@ impl Filter {
 }
 
 /// The kinds an export can be filtered by: every entry's, and `license_released` rows.
-pub const KINDS: [&str; 11] = [
+pub const KINDS: [&str; 13] = [
     "session_opened",
+    "session_refused",
     "license_granted",
     "license_refused",
     "license_released",
@@ -58,6 +59,7 @@ pub const KINDS: [&str; 11] = [
     "cartridge_assigned",
     "admin_user_changed",
     "licensed_users_cleared",
+    "network_changed",
 ];
 
 /// `--since` / `--until`: RFC 3339 (`2026-11-01T00:00:00Z`) or a day (`2026-11-01`, midnight
@@ -395,6 +397,21 @@ impl Csv {
                 row.insert("realm", opt(realm));
                 row.insert("principal", opt(principal));
                 row.insert("status", format!("{removed} removed"));
+                row.insert("by", by.clone());
+            }
+            Event::NetworkChanged {
+                previous_network_id,
+                network_id,
+                members,
+                by,
+            } => {
+                row.insert(
+                    "status",
+                    format!(
+                        "network id {previous_network_id} is now {network_id}, members {}",
+                        members.join(" ")
+                    ),
+                );
                 row.insert("by", by.clone());
             }
         }

@@ -37,7 +37,8 @@ use crate::{
 pub const HEAD_FILE: &str = "ledger-head.json";
 
 /// The kinds of entries only a running server's ledger writer appends.
-const SERVER_ONLY_KINDS: [&str; 6] = [
+const SERVER_ONLY_KINDS: [&str; 7] = [
+    "network_changed",
     "session_opened",
     "session_refused",
     "license_granted",

@@ -275,7 +275,6 @@ fn verify_bound(
 ) -> Result<(Verified, Option<OffsetDateTime>), LicenseError> {
     let result = license_file::verify_signed(bytes, trusted, binding.license_id());
     if let Err(LicenseError::WrongServer { license_server, .. }) = &result
-        && binding.network.is_none()
         && let Some(moved) = binding.moved_from(license_server)
     {
         let verified = license_file::verify_signed(bytes, trusted, &moved.previous)?;

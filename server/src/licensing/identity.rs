@@ -184,8 +184,29 @@ impl Binding {
         Self { network, ..self }
     }
 
+    /// This binding once the failover network's members changed at `at`, and with them its id
+    /// from `previous` to `network`: licenses bound to the previous id count for the grace, as
+    /// after a move (the time to activate the license for the new id).
+    pub fn network_changed(
+        self,
+        previous: ServerId,
+        network: ServerId,
+        at: OffsetDateTime,
+    ) -> Self {
+        Self {
+            network: Some(network),
+            moved: Some(Moved {
+                previous,
+                at,
+                until: at + move_grace(),
+            }),
+            ..self
+        }
+    }
+
     /// The id licenses must be bound to: on a member of a failover network the network's (a
-    /// member's own license would count only while it coordinates), else this server's.
+    /// member's own license would count only while it coordinates), else this server's. (A
+    /// member's `moved` is the network's previous id, after its members changed.)
     pub fn license_id(&self) -> &ServerId {
         self.network.as_ref().unwrap_or(&self.server_id)
     }

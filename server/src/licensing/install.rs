@@ -160,7 +160,17 @@ impl LicenseDir {
             .installs()
             .await
             .context("reading the install order")?;
-        let (dir, trusted_keys, id) = (self.clone(), trusted.clone(), binding.clone());
+        // A license the failover network installed elsewhere is written whatever id it is bound
+        // to: the member that installed it checked it, and this member's id may not be the
+        // network's yet (a member that joins catches up on installs before the change that made
+        // it one). What counts is the scan's to say, as for every file in the directory.
+        let id = match record {
+            Record::Replicated => license_file::peek(&bytes)
+                .and_then(|l| ServerId::parse(l.server_id).ok())
+                .map_or_else(|| binding.clone(), Binding::fixed),
+            Record::Ledger { .. } => binding.clone(),
+        };
+        let (dir, trusted_keys) = (self.clone(), trusted.clone());
         let file = String::from_utf8(bytes.clone()).ok();
         let outcome = tokio::task::spawn_blocking(move || {
             dir.write_file(&bytes, &trusted_keys, &id, &installs, now)

@@ -114,7 +114,8 @@ impl Snapshot {
 pub struct Inventory {
     dir: LicenseDir,
     trusted: TrustedKeys,
-    binding: Binding,
+    /// Replaced when a failover network's members change ([`Inventory::rebind`]).
+    binding: parking_lot::RwLock<Binding>,
     store: Store,
     current: ArcSwap<Snapshot>,
     /// What the last scan was made from; a rescan happens only when this changes.
@@ -132,7 +133,7 @@ impl Inventory {
         let inventory = Self {
             dir,
             trusted,
-            binding,
+            binding: parking_lot::RwLock::new(binding),
             store,
             current: ArcSwap::default(),
             seen: tokio::sync::Mutex::new(None),
@@ -149,8 +150,16 @@ impl Inventory {
         &self.dir
     }
 
-    pub fn binding(&self) -> &Binding {
-        &self.binding
+    pub fn binding(&self) -> Binding {
+        self.binding.read().clone()
+    }
+
+    /// Checks licenses against `binding` from now on (a failover network's members changed, so
+    /// its id did), at once.
+    pub async fn rebind(&self, binding: Binding) -> anyhow::Result<()> {
+        *self.binding.write() = binding;
+        *self.seen.lock().await = None;
+        self.refresh().await
     }
 
     pub fn store(&self) -> &Store {
@@ -189,7 +198,7 @@ impl Inventory {
             .install(
                 bytes,
                 &self.trusted,
-                &self.binding,
+                &self.binding(),
                 &self.store,
                 OffsetDateTime::now_utc(),
                 by,
@@ -207,7 +216,7 @@ impl Inventory {
             .remove(
                 key,
                 &self.trusted,
-                &self.binding,
+                &self.binding(),
                 &self.store,
                 OffsetDateTime::now_utc(),
                 by,
@@ -243,7 +252,7 @@ impl Inventory {
             let (dir, trusted, id, rows) = (
                 self.dir.clone(),
                 self.trusted.clone(),
-                self.binding.clone(),
+                self.binding(),
                 installs.clone(),
             );
             let scan = tokio::task::spawn_blocking(move || dir.scan(&trusted, &id, &rows))
@@ -260,9 +269,10 @@ impl Inventory {
                 Some(l) if l.bound_until.is_some_and(|until| now >= until) => tracing::warn!(
                     key = %key,
                     server_id = %l.verified.license.server_id,
-                    "a license bound to this data directory's previous server id stopped counting: \
-                     the grace after the move to this machine is over. Transfer it: deactivate it \
-                     at the vendor and activate it for this server"
+                    "a license bound to this server's previous id stopped counting: the grace after \
+                     the data directory moved to this machine (or the failover network's members \
+                     changed) is over. Transfer it: deactivate it at the vendor and activate it \
+                     for this server (or network)"
                 ),
                 Some(l) if l.expired_at(now) => {
                     tracing::warn!(key = %key, "license expired; its cartridges no longer count");

@@ -7,6 +7,7 @@
 use time::OffsetDateTime;
 
 use super::{
+    identity::ServerId,
     install::{InstallError, Record, RemoveError},
     inventory::Inventory,
 };
@@ -27,7 +28,7 @@ impl Inventory {
                     .install_as(
                         file.as_bytes().to_vec(),
                         self.trusted(),
-                        self.binding(),
+                        &self.binding(),
                         self.store(),
                         at,
                         Record::Replicated,
@@ -51,7 +52,7 @@ impl Inventory {
                         key,
                         Some(sha256),
                         self.trusted(),
-                        self.binding(),
+                        &self.binding(),
                         self.store(),
                         at,
                         Record::Replicated,
@@ -61,6 +62,30 @@ impl Inventory {
                     Ok(_) | Err(RemoveError::NotInstalled(_)) => {}
                     Err(RemoveError::Io(e)) => return Err(e),
                 }
+            }
+            Event::NetworkChanged {
+                previous_network_id,
+                network_id,
+                ..
+            } => {
+                let binding = self.binding();
+                if binding.network.as_ref().map(ServerId::as_str) == Some(network_id.as_str())
+                    && binding.moved_from(previous_network_id).is_some()
+                {
+                    return Ok(());
+                }
+                let changed = binding.network_changed(
+                    ServerId::parse(previous_network_id.clone())?,
+                    ServerId::parse(network_id.clone())?,
+                    at,
+                );
+                tracing::warn!(
+                    previous_network_id,
+                    network_id,
+                    "the failover network's members changed, and with them its id: licenses bound \
+                     to the previous id count for a grace period; activate them for the new id"
+                );
+                return self.rebind(changed).await;
             }
             Event::CartridgeAssigned {
                 serial_number,

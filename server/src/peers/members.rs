@@ -24,7 +24,9 @@ use super::{
 use crate::{
     app::AppState,
     failover::{
-        network::{FORWARD, HEARTBEATS, HELLO, Network, OUTBOX},
+        config::NetworkConfig,
+        membership::{ChangeError, MembersChange},
+        network::{FORWARD, HEARTBEATS, HELLO, MEMBERS, Network, OUTBOX},
         relay::{HeardSessions, OutboxEntries},
     },
     http::AppError,
@@ -64,6 +66,7 @@ pub fn routes(app: AppState, network: Arc<Network>, protocol: Router) -> Router 
         .route(HEARTBEATS, post(heartbeats))
         .route(OUTBOX, post(outbox))
         .route(FORWARD, post(forward::answer))
+        .route(MEMBERS, post(members))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
         .merge(raft)
@@ -109,6 +112,19 @@ async fn heartbeats(
     }
     state.app.engine.heard(&heard.sessions);
     signed(&state.network.peers, HEARTBEATS, &call, b"{}".to_vec())
+}
+
+/// Changes the network's members as another member's administrator asked (on the coordinator).
+async fn members(
+    State(state): State<MemberState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let call = check(&state.network.peers, MEMBERS, &headers, &body)?;
+    let change: MembersChange = json(&body)?;
+    let list = NetworkConfig::from_tokens(&change.members).map_err(ChangeError::from)?;
+    state.app.change_members(&list, &change.by).await?;
+    signed(&state.network.peers, MEMBERS, &call, b"{}".to_vec())
 }
 
 /// Records another member's outbox entries, durably (on the coordinator).

@@ -34,7 +34,7 @@ pub fn check(
     let call = envelope::read_headers(|name| headers.get(name).and_then(|v| v.to_str().ok()))
         .map_err(|e| refused(e.to_string()))?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    envelope::verify_call(&peers.keys, path, &call, body, now)
+    envelope::verify_call(&peers.keys(), path, &call, body, now)
         .map_err(|e| refused(e.to_string()))?;
     Ok(call)
 }

@@ -58,12 +58,12 @@ async fn members_replicate_over_signed_calls_and_strangers_are_refused() {
         let store = Store::open(&dir.path().join("license-server.db"))
             .await
             .unwrap();
-        let peers = Arc::new(Peers {
-            me: id,
-            key: key(id),
-            keys: keys.clone(),
-            http: reqwest::Client::new(),
-        });
+        let peers = Arc::new(Peers::new(
+            id,
+            key(id),
+            keys.clone(),
+            reqwest::Client::new(),
+        ));
         let raft = Raft::new(
             id,
             Arc::clone(&config),

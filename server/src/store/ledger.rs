@@ -119,6 +119,19 @@ impl Store {
         ledger_tail(&mut conn).await
     }
 
+    /// The newest ledger row of `kind` in the store (not the archive): its time and body.
+    pub async fn last_ledger_row(
+        &self,
+        kind: &str,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT at, body FROM ledger WHERE kind = ?1 ORDER BY seq DESC LIMIT 1")
+                .bind(kind)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     /// Up to `limit` ledger rows after `after`, in order: for verifying and replaying the ledger
     /// without holding it all in memory.
     pub async fn ledger_rows(&self, after: u64, limit: u32) -> Result<Vec<LedgerRow>, StoreError> {

@@ -33,6 +33,36 @@ impl VendorStore {
     /// The database's file name in the vendor service's data directory.
     pub const FILE: &str = "vendor.db";
 
+    /// The failover network that license `key` is activated for whose members a majority of
+    /// `members` (server ids) were: the network these members' network grew out of, whose
+    /// activation a new one takes over.
+    pub async fn network_predecessor(
+        &self,
+        key: &str,
+        members: &[&str],
+    ) -> Result<Option<String>, StoreError> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT a.server_id, n.server_id FROM activations a
+             JOIN network_members n ON n.network_id = a.server_id
+             WHERE a.license_key = ?1",
+        )
+        .bind(key)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut networks: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+        for (network, member) in rows {
+            let counts = networks.entry(network).or_default();
+            counts.0 += 1;
+            if members.contains(&member.as_str()) {
+                counts.1 += 1;
+            }
+        }
+        Ok(networks
+            .into_iter()
+            .find(|(_, (all, kept))| *kept * 2 > *all)
+            .map(|(network, _)| network))
+    }
+
     /// Records the members (server id, public key) of the failover network `network_id`.
     pub async fn record_network(
         &self,

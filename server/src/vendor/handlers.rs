@@ -213,6 +213,18 @@ pub(super) async fn activate(
     }
     let server_id = activation_request.server_id.clone();
     let server_key = STANDARD.encode(signer.as_bytes());
+    // A network whose members changed has another id: its activation takes over the one of the
+    // network it grew out of (a majority of whose members it kept), not another place.
+    let members = activation_request.members();
+    if !members.is_empty() {
+        let ids: Vec<&str> = members.iter().map(|(id, _)| *id).collect();
+        if let Some(before) = state.0.store.network_predecessor(&key, &ids).await?
+            && before != server_id
+        {
+            state.0.store.deactivate(&key, &before).await?;
+            tracing::info!(key = %key, previous = %before, server_id = %server_id, "a failover network's activation moved to its new id (its members changed)");
+        }
+    }
     let license = entitlement.license_for(&server_id, OffsetDateTime::now_utc());
     let file = license_file::sign(&license, &state.0.key)?;
     match state
@@ -223,7 +235,6 @@ pub(super) async fn activate(
     {
         Activation::Existing(file) | Activation::New(file) => {
             tracing::info!(key = %key, server_id = %server_id, account = %account.principal, "activated");
-            let members = activation_request.members();
             if !members.is_empty() {
                 state.0.store.record_network(&server_id, &members).await?;
             }

@@ -29,7 +29,8 @@
 //! - `licensing`: vendor keys, license files and cartridges, through the real CLI and server;
 //! - `network`: a failover network of three member processes: shared seats, one status, one
 //!   ledger; `network_faults`: its members killed, paused, down for a while; `network_partition`:
-//!   the coordinator cut off by a real partition between network namespaces (as root).
+//!   the coordinator cut off by a real partition between network namespaces (as root);
+//!   `network_members`: a lost member replaced while the network serves.
 
 #![allow(clippy::unwrap_used)]
 
@@ -51,6 +52,7 @@ mod licensing;
 mod log_secrets;
 mod network;
 mod network_faults;
+mod network_members;
 mod network_partition;
 mod protocol;
 mod recovery;

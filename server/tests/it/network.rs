@@ -30,6 +30,8 @@ pub struct Cluster {
     netns: Option<Vec<String>>,
     /// The members' server ids, in member order.
     pub server_ids: Vec<String>,
+    /// The members' tokens (`SERVER_ID:KEY`), in member order.
+    pub tokens: Vec<String>,
     pub members: Vec<Option<ServerProcess>>,
     pub network_id: String,
     serve: Vec<String>,
@@ -116,6 +118,7 @@ impl Cluster {
                 .iter()
                 .map(|t| t.split(':').next().unwrap().to_owned())
                 .collect(),
+            tokens,
             dirs,
             hosts,
             ports,
