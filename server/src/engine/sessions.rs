@@ -156,8 +156,17 @@ impl Engine {
     /// refused, so the client turns to another member.
     pub fn heartbeat(&self, session_id: u64, token: Option<&str>) -> Result<(), EngineError> {
         let mut state = self.lock();
-        state.authorize(session_id, token)?;
         let following = state.role == Role::Following;
+        match state.authorize(session_id, token) {
+            // A member that follows may not have caught up with a session opened a moment ago
+            // (or while it was down): only the coordinator may say a session does not exist.
+            Err(EngineError::UnknownSession(id)) if following => {
+                return Err(EngineError::NoQuorum(format!(
+                    "this member does not know session {id} (yet); ask another member"
+                )));
+            }
+            other => other?,
+        }
         if following && let Some(Refusal::NoQuorum(reason)) = self.writer.refusal() {
             return Err(EngineError::NoQuorum(reason));
         }
