@@ -115,18 +115,22 @@ impl LicenseClient {
         if let Some(body) = body {
             request = request.json(body);
         }
+        // A request that could not be built is this client's fault; any other failure to send
+        // or to read the answer (refused, reset, closed mid-answer by a server that died, too
+        // slow) says nothing about the call: another server may answer it, and every call on a
+        // session is safe to repeat (a license request carries its request id).
         let response = request.send().await.map_err(|e| {
-            if e.is_connect() || e.is_timeout() {
-                CallError::Unreachable(e.to_string())
+            if e.is_builder() {
+                CallError::Failed(ClientError::Unexpected(describe(&e)))
             } else {
-                CallError::Failed(ClientError::Unexpected(e.to_string()))
+                CallError::Unreachable(describe(&e))
             }
         })?;
         let status = response.status();
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| CallError::Failed(ClientError::Unexpected(e.to_string())))?;
+            .map_err(|e| CallError::Unreachable(describe(&e)))?;
         if status.is_success() {
             let body: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
             serde_json::from_slice(body)
@@ -316,6 +320,18 @@ fn not_here(error: &ClientError) -> bool {
         error.code(),
         Some(ErrorCode::UnknownSession | ErrorCode::SessionTokenWrong)
     )
+}
+
+/// An error with its causes ("error sending request" alone does not say "connection reset").
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 enum CallError {

@@ -44,16 +44,12 @@ async fn main() -> ExitCode {
         Command::Network(NetworkCommand::Identity(data_dir)) => {
             commands::network::identity(&data_dir, &mut io::stdout()).await
         }
-        Command::Network(NetworkCommand::Init {
-            members,
-            force,
-            data_dir,
-        }) => commands::network::init(&members, force, false, &data_dir, &mut io::stdout()).await,
-        Command::Network(NetworkCommand::Join {
-            members,
-            force,
-            data_dir,
-        }) => commands::network::init(&members, force, true, &data_dir, &mut io::stdout()).await,
+        Command::Network(NetworkCommand::Init(args)) => {
+            commands::network::init(&args, false, &mut io::stdout()).await
+        }
+        Command::Network(NetworkCommand::Join(args)) => {
+            commands::network::init(&args, true, &mut io::stdout()).await
+        }
         Command::ServerId(args) => commands::server_id::print(&args, &mut io::stdout()).await,
         Command::License(command) => license(command).await,
         Command::Cartridge(CartridgeCommand::Assign {

@@ -101,32 +101,27 @@ pub enum NetworkCommand {
     /// Make this data directory a member of the failover network of the given members (this one
     /// among them): writes the members' list (network.toml). Run it with the same members on every
     /// member, before its first `serve`.
-    Init {
-        /// A member: its license port as the others reach it, and its token from `network
-        /// identity`. Repeat for every member, this one included (1 to 7; 3 or 5 survive the loss
-        /// of 1 or 2).
-        #[arg(long = "member", value_name = "HOST:PORT=TOKEN", required = true)]
-        members: Vec<String>,
-        /// Replace a members' list that differs (only for a network that has not run yet).
-        #[arg(long)]
-        force: bool,
-        #[command(flatten)]
-        data_dir: DataDirArg,
-    },
-    /// Make this data directory a new member of a failover network that runs already: writes the
-    /// network's new members' list (this member among them). Start it, then have the network take
-    /// it in (`PUT /server/manage/network/members` on any member, with the same list).
-    Join {
-        /// Every member of the network once this one is in (the ones it keeps and this one), as
-        /// `network init` takes them.
-        #[arg(long = "member", value_name = "HOST:PORT=TOKEN", required = true)]
-        members: Vec<String>,
-        /// Replace a members' list that differs.
-        #[arg(long)]
-        force: bool,
-        #[command(flatten)]
-        data_dir: DataDirArg,
-    },
+    Init(MembersArgs),
+    /// Make this data directory a new member of a failover network that runs already, with the
+    /// list the network is to have (the members it keeps, and this one). Start it, then have the
+    /// network take it in (`PUT /server/manage/network/members` on any member, with the same
+    /// list).
+    Join(MembersArgs),
+}
+
+/// A failover network's members' list, for `network init` and `network join`.
+#[derive(Debug, Clone, Args)]
+pub struct MembersArgs {
+    /// A member: its license port as the others reach it, and its token from `network
+    /// identity`. Repeat for every member, this one included (1 to 7; 3 or 5 survive the loss of
+    /// 1 or 2).
+    #[arg(long = "member", value_name = "HOST:PORT=TOKEN", required = true)]
+    pub members: Vec<String>,
+    /// Replace a members' list that differs (for a network that has not run yet).
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub data_dir: DataDirArg,
 }
 
 #[derive(Debug, Subcommand)]

@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use super::inputs::open_store;
 use crate::{
     app::SERVER_KEY_FILE,
-    cli::DataDirArg,
+    cli::{DataDirArg, MembersArgs},
     failover::config::{self, NetworkConfig},
     licensing::{
         identity::{ServerId, network_id},
@@ -46,14 +46,9 @@ pub async fn identity(data_dir: &DataDirArg, out: &mut dyn Write) -> anyhow::Res
 /// `network init --member HOST:PORT=TOKEN ...`: makes this data directory a member of a network
 /// it forms with the others (`joins` false), or of a network that runs already, which its
 /// coordinator adds it to (`network join`).
-pub async fn init(
-    members: &[String],
-    force: bool,
-    joins: bool,
-    data_dir: &DataDirArg,
-    out: &mut dyn Write,
-) -> anyhow::Result<()> {
-    let list = NetworkConfig::from_tokens(members)?.joining(joins);
+pub async fn init(args: &MembersArgs, joins: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+    let (force, data_dir) = (args.force, &args.data_dir);
+    let list = NetworkConfig::from_tokens(&args.members)?.joining(joins);
     let (store, server_id, key) = own(data_dir).await?;
     let result = write_list(&list, &store, &server_id, &key, force, data_dir).await;
     store.close().await;

@@ -24,7 +24,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use models::SessionStatus;
 use tokio_util::sync::CancellationToken;
 
 use super::machine::{Engine, rebuild};
@@ -130,14 +129,7 @@ impl Engine {
         let (mut fresh, entries) = (restored.state, restored.tail.0);
         let now = self.now();
         let mut state = self.lock();
-        for (id, session) in &mut fresh.sessions {
-            if session.status == SessionStatus::Running {
-                session.last_heartbeat = state
-                    .sessions
-                    .get(id)
-                    .map_or(now, |before| before.last_heartbeat);
-            }
-        }
+        fresh.carry_heartbeats(&state, now);
         fresh.waiters = mem::take(&mut state.waiters);
         fresh.next_waiter = state.next_waiter;
         *state = fresh;

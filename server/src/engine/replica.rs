@@ -100,14 +100,7 @@ impl Engine {
         let (mut fresh, tail) = (restored.state, restored.tail.0);
         let now = self.now();
         let mut state = self.lock();
-        for (id, session) in &mut fresh.sessions {
-            if session.status == SessionStatus::Running {
-                session.last_heartbeat = state
-                    .sessions
-                    .get(id)
-                    .map_or(now, |before| before.last_heartbeat);
-            }
-        }
+        fresh.carry_heartbeats(&state, now);
         fresh.role = Role::Following;
         fresh.applied_seq = tail;
         // The old state's waiters go with it: their requests hear that this member no longer

@@ -307,6 +307,20 @@ impl State {
         }
     }
 
+    /// Gives this state's running sessions (rebuilt from the ledger, which holds no heartbeats)
+    /// the heartbeats `before` had heard from them; a session `before` did not have counts as
+    /// heard from `now`.
+    pub(super) fn carry_heartbeats(&mut self, before: &State, now: OffsetDateTime) {
+        for (id, session) in &mut self.sessions {
+            if session.status == SessionStatus::Running {
+                session.last_heartbeat = before
+                    .sessions
+                    .get(id)
+                    .map_or(now, |before| before.last_heartbeat);
+            }
+        }
+    }
+
     /// Forgets the oldest ended sessions (and their grants) beyond the newest `keep_ended`.
     pub(super) fn forget_ended(&mut self, keep_ended: usize) {
         while self.ended.len() > keep_ended {

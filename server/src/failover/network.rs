@@ -184,6 +184,11 @@ impl Network {
         ]
     }
 
+    /// Records another member's outbox `entries` as the coordinator, durably.
+    pub async fn record_outbox(&self, entries: &relay::OutboxEntries) -> anyhow::Result<()> {
+        relay::record(self.link.replica.as_ref(), entries).await
+    }
+
     /// The member's store.
     pub fn store(&self) -> &Store {
         &self.store

@@ -27,9 +27,11 @@ use crate::ledger::{Batch, LedgerError, Queue, Refusal};
 /// Most events in one Raft entry; more wait for the next.
 const MAX_EVENTS: usize = 4096;
 
-/// Entries proposed and not yet committed at once: the next batch is appended to the log while
-/// the one before is being replicated, and rides in the same round trip to the members.
-const IN_FLIGHT: usize = 4;
+/// Entries proposed and not yet committed at once. One: openraft writes each entry to the
+/// coordinator's log on its own (a sync each) before sending it, so what queues up meanwhile is
+/// better off as one larger entry (measured: 2,168 cycles/s at 64 clients with one in flight,
+/// 929 with 16; 2 or 3 were no better than 1).
+const IN_FLIGHT: usize = 1;
 
 /// How long a proposal may take to be committed before the requests waiting for it are told
 /// the network did not confirm it (it may still be committed: their retries are idempotent).

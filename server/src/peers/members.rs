@@ -138,18 +138,12 @@ async fn outbox(
     if !state.app.engine.decides() {
         return Err(not_coordinator());
     }
-    let events = entries
-        .events()
-        .map_err(|e| AppError::bad_request(ErrorCode::InvalidJson, format!("{e:#}")))?;
-    let commits = events
-        .into_iter()
-        .map(|(at, event)| state.app.engine.record_outside(at, event))
-        .collect::<Result<Vec<_>, _>>()?;
-    for commit in commits {
-        commit
-            .durable()
-            .await
-            .map_err(|e| AppError::from(crate::engine::EngineError::NoQuorum(e.to_string())))?;
-    }
+    state.network.record_outbox(&entries).await.map_err(|e| {
+        AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::NoQuorum,
+            format!("the entries were not recorded: {e:#}"),
+        )
+    })?;
     signed(&state.network.peers, OUTBOX, &call, b"{}".to_vec())
 }

@@ -62,6 +62,9 @@ impl StoreError {
 pub struct Store {
     pub(super) pool: SqlitePool,
     path: Arc<PathBuf>,
+    /// One connection with `synchronous = NORMAL`, opened on first use, for [`Sync::Deferred`]
+    /// writes.
+    deferred: Arc<tokio::sync::OnceCell<SqlitePool>>,
 }
 
 impl Store {
@@ -70,6 +73,7 @@ impl Store {
         Ok(Self {
             pool: connect(path, &MIGRATOR).await?,
             path: Arc::new(path.to_owned()),
+            deferred: Arc::default(),
         })
     }
 
@@ -112,6 +116,9 @@ impl Store {
 
     /// Waits for running queries and closes the database cleanly (the WAL is checkpointed).
     pub async fn close(&self) {
+        if let Some(deferred) = self.deferred.get() {
+            deferred.close().await;
+        }
         self.pool.close().await;
     }
 }
@@ -137,19 +144,22 @@ impl Store {
         if sync == Sync::Full {
             return self.write_tx(work).await;
         }
-        let mut conn = self.pool.acquire().await?;
-        sqlx::query("PRAGMA synchronous = NORMAL")
-            .execute(&mut *conn)
+        let pool = self
+            .deferred
+            .get_or_try_init(|| async {
+                let options = SqliteConnectOptions::new()
+                    .filename(self.path.as_ref())
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(5));
+                SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(options)
+                    .await
+            })
             .await?;
-        let result = in_tx(&mut conn, work).await;
-        // The connection goes back to the pool as every other one is.
-        let restored = sqlx::query("PRAGMA synchronous = FULL")
-            .execute(&mut *conn)
-            .await;
-        if restored.is_err() {
-            let _ = conn.close().await;
-        }
-        result
+        write_tx(pool, work).await
     }
 }
 

@@ -195,23 +195,36 @@ async fn runcount_in_use(server: &ServerProcess) -> usize {
         .unwrap()
 }
 
-/// The chain verifies, every acknowledged grant and debit is in it, and a restarted server counts
-/// exactly what it holds.
-async fn audit(vendor: &Vendor, data_dir: &Path, seen: &Acknowledged) {
-    let data_dir_text = data_dir.to_str().unwrap();
-    let verify = run(&["ledger", "verify", "--data-dir", data_dir_text]).await;
-    assert!(verify.status.success(), "{}", stderr(&verify));
+/// Every grant and debit in `ledger` (license id → type, license id → credits), after checking
+/// that every one `seen` was told of is there.
+pub fn assert_acknowledged(
+    ledger: &[Value],
+    seen: &Acknowledged,
+) -> (HashMap<u64, String>, HashMap<u64, u64>) {
     let mut granted = HashMap::new();
     let mut debited = HashMap::new();
-    for entry in exported_events(data_dir_text).await {
+    for entry in ledger {
         let event = &entry["event"];
-        let license = event["license_id"].as_u64();
         match event["kind"].as_str().unwrap() {
             "license_granted" => {
-                granted.insert(license.unwrap(), event["type"].as_str().unwrap().to_owned());
+                granted.insert(
+                    event["license_id"].as_u64().unwrap(),
+                    event["type"].as_str().unwrap().to_owned(),
+                );
             }
             "license_released" => {
-                debited.insert(license.unwrap(), event["credits_used"].as_u64().unwrap());
+                debited.insert(
+                    event["license_id"].as_u64().unwrap(),
+                    event["credits_used"].as_u64().unwrap(),
+                );
+            }
+            "session_closed" => {
+                for released in event["released"].as_array().unwrap() {
+                    debited.insert(
+                        released["license_id"].as_u64().unwrap(),
+                        released["credits_used"].as_u64().unwrap(),
+                    );
+                }
             }
             _ => {}
         }
@@ -229,6 +242,16 @@ async fn audit(vendor: &Vendor, data_dir: &Path, seen: &Acknowledged) {
             "acknowledged debit of license {license}"
         );
     }
+    (granted, debited)
+}
+
+/// The chain verifies, every acknowledged grant and debit is in it, and a restarted server counts
+/// exactly what it holds.
+async fn audit(vendor: &Vendor, data_dir: &Path, seen: &Acknowledged) {
+    let data_dir_text = data_dir.to_str().unwrap();
+    let verify = run(&["ledger", "verify", "--data-dir", data_dir_text]).await;
+    assert!(verify.status.success(), "{}", stderr(&verify));
+    let (granted, debited) = assert_acknowledged(&exported_events(data_dir_text).await, seen);
     let key = vendor.public_key();
     let server = start_server(data_dir, &["--vendor-public-key", key.as_str()]).await;
     let data = server.data().await;

@@ -269,19 +269,25 @@ impl Cluster {
 
     /// Waits (up to 20 s) until members `of` hold the same ledger, and returns it.
     pub async fn same_ledger(&self, of: &[usize]) -> Vec<Value> {
-        for _ in 0..100 {
-            let first = self.ledger(of[0]).await;
-            let mut same = true;
-            for i in &of[1..] {
-                same &= self.ledger(*i).await == first;
-            }
-            if same {
-                return first;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        panic!("members {of:?} do not hold the same ledger within 20 s");
+        let dirs: Vec<&str> = of.iter().map(|i| self.data_dir(*i)).collect();
+        same_ledger(&dirs).await
     }
+}
+
+/// Waits (up to 20 s) until the data directories `dirs` hold the same ledger, and returns it.
+pub async fn same_ledger(dirs: &[&str]) -> Vec<Value> {
+    for _ in 0..100 {
+        let first = exported_events(dirs[0]).await;
+        let mut same = true;
+        for dir in &dirs[1..] {
+            same &= exported_events(dir).await == first;
+        }
+        if same {
+            return first;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{dirs:?} do not hold the same ledger within 20 s");
 }
 
 fn path(p: &Path) -> &str {
@@ -418,7 +424,19 @@ async fn three_members_share_the_networks_seats_and_show_the_same_status() {
         }
         views.push((data["cartridges"].clone(), data["sessions"].clone()));
     }
-    assert!(views.iter().all(|v| *v == views[0]));
+    // The same, once the last entries (the refusal's count) reached every member.
+    for _ in 0..100 {
+        if views.iter().all(|v| *v == views[0]) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        views.clear();
+        for i in 0..3 {
+            let data = cluster.data(i).await;
+            views.push((data["cartridges"].clone(), data["sessions"].clone()));
+        }
+    }
+    assert!(views.iter().all(|v| *v == views[0]), "{views:#?}");
     // One chain on every member: the installs, the administrators, the sessions, the grants and
     // the refusal.
     let ledger = cluster.same_ledger(&[0, 1, 2]).await;

@@ -15,9 +15,9 @@ use serde_json::Value;
 use server::LicenseClient;
 
 use crate::{
-    faults::Acknowledged,
+    faults::{Acknowledged, assert_acknowledged},
     network::{Cluster, SERVE, cycle},
-    network_faults::{PRODUCTS, SEATS, audit, cycles},
+    network_faults::{PRODUCTS, SEATS, cycles},
 };
 
 /// Three namespaces on a bridge, removed when dropped.
@@ -225,7 +225,7 @@ async fn a_partitioned_coordinator_grants_nothing_and_the_majority_serves() {
     let most = seen.most_held_at_once();
     assert!(most <= SEATS, "{most} seats held at once, of {SEATS}");
     let ledger = cluster.same_ledger(&[0, 1, 2]).await;
-    audit(&ledger, &seen);
+    assert_acknowledged(&ledger, &seen);
     eprintln!(
         "partition: the majority served {waited:?} after the coordinator's link was cut; {} grants, \
          at most {most} of {SEATS} seats",
