@@ -262,11 +262,6 @@ impl Cluster {
         );
     }
 
-    /// Member `i`'s ledger, exported (works while it runs).
-    pub async fn ledger(&self, i: usize) -> Vec<Value> {
-        exported_events(self.data_dir(i)).await
-    }
-
     /// Waits (up to 20 s) until members `of` hold the same ledger, and returns it.
     pub async fn same_ledger(&self, of: &[usize]) -> Vec<Value> {
         let dirs: Vec<&str> = of.iter().map(|i| self.data_dir(*i)).collect();
