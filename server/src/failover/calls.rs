@@ -1,5 +1,6 @@
 //! The calls a member makes to the others: openraft's `RaftNetwork` over HTTP on each member's
-//! license port (`POST /members/v1/raft/…`), every call and answer signed ([`super::envelope`]).
+//! license port (`POST /members/v1/raft/…`), every call and answer authenticated
+//! ([`super::envelope`]).
 //! A member that cannot be reached is *unreachable* to openraft, which retries with its own
 //! backoff; an answer whose signature does not check out is a network error, never believed.
 
@@ -18,7 +19,7 @@ use openraft::{
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::{
-    envelope::{self, Keys, MEMBER, SIGNATURE, Signed, TIME},
+    envelope::{self, Keys, MEMBER, SIGNATURE, Signed, TIME, Trust},
     types::{Member, NodeId, TypeConfig},
 };
 
@@ -30,30 +31,32 @@ pub const SNAPSHOT: &str = "/members/v1/raft/snapshot";
 #[derive(Debug)]
 pub struct Peers {
     pub me: NodeId,
-    pub key: SigningKey,
-    /// The members' keys: the list's, then the current membership's (see `membership`).
-    keys: parking_lot::RwLock<Keys>,
+    key: SigningKey,
+    /// The pair keys with the members: the list's, then the current membership's (see
+    /// `membership`).
+    trust: parking_lot::RwLock<Arc<Trust>>,
     pub http: reqwest::Client,
 }
 
 impl Peers {
-    pub fn new(me: NodeId, key: SigningKey, keys: Keys, http: reqwest::Client) -> Self {
+    pub fn new(me: NodeId, key: SigningKey, keys: &Keys, http: reqwest::Client) -> Self {
+        let trust = Arc::new(Trust::new(me, &key, keys));
         Self {
             me,
             key,
-            keys: parking_lot::RwLock::new(keys),
+            trust: parking_lot::RwLock::new(trust),
             http,
         }
     }
 
-    /// The keys calls and answers are checked against now.
-    pub fn keys(&self) -> Keys {
-        self.keys.read().clone()
+    /// What calls and answers are authenticated with now.
+    pub fn trust(&self) -> Arc<Trust> {
+        Arc::clone(&self.trust.read())
     }
 
-    /// Trusts `keys` from now on (the members changed).
-    pub fn set_keys(&self, keys: Keys) {
-        *self.keys.write() = keys;
+    /// Trusts the members of `keys` from now on (the members changed).
+    pub fn set_keys(&self, keys: &Keys) {
+        *self.trust.write() = Arc::new(Trust::new(self.me, &self.key, keys));
     }
 }
 
@@ -106,8 +109,8 @@ pub enum CallFailure {
 }
 
 impl Peers {
-    /// Calls `path` of member `target` at `addr` with `body`, signed as this member; the answer's
-    /// body once its signature checks out (signed by `target`, for this very call).
+    /// Calls `path` of member `target` at `addr` with `body`, authenticated as this member; the
+    /// answer's body once it checks out (from `target`, for this very call).
     pub async fn call(
         &self,
         target: NodeId,
@@ -117,7 +120,14 @@ impl Peers {
         timeout: std::time::Duration,
     ) -> Result<bytes::Bytes, CallFailure> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let signed = envelope::sign_call(&self.key, self.me, path, now, &body);
+        let trust = self.trust();
+        let signed =
+            trust
+                .sign_call(target, path, now, &body)
+                .map_err(|e| CallFailure::Unbelievable {
+                    member: target,
+                    why: e.to_string(),
+                })?;
         let unreachable = |e: reqwest::Error| CallFailure::Unreachable {
             member: target,
             why: e.to_string(),
@@ -151,7 +161,8 @@ impl Peers {
         let answer: Signed =
             envelope::read_headers(|name| headers.get(name).and_then(|v| v.to_str().ok()))
                 .map_err(|e| unbelievable(e.to_string()))?;
-        envelope::verify_answer(&self.keys(), target, path, &signed, &answer, &bytes)
+        trust
+            .verify_answer(target, path, &signed, &answer, &bytes)
             .map_err(|e| unbelievable(e.to_string()))?;
         Ok(bytes)
     }

@@ -97,7 +97,7 @@ impl Network {
         // The newcomers' answers must check out from the first call on.
         let mut trusted = keys_of(&current);
         trusted.0.extend(keys_of(&wanted).0);
-        self.peers.set_keys(trusted);
+        self.peers.set_keys(&trusted);
         for (id, member) in wanted.iter().filter(|(id, _)| !current.contains_key(id)) {
             let added =
                 tokio::time::timeout(CATCH_UP, self.raft.add_learner(*id, member.clone(), true))
@@ -146,7 +146,7 @@ pub async fn follow(network: Arc<Network>, shutdown: CancellationToken) {
             seen = Some(log_id);
             network
                 .peers
-                .set_keys(keys_of(members.iter().map(|(id, m)| (id, m))));
+                .set_keys(&keys_of(members.iter().map(|(id, m)| (id, m))));
             rewrite_list(&network, members.into_iter().map(|(_, m)| m));
         }
         tokio::select! {

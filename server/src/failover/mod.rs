@@ -15,8 +15,8 @@
 //! Every member's engine applies what the log commits ([`replica`], linked into the
 //! [`state_machine`]), and [`leadership`] moves it between deciding and following as Raft's
 //! view of the coordinator changes. Members call each other over HTTP on their license ports
-//! ([`calls`]), every call and answer signed with the member's server key and checked against the
-//! keys pinned for the network ([`envelope`]); the endpoints are the `peers` room's. Besides Raft,
+//! ([`calls`]), every call and answer authenticated with a key the two members derive from their
+//! server keys, pinned for the network ([`envelope`]); the endpoints are the `peers` room's. Besides Raft,
 //! members say hello to each other for the status page ([`roster`]) and pass heartbeats and their
 //! outbox on to the coordinator ([`relay`]). Who the members are, each one's id (derived from its
 //! key) and the network's id (from their server ids) is the network's [`config`]; [`network`]

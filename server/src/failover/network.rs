@@ -105,7 +105,7 @@ pub async fn start(
         .tcp_nodelay(true)
         .no_proxy()
         .build()?;
-    let peers = Arc::new(Peers::new(me, key, config.keys(), http));
+    let peers = Arc::new(Peers::new(me, key, &config.keys(), http));
     let raft = Raft::new(
         me,
         raft_config(snapshot_every)?,

@@ -1,6 +1,6 @@
-//! How a member's endpoints check a call and sign their answer: the call must be signed by a
-//! member of the network, or it is `401 MEMBER_REFUSED` before its body is even parsed; the
-//! answer is signed together with the call's signature.
+//! How a member's endpoints check a call and authenticate their answer: the call must come from
+//! a member of the network ([`crate::failover::envelope`]), or it is `401 MEMBER_REFUSED` before
+//! its body is even parsed; the answer is authenticated together with the call's MAC.
 
 use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
@@ -34,7 +34,9 @@ pub fn check(
     let call = envelope::read_headers(|name| headers.get(name).and_then(|v| v.to_str().ok()))
         .map_err(|e| refused(e.to_string()))?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    envelope::verify_call(&peers.keys(), path, &call, body, now)
+    peers
+        .trust()
+        .verify_call(path, &call, body, now)
         .map_err(|e| refused(e.to_string()))?;
     Ok(call)
 }
@@ -46,7 +48,10 @@ pub fn signed(
     call: &envelope::Signed,
     bytes: Vec<u8>,
 ) -> Result<Response, AppError> {
-    let signed = envelope::sign_answer(&peers.key, peers.me, path, call, &bytes);
+    let signed = peers
+        .trust()
+        .sign_answer(path, call, &bytes)
+        .map_err(anyhow::Error::from)?;
     let value = |text: String| HeaderValue::from_str(&text).map_err(anyhow::Error::from);
     Ok((
         [

@@ -11,7 +11,7 @@ use super::raft::{PeerState, routes};
 use crate::{
     failover::{
         calls::{PeerNetwork, Peers, VOTE},
-        envelope::{self, Keys, MEMBER, SIGNATURE, TIME},
+        envelope::{self, Keys, MEMBER, SIGNATURE, TIME, Trust},
         log_store::LogStore,
         state_machine::StateMachine,
         testing::{Raft, chain, replicate, sessions},
@@ -58,12 +58,7 @@ async fn members_replicate_over_signed_calls_and_strangers_are_refused() {
         let store = Store::open(&dir.path().join("license-server.db"))
             .await
             .unwrap();
-        let peers = Arc::new(Peers::new(
-            id,
-            key(id),
-            keys.clone(),
-            reqwest::Client::new(),
-        ));
+        let peers = Arc::new(Peers::new(id, key(id), &keys, reqwest::Client::new()));
         let raft = Raft::new(
             id,
             Arc::clone(&config),
@@ -117,7 +112,9 @@ async fn members_replicate_over_signed_calls_and_strangers_are_refused() {
             .body(body)
             .send()
     };
-    let stranger = send(envelope::sign_call(&key(9), 9, VOTE, now, body), body)
+    // The stranger pins member 1's key as its own list says; member 1 pins no key for it.
+    let stranger_trust = Trust::new(9, &key(9), &keys);
+    let stranger = send(stranger_trust.sign_call(1, VOTE, now, body).unwrap(), body)
         .await
         .unwrap();
     assert_eq!(stranger.status(), 401);
@@ -126,7 +123,8 @@ async fn members_replicate_over_signed_calls_and_strangers_are_refused() {
         text.contains("MEMBER_REFUSED") && text.contains("member 9 is not in this network"),
         "{text}"
     );
-    let edited = send(envelope::sign_call(&key(2), 2, VOTE, now, b"{}"), body)
+    let member_two = Trust::new(2, &key(2), &keys);
+    let edited = send(member_two.sign_call(1, VOTE, now, b"{}").unwrap(), body)
         .await
         .unwrap();
     assert_eq!(edited.status(), 401);
