@@ -442,6 +442,18 @@ impl Replica for ReplicaEngine {
         })
     }
 
+    fn caught_up<'a>(
+        &'a self,
+        entries: &'a [(OffsetDateTime, Event)],
+    ) -> Boxed<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            for (at, event) in entries {
+                self.inventory.follow(*at, event).await?;
+            }
+            Ok(())
+        })
+    }
+
     fn follow(&self, refusal: Refusal) -> Boxed<'_, anyhow::Result<u64>> {
         Box::pin(self.engine.follow(refusal))
     }

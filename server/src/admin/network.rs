@@ -16,7 +16,7 @@ use crate::{
         membership::{CATCH_UP_WAIT, ChangeError, MembersChange},
         network::MEMBERS,
     },
-    http::{AppError, extract::Json},
+    http::{AppError, documented::JsonRefused, extract::Json},
 };
 
 /// What the network calls answer on a server that is no network's member.
@@ -64,6 +64,7 @@ pub async fn network(
         (status = 503, description = "NO_QUORUM: no coordinator", body = ApiError),
         Refused,
         NotANetwork,
+        JsonRefused,
     )
 )]
 pub async fn change_members(

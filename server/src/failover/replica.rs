@@ -25,6 +25,13 @@ pub trait Replica: Send + Sync + std::fmt::Debug + 'static {
         entries: &'a [Replicated],
     ) -> Boxed<'a, anyhow::Result<()>>;
 
+    /// Applies to this member's licenses, pools and network id the entries of a snapshot it
+    /// installed that change them ([`crate::ledger::event::INVENTORY_KINDS`]), in order.
+    fn caught_up<'a>(
+        &'a self,
+        entries: &'a [(OffsetDateTime, Event)],
+    ) -> Boxed<'a, anyhow::Result<()>>;
+
     /// Stops deciding (refusing with `refusal`) and rebuilds from this member's ledger.
     fn follow(&self, refusal: Refusal) -> Boxed<'_, anyhow::Result<u64>>;
 

@@ -15,19 +15,33 @@ use openraft::{
     storage::RaftStateMachine,
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use time::OffsetDateTime;
 
 use super::{
     replica::Link,
     types::{Applied, Error, Member, NodeId, Proposal, TypeConfig, read_error, write_error},
 };
-use crate::ledger::Refusal;
+use crate::ledger::{Event, Refusal, event::INVENTORY_KINDS};
 use crate::store::{LedgerRow, NewLedgerRow, RowTuple, Store};
+use crate::sys::timestamp::parse_rfc3339;
 
 type Entry = openraft::Entry<TypeConfig>;
 type Membership = StoredMembership<NodeId, Member>;
 
 const APPLIED: &str = "applied";
 const MEMBERSHIP: &str = "membership";
+
+/// The entries of a snapshot's ledger that change a member's licenses, pools or network id.
+fn inventory_entries(rows: &[LedgerRow]) -> Result<Vec<(OffsetDateTime, Event)>, Error> {
+    rows.iter()
+        .filter(|row| INVENTORY_KINDS.contains(&row.kind.as_str()))
+        .map(|row| {
+            let at = parse_rfc3339(&row.at).map_err(|e| read_error(&e))?;
+            let event: Event = serde_json::from_str(&row.body).map_err(|e| read_error(&e))?;
+            Ok((at, event))
+        })
+        .collect()
+}
 
 /// The state machine of one member; cheap to clone (its snapshot builder is a clone).
 #[derive(Debug, Clone)]
@@ -246,6 +260,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let body = decode(&data).map_err(|e| read_error(&e))?;
         let rows: Vec<LedgerRow> = body.rows.into_iter().map(LedgerRow::from).collect();
         let rows_count = rows.len();
+        let inventory = inventory_entries(&rows)?;
         let state = [
             (APPLIED, to_text(&meta.last_log_id)?),
             (MEMBERSHIP, to_text(&meta.last_membership)?),
@@ -259,6 +274,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .await
             .map_err(|e| write_error(&e))?;
         if let Some(link) = &self.link {
+            // The licenses the ledger installed count here too, before the engine rebuilds
+            // from them (a new member has none of their files).
+            link.replica
+                .caught_up(&inventory)
+                .await
+                .map_err(|e| write_error(&std::io::Error::other(format!("{e:#}"))))?;
             link.replica
                 .follow(Refusal::Following(
                     "this member caught up from the coordinator's snapshot".to_owned(),

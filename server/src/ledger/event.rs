@@ -140,6 +140,15 @@ pub struct ReleasedLicense {
     pub credits_used: u64,
 }
 
+/// The kinds of entries that change a member's licenses, pools or network id (besides the
+/// ledger): what a member that catches up from a snapshot applies to them too.
+pub const INVENTORY_KINDS: [&str; 4] = [
+    "license_installed",
+    "license_removed",
+    "network_changed",
+    "cartridge_assigned",
+];
+
 impl Event {
     pub fn kind(&self) -> &'static str {
         match self {

@@ -33,7 +33,9 @@ async fn admin_of(cluster: &Cluster, i: usize) -> String {
 
 #[tokio::test]
 async fn a_lost_member_is_replaced_while_the_network_serves() {
-    let mut cluster = Cluster::start(3, &PRODUCTS, &SERVE, &[]).await;
+    // Snapshots every 20 entries: the log the newcomer missed is gone by the time it joins.
+    let env = [("LICENSE_SERVER_DEV_RAFT_SNAPSHOT_EVERY", "20")];
+    let mut cluster = Cluster::start(3, &PRODUCTS, &SERVE, &env).await;
     let first_id = cluster.network_id.clone();
     let stop = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..4)
@@ -65,8 +67,13 @@ async fn a_lost_member_is_replaced_while_the_network_serves() {
     let key = cluster.vendor.public_key();
     let mut serve = vec!["--vendor-public-key", key.as_str()];
     serve.extend(SERVE);
-    let new_member = start_server_on(newcomer.path(), port, &serve, None, &[]).await;
+    let new_member = start_server_on(newcomer.path(), port, &serve, None, &env).await;
 
+    // Enough history that the coordinator's log before its last snapshot is gone.
+    let mut client = server::LicenseClient::new(cluster.servers()[..2].to_vec()).unwrap();
+    for _ in 0..15 {
+        crate::network::cycle(&mut client, 9).await.unwrap();
+    }
     // An administrator of a member that may not coordinate changes the list.
     let admin = admin_of(&cluster, 1).await;
     let http = reqwest::Client::new();
@@ -116,6 +123,14 @@ async fn a_lost_member_is_replaced_while_the_network_serves() {
     assert_eq!(
         data["cartridges"][0]["locations"][0]["server_id"],
         first_id.as_str()
+    );
+    assert!(
+        new_member
+            .logged("caught up from the coordinator's snapshot of the ledger")
+            .await
+            .is_some(),
+        "the newcomer did not join from a snapshot: {:?}",
+        new_member.log().lock().unwrap()
     );
     // The list is rewritten on the members that stay.
     let written =
