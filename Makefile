@@ -170,6 +170,7 @@ bench: build
 	$(SERVER_BIN) bench --spawn-server --mass-drop 50000 --concurrency 16
 	$(SERVER_BIN) bench --spawn-server --startup-entries 1000000
 	$(SERVER_BIN) bench --spawn-server --startup-entries 10000000
+	$(SERVER_BIN) bench --spawn-network 3 --concurrency 16,64 --duration 10 --failover-kills 20
 
 # The crash soak (about 2 s a crash): a data directory killed under load 50 times in a row, then
 # audited (every acknowledged grant and debit in the ledger, never more seats held than licensed),

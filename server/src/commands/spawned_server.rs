@@ -44,12 +44,14 @@ pub struct SpawnedServer {
     pub observed: Arc<Observed>,
 }
 
-/// The largest size the store's WAL file reached, and the engine's pause at each snapshot (from
-/// the server's log).
+/// The largest size the store's WAL file reached, the engine's pause at each snapshot, and when
+/// it took over as a network's coordinator (from the server's log).
 #[derive(Debug, Default)]
 pub struct Observed {
     pub wal_peak: AtomicU64,
     pub snapshot_pauses_us: Mutex<Vec<u64>>,
+    /// When it said it became a failover network's coordinator (as its log line was read).
+    pub coordinating_since: Mutex<Option<std::time::Instant>>,
     stop: AtomicBool,
 }
 
@@ -183,6 +185,9 @@ impl SpawnedServer {
                     && let Some(pause) = event["pause_us"].as_u64()
                 {
                     observed.snapshot_pauses_us.lock().push(pause);
+                }
+                if line.contains("this member is the coordinator") {
+                    *observed.coordinating_since.lock() = Some(std::time::Instant::now());
                 }
             }
         });

@@ -29,13 +29,21 @@ use crate::{ledger::Queue, store::Store};
 
 pub type Raft = openraft::Raft<TypeConfig>;
 
-/// Raft's heartbeat: how often the coordinator tells the others it is there.
+/// Raft's heartbeat: how often the coordinator tells the others it is there. openraft also
+/// gives each append to a member this long to answer, so it bounds a batch's round trip too.
 pub const HEARTBEAT_MS: u64 = 50;
+/// Most log entries in one append. openraft's 300 took a member that came back a few hundred
+/// entries behind longer than a heartbeat to take in (a debug build, under load): the append
+/// timed out and was sent again, and again, and the member never caught up.
+const MAX_PAYLOAD_ENTRIES: u64 = 32;
 /// A member that has not heard from the coordinator for the coordinator's lease (the longest
-/// election timeout) and then a random time between these starts an election: what a client's
-/// wait after losing the coordinator is mostly made of (450 to 600 ms).
-pub const ELECTION_TIMEOUT_MIN_MS: u64 = 150;
-pub const ELECTION_TIMEOUT_MAX_MS: u64 = 300;
+/// election timeout) and then a random time between these (drawn once per start) starts an
+/// election: what a client's wait after losing the coordinator is mostly made of (300 to 400
+/// ms, plus openraft's tick of 45 ms; one more timeout when two members stood at once). With
+/// these, 64 clients on two cores caused no election that a kill did not (`bench
+/// --failover-kills`); members on hosts that stall longer than the lease would want more.
+pub const ELECTION_TIMEOUT_MIN_MS: u64 = 100;
+pub const ELECTION_TIMEOUT_MAX_MS: u64 = 200;
 
 /// The member-to-member endpoints besides Raft's, on the license port.
 pub const HELLO: &str = "/members/v1/hello";
@@ -58,6 +66,7 @@ fn raft_config(snapshot_every: u64) -> anyhow::Result<Arc<openraft::Config>> {
             heartbeat_interval: HEARTBEAT_MS,
             election_timeout_min: ELECTION_TIMEOUT_MIN_MS,
             election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
+            max_payload_entries: MAX_PAYLOAD_ENTRIES,
             // A snapshot holds the whole ledger; the log keeps a twentieth of the entries between
             // two after it, for members a little behind.
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_every),

@@ -263,10 +263,50 @@ impl Cluster {
     }
 
     /// Waits (up to 20 s) until members `of` hold the same ledger, and returns it.
+    /// Waits (up to 30 s) until member `i`'s ledger reaches member `of`'s as of now: a member
+    /// started again is back in full.
+    pub async fn caught_up(&self, i: usize, of: usize) {
+        let target = ledger_tail(self.data_dir(of)).await;
+        let mut reached = 0;
+        for _ in 0..600 {
+            reached = ledger_tail(self.data_dir(i)).await;
+            if reached >= target {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let now = ledger_tail(self.data_dir(of)).await;
+        let tail = |i: usize| {
+            let log = self.member(i).log();
+            let log = log.lock().unwrap();
+            log[log.len().saturating_sub(40)..].join("\n")
+        };
+        panic!(
+            "member {i} did not reach entry {target} of the ledger within 30 s (at {reached}; \
+             member {of} at {now}); its log ends:\n{}\nmember {of}'s log ends:\n{}",
+            tail(i),
+            tail(of)
+        );
+    }
+
     pub async fn same_ledger(&self, of: &[usize]) -> Vec<Value> {
         let dirs: Vec<&str> = of.iter().map(|i| self.data_dir(*i)).collect();
         same_ledger(&dirs).await
     }
+}
+
+/// The number of the last entry of the ledger in the data directory `dir` (0 when empty).
+async fn ledger_tail(dir: &str) -> i64 {
+    let db = Path::new(dir).join("license-server.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", db.display()))
+        .await
+        .unwrap();
+    let (tail,): (Option<i64>,) = sqlx::query_as("SELECT MAX(seq) FROM ledger")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    tail.unwrap_or(0)
 }
 
 /// Waits (up to 20 s) until the data directories `dirs` hold the same ledger, and returns it.
