@@ -427,6 +427,19 @@ struct ReplicaEngine {
     inventory: Arc<Inventory>,
 }
 
+impl ReplicaEngine {
+    /// Applies, in order, what `entries` change of this member's licenses, pools and network id.
+    async fn follow_inventory<'a>(
+        &self,
+        entries: impl Iterator<Item = (&'a OffsetDateTime, &'a Event)> + Send,
+    ) -> anyhow::Result<()> {
+        for (at, event) in entries {
+            self.inventory.follow(*at, event).await?;
+        }
+        Ok(())
+    }
+}
+
 impl Replica for ReplicaEngine {
     fn applied<'a>(
         &'a self,
@@ -435,9 +448,8 @@ impl Replica for ReplicaEngine {
     ) -> Boxed<'a, anyhow::Result<()>> {
         Box::pin(async move {
             // A license installed on another member counts here before anything that follows it.
-            for (_, at, event) in entries {
-                self.inventory.follow(*at, event).await?;
-            }
+            self.follow_inventory(entries.iter().map(|(_, at, event)| (at, event)))
+                .await?;
             self.engine.apply_replicated(mine, entries).await
         })
     }
@@ -446,12 +458,7 @@ impl Replica for ReplicaEngine {
         &'a self,
         entries: &'a [(OffsetDateTime, Event)],
     ) -> Boxed<'a, anyhow::Result<()>> {
-        Box::pin(async move {
-            for (at, event) in entries {
-                self.inventory.follow(*at, event).await?;
-            }
-            Ok(())
-        })
+        Box::pin(self.follow_inventory(entries.iter().map(|(at, event)| (at, event))))
     }
 
     fn follow(&self, refusal: Refusal) -> Boxed<'_, anyhow::Result<u64>> {

@@ -16,6 +16,8 @@ use crate::ledger::Event;
 impl Inventory {
     /// Applies `event`'s change to this member's licenses and pools, if it is one, and refreshes
     /// the snapshot.
+    /// (A member that installs a snapshot passes only the kinds of entries handled here:
+    /// [`crate::ledger::event::INVENTORY_KINDS`] lists them, and must follow this.)
     pub async fn follow(&self, at: OffsetDateTime, event: &Event) -> anyhow::Result<()> {
         match event {
             Event::LicenseInstalled {

@@ -262,7 +262,6 @@ impl Cluster {
         );
     }
 
-    /// Waits (up to 20 s) until members `of` hold the same ledger, and returns it.
     /// Waits (up to 30 s) until member `i`'s ledger reaches member `of`'s as of now: a member
     /// started again is back in full.
     pub async fn caught_up(&self, i: usize, of: usize) {
@@ -289,6 +288,7 @@ impl Cluster {
         );
     }
 
+    /// Waits (up to 20 s) until members `of` hold the same ledger, and returns it.
     pub async fn same_ledger(&self, of: &[usize]) -> Vec<Value> {
         let dirs: Vec<&str> = of.iter().map(|i| self.data_dir(*i)).collect();
         same_ledger(&dirs).await
