@@ -17,6 +17,9 @@
 #   make network-soak  a three-member failover network's coordinator killed under load
 #                NETWORK_KILLS times (default 20), the audit, and the time to the next success
 #   make fuzz    each fuzz target (cargo-fuzz) for FUZZ_SECONDS (default 300)
+#   make deb     the Debian package target/debian/license-server_VERSION_amd64.deb (binary with the
+#                UI, systemd unit, /etc/license-server/license-server.toml, man pages, completions)
+#   make deb-check  the package's contents, its configuration file and unit checked (make test)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -34,6 +37,13 @@ TRUNK_VERSION := 0.21.14
 # wasm-bindgen-cli must be exactly the version of the wasm-bindgen crate in Cargo.lock.
 WASM_BINDGEN_VERSION = $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version = "\(.*\)"$$/\1/p;q}' Cargo.lock)
 CHROMIUM := /usr/bin/chromium
+# promtool (Debian's prometheus package) lints the exposition of GET /metrics in the tests.
+PROMTOOL := /usr/bin/promtool
+# systemd-analyze checks the Debian package's unit.
+SYSTEMD_ANALYZE := /usr/bin/systemd-analyze
+CARGO_DEB_VERSION := 3.8.0
+VERSION = $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -1)
+DEB = target/debian/license-server_$(VERSION)_amd64.deb
 SERVER_BIN := target/release/license-server
 VENDOR_BIN := target/release/license-vendor
 # A sealed build has its own target directory, so it never replaces the development build that
@@ -58,7 +68,7 @@ E2E_NPM := end2end/node_modules/.package-lock.json
 UI_SOURCES := $(shell find app/src app/models/src style public -type f 2>/dev/null) \
 	app/index.html app/Trunk.toml app/Cargo.toml app/models/Cargo.toml Cargo.toml Cargo.lock
 
-.PHONY: help setup build vendor-build run demo demo-network test sealed-test lint e2e api-fuzz bench soak network-soak fuzz clean
+.PHONY: help setup build vendor-build run demo demo-network test sealed-test lint e2e api-fuzz bench soak network-soak fuzz deb deb-check clean
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -91,10 +101,21 @@ $(ST):
 		&& python3 -m venv $(VENV); }
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check schemathesis==$(SCHEMATHESIS_VERSION)
 
-$(CHROMIUM):
+# Debian packages, as root or through sudo.
+define apt_install
 	@if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
 	$$sudo apt-get update && \
-	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y --no-install-recommends chromium
+	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y --no-install-recommends $(1)
+endef
+
+$(CHROMIUM):
+	$(call apt_install,chromium)
+
+$(PROMTOOL):
+	$(call apt_install,prometheus)
+
+$(SYSTEMD_ANALYZE):
+	$(call apt_install,systemd)
 
 ## --- build and run ------------------------------------------------------------------------
 
@@ -136,13 +157,14 @@ lint: setup $(E2E_NPM)
 	cd end2end && npx tsc --noEmit
 
 # Built first, so that the integration tests see the embedded UI as users get it.
-test: lint build $(CHROMIUM) $(E2E_NPM) $(ST)
+test: lint build $(CHROMIUM) $(PROMTOOL) $(E2E_NPM) $(ST)
 	cargo test --locked --workspace
 	$(MAKE) soak SOAK_KILLS=30
 	$(MAKE) network-soak NETWORK_KILLS=20
 	$(MAKE) fuzz FUZZ_SECONDS=20
 	$(MAKE) e2e
 	$(MAKE) api-fuzz
+	$(MAKE) deb-check
 	$(MAKE) sealed-test
 
 # A sealed build with a fresh vendor key, then the tests of what a customer would try against it.
@@ -203,6 +225,19 @@ fuzz:
 			| grep -E '^(stat::number_of_executed_units|stat::new_units_added|==|SUMMARY|thread)' ; \
 		test $${PIPESTATUS[0]} -eq 0 || { echo "fuzz target $$target failed: see fuzz/artifacts/$$target" >&2; exit 1; }; \
 	done
+
+# The package of the development build that `make build` makes; a vendor packages a sealed one
+# the same way after `make vendor-build` (cargo deb --no-build takes target/release).
+deb: build
+	@cargo deb --version 2>/dev/null | grep -q ' $(CARGO_DEB_VERSION)$$' \
+		|| cargo install cargo-deb --version $(CARGO_DEB_VERSION) --locked
+	rm -rf target/manual
+	$(SERVER_BIN) generate-manual --out-dir target/manual
+	cargo deb -p server --no-build --locked --output $(DEB)
+	@ls -l $(DEB) | awk '{print $$5, $$9}'
+
+deb-check: deb $(SYSTEMD_ANALYZE)
+	packaging/check-deb.sh $(DEB)
 
 clean:
 	cargo clean

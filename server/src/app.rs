@@ -35,7 +35,7 @@ use crate::{
         keys::{KeyPair, TrustedKeys},
     },
     store::Store,
-    sys::data_dir::DataDir,
+    sys::{data_dir::DataDir, prometheus::Requests},
 };
 
 /// This server's own Ed25519 key in the data directory (mode 0600): it signs the offline
@@ -61,6 +61,8 @@ pub struct AppConfig {
     pub admin_idle_timeout: Duration,
     /// The vendor licensing service for the admin API's `remote/...` endpoints.
     pub vendor_url: Option<String>,
+    /// A private CA (PEM) the vendor service's certificate may be signed by.
+    pub vendor_ca: Option<std::path::PathBuf>,
 }
 
 /// Everything a request may need. Built once, by [`App::open`].
@@ -80,6 +82,10 @@ pub struct App {
     pub vendor: Option<VendorLink>,
     /// The failover network this server is a member of, if it is one.
     pub network: Option<Arc<Network>>,
+    /// The HTTP requests both ports answered, for `GET /metrics`.
+    pub requests: Requests,
+    /// When this server started, for the uptime in `GET /metrics`.
+    pub started: std::time::Instant,
 }
 
 /// The vendor licensing service and the one HTTP client that calls it (connections are kept
@@ -110,9 +116,9 @@ impl VendorLink {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(|e| e.to_string())?;
+        let response = request.send().await.map_err(|e| causes(&e))?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| e.to_string())?;
+        let bytes = response.bytes().await.map_err(|e| causes(&e))?;
         if status.is_success() {
             return serde_json::from_slice(&bytes)
                 .map(Ok)
@@ -123,6 +129,22 @@ impl VendorLink {
             _ => Err(format!("it answered HTTP {status}")),
         }
     }
+}
+
+/// An error with its causes, `outer: inner: innermost`: reqwest's own message ("error sending
+/// request") says nothing of why (refused, timed out, a certificate not trusted).
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Cheap to clone: one `Arc` for every request.
@@ -314,8 +336,8 @@ impl App {
         let auth = Auth::new(store.clone(), config.admin_idle_timeout);
         let vendor = match config.vendor_url {
             Some(url) => Some(VendorLink {
+                http: vendor_client(&url, config.vendor_ca.as_deref())?,
                 url,
-                http: reqwest::Client::builder().timeout(VENDOR_TIMEOUT).build()?,
             }),
             None => None,
         };
@@ -328,9 +350,40 @@ impl App {
             server_key,
             vendor,
             network,
+            requests: Requests::default(),
+            started: std::time::Instant::now(),
         };
         Ok((AppState(Arc::new(app)), LedgerTask { stop, task }))
     }
+}
+
+/// The HTTP client for the vendor service at `url`: https with the public roots compiled in,
+/// and the certificates of `ca` (a private CA) if given.
+fn vendor_client(url: &str, ca: Option<&std::path::Path>) -> anyhow::Result<reqwest::Client> {
+    let parsed = reqwest::Url::parse(url)
+        .with_context(|| format!("--vendor-url {url:?} is not a URL (http://HOST:PORT)"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        anyhow::bail!("--vendor-url {url:?}: give an http:// or https:// URL");
+    }
+    let mut builder = reqwest::Client::builder()
+        .timeout(VENDOR_TIMEOUT)
+        .use_rustls_tls();
+    if let Some(ca) = ca {
+        let pem = std::fs::read(ca)
+            .with_context(|| format!("cannot read --vendor-ca {}", ca.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("--vendor-ca {}: not PEM certificates", ca.display()))?;
+        if certs.is_empty() {
+            anyhow::bail!(
+                "--vendor-ca {} holds no certificate (expected PEM: -----BEGIN CERTIFICATE-----)",
+                ca.display()
+            );
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    Ok(builder.build()?)
 }
 
 /// A member's binding: licenses are bound to its network's id, derived from the members of its

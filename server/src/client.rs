@@ -70,14 +70,35 @@ pub struct LicenseClient {
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl LicenseClient {
-    /// `servers`: `HOST:PORT` of license ports, in order of preference.
+    /// `servers`: `HOST:PORT` of license ports (`https://HOST:PORT` for one with TLS), in order
+    /// of preference.
     pub fn new(servers: Vec<String>) -> Result<Self, ClientError> {
-        let http = reqwest::Client::builder()
+        Self::with_ca(servers, None)
+    }
+
+    /// [`LicenseClient::new`], also trusting the certificates of `ca` (PEM: a private CA) for
+    /// servers with TLS.
+    pub fn with_ca(servers: Vec<String>, ca: Option<&[u8]>) -> Result<Self, ClientError> {
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             // Below the server's default idle timeout (20 s), so a kept connection is dropped
             // here before the server closes it under a request being sent.
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT);
+        if let Some(pem) = ca {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| ClientError::Unexpected(format!("the CA file: {e}")))?;
+            if certs.is_empty() {
+                return Err(ClientError::Unexpected(
+                    "the CA file holds no certificate (expected PEM)".to_owned(),
+                ));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
             .build()
             .map_err(|e| ClientError::Unexpected(e.to_string()))?;
         Ok(Self {
@@ -107,7 +128,7 @@ impl LicenseClient {
     ) -> Result<T, CallError> {
         let mut request = self
             .http
-            .request(method, format!("http://{server}{path}"))
+            .request(method, url(server, path))
             .timeout(timeout);
         if let Some(session) = session {
             request = request.bearer_auth(&session.session_token);
@@ -341,6 +362,16 @@ enum CallError {
 }
 
 /// A request id from the OS CSPRNG: unique per request, so a retry can reuse it.
+/// The address of `path` on `server`: `HOST:PORT` is plain HTTP; `http://` and `https://`
+/// addresses are taken as they are.
+pub fn url(server: &str, path: &str) -> String {
+    if server.starts_with("http://") || server.starts_with("https://") {
+        format!("{}{path}", server.trim_end_matches('/'))
+    } else {
+        format!("http://{server}{path}")
+    }
+}
+
 pub fn new_request_id() -> String {
     let mut bytes = [0u8; 16];
     if getrandom::fill(&mut bytes).is_err() {

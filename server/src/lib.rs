@@ -75,7 +75,7 @@ pub use crate::{
     auth::passwords::hash_password,
     client::{ClientError, LicenseClient},
     engine::{Clock, EngineConfig},
-    http::accept::ConnectionLimits,
+    http::{accept::ConnectionLimits, tls::TlsFiles},
     ledger::{Event, export::Filter as LedgerFilter, verify as verify_ledger},
     licensing::{
         activation,
@@ -92,7 +92,7 @@ pub use crate::{
     sys::{
         VERSION,
         data_dir::{DataDir, INITIAL_PASSWORD_FILE},
-        logging, signals,
+        logging, service, signals,
     },
     vendor::{RunningVendor, VendorConfig, start as start_vendor},
 };

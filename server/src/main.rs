@@ -3,12 +3,11 @@
 
 use std::{io, process::ExitCode};
 
-use clap::Parser;
 use server::{
-    ServeConfig,
+    ServeConfig, TlsFiles,
     cli::{
-        CartridgeCommand, Cli, ClientCommand, Command, LedgerCommand, LicenseCommand,
-        NetworkCommand, ServeArgs, UserCommand, UsersCommand,
+        CartridgeCommand, ClientCommand, Command, LedgerCommand, LicenseCommand, NetworkCommand,
+        ServeArgs, UserCommand, UsersCommand,
     },
     commands, logging, signals,
 };
@@ -18,7 +17,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = server::cli::parse();
     logging::init(cli.log.json());
     let result = match cli.command {
         Command::Client(ClientCommand::Run(args)) => {
@@ -49,6 +48,15 @@ async fn main() -> ExitCode {
         }
         Command::Network(NetworkCommand::Join(args)) => {
             commands::network::init(&args, true, &mut io::stdout()).await
+        }
+        Command::GenerateManual { out_dir } => {
+            commands::manual::generate(&out_dir, &mut io::stdout())
+        }
+        Command::Backup { to, data_dir } => {
+            commands::backup::backup(&data_dir.data_dir, &to, &mut io::stdout()).await
+        }
+        Command::Restore { from, data_dir } => {
+            commands::restore::restore(&from, &data_dir, &mut io::stdout()).await
         }
         Command::ServerId(args) => commands::server_id::print(&args, &mut io::stdout()).await,
         Command::License(command) => license(command).await,
@@ -86,6 +94,11 @@ async fn main() -> ExitCode {
 async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
     let api_port = args.api_port().map_err(anyhow::Error::msg)?;
     let engine = args.engine().map_err(anyhow::Error::msg)?;
+    let tls = args
+        .tls_cert
+        .clone()
+        .zip(args.tls_key.clone())
+        .map(|(cert, key)| TlsFiles { cert, key });
     let connections = server::ConnectionLimits {
         max_total: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
         max_per_address: usize::try_from(args.max_connections_per_address).unwrap_or(usize::MAX),
@@ -105,6 +118,9 @@ async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
         admin_idle_timeout: std::time::Duration::from_secs(args.session_idle_timeout),
         archive_after: args.ledger_archive_after.0,
         ledger_report_every: args.ledger_report_every.0,
+        tls,
+        tls_license_port: args.tls_license_port,
+        vendor_ca: args.vendor_ca,
     })
     .await?;
     tracing::info!(
@@ -116,7 +132,16 @@ async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
         "license server ready; status page at {}",
         running.status_page_url()
     );
-    running.run_until(stop).await?;
+    server::service::notify(&format!(
+        "READY=1\nSTATUS=serving; status page at {}",
+        running.status_page_url()
+    ));
+    running
+        .run_until(async {
+            stop.await;
+            server::service::notify("STOPPING=1");
+        })
+        .await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::{
 
 use clap::Parser;
 use server::{
-    VendorConfig,
+    TlsFiles, VendorConfig,
     cli::{VendorCli, VendorCommand},
     commands, logging, signals,
 };
@@ -37,6 +37,10 @@ async fn run(command: VendorCommand) -> anyhow::Result<()> {
                 catalog: args.catalog,
                 data_dir: args.data_dir,
                 token_timeout: std::time::Duration::from_secs(args.token_timeout),
+                tls: args
+                    .tls_cert
+                    .zip(args.tls_key)
+                    .map(|(cert, key)| TlsFiles { cert, key }),
             })
             .await?;
             running.run_until(stop).await?;

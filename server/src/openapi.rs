@@ -64,7 +64,8 @@ impl utoipa::Modify for SessionTokenScheme {
         crate::status::sessions_json,
         crate::status::history_json,
         crate::status::health,
-        crate::status::ready
+        crate::status::ready,
+        crate::status::metrics::metrics
     ),
     // Named by the sessions query's parameters, which do not bring their schemas along.
     components(schemas(models::SessionSort, models::SortOrder)),

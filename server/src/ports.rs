@@ -1,22 +1,27 @@
 //! The two ports' routers, put together from the rooms: the license port (the license protocol,
-//! `/health`, its OpenAPI document) and the API port (the status page and its data, the admin API,
-//! the admin screens, the OpenAPI documents). Each room contributes its routes; the layers every
-//! answer carries are added here, once per port.
+//! `/health`, its OpenAPI document) and the API port (the status page and its data, the metrics,
+//! the admin API, the admin screens, the OpenAPI documents). Each room contributes its routes; the
+//! layers every answer carries are added here, once per port: the common ones
+//! ([`with_common_layers`]), the measurement of every request for `GET /metrics`, and on the API
+//! port compression (br, gzip) and a time limit.
+
+use std::time::{Duration, Instant};
 
 use axum::{
     Router,
-    extract::DefaultBodyLimit,
-    http::{HeaderValue, header},
-    middleware,
-    response::Redirect,
+    extract::{DefaultBodyLimit, MatchedPath, Request, State},
+    http::{HeaderValue, Method, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Redirect, Response},
     routing::get,
 };
-use tower_http::set_header::SetResponseHeaderLayer;
+use models::ErrorCode;
+use tower_http::{compression::CompressionLayer, set_header::SetResponseHeaderLayer};
 
 use crate::{
     admin,
     app::AppState,
-    http::{assets, layers::with_common_layers},
+    http::{AppError, assets, layers::with_common_layers},
     openapi, peers, protocol, status,
 };
 
@@ -24,6 +29,11 @@ pub const STATUS_PAGE: &str = "/status/index.html";
 /// The admin screens: client-side routes of the same app, so every address below it serves the
 /// app, which then shows the screen (a bookmark or a reload lands on the right one).
 pub const ADMIN_PAGE: &str = "/admin";
+
+/// The longest a request of the API port may take: calls to the vendor service give up after
+/// 10 s, everything else answers in milliseconds. (The license port has none: a license request
+/// may wait for a seat as long as its client asked.)
+pub const API_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The license port: what client machines speak; on a member of a failover network, also what
 /// the other members call, and the protocol's changes are passed on to the coordinator.
@@ -46,11 +56,11 @@ pub fn license_port(state: AppState) -> Router {
         .route("/health", get(status::health))
         .route("/ready", get(status::ready))
         .route("/openapi.json", get(openapi::license_port))
-        .with_state(state);
+        .with_state(state.clone());
     if let Some(members) = members {
         router = router.merge(members);
     }
-    with_common_layers(router)
+    measured(with_common_layers(router), "license", state)
 }
 
 /// The API port: the status page, its data, the admin API and screens.
@@ -77,6 +87,66 @@ pub fn api_port(state: AppState) -> Router {
         .route("/assets/{*path}", get(assets::asset))
         .route("/robots.txt", get(assets::robots))
         .route("/openapi.json", get(openapi::api_port))
-        .with_state(state);
-    with_common_layers(routes)
+        .layer(middleware::from_fn(time_limit))
+        .with_state(state.clone());
+    // JSON answers compressed for clients that ask (the embedded UI comes compressed already,
+    // and says so, so it is left alone).
+    let routes = with_common_layers(routes).layer(CompressionLayer::new().br(true).gzip(true));
+    measured(routes, "api", state)
+}
+
+/// Answers `503 REQUEST_TIMEOUT` to a request that takes longer than [`API_REQUEST_TIMEOUT`].
+async fn time_limit(request: Request, next: Next) -> Response {
+    match tokio::time::timeout(API_REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::RequestTimeout,
+            format!(
+                "the request took longer than {} s; try again",
+                API_REQUEST_TIMEOUT.as_secs()
+            ),
+        )
+        .into_response(),
+    }
+}
+
+/// Records every answer of the port in the server's request metrics, by route pattern.
+fn measured(router: Router, port: &'static str, state: AppState) -> Router {
+    router.layer(middleware::from_fn_with_state(
+        (state, port),
+        |State((state, port)): State<(AppState, &'static str)>,
+         request: Request,
+         next: Next| async move {
+            let started = Instant::now();
+            let method = method_label(request.method());
+            let route = request
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or_else(|| "(unmatched)".to_owned(), |m| m.as_str().to_owned());
+            let response = next.run(request).await;
+            state.requests.record(
+                port,
+                method,
+                &route,
+                response.status().as_u16(),
+                started.elapsed(),
+            );
+            response
+        },
+    ))
+}
+
+/// The method as a label: one of the standard ones, or `OTHER`, so clients cannot add series.
+fn method_label(method: &Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "OTHER",
+    }
 }

@@ -23,7 +23,10 @@ use crate::{
     app::{App, AppConfig, LedgerTask},
     engine::{Engine, EngineConfig},
     failover::network::Network,
-    http::accept::{self, ConnectionLimits},
+    http::{
+        accept::{self, ConnectionLimits},
+        tls::{Tls, TlsFiles},
+    },
     ledger,
     licensing::{identity::ServerId, sealed},
     ports,
@@ -60,6 +63,13 @@ pub struct ServeConfig {
     /// How often the ledger's head is reported to the vendor service (with `vendor_url`);
     /// `None`: only with activations.
     pub ledger_report_every: Option<Duration>,
+    /// HTTPS on the API port with this certificate and key; plain HTTP without.
+    pub tls: Option<TlsFiles>,
+    /// With `tls`: the license port speaks TLS too.
+    pub tls_license_port: bool,
+    /// A private CA's certificates (PEM) that the vendor service's certificate may be signed by,
+    /// besides the public roots.
+    pub vendor_ca: Option<PathBuf>,
 }
 
 /// A started server. Dropping it does not stop it; call [`Running::stop`] or
@@ -68,6 +78,8 @@ pub struct ServeConfig {
 pub struct Running {
     pub license_addr: SocketAddr,
     pub api_addr: SocketAddr,
+    /// Whether the API port speaks TLS (https).
+    pub api_tls: bool,
     pub server_id: ServerId,
     shutdown: CancellationToken,
     tasks: JoinSet<io::Result<()>>,
@@ -119,6 +131,21 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
             config.connections.max_total
         );
     }
+    // Checked before anything else is opened: a bad certificate is a configuration error.
+    let tls = match &config.tls {
+        Some(files) => Some(Arc::new(Tls::load(files.clone())?)),
+        None => None,
+    };
+    if config.tls_license_port && tls.is_none() {
+        anyhow::bail!("--tls-license-port needs --tls-cert and --tls-key");
+    }
+    if config.tls_license_port && data_dir_is_member(&config.data_dir) {
+        anyhow::bail!(
+            "--tls-license-port is not for a member of a failover network (the members call each \
+             other on the license port over plain HTTP, each call authenticated); use TLS on the \
+             API port, and keep the license port on a trusted network"
+        );
+    }
     let license_listener = listen(config.bind, config.port, "license port", "--port").await?;
     let api_listener = listen(config.bind, config.api_port, "API port", "--api-port").await?;
     let license_addr = license_listener.local_addr()?;
@@ -133,6 +160,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
             license_port: license_addr.port(),
             admin_idle_timeout: config.admin_idle_timeout,
             vendor_url: config.vendor_url,
+            vendor_ca: config.vendor_ca,
         },
     )
     .await?;
@@ -183,22 +211,28 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         state.engine.clone(),
         state.network.clone(),
     );
+    if let Some(tls) = &tls {
+        watcher.spawn(tls.clone().watch("API port", shutdown.clone()));
+    }
     let mut tasks = JoinSet::new();
     tasks.spawn(accept::serve(
         license_listener,
         ports::license_port(state.clone()),
         connections,
+        tls.clone().filter(|_| config.tls_license_port),
         shutdown.clone(),
     ));
     tasks.spawn(accept::serve(
         api_listener,
         ports::api_port(state),
         connections,
+        tls.clone(),
         shutdown.clone(),
     ));
     Ok(Running {
         license_addr,
         api_addr,
+        api_tls: tls.is_some(),
         server_id,
         shutdown,
         tasks,
@@ -209,6 +243,11 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         store,
         _data_dir: data_dir,
     })
+}
+
+/// Whether the data directory holds a members' list (it is a failover network's member).
+fn data_dir_is_member(dir: &std::path::Path) -> bool {
+    dir.join(crate::failover::config::FILE).exists()
 }
 
 async fn listen(ip: IpAddr, port: u16, what: &str, flag: &str) -> anyhow::Result<TcpListener> {
@@ -240,7 +279,8 @@ impl Running {
             ip => ip,
         };
         format!(
-            "http://{}{}",
+            "{}://{}{}",
+            if self.api_tls { "https" } else { "http" },
             SocketAddr::new(ip, self.api_addr.port()),
             ports::STATUS_PAGE
         )

@@ -90,6 +90,9 @@ error_codes! {
     Internal = "INTERNAL",
     /// The port holds as many connections as it takes, or this address as many as one may.
     TooManyConnections = "TOO_MANY_CONNECTIONS",
+    /// The request took longer than the API port gives one (30 s); nothing was half-done: a
+    /// change is either recorded whole or not at all.
+    RequestTimeout = "REQUEST_TIMEOUT",
     // The license protocol.
     InvalidHost = "INVALID_HOST",
     InvalidUser = "INVALID_USER",

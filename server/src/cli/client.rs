@@ -34,8 +34,9 @@ pub enum LossPolicy {
 
 #[derive(Debug, Clone, Args)]
 pub struct ClientRunArgs {
-    /// A license server's license port; repeat for the members of a failover network, tried in
-    /// this order. The environment variable takes a comma-separated list.
+    /// A license server's license port (`https://HOST:PORT` when it speaks TLS); repeat for the
+    /// members of a failover network, tried in this order. The environment variable takes a
+    /// comma-separated list.
     #[arg(
         long = "server",
         value_name = "HOST:PORT",
@@ -44,6 +45,10 @@ pub struct ClientRunArgs {
         required = true
     )]
     pub servers: Vec<String>,
+    /// A private CA's certificate(s) (PEM) that a server's certificate may be signed by, for
+    /// `--server https://HOST:PORT` (a server with `--tls-license-port`).
+    #[arg(long, env = "LICENSE_SERVER_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<std::path::PathBuf>,
     #[arg(long, value_name = "N")]
     pub product_id: u32,
     #[arg(long, value_name = "N")]

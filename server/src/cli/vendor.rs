@@ -73,6 +73,23 @@ pub struct VendorServeArgs {
     /// Seconds a licensing token lives without use.
     #[arg(long, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub token_timeout: u64,
+    /// HTTPS: the certificate chain (PEM, the service's certificate first). Reloaded on SIGHUP
+    /// and when the file changes.
+    #[arg(
+        long,
+        env = "LICENSE_VENDOR_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM: PKCS#8, RSA or EC).
+    #[arg(
+        long,
+        env = "LICENSE_VENDOR_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -21,7 +21,14 @@ use crate::{
 pub const NO_LICENSE: u8 = 75;
 
 pub async fn run(args: ClientRunArgs) -> anyhow::Result<ExitCode> {
-    let mut client = LicenseClient::new(args.servers.clone())?;
+    let ca = match &args.tls_ca {
+        Some(file) => Some(
+            std::fs::read(file)
+                .map_err(|e| anyhow::anyhow!("cannot read --tls-ca {}: {e}", file.display()))?,
+        ),
+        None => None,
+    };
+    let mut client = LicenseClient::with_ca(args.servers.clone(), ca.as_deref())?;
     let command_line = args
         .command
         .iter()
@@ -84,7 +91,10 @@ pub async fn run(args: ClientRunArgs) -> anyhow::Result<ExitCode> {
         .args(&args.command[1..])
         .env("LICENSE_SERVER_SESSION_ID", session_id.to_string())
         .env("LICENSE_SERVER_LICENSE_ID", granted.license_id.to_string())
-        .env("LICENSE_SERVER_URL", format!("http://{}", client.server()))
+        .env(
+            "LICENSE_SERVER_URL",
+            crate::client::url(client.server(), ""),
+        )
         .spawn()
     {
         Ok(child) => child,

@@ -32,7 +32,11 @@ pub async fn verify(data_dir: &DataDirArg, out: &mut dyn Write) -> anyhow::Resul
     checked
 }
 
-async fn verify_store(store: &Store, dir: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
+pub(super) async fn verify_store(
+    store: &Store,
+    dir: &Path,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let total = store.ledger_tail().await?.map_or(0, |(seq, _)| seq);
     let mut progress = Progress::new(total);
     let summary = ledger::verify(store, |entry| progress.at(entry.seq)).await;

@@ -22,6 +22,7 @@
 //! - [`grants`]: license requests, the waiting queue, releases; [`search`]: which cartridge answers;
 //! - [`views`]: statistics and sessions as the status page shows them, paged by [`browse`], and
 //!   the sampled [`history`]; [`usage`]: the counters as of a durable entry, for the vendor;
+//!   [`gauges`]: sessions, waiters and the snapshot's lag, counted for the metrics;
 //! - [`error`]: why a request was refused, in the domain's words (HTTP maps them elsewhere).
 //!
 //! The model-based test, which checks every answer against a reference model and the replay
@@ -31,6 +32,7 @@ pub mod audit;
 pub mod browse;
 pub mod config;
 pub mod error;
+pub mod gauges;
 pub mod grants;
 pub mod history;
 pub mod machine;

@@ -119,6 +119,11 @@ impl Snapshots {
             taking: tokio::sync::Mutex::new(()),
         }
     }
+
+    /// The entry the newest snapshot covers, and when it was taken.
+    pub(super) fn last(&self) -> (u64, Instant) {
+        *self.last.lock()
+    }
 }
 
 /// A snapshot written: what it covers and what it cost.

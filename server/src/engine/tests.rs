@@ -171,6 +171,7 @@ async fn rig(clock: Clock) -> Rig {
         license_port: 0,
         admin_idle_timeout: Duration::from_secs(60),
         vendor_url: None,
+        vendor_ca: None,
     };
     let rig = Rig { dir, config };
     let (app, _) = rig.open().await;

@@ -36,19 +36,19 @@ use axum::{Router, extract::ConnectInfo};
 use hyper::{body::Incoming, server::conn::http1};
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
-    server::graceful::GracefulShutdown,
+    server::graceful::{GracefulShutdown, Watcher},
 };
 use models::{ApiError, ErrorCode};
 use parking_lot::Mutex;
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::{TcpListener, TcpStream},
     sync::Semaphore,
 };
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use super::parse_errors::WithJsonErrors;
+use super::{parse_errors::WithJsonErrors, tls::Tls};
 
 /// What one port accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,11 +158,12 @@ fn take_slot(
     })
 }
 
-/// Serves `router` on `listener` until `shutdown`, within `limits`.
+/// Serves `router` on `listener` until `shutdown`, within `limits`; over TLS with `tls`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
+    tls: Option<Arc<Tls>>,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let held = Arc::new(Mutex::new(Held::default()));
@@ -199,35 +200,69 @@ pub async fn serve(
                 continue;
             }
         };
-        match take_slot(&held, peer.ip(), &limits) {
-            Ok(slot) => {
-                let connection = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(limits.idle_timeout)
-                    .keep_alive(true)
-                    .serve_connection(
-                        TokioIo::new(WithJsonErrors::new(stream)),
-                        service(router.clone(), peer),
-                    );
-                let connection = graceful.watch(connection);
+        match (take_slot(&held, peer.ip(), &limits), &tls) {
+            (Ok(slot), None) => {
+                let watcher = graceful.watcher();
+                let router = router.clone();
                 tokio::spawn(async move {
-                    // Errors here are the client's (reset, timed out, malformed); hyper has
-                    // answered what could be answered.
-                    if let Err(e) = connection.await {
-                        tracing::debug!(error = %e, %peer, "connection ended");
+                    serve_connection(stream, router, peer, limits, watcher).await;
+                    drop(slot);
+                });
+            }
+            (Ok(slot), Some(tls)) => {
+                let acceptor = tls.acceptor();
+                let watcher = graceful.watcher();
+                let router = router.clone();
+                tokio::spawn(async move {
+                    // The handshake counts as reading the first request's header.
+                    match tokio::time::timeout(limits.idle_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            serve_connection(stream, router, peer, limits, watcher).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
                     drop(slot);
                 });
             }
-            Err(full) => {
+            (Err(full), None) => {
                 tracing::debug!(%peer, ?full, "connection refused: over the limit");
                 turn_away(stream, full, &limits, &lingering);
+            }
+            // No plain-text answer on a TLS port: its client would not read it; closed.
+            (Err(full), Some(_)) => {
+                tracing::debug!(%peer, ?full, "TLS connection refused: over the limit");
             }
         }
     }
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// Serves one connection (plain or TLS) until it closes, or shutdown asks it to finish.
+async fn serve_connection<S>(
+    stream: S,
+    router: Router,
+    peer: SocketAddr,
+    limits: ConnectionLimits,
+    watcher: Watcher,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.idle_timeout)
+        .keep_alive(true)
+        .serve_connection(
+            TokioIo::new(WithJsonErrors::new(stream)),
+            service(router, peer),
+        );
+    // Errors here are the client's (reset, timed out, malformed); hyper has answered what
+    // could be answered.
+    if let Err(e) = watcher.watch(connection).await {
+        tracing::debug!(error = %e, %peer, "connection ended");
+    }
 }
 
 /// The router as hyper calls it, with the client's address for `ConnectInfo`.

@@ -22,7 +22,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::{error::LedgerError, event::Event};
-use crate::store::{Checkpoint, LedgerAppender, NewLedgerRow, Store, StoreError};
+use crate::{
+    store::{Checkpoint, LedgerAppender, NewLedgerRow, Store, StoreError},
+    sys::prometheus::{COUNTS, Histogram, SECONDS},
+};
 
 /// Most rows in one group commit; more wait for the next.
 const MAX_BATCH: usize = 4096;
@@ -88,6 +91,20 @@ struct Health {
     /// Memory holds decisions that were not committed: nothing is taken again before the engine
     /// rebuilt its state and started a new generation.
     stale: AtomicBool,
+    commits: CommitMetrics,
+}
+
+/// What the group commits took, for `GET /metrics`: recorded by [`Batch::finish`], so a single
+/// server's writer and a member's proposer record alike.
+#[derive(Debug)]
+pub struct CommitMetrics {
+    /// Entries per successful group commit.
+    pub entries: Histogram,
+    /// From a group commit's start until its entries are durable: on a single server the SQLite
+    /// transaction and its fsync; on a member, until a majority of the members holds it.
+    pub seconds: Histogram,
+    /// Group commits that failed.
+    pub failed: AtomicU64,
 }
 
 impl Health {
@@ -161,6 +178,11 @@ impl Writer {
             committed: AtomicU64::new(0),
             generation: AtomicU64::new(0),
             stale: AtomicBool::new(false),
+            commits: CommitMetrics {
+                entries: Histogram::new(COUNTS),
+                seconds: Histogram::new(SECONDS),
+                failed: AtomicU64::new(0),
+            },
         });
         (
             Self {
@@ -206,6 +228,11 @@ impl Writer {
     /// The sequence number of the last row committed (0 if none yet since the server started).
     pub fn committed(&self) -> u64 {
         self.health.committed.load(Ordering::SeqCst)
+    }
+
+    /// What the group commits took so far.
+    pub fn commit_metrics(&self) -> &CommitMetrics {
+        &self.health.commits
     }
 
     /// The store being written to (after a recovery, the reopened one).
@@ -312,6 +339,7 @@ impl Queue {
             waiting,
             generation,
             health: self.health.clone(),
+            started: std::time::Instant::now(),
         })
     }
 
@@ -341,6 +369,7 @@ pub struct Batch {
     waiting: Vec<(bool, oneshot::Sender<Result<u64, LedgerError>>)>,
     generation: u64,
     health: Arc<Health>,
+    started: std::time::Instant,
 }
 
 impl Batch {
@@ -353,8 +382,18 @@ impl Batch {
     /// order), a barrier with the last number before it, or everyone with the error.
     pub fn finish(self, result: Result<Vec<u64>, LedgerError>) {
         let mut last = self.health.committed.load(Ordering::SeqCst);
+        let commits = &self.health.commits;
         match result {
+            Ok(seqs) if seqs.is_empty() => {
+                // Barriers only: nothing was written, so nothing to measure.
+                for (_, done) in self.waiting {
+                    let _ = done.send(Ok(last));
+                }
+            }
             Ok(seqs) => {
+                commits.seconds.observe_duration(self.started.elapsed());
+                #[allow(clippy::cast_precision_loss)]
+                commits.entries.observe(seqs.len() as f64);
                 let mut seqs = seqs.into_iter();
                 for (is_event, done) in self.waiting {
                     if is_event {
@@ -365,6 +404,7 @@ impl Batch {
                 self.health.committed.fetch_max(last, Ordering::SeqCst);
             }
             Err(e) => {
+                commits.failed.fetch_add(1, Ordering::Relaxed);
                 for (_, done) in self.waiting {
                     let _ = done.send(Err(e.clone()));
                 }

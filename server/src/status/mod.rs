@@ -1,12 +1,14 @@
 //! What the status page reads, and scripts too: `GET /status/data.json` (the whole document:
-//! cartridges, sessions, servers), one page of sessions, the cartridges' history, and the health
-//! check of both ports. Public, read-only, never cached.
+//! cartridges, sessions, servers), one page of sessions, the cartridges' history, the health
+//! check of both ports, and the Prometheus [`metrics`]. Public, read-only, never cached.
 
 use axum::{Json, Router, extract::State, http::header, response::IntoResponse, routing::get};
 use models::{ErrorCode, History, SessionPage, SessionQuery, StatusData};
 use serde::Deserialize;
 use serde_json::json;
 use time::OffsetDateTime;
+
+pub mod metrics;
 
 use crate::{
     app::AppState,
@@ -22,6 +24,7 @@ pub fn routes() -> Router<AppState> {
         .route("/status/history.json", get(history_json))
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/metrics", get(metrics::metrics))
 }
 
 /// `?sessions=false` leaves the sessions out (the status page pages them through

@@ -114,6 +114,17 @@ impl Store {
         write_tx(&self.pool, work).await
     }
 
+    /// Writes a consistent copy of the whole database to `path` (which must not exist), as of
+    /// one instant, while others go on reading and writing: SQLite's `VACUUM INTO`, a read
+    /// transaction that never blocks the writer.
+    pub async fn copy_into(&self, path: &str) -> Result<(), StoreError> {
+        sqlx::query("VACUUM INTO ?1")
+            .bind(path)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Waits for running queries and closes the database cleanly (the WAL is checkpointed).
     pub async fn close(&self) {
         if let Some(deferred) = self.deferred.get() {

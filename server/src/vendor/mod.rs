@@ -36,6 +36,7 @@ use crate::{
     http::{
         accept::{self, ConnectionLimits},
         layers::with_common_layers,
+        tls::{Tls, TlsFiles},
     },
     licensing::keys::KeyPair,
     store::VendorStore,
@@ -50,6 +51,8 @@ pub struct VendorConfig {
     pub catalog: PathBuf,
     pub data_dir: PathBuf,
     pub token_timeout: Duration,
+    /// HTTPS with this certificate and key (`--tls-cert`, `--tls-key`); plain HTTP without.
+    pub tls: Option<TlsFiles>,
 }
 
 /// A started vendor service.
@@ -104,10 +107,19 @@ pub async fn start(config: VendorConfig) -> anyhow::Result<RunningVendor> {
         token_timeout: config.token_timeout,
     }));
     let shutdown = CancellationToken::new();
+    let tls = match config.tls {
+        Some(files) => {
+            let tls = Arc::new(Tls::load(files)?);
+            tokio::spawn(tls.clone().watch("vendor service", shutdown.clone()));
+            Some(tls)
+        }
+        None => None,
+    };
     let task = tokio::spawn(accept::serve(
         listener,
         router(state),
         ConnectionLimits::default(),
+        tls,
         shutdown.clone(),
     ));
     Ok(RunningVendor {

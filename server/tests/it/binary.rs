@@ -60,6 +60,10 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// A server process started with JSON logs, and the addresses its "ready" line announced.
 pub struct ServerProcess {
     child: Child,
@@ -427,6 +431,46 @@ async fn bad_arguments_are_refused_with_usage() {
     let output = run(&["serve", "--port", "99999"]).await;
     assert!(!output.status.success());
     assert!(stderr(&output).contains("--port"), "{}", stderr(&output));
+}
+
+#[tokio::test]
+async fn a_config_file_sets_serve_options_under_the_environment_and_an_unknown_key_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("license-server.toml");
+    std::fs::write(
+        &config,
+        "# as /etc/license-server/license-server.toml\nserial-number = \"from-file\"\n\
+         session_timeout = 60\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let config_arg = config.to_str().unwrap();
+    let server = start_server(&data, &["--config", config_arg]).await;
+    assert_eq!(
+        server.data().await["servers"][0]["serial_number"],
+        "from-file"
+    );
+    assert!(server.terminate().await);
+    let server = start_server_with_env(
+        &data,
+        &["--config", config_arg],
+        &[("LICENSE_SERVER_SERIAL_NUMBER", "from-env")],
+    )
+    .await;
+    assert_eq!(
+        server.data().await["servers"][0]["serial_number"],
+        "from-env"
+    );
+    assert!(server.terminate().await);
+
+    std::fs::write(&config, "sesion-timeout = 60\n").unwrap();
+    let output = run(&["serve", "--config", config_arg]).await;
+    assert_eq!(output.status.code(), Some(2));
+    let said = stderr(&output);
+    assert!(
+        said.contains(config_arg) && said.contains("unknown key `sesion-timeout`"),
+        "{said}"
+    );
 }
 
 #[cfg(unix)]

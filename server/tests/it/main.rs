@@ -3,6 +3,7 @@
 //! - `admin`: the licensing admin API over TCP;
 //! - `anchoring`: ledger heads reported to the vendor, and a rewritten history found there;
 //! - `api`: the API router called with `oneshot`, no network;
+//! - `backup`: `backup` under load, `restore`, and damaged archives;
 //! - `archive`: old ledger entries moved into segment files, read back, a missing segment, and
 //!   `kill -9` while archiving;
 //! - `browse`: the status page's paged sessions and cartridge history;
@@ -22,10 +23,13 @@
 //! - `protocol`: the license protocol over TCP, every rule;
 //! - `recovery`: a failed ledger write, and taking changes again without a restart;
 //! - `refusals`: why a license was refused, in the export and the statistics;
+//! - `tls`: https on both ports and the vendor service with a test CA, certificates reloaded;
 //! - `transfer`: deactivating a license at the vendor and activating it for another server;
 //! - `vendor`: the vendor licensing service and online activation through `remote/...`;
 //! - `license_removal`: removing licenses, duplicate serials, newer issues;
 //! - `log_secrets`: no password or token in any log line, at trace;
+//! - `metrics`: `GET /metrics` of a busy server against the status page and `promtool`, and
+//!   compressed answers;
 //! - `licensing`: vendor keys, license files and cartridges, through the real CLI and server;
 //! - `network`: a failover network of three member processes: shared seats, one status, one
 //!   ledger; `network_faults`: its members killed, paused, down for a while; `network_partition`:
@@ -38,6 +42,7 @@ mod admin;
 mod anchoring;
 mod api;
 mod archive;
+mod backup;
 mod binary;
 mod browse;
 mod client;
@@ -50,6 +55,7 @@ mod license_loss;
 mod license_removal;
 mod licensing;
 mod log_secrets;
+mod metrics;
 mod network;
 mod network_faults;
 mod network_members;
@@ -61,5 +67,6 @@ mod sealed;
 mod serve;
 mod snapshots;
 mod support;
+mod tls;
 mod transfer;
 mod vendor;

@@ -472,6 +472,37 @@ async fn three_members_share_the_networks_seats_and_show_the_same_status() {
         }
     }
     assert!(views.iter().all(|v| *v == views[0]), "{views:#?}");
+    // Each member's metrics: one coordinator, the same term, three members reachable.
+    let mut terms = Vec::new();
+    let mut coordinators = Vec::new();
+    for i in 0..3 {
+        let text = reqwest::get(format!("http://{}/metrics", cluster.member(i).api_addr))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let sample = |series: &str| -> f64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+                .unwrap_or_else(|| panic!("member {i}: no {series}: {text}"))
+        };
+        assert_eq!(sample("license_server_network_members_reachable"), 3.0);
+        assert_eq!(sample("license_server_network_members"), 3.0);
+        terms.push(sample("license_server_network_term"));
+        if sample(r#"license_server_network_role{role="coordinator"}"#) == 1.0 {
+            coordinators.push(i);
+        }
+    }
+    assert_eq!(
+        coordinators,
+        vec![coordinator],
+        "one coordinator: {terms:?}"
+    );
+    assert!(
+        terms.iter().all(|t| *t == terms[0] && *t >= 1.0),
+        "{terms:?}"
+    );
     // One chain on every member: the installs, the administrators, the sessions, the grants and
     // the refusal.
     let ledger = cluster.same_ledger(&[0, 1, 2]).await;
@@ -630,6 +661,7 @@ postpay = false
         catalog: dir.join("catalog.toml"),
         data_dir: dir.join("vendor-data"),
         token_timeout: Duration::from_secs(600),
+        tls: None,
     })
     .await
     .unwrap()

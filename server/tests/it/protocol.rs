@@ -31,6 +31,8 @@ pub struct Lab {
     pub key: KeyPair,
     /// `--vendor-url`, from the next (re)start on.
     pub vendor_url: Option<String>,
+    /// `--vendor-ca`, from the next (re)start on.
+    pub vendor_ca: Option<std::path::PathBuf>,
     /// What each port accepts, from the next (re)start on.
     pub connections: server::ConnectionLimits,
     /// How often the ledger's head is reported to the vendor, from the next (re)start on.
@@ -103,6 +105,7 @@ impl Lab {
             admin_idle: Duration::from_secs(1800),
             key,
             vendor_url: None,
+            vendor_ca: None,
             connections: server::ConnectionLimits::default(),
             ledger_report_every: None,
             tokens: Default::default(),
@@ -134,6 +137,9 @@ impl Lab {
             connections: self.connections,
             archive_after: None,
             ledger_report_every: self.ledger_report_every,
+            tls: None,
+            tls_license_port: false,
+            vendor_ca: self.vendor_ca.clone(),
         })
         .await
         .unwrap();

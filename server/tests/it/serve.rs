@@ -23,6 +23,9 @@ pub async fn start_with(data_dir: &Path, connections: server::ConnectionLimits) 
         connections,
         archive_after: None,
         ledger_report_every: None,
+        tls: None,
+        tls_license_port: false,
+        vendor_ca: None,
     })
     .await
     .unwrap()
@@ -111,6 +114,9 @@ async fn a_data_dir_in_use_by_a_running_server_is_refused() {
         connections: server::ConnectionLimits::default(),
         archive_after: None,
         ledger_report_every: None,
+        tls: None,
+        tls_license_port: false,
+        vendor_ca: None,
     })
     .await
     .unwrap_err();

@@ -32,6 +32,7 @@ pub async fn app() -> TestApp {
             license_port: LICENSE_PORT,
             admin_idle_timeout: std::time::Duration::from_secs(1800),
             vendor_url: None,
+            vendor_ca: None,
         },
     )
     .await

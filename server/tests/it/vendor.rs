@@ -8,8 +8,8 @@ use models::{License, Rules};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use server::{
-    Binding, EngineConfig, Identity, KeyPair, RunningVendor, ServerId, VendorConfig, activation,
-    hash_password, license_file,
+    Binding, EngineConfig, Identity, KeyPair, RunningVendor, ServerId, TlsFiles, VendorConfig,
+    activation, hash_password, license_file,
 };
 use tempfile::TempDir;
 use time::OffsetDateTime;
@@ -23,6 +23,8 @@ pub struct Vendor {
     dir: TempDir,
     key: std::path::PathBuf,
     token_timeout: Duration,
+    /// HTTPS with these files.
+    tls: Option<TlsFiles>,
 }
 
 impl Vendor {
@@ -37,6 +39,7 @@ impl Vendor {
                 catalog: self.dir.path().join("catalog.toml"),
                 data_dir: self.dir.path().join("vendor-data"),
                 token_timeout: self.token_timeout,
+                tls: self.tls.clone(),
             })
             .await
             .unwrap(),
@@ -49,7 +52,8 @@ impl Vendor {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.running.as_ref().unwrap().addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.running.as_ref().unwrap().addr)
     }
 
     pub async fn stop(&mut self) {
@@ -60,8 +64,8 @@ impl Vendor {
 }
 
 /// A vendor service signing with the lab's vendor key (which the lab trusts), with the account
-/// `acme` owning ACME-1 (one server) and ACME-2 (two servers).
-async fn vendor_for(lab: &Lab, token_timeout: Duration) -> Vendor {
+/// `acme` owning ACME-1 (one server) and ACME-2 (two servers); over HTTPS with `tls`.
+pub async fn vendor_for(lab: &Lab, token_timeout: Duration, tls: Option<TlsFiles>) -> Vendor {
     let dir = tempfile::tempdir().unwrap();
     let catalog = format!(
         r#"
@@ -107,6 +111,7 @@ postpay = true
         catalog: catalog_file,
         data_dir: dir.path().join("vendor-data"),
         token_timeout,
+        tls: tls.clone(),
     })
     .await
     .unwrap();
@@ -115,13 +120,14 @@ postpay = true
         dir,
         key: lab.vendor_key_file(),
         token_timeout,
+        tls,
     }
 }
 
 /// A lab with a vendor service, restarted with `--vendor-url` pointing at it.
 pub async fn lab_with_vendor(token_timeout: Duration) -> (Lab, Vendor) {
     let mut lab = Lab::start(&[], EngineConfig::default()).await;
-    let vendor = vendor_for(&lab, token_timeout).await;
+    let vendor = vendor_for(&lab, token_timeout, None).await;
     lab.vendor_url = Some(vendor.url());
     lab.restart().await;
     (lab, vendor)
