@@ -38,21 +38,26 @@ pub fn parse_from(args: Vec<OsString>) -> Result<Cli, clap::Error> {
         return Cli::from_arg_matches(&matches);
     };
     let table = read(file).map_err(|why| usage(&format!("{}: {why}", file.display())))?;
-    let mut serve_command = command
+    let serve_command = command
         .find_subcommand("serve")
         .cloned()
         .ok_or_else(|| usage("no serve command"))?;
-    serve_command.build();
+    // The options of `serve`, and the global ones (`log-format`), which `serve` takes too.
+    let options: Vec<clap::Arg> = serve_command
+        .get_arguments()
+        .chain(command.get_arguments().filter(|a| a.is_global_set()))
+        .cloned()
+        .collect();
     let mut extra = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (key, value) in &table {
         let long = key.replace('_', "-");
-        let arg = serve_command
-            .get_arguments()
+        let arg = options
+            .iter()
             .find(|a| a.get_long() == Some(long.as_str()) && long != "config")
             .ok_or_else(|| {
-                let keys: Vec<&str> = serve_command
-                    .get_arguments()
+                let keys: Vec<&str> = options
+                    .iter()
                     .filter_map(|a| a.get_long())
                     .filter(|l| !matches!(*l, "config" | "help" | "version"))
                     .collect();
@@ -70,9 +75,9 @@ pub fn parse_from(args: Vec<OsString>) -> Result<Cli, clap::Error> {
             )));
         }
         // The command line and the environment win over the file.
-        let source = serve.value_source(arg.get_id().as_str());
+        // Global options are propagated into `serve`'s matches.
         if matches!(
-            source,
+            serve.value_source(arg.get_id().as_str()),
             Some(ValueSource::CommandLine | ValueSource::EnvVariable)
         ) {
             continue;
@@ -173,7 +178,7 @@ mod tests {
     use super::*;
     use crate::cli::args::{Command, ServeArgs};
 
-    fn serve(file_text: &str, args: &[&str]) -> Result<ServeArgs, String> {
+    fn parse(file_text: &str, args: &[&str]) -> Result<Cli, String> {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         file.write_all(file_text.as_bytes()).unwrap();
         let path = file.path().to_str().unwrap().to_owned();
@@ -182,20 +187,28 @@ mod tests {
             .map(OsString::from)
             .collect();
         argv.extend(args.iter().map(OsString::from));
-        match parse_from(argv) {
-            Ok(Cli {
-                command: Command::Serve(args),
-                ..
-            }) => Ok(args),
-            Ok(other) => panic!("parsed as {other:?}"),
-            Err(e) => Err(e.render().to_string()),
+        parse_from(argv).map_err(|e| e.render().to_string())
+    }
+
+    fn serve(file_text: &str, args: &[&str]) -> Result<ServeArgs, String> {
+        match parse(file_text, args)?.command {
+            Command::Serve(args) => Ok(args),
+            other => panic!("parsed as {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_global_option_comes_from_the_file_too() {
+        assert!(parse("log-format = \"json\"\n", &[]).unwrap().log.json());
+        let cli = parse("log-format = \"json\"\n", &["--log-format", "text"]).unwrap();
+        assert!(!cli.log.json(), "the command line wins");
+        assert!(!parse("", &[]).unwrap().log.json());
     }
 
     #[test]
     fn the_file_sets_options_and_the_command_line_wins() {
         let text = "port = 2400\napi_port = 2500\nvendor-public-key = [\"a.pub\", \"b.pub\"]\n\
-                    session-timeout = 60\nledger-archive-after = \"30d\"\n";
+                    session-timeout = 60\nledger-archive-after = \"30d\"\nlog-format = \"json\"\n";
         let args = serve(text, &[]).unwrap();
         assert_eq!((args.port, args.api_port), (2400, Some(2500)));
         assert_eq!(args.session_timeout, 60);
