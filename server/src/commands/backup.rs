@@ -109,19 +109,7 @@ pub async fn backup(data_dir: &Path, to: &Path, out: &mut dyn Write) -> anyhow::
             data_dir.display()
         );
     }
-    let parent = match to.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let staging = tempfile::Builder::new()
-        .prefix(".license-server-backup-")
-        .tempdir_in(&parent)
-        .with_context(|| {
-            format!(
-                "cannot create a temporary directory in {}",
-                parent.display()
-            )
-        })?;
+    let staging = staging_beside(to, ".license-server-backup-")?;
     let stage = staging.path();
     let mut staged: Vec<String> = Vec::new();
     for name in FILES_BEFORE_STORE {
@@ -219,6 +207,25 @@ pub async fn backup(data_dir: &Path, to: &Path, out: &mut dyn Write) -> anyhow::
         manifest.ledger_tail.as_ref().map_or(0, |(seq, _)| *seq)
     )?;
     Ok(())
+}
+
+/// A temporary directory (removed when dropped) in the directory of `path`, which is created if
+/// missing: staged files are renamed into place on the same file system.
+pub(super) fn staging_beside(path: &Path, prefix: &str) -> anyhow::Result<tempfile::TempDir> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(&parent)
+        .with_context(|| {
+            format!(
+                "cannot create a temporary directory in {}",
+                parent.display()
+            )
+        })
 }
 
 /// Copies `from` to `to` if it exists; whether it did.

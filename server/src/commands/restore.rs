@@ -13,14 +13,14 @@ use std::{
     collections::HashMap,
     fs,
     io::{self, Read, Write},
-    path::{Path, PathBuf},
+    path::Path,
 };
 
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
 
 use super::{
-    backup::{FORMAT, MANIFEST, Manifest, ManifestFile, STORE_FILE, allowed_path},
+    backup::{FORMAT, MANIFEST, Manifest, ManifestFile, STORE_FILE, allowed_path, staging_beside},
     ledger::verify_store,
 };
 use crate::store::Store;
@@ -46,20 +46,7 @@ pub async fn restore(from: &Path, data_dir: &Path, out: &mut dyn Write) -> anyho
         Err(e) if e.kind() == io::ErrorKind::NotFound => false,
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", data_dir.display())),
     };
-    let parent = match data_dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    fs::create_dir_all(&parent).with_context(|| format!("cannot create {}", parent.display()))?;
-    let staging = tempfile::Builder::new()
-        .prefix(".license-server-restore-")
-        .tempdir_in(&parent)
-        .with_context(|| {
-            format!(
-                "cannot create a temporary directory in {}",
-                parent.display()
-            )
-        })?;
+    let staging = staging_beside(data_dir, ".license-server-restore-")?;
     let archive =
         fs::File::open(from).with_context(|| format!("cannot read {}", from.display()))?;
     let manifest = unpack(archive, staging.path())
