@@ -39,8 +39,9 @@ WASM_BINDGEN_VERSION = $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version =
 CHROMIUM := /usr/bin/chromium
 # promtool (Debian's prometheus package) lints the exposition of GET /metrics in the tests.
 PROMTOOL := /usr/bin/promtool
-# systemd-analyze checks the Debian package's unit.
+# systemd-analyze checks the Debian package's unit; curl is a client of the TLS tests.
 SYSTEMD_ANALYZE := /usr/bin/systemd-analyze
+CURL := /usr/bin/curl
 CARGO_DEB_VERSION := 3.8.0
 VERSION = $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -1)
 DEB = target/debian/license-server_$(VERSION)_amd64.deb
@@ -117,6 +118,9 @@ $(PROMTOOL):
 $(SYSTEMD_ANALYZE):
 	$(call apt_install,systemd)
 
+$(CURL):
+	$(call apt_install,curl)
+
 ## --- build and run ------------------------------------------------------------------------
 
 $(UI_INDEX): $(UI_SOURCES) | setup
@@ -157,7 +161,7 @@ lint: setup $(E2E_NPM)
 	cd end2end && npx tsc --noEmit
 
 # Built first, so that the integration tests see the embedded UI as users get it.
-test: lint build $(CHROMIUM) $(PROMTOOL) $(E2E_NPM) $(ST)
+test: lint build $(CHROMIUM) $(PROMTOOL) $(CURL) $(E2E_NPM) $(ST)
 	cargo test --locked --workspace
 	$(MAKE) soak SOAK_KILLS=30
 	$(MAKE) network-soak NETWORK_KILLS=20
