@@ -192,7 +192,7 @@ api-fuzz: $(ST)
 
 # A release server of its own on a temporary data directory with a large license; see the README.
 bench: build
-	$(SERVER_BIN) bench --spawn-server --concurrency 1,16,64 --duration 10
+	$(SERVER_BIN) bench --spawn-server --concurrency 1,16,64 --duration 10 --listeners 100
 	$(SERVER_BIN) bench --spawn-server --mass-drop 50000 --concurrency 16
 	$(SERVER_BIN) bench --spawn-server --startup-entries 1000000
 	$(SERVER_BIN) bench --spawn-server --startup-entries 10000000

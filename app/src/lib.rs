@@ -12,6 +12,7 @@ mod chart;
 mod clock;
 mod feedback;
 pub mod format;
+mod live;
 mod paths;
 mod poll;
 mod pool_field;

@@ -1,6 +1,7 @@
-//! Polling: how the pages keep fresh. One loop for every view that polls (the status page, the
-//! sessions table): it waits, asks again only while the tab is visible, never runs two requests
-//! of one view at once (each finishes before the next wait starts), and stops when the view goes.
+//! Polling: how the pages keep fresh when the [`live`](crate::live) stream is not open (and how
+//! they fetch what the stream does not carry). One loop for every view that polls: it waits, asks
+//! again only while the tab is visible, never runs two requests of one view at once (each
+//! finishes before the next wait starts), and stops when the view goes.
 
 use std::{
     sync::{
@@ -23,9 +24,24 @@ pub fn page_hidden() -> bool {
         .is_some_and(|d| d.hidden())
 }
 
-/// Runs `tick` every [`REFRESH`] (after a first wait: the caller loads the first time itself)
-/// until the calling component is cleaned up.
+/// Runs `tick` every [`REFRESH`] while the tab is visible (after a first wait: the caller loads
+/// the first time itself) until the calling component is cleaned up.
 pub fn every_refresh<F>(tick: impl Fn() -> F + 'static)
+where
+    F: Future<Output = ()> + 'static,
+{
+    every(REFRESH, move || {
+        let work = (!page_hidden()).then(&tick);
+        async move {
+            if let Some(work) = work {
+                work.await;
+            }
+        }
+    });
+}
+
+/// Runs `tick` every `period`, hidden tab or not, until the calling component is cleaned up.
+pub fn every<F>(period: Duration, tick: impl Fn() -> F + 'static)
 where
     F: Future<Output = ()> + 'static,
 {
@@ -36,13 +52,11 @@ where
     });
     leptos::task::spawn_local(async move {
         loop {
-            gloo_timers::future::sleep(REFRESH).await;
+            gloo_timers::future::sleep(period).await;
             if !alive.load(Ordering::Relaxed) {
                 return;
             }
-            if !page_hidden() {
-                tick().await;
-            }
+            tick().await;
         }
     });
 }

@@ -1,10 +1,19 @@
 //! The sessions table, paged, sorted and filtered by the server (`/status/sessions.json`), so a
 //! server with 100,000 sessions sends the browser one page, not all of them. Used by the status
 //! page, and by the admin Sessions screen with a Release button per running session.
+//!
+//! The page of sessions is fetched again when the server's [`live`](crate::live) stream says the
+//! sessions changed, at most once every [`SESSIONS_SPACING`] (the first change after a quiet
+//! spell at once); while the stream is down, it is polled.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU64, Ordering},
+use std::{
+    cell::Cell,
+    rc::Rc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
 };
 
 use leptos::prelude::*;
@@ -15,9 +24,15 @@ use crate::{
     auth::Auth,
     clock::timestamp,
     feedback::{confirm, done_message, error_message},
-    format, poll,
+    format,
+    live::Live,
+    poll,
     table::actions_header,
 };
+
+/// The shortest time between two fetches that the stream causes: a busy server changes its
+/// sessions many times a second, and a page of sessions is sorted and filtered on the server.
+const SESSIONS_SPACING: Duration = Duration::from_secs(1);
 
 const PAGE_SIZES: &[u32] = &[25, 50, 100, 200];
 
@@ -73,6 +88,9 @@ pub fn SessionsTable(
     pool: Signal<String>,
     #[prop(optional)] releasable: bool,
     #[prop(optional)] status: Option<SessionStatus>,
+    /// The page's stream: fetch when the sessions change rather than poll.
+    #[prop(optional)]
+    live: Option<Live>,
 ) -> impl IntoView {
     let query = RwSignal::new(SessionQuery {
         status,
@@ -120,7 +138,27 @@ pub fn SessionsTable(
             fetch();
         }
     });
-    poll::every_refresh(load);
+    let polled = move || live.is_none_or(|live| !live.connected.get_untracked());
+    poll::every_refresh(move || {
+        let work = polled().then(&load);
+        async move {
+            if let Some(work) = work {
+                work.await;
+            }
+        }
+    });
+    if let Some(live) = live {
+        let changes = live.changes();
+        let spacing = Spacing::default();
+        let fetch = fetch.clone();
+        Effect::new(move |previous: Option<Option<u64>>| {
+            let now = changes.get();
+            if previous.is_some_and(|p| p.is_some() && p != now) {
+                spacing.run(fetch.clone());
+            }
+            now
+        });
+    }
 
     let set_filter = move |change: &dyn Fn(&mut SessionQuery)| {
         query.update(|q| {
@@ -461,5 +499,36 @@ fn session_row(
             {timestamp(session.started)}
             {action}
         </tr>
+    }
+}
+
+/// Runs an action at once when the last run is [`SESSIONS_SPACING`] ago, or else once when that
+/// time has passed, however many times it was asked meanwhile.
+#[derive(Debug, Clone, Default)]
+struct Spacing {
+    /// When the action last ran (`Date.now()`, ms).
+    last: Rc<Cell<f64>>,
+    scheduled: Rc<Cell<bool>>,
+}
+
+impl Spacing {
+    fn run(&self, action: impl Fn() + 'static) {
+        if self.scheduled.get() {
+            return;
+        }
+        let wait = self.last.get() + SESSIONS_SPACING.as_secs_f64() * 1000.0 - js_sys::Date::now();
+        if wait <= 0.0 {
+            self.last.set(js_sys::Date::now());
+            action();
+            return;
+        }
+        self.scheduled.set(true);
+        let this = self.clone();
+        leptos::task::spawn_local(async move {
+            gloo_timers::future::sleep(Duration::from_secs_f64(wait / 1000.0)).await;
+            this.scheduled.set(false);
+            this.last.set(js_sys::Date::now());
+            action();
+        });
     }
 }

@@ -1,6 +1,8 @@
 //! The status page: Servers, Cartridges and Sessions, as in `shared/spec/status.md`.
 //!
-//! The page polls `/status/data.json` every few seconds (`poll`). It never blanks what it shows while it
+//! The server pushes the status document as it changes (`live`, `/status/events`); while that
+//! stream is down, the page polls `/status/data.json` every few seconds (`poll`). The charts'
+//! history is fetched every time the server samples it. The page never blanks what it shows while it
 //! waits: each table is a memo over the last good document, so an unchanged table is not touched
 //! at all, and the keyed rows of a changed table are replaced one by one (no flicker). When the
 //! server cannot be reached, the last data stays on screen, dimmed, under a banner saying so.
@@ -15,9 +17,9 @@ use crate::{
     api,
     chart::CartridgeChart,
     clock::{self, local_offset, now, timestamp},
-    format,
+    format, live,
     paths::{LICENSES_PATH, STATUS_PATH},
-    poll::{self, REFRESH},
+    poll::{self, REFRESH, page_hidden},
     pool_field::PoolField,
     sessions_table::SessionsTable,
 };
@@ -32,8 +34,47 @@ pub fn StatusPage() -> impl IntoView {
     // shared. Empty: the default pool.
     let query = leptos_router::hooks::use_query_map();
     let pool = RwSignal::new(query.with_untracked(|q| q.get("pool").unwrap_or_default()));
-    leptos::task::spawn_local(refresh(data, history, error, updated, pool));
-    poll::every_refresh(move || refresh(data, history, error, updated, pool));
+    let live = live::connect(pool.into());
+    let shown = Shown {
+        data,
+        error,
+        updated,
+        pool,
+    };
+    leptos::task::spawn_local(refresh(shown));
+    leptos::task::spawn_local(refresh_history(history, pool));
+    // Polled only while the stream is down; asked at once when it breaks, so that a server that
+    // went away says so now.
+    poll::every_refresh(move || {
+        let poll = !live.connected.get_untracked();
+        async move {
+            if poll {
+                refresh(shown).await;
+            }
+        }
+    });
+    Effect::new(move |previous: Option<u64>| {
+        let broke = live.broke.get();
+        if previous.is_some_and(|p| p != broke) {
+            leptos::task::spawn_local(refresh(shown));
+        }
+        broke
+    });
+    Effect::new(move || {
+        live.latest.with(|latest| {
+            if let Some(latest) = latest {
+                shown.show(latest.document.clone());
+            }
+        });
+    });
+    poll::every(HISTORY_REFRESH, move || {
+        let visible = !page_hidden();
+        async move {
+            if visible {
+                refresh_history(history, pool).await;
+            }
+        }
+    });
     let navigate = leptos_router::hooks::use_navigate();
     let choose_pool = move |name: String| {
         if name == pool.get_untracked() {
@@ -54,7 +95,9 @@ pub fn StatusPage() -> impl IntoView {
         );
         // Show the new pool's cartridges now, not at the next poll.
         data.set(None);
-        leptos::task::spawn_local(refresh(data, history, error, updated, pool));
+        history.set(None);
+        leptos::task::spawn_local(refresh(shown));
+        leptos::task::spawn_local(refresh_history(history, pool));
     };
 
     let servers = Memo::new(move |_| {
@@ -102,6 +145,7 @@ pub fn StatusPage() -> impl IntoView {
             <nav class="admin-nav">
                 <a href=LICENSES_PATH>"Admin"</a>
             </nav>
+            <live::LiveMark live />
             <p class="updated" aria-live="polite">
                 {move || match updated.get() {
                     Some(t) => format!("Last updated {}", format::time_of_day(t, local_offset(t))),
@@ -168,7 +212,7 @@ pub fn StatusPage() -> impl IntoView {
             </section>
             <section class="panel" id="sessions">
                 <h2 id="sessions-title">"Sessions"</h2>
-                <SessionsTable pool=pool.into() />
+                <SessionsTable pool=pool.into() live />
             </section>
         </main>
     }
@@ -354,35 +398,56 @@ fn cartridge_row(cartridge: Cartridge) -> impl IntoView {
     }
 }
 
-/// Fetches the status document (and the charts' history) of the current pool once and shows it.
-async fn refresh(
+/// How often the charts' history is fetched: as often as the server samples it.
+const HISTORY_REFRESH: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What the page shows of the status document, and of where it came from.
+#[derive(Debug, Clone, Copy)]
+struct Shown {
     data: RwSignal<Option<StatusData>>,
-    history: RwSignal<Option<History>>,
     error: RwSignal<Option<api::Error>>,
     updated: RwSignal<Option<OffsetDateTime>>,
     pool: RwSignal<String>,
-) {
-    let name = pool.get_untracked();
-    let pool_name = Some(name.as_str()).filter(|n| !n.is_empty());
-    let result = api::status_data(pool_name).await;
-    // The charts are a nicety: when their data does not come, the tables still update.
-    let fresh_history = api::history(pool_name).await.ok();
-    if pool.try_get_untracked().as_ref() != Some(&name) {
+}
+
+impl Shown {
+    fn show(self, fresh: StatusData) {
+        // `set` only when changed: unchanged data must not re-render anything.
+        if self.data.with_untracked(|d| d.as_ref() != Some(&fresh)) {
+            self.data.set(Some(fresh));
+        }
+        if self.error.with_untracked(Option::is_some) {
+            self.error.set(None);
+        }
+        self.updated.set(Some(now()));
+    }
+}
+
+/// Fetches the status document of the current pool once and shows it.
+async fn refresh(shown: Shown) {
+    let name = shown.pool.get_untracked();
+    let result = api::status_data(Some(name.as_str()).filter(|n| !n.is_empty())).await;
+    if shown.pool.try_get_untracked().as_ref() != Some(&name) {
         // The pool changed (or the page went away) while this was in flight.
         return;
     }
     match result {
-        Ok(fresh) => {
-            // `set` only when changed: unchanged data must not re-render anything.
-            if data.with_untracked(|d| d.as_ref() != Some(&fresh)) {
-                data.set(Some(fresh));
-            }
-            if fresh_history.is_some() && history.with_untracked(|h| *h != fresh_history) {
-                history.set(fresh_history);
-            }
-            error.set(None);
-            updated.set(Some(now()));
-        }
-        Err(e) => error.set(Some(e)),
+        Ok(fresh) => shown.show(fresh),
+        Err(e) => shown.error.set(Some(e)),
+    }
+}
+
+/// Fetches the charts' history of the current pool. The charts are a nicety: when their data does
+/// not come, the tables still update, and the next fetch tries again.
+async fn refresh_history(history: RwSignal<Option<History>>, pool: RwSignal<String>) {
+    let name = pool.get_untracked();
+    let fresh = api::history(Some(name.as_str()).filter(|n| !n.is_empty()))
+        .await
+        .ok();
+    if fresh.is_some()
+        && pool.try_get_untracked().as_ref() == Some(&name)
+        && history.with_untracked(|h| *h != fresh)
+    {
+        history.set(fresh);
     }
 }

@@ -86,6 +86,9 @@ pub struct App {
     pub requests: Requests,
     /// When this server started, for the uptime in `GET /metrics`.
     pub started: std::time::Instant,
+    /// Cancelled when the server begins to stop: answers that never end by themselves (the
+    /// status page's event streams) end then, so the shutdown does not wait for them.
+    pub stopping: CancellationToken,
 }
 
 /// The vendor licensing service and the one HTTP client that calls it (connections are kept
@@ -352,6 +355,7 @@ impl App {
             network,
             requests: Requests::default(),
             started: std::time::Instant::now(),
+            stopping: CancellationToken::new(),
         };
         Ok((AppState(Arc::new(app)), LedgerTask { stop, task }))
     }

@@ -10,7 +10,7 @@
 //! | `serve`, `ports`, `openapi` | start and stop the server; put each port's router together from the rooms' routes; the OpenAPI documents |
 //! | `app` | the composition root: [`App::open`] builds store, ledger replay, inventory, engine and logins into the [`AppState`] that `serve` and the tests use alike |
 //! | `protocol` | the license port's routes: sessions, license requests, heartbeats, releases |
-//! | `status` | `data.json`, `sessions.json`, `history.json`, `/health`: what the status page reads |
+//! | `status` | `data.json`, `sessions.json`, `history.json`, the live push of `/status/events`, `/metrics`, `/health`, `/ready`: what the status page and monitoring read |
 //! | `admin` | the admin API: logins, licenses, licensed users, force-release, and the calls to the vendor service (`remote`) |
 //! | `anchoring` | the ledger's head and usage reported to the vendor service, so a rewritten history shows there |
 //! | `peers` | the failover network's member-to-member Raft endpoints, signed calls and answers |

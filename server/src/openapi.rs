@@ -63,6 +63,7 @@ impl utoipa::Modify for SessionTokenScheme {
         crate::status::data_json,
         crate::status::sessions_json,
         crate::status::history_json,
+        crate::status::live::events,
         crate::status::health,
         crate::status::ready,
         crate::status::metrics::metrics

@@ -120,15 +120,13 @@ fn measured(router: Router, port: &'static str, state: AppState) -> Router {
          next: Next| async move {
             let started = Instant::now();
             let method = method_label(request.method());
-            let route = request
-                .extensions()
-                .get::<MatchedPath>()
-                .map_or_else(|| "(unmatched)".to_owned(), |m| m.as_str().to_owned());
+            // A clone of the matched path is a reference count, not a copy of the text.
+            let route = request.extensions().get::<MatchedPath>().cloned();
             let response = next.run(request).await;
             state.requests.record(
                 port,
                 method,
-                &route,
+                route.as_ref().map_or("(unmatched)", MatchedPath::as_str),
                 response.status().as_u16(),
                 started.elapsed(),
             );

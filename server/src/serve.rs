@@ -72,6 +72,30 @@ pub struct ServeConfig {
     pub vendor_ca: Option<PathBuf>,
 }
 
+impl ServeConfig {
+    /// A server on 127.0.0.1 on free ports, with the command line's defaults otherwise: what
+    /// tests and tools start, changing only what they are about.
+    pub fn local(data_dir: PathBuf) -> Self {
+        Self {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            port: 0,
+            api_port: 0,
+            data_dir,
+            serial_number: String::new(),
+            vendor_public_keys: Vec::new(),
+            engine: EngineConfig::default(),
+            admin_idle_timeout: Duration::from_secs(1800),
+            vendor_url: None,
+            connections: ConnectionLimits::default(),
+            archive_after: None,
+            ledger_report_every: None,
+            tls: None,
+            tls_license_port: false,
+            vendor_ca: None,
+        }
+    }
+}
+
 /// A started server. Dropping it does not stop it; call [`Running::stop`] or
 /// [`Running::run_until`].
 #[derive(Debug)]
@@ -178,7 +202,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
             file.display()
         );
     }
-    let shutdown = CancellationToken::new();
+    let shutdown = state.stopping.clone();
     let mut watcher = JoinSet::new();
     watcher.spawn(state.inventory.clone().watch(shutdown.clone()));
     watcher.spawn(state.engine.clone().run_ticks(shutdown.clone()));

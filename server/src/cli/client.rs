@@ -127,6 +127,11 @@ pub struct BenchArgs {
     /// how long until the next license cycle succeeded (p50, p99).
     #[arg(long, value_name = "K", requires = "spawn_network", value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub failover_kills: Option<u64>,
+    /// Also measure the license cycles while N clients listen to the status stream
+    /// (`/status/events`, as N open status pages do), next to the cycles without them, with the
+    /// server's CPU time per cycle in both.
+    #[arg(long, value_name = "N", requires = "spawn_server", conflicts_with_all = ["mass_drop", "startup_entries"], value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub listeners: Option<u64>,
     /// Sessions still running at the end of that history, each holding a license.
     #[arg(long, value_name = "N", default_value_t = 1000, requires = "startup_entries", value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     pub startup_live: u64,

@@ -237,22 +237,35 @@ fn copy_if_exists(from: &Path, to: &Path) -> anyhow::Result<bool> {
     }
 }
 
-/// The size and SHA-256 (hex) of a file.
-pub(super) fn checksum(path: &Path) -> anyhow::Result<(u64, String)> {
+/// The size and SHA-256 (lower-case hex) of the file at `path`.
+fn checksum(path: &Path) -> anyhow::Result<(u64, String)> {
     let mut file =
         fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(copy_hashed(&mut file, &mut std::io::sink(), u64::MAX)?)
+}
+
+/// Copies at most `limit` bytes of `reader` into `writer`: how many it copied, and their SHA-256
+/// (lower-case hex). What the backup lists in its manifest and the restore checks.
+pub(super) fn copy_hashed(
+    reader: &mut impl Read,
+    writer: &mut impl std::io::Write,
+    limit: u64,
+) -> std::io::Result<(u64, String)> {
     let mut hasher = Sha256::new();
     let mut buffer = vec![0; 64 * 1024];
-    let mut bytes = 0u64;
-    loop {
-        let n = file.read(&mut buffer)?;
+    let mut copied = 0u64;
+    while copied < limit {
+        let want =
+            usize::try_from((limit - copied).min(buffer.len() as u64)).unwrap_or(buffer.len());
+        let n = reader.read(&mut buffer[..want])?;
         if n == 0 {
             break;
         }
         hasher.update(&buffer[..n]);
-        bytes += n as u64;
+        writer.write_all(&buffer[..n])?;
+        copied += n as u64;
     }
-    Ok((bytes, crate::sys::hex::lower(&hasher.finalize())))
+    Ok((copied, crate::sys::hex::lower(&hasher.finalize())))
 }
 
 fn write_archive(manifest: &Manifest, stage: &Path, to: &Path) -> anyhow::Result<()> {

@@ -111,7 +111,13 @@ pub async fn run(args: BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             spawned.observed.take_wal_peak();
             spawned.observed.take_snapshot_pauses();
         }
+        let cpu_before = spawned.as_ref().and_then(SpawnedServer::cpu_seconds);
         let cycles = measure(servers, &args, concurrency, duration, Workload::Cycles).await?;
+        let cpu = spawned
+            .as_ref()
+            .and_then(SpawnedServer::cpu_seconds)
+            .zip(cpu_before)
+            .map(|(after, before)| after - before);
         if let Some(spawned) = &spawned {
             // The last snapshot's line may still be on its way.
             tokio::time::sleep(Duration::from_millis(300)).await;
@@ -121,10 +127,29 @@ pub async fn run(args: BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                 spawned.observed.take_snapshot_pauses(),
             ));
         }
-        for (name, m) in [
+        let with_listeners = match (args.listeners, &spawned) {
+            (Some(n), Some(spawned)) => Some((
+                format!("cycle, {n} streams"),
+                super::stream_bench::compare(
+                    spawned,
+                    &args,
+                    n,
+                    concurrency,
+                    duration,
+                    (&cycles, cpu),
+                    out,
+                )
+                .await?,
+            )),
+            _ => None,
+        };
+        let rows = [
             ("baseline GET /health", &baseline),
             ("license cycle (4 req)", &cycles),
-        ] {
+        ]
+        .into_iter()
+        .chain(with_listeners.as_ref().map(|(name, m)| (name.as_str(), m)));
+        for (name, m) in rows {
             let mut all = m.latencies.clone();
             all.sort_unstable();
             let mut grants = m.grant_latencies.clone();

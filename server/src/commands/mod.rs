@@ -19,6 +19,7 @@ pub mod restore;
 pub mod server_id;
 mod spawned_server;
 mod startup_bench;
+mod stream_bench;
 pub mod user;
 pub mod vendor;
 pub mod vendor_heads;

@@ -17,10 +17,12 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use sha2::{Digest, Sha256};
 
 use super::{
-    backup::{FORMAT, MANIFEST, Manifest, ManifestFile, STORE_FILE, allowed_path, staging_beside},
+    backup::{
+        FORMAT, MANIFEST, Manifest, ManifestFile, STORE_FILE, allowed_path, copy_hashed,
+        staging_beside,
+    },
     ledger::verify_store,
 };
 use crate::store::Store;
@@ -166,23 +168,12 @@ fn unpack(archive: impl Read, into: &Path) -> anyhow::Result<Manifest> {
             fs::create_dir_all(dir)?;
         }
         let mut written = create_private(&target)?;
-        let mut hasher = Sha256::new();
-        let mut buffer = vec![0; 64 * 1024];
-        let mut left = file.bytes;
-        while left > 0 {
-            let want = usize::try_from(left.min(buffer.len() as u64)).unwrap_or(buffer.len());
-            let n = entry
-                .read(&mut buffer[..want])
-                .with_context(|| format!("the archive is damaged in {path:?}"))?;
-            if n == 0 {
-                bail!("the archive ends inside {path:?}");
-            }
-            hasher.update(&buffer[..n]);
-            written.write_all(&buffer[..n])?;
-            left -= n as u64;
+        let (copied, sha256) = copy_hashed(&mut entry, &mut written, file.bytes)
+            .with_context(|| format!("the archive is damaged in {path:?}"))?;
+        if copied < file.bytes {
+            bail!("the archive ends inside {path:?}");
         }
         written.sync_all()?;
-        let sha256 = crate::sys::hex::lower(&hasher.finalize());
         if sha256 != file.sha256 {
             bail!("{path:?} is damaged: its SHA-256 is not the manifest's");
         }

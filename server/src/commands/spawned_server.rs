@@ -204,6 +204,23 @@ impl SpawnedServer {
         self.child.is_some()
     }
 
+    /// The CPU time the server used so far (user and system, all threads), from `/proc`; `None`
+    /// where there is no `/proc` or it is not running.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        let pid = self.child.as_ref()?.id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // After the command name (in parentheses, which may hold spaces): fields 3 on; utime
+        // and stime are fields 14 and 15.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        #[cfg(unix)]
+        let per_second = rustix::param::clock_ticks_per_second();
+        #[cfg(not(unix))]
+        let per_second = 100;
+        Some(ticks as f64 / per_second as f64)
+    }
+
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();

@@ -23,6 +23,7 @@ use crate::{
     ledger::{Commit, Event, LedgerError, Refusal, Writer},
     licensing::inventory::Inventory,
     store::Store,
+    sys::changes::Changes,
 };
 
 #[derive(Debug)]
@@ -42,6 +43,8 @@ pub struct Engine {
     /// On a member of a failover network: the sessions this member heard a heartbeat for since
     /// it last told the coordinator (see `replica`).
     pub(super) heard: Mutex<HashSet<u64>>,
+    /// Bumped at every change of `state`, under its lock.
+    pub(super) changes: Changes,
 }
 
 impl Engine {
@@ -104,6 +107,7 @@ impl Engine {
             snapshots: Snapshots::new(signer, tail.0, snapshot),
             tampered: OnceLock::new(),
             heard: Mutex::default(),
+            changes: Changes::default(),
         };
         // From here on a crash may leave sessions after the head: it must not say "stopped".
         engine.sign_head(false).await?;
@@ -125,7 +129,13 @@ impl Engine {
     /// Applies `event` in memory and queues it for the ledger, under the caller's lock.
     pub(super) fn record(&self, state: &mut State, at: OffsetDateTime, event: Event) -> Commit {
         state.apply(at, &event, self.config.keep_ended);
+        self.changes.bump();
         self.writer.append(at, event)
+    }
+
+    /// The count of the state's changes, and a wake-up at each next one.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.watch()
     }
 
     pub(super) fn check_writable(&self) -> Result<(), EngineError> {

@@ -133,6 +133,7 @@ impl Engine {
         fresh.waiters = mem::take(&mut state.waiters);
         fresh.next_waiter = state.next_waiter;
         *state = fresh;
+        self.changes.bump();
         self.snapshots.rebuilt.store(entries, Ordering::SeqCst);
         self.writer.resume(store);
         let snapshot = self.inventory.snapshot();

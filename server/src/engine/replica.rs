@@ -75,6 +75,7 @@ impl Engine {
                     state.applied_seq = *seq;
                 }
                 if !skip {
+                    self.changes.bump();
                     self.writer.set_committed(state.applied_seq);
                 }
                 false
@@ -106,6 +107,7 @@ impl Engine {
         // The old state's waiters go with it: their requests hear that this member no longer
         // decides, and their clients ask again.
         let _old = mem::replace(&mut *state, fresh);
+        self.changes.bump();
         self.writer.set_committed(tail);
         self.snapshots
             .rebuilt

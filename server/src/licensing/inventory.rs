@@ -26,7 +26,10 @@ use super::{
     install::{InstallError, RemoveError},
     keys::TrustedKeys,
 };
-use crate::store::{Install, Store};
+use crate::{
+    store::{Install, Store},
+    sys::changes::Changes,
+};
 
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -63,13 +66,18 @@ impl Snapshot {
         }
     }
 
-    /// The pools (the default one as `None`) that have a cartridge of `product_id` at `now`.
-    pub fn pools_with(&self, product_id: u32, now: OffsetDateTime) -> Vec<Option<String>> {
+    /// Every pool a cartridge is assigned to, sorted, after the default pool (`None`).
+    pub fn pools(&self) -> Vec<Option<String>> {
         let mut pools: Vec<Option<String>> = self.pools.values().cloned().map(Some).collect();
         pools.sort();
         pools.dedup();
         pools.insert(0, None);
         pools
+    }
+
+    /// The pools (the default one as `None`) that have a cartridge of `product_id` at `now`.
+    pub fn pools_with(&self, product_id: u32, now: OffsetDateTime) -> Vec<Option<String>> {
+        self.pools()
             .into_iter()
             .filter(|pool| {
                 self.cartridges(pool.as_deref(), now)
@@ -120,6 +128,8 @@ pub struct Inventory {
     current: ArcSwap<Snapshot>,
     /// What the last scan was made from; a rescan happens only when this changes.
     seen: tokio::sync::Mutex<Option<(Fingerprint, Vec<Install>)>>,
+    /// Bumped when a refresh found the licenses or the pools changed.
+    changes: Changes,
 }
 
 impl Inventory {
@@ -137,6 +147,7 @@ impl Inventory {
             store,
             current: ArcSwap::default(),
             seen: tokio::sync::Mutex::new(None),
+            changes: Changes::default(),
         };
         inventory.refresh().await?;
         Ok(inventory)
@@ -262,6 +273,7 @@ impl Inventory {
             *seen = Some((fingerprint, installs));
             scan
         };
+        let changed = !unchanged || self.snapshot().pools != pools;
         let now = OffsetDateTime::now_utc();
         let snapshot = Arc::new(Snapshot::new(scan, pools, now));
         for key in &self.snapshot().counting {
@@ -281,7 +293,15 @@ impl Inventory {
             }
         }
         self.current.store(snapshot);
+        if changed {
+            self.changes.bump();
+        }
         Ok(())
+    }
+
+    /// The count of changes to the licenses and pools, and a wake-up at each next one.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.watch()
     }
 
     fn log_changes(&self, scan: &Scan) {

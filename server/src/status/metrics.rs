@@ -10,7 +10,10 @@
 //!
 //! Public, like `data.json`: it shows what the status page shows, in numbers.
 
+use std::sync::Arc;
+
 use axum::{
+    Extension,
     extract::State,
     http::{HeaderValue, header},
     response::IntoResponse,
@@ -18,6 +21,7 @@ use axum::{
 use openraft::ServerState;
 use time::OffsetDateTime;
 
+use super::{document, live::Hub};
 use crate::{
     app::AppState,
     sys::{
@@ -37,22 +41,31 @@ const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
     get, path = "/metrics", tag = "status",
     responses((status = 200, description = "Prometheus text format 0.0.4: cartridges (seats, credits, grants, refusals by reason, drops, waiting requests), sessions, HTTP requests by route, group commits, snapshot lag, and on a member of a failover network its role, term and members reachable", content_type = "text/plain"))
 )]
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn metrics(
+    State(state): State<AppState>,
+    Extension(hub): Extension<Arc<Hub>>,
+) -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE)),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ],
-        render(&state),
+        render(&state, &hub),
     )
 }
 
 /// The exposition of one scrape.
-pub fn render(state: &AppState) -> String {
+pub fn render(state: &AppState, hub: &Hub) -> String {
     let mut out = Exposition::new();
     server(state, &mut out);
     cartridges(state, &mut out);
     sessions(state, &mut out);
+    gauge(
+        &mut out,
+        "status_event_streams",
+        "Status pages (and other clients) listening to GET /status/events.",
+        hub.listeners() as f64,
+    );
     ledger(state, &mut out);
     network(state, &mut out);
     state.requests.write(&mut out, PREFIX);
@@ -106,20 +119,11 @@ fn server(state: &AppState, out: &mut Exposition) {
 /// Per cartridge of every pool: what it has, what is used, what was granted and refused.
 #[allow(clippy::cast_precision_loss)]
 fn cartridges(state: &AppState, out: &mut Exposition) {
-    let now = OffsetDateTime::now_utc();
     let snapshot = state.inventory.snapshot();
-    let mut pools: Vec<Option<String>> = snapshot.pools.values().cloned().map(Some).collect();
-    pools.sort();
-    pools.dedup();
-    pools.insert(0, None);
     let mut rows = Vec::new();
-    for pool in &pools {
-        let mut cartridges = Vec::clone(&snapshot.cartridges(pool.as_deref(), now));
-        state
-            .engine
-            .fill_statistics(&mut cartridges, pool.as_deref());
+    for pool in snapshot.pools() {
         rows.extend(
-            cartridges
+            document::cartridges(state, pool.as_deref())
                 .into_iter()
                 .map(|c| (pool.clone().unwrap_or_default(), c)),
         );
@@ -242,7 +246,7 @@ fn cartridges(state: &AppState, out: &mut Exposition) {
         .scan
         .licenses
         .iter()
-        .filter(|l| !l.expired_at(now))
+        .filter(|l| !l.expired_at(OffsetDateTime::now_utc()))
         .filter_map(|l| l.counts_until().map(|until| (l, until)))
         .collect();
     expiring.sort_by(|a, b| a.0.key().cmp(b.0.key()));

@@ -1,15 +1,22 @@
 //! What the status page reads, and scripts too: `GET /status/data.json` (the whole document:
-//! cartridges, sessions, servers), one page of sessions, the cartridges' history, the health
-//! check of both ports, and the Prometheus [`metrics`]. Public, read-only, never cached.
+//! cartridges, sessions, servers), one page of sessions, the cartridges' history, the [`live`]
+//! stream of changes, the health check of both ports, and the Prometheus [`metrics`]. Public,
+//! read-only, never cached.
 
-use axum::{Json, Router, extract::State, http::header, response::IntoResponse, routing::get};
+use std::sync::Arc;
+
+use axum::{
+    Extension, Json, Router, extract::State, http::header, response::IntoResponse, routing::get,
+};
 use models::{ErrorCode, History, SessionPage, SessionQuery, StatusData};
 use serde::Deserialize;
 use serde_json::json;
-use time::OffsetDateTime;
 
+pub mod document;
+pub mod live;
 pub mod metrics;
 
+use self::document::collect;
 use crate::{
     app::AppState,
     engine::Unavailable,
@@ -24,7 +31,9 @@ pub fn routes() -> Router<AppState> {
         .route("/status/history.json", get(history_json))
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/status/events", get(live::events))
         .route("/metrics", get(metrics::metrics))
+        .layer(Extension(Arc::new(live::Hub::default())))
 }
 
 /// `?sessions=false` leaves the sessions out (the status page pages them through
@@ -79,25 +88,6 @@ pub async fn data_json(
 ) -> impl IntoResponse {
     let data = collect(&state, &pool, query.sessions.unwrap_or(true));
     ([(header::CACHE_CONTROL, "no-store")], Json(data))
-}
-
-/// The cartridges and sessions of `pool`, and this server.
-pub fn collect(state: &AppState, pool: &Pool, with_sessions: bool) -> StatusData {
-    let snapshot = state.inventory.snapshot();
-    let mut cartridges = Vec::clone(&snapshot.cartridges(pool.name(), OffsetDateTime::now_utc()));
-    state.engine.fill_statistics(&mut cartridges, pool.name());
-    StatusData {
-        cartridges,
-        sessions: if with_sessions {
-            state.engine.sessions(pool.name())
-        } else {
-            Vec::new()
-        },
-        servers: match &state.network {
-            Some(network) => network.servers(state.identity.record()),
-            None => vec![state.identity.record()],
-        },
-    }
 }
 
 /// One page of the pool's sessions, filtered and sorted by the server: what the status page shows

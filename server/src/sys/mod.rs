@@ -1,9 +1,10 @@
 //! The machine under the server: the data directory and its lock, files written atomically,
-//! process limits, signals, the service manager, logging, the Prometheus text format, and the
+//! process limits, change counters that tasks wait on, signals, the service manager, logging, the Prometheus text format, and the
 //! small encodings every room uses (hex, RFC 3339). It knows nothing of licenses, HTTP or the
 //! store: every other room may use it, it uses none of them.
 
 pub mod atomic_file;
+pub mod changes;
 pub mod data_dir;
 pub mod hex;
 pub mod limits;

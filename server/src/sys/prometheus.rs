@@ -78,11 +78,13 @@ impl Histogram {
 /// number of series is bounded by the routes, whatever paths clients send).
 #[derive(Debug, Default)]
 pub struct Requests {
-    routes: RwLock<BTreeMap<RouteKey, Arc<RouteRequests>>>,
+    /// By (port, method), then by route: the route is looked up as the `&str` it is, so a request
+    /// allocates nothing here once its route has been seen.
+    routes: RwLock<BTreeMap<(&'static str, &'static str), Routes>>,
 }
 
-/// (port, method, route).
-type RouteKey = (&'static str, &'static str, String);
+/// The requests of one port and method, by route.
+type Routes = BTreeMap<String, Arc<RouteRequests>>;
 
 #[derive(Debug)]
 struct RouteRequests {
@@ -104,12 +106,15 @@ impl Requests {
         let found = self
             .routes
             .read()
-            .get(&(port, method, route.to_owned()))
+            .get(&(port, method))
+            .and_then(|routes| routes.get(route))
             .cloned();
         let entry = found.unwrap_or_else(|| {
             self.routes
                 .write()
-                .entry((port, method, route.to_owned()))
+                .entry((port, method))
+                .or_default()
+                .entry(route.to_owned())
                 .or_insert_with(|| {
                     Arc::new(RouteRequests {
                         seconds: Histogram::new(SECONDS),
@@ -125,14 +130,21 @@ impl Requests {
 
     /// Writes the two families: answers by status class, and the latency histograms.
     pub fn write(&self, out: &mut Exposition, prefix: &str) {
-        let routes = self.routes.read();
+        let by_port = self.routes.read();
+        let routes = || {
+            by_port.iter().flat_map(|((port, method), routes)| {
+                routes
+                    .iter()
+                    .map(move |(route, entry)| (*port, *method, route.as_str(), entry))
+            })
+        };
         let total = format!("{prefix}_http_requests_total");
         out.family(
             &total,
             Kind::Counter,
             "HTTP requests answered, by port, method, route and status class.",
         );
-        for ((port, method, route), entry) in routes.iter() {
+        for (port, method, route, entry) in routes() {
             for (i, count) in entry.by_class.iter().enumerate() {
                 let count = count.load(Ordering::Relaxed);
                 if count > 0 {
@@ -157,7 +169,7 @@ impl Requests {
             Kind::Histogram,
             "Time from a request's arrival to its answer's headers, by port, method and route.",
         );
-        for ((port, method, route), entry) in routes.iter() {
+        for (port, method, route, entry) in routes() {
             out.histogram(
                 &seconds,
                 &[("port", port), ("method", method), ("route", route)],

@@ -154,21 +154,9 @@ async fn a_backup_under_load_restores_whole_and_a_damaged_one_restores_nothing()
     let output = restore(&quiet, &again).await;
     assert!(output.status.success(), "{}", stderr(&output));
     let started = server::start(ServeConfig {
-        bind: [127, 0, 0, 1].into(),
-        port: 0,
-        api_port: 0,
-        data_dir: again.clone(),
-        serial_number: String::new(),
         vendor_public_keys: vec![lab.vendor_key_file().with_file_name("vendor.pub")],
         engine: quick(),
-        admin_idle_timeout: Duration::from_secs(60),
-        vendor_url: None,
-        connections: server::ConnectionLimits::default(),
-        archive_after: None,
-        ledger_report_every: None,
-        tls: None,
-        tls_license_port: false,
-        vendor_ca: None,
+        ..ServeConfig::local(again.clone())
     })
     .await
     .unwrap();

@@ -9,6 +9,8 @@
 //! - `browse`: the status page's paged sessions and cartridge history;
 //! - `serve`: the whole server started in-process on port 0;
 //! - `connections`: slow, idle and too many connections;
+//! - `events`: the status document pushed over `GET /status/events`, per pool, and the streams'
+//!   end at shutdown;
 //! - `binary`: the real `license-server` executable, for what only a process shows (exit codes,
 //!   messages, signals);
 //! - `client`: `license-server client run` against a real server;
@@ -47,6 +49,7 @@ mod binary;
 mod browse;
 mod client;
 mod connections;
+mod events;
 mod faults;
 mod host_binding;
 mod layout;

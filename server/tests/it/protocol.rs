@@ -125,21 +125,14 @@ impl Lab {
     pub async fn restart(&mut self) {
         self.halt().await;
         let running = server::start(ServeConfig {
-            bind: [127, 0, 0, 1].into(),
-            port: 0,
-            api_port: 0,
-            data_dir: self.dir.path().to_owned(),
-            serial_number: String::new(),
             vendor_public_keys: vec![self.key_dir.path().join("vendor.pub")],
             engine: self.config.clone(),
             admin_idle_timeout: self.admin_idle,
             vendor_url: self.vendor_url.clone(),
             connections: self.connections,
-            archive_after: None,
             ledger_report_every: self.ledger_report_every,
-            tls: None,
-            tls_license_port: false,
             vendor_ca: self.vendor_ca.clone(),
+            ..ServeConfig::local(self.dir.path().to_owned())
         })
         .await
         .unwrap();

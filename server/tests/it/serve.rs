@@ -1,6 +1,6 @@
 //! The whole server, started in-process on free ports.
 
-use std::{net::IpAddr, path::Path};
+use std::path::Path;
 
 use server::{Running, ServeConfig};
 
@@ -11,21 +11,9 @@ async fn start(data_dir: &Path) -> Running {
 /// The server with its own connection limits.
 pub async fn start_with(data_dir: &Path, connections: server::ConnectionLimits) -> Running {
     server::start(ServeConfig {
-        bind: IpAddr::from([127, 0, 0, 1]),
-        port: 0,
-        api_port: 0,
-        data_dir: data_dir.to_owned(),
         serial_number: "42".into(),
-        vendor_public_keys: Vec::new(),
-        engine: Default::default(),
-        admin_idle_timeout: std::time::Duration::from_secs(1800),
-        vendor_url: None,
         connections,
-        archive_after: None,
-        ledger_report_every: None,
-        tls: None,
-        tls_license_port: false,
-        vendor_ca: None,
+        ..ServeConfig::local(data_dir.to_owned())
     })
     .await
     .unwrap()
@@ -101,25 +89,9 @@ async fn the_server_id_survives_a_restart_on_the_same_data_dir() {
 async fn a_data_dir_in_use_by_a_running_server_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let first = start(dir.path()).await;
-    let err = server::start(ServeConfig {
-        bind: IpAddr::from([127, 0, 0, 1]),
-        port: 0,
-        api_port: 0,
-        data_dir: dir.path().to_owned(),
-        serial_number: String::new(),
-        vendor_public_keys: Vec::new(),
-        engine: Default::default(),
-        admin_idle_timeout: std::time::Duration::from_secs(1800),
-        vendor_url: None,
-        connections: server::ConnectionLimits::default(),
-        archive_after: None,
-        ledger_report_every: None,
-        tls: None,
-        tls_license_port: false,
-        vendor_ca: None,
-    })
-    .await
-    .unwrap_err();
+    let err = server::start(ServeConfig::local(dir.path().to_owned()))
+        .await
+        .unwrap_err();
     assert!(
         err.to_string()
             .contains("in use by another running license server"),
