@@ -128,19 +128,18 @@ pub async fn run(args: BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             ));
         }
         let with_listeners = match (args.listeners, &spawned) {
-            (Some(n), Some(spawned)) => Some((
-                format!("cycle, {n} streams"),
-                super::stream_bench::compare(
+            (Some(n), Some(spawned)) => {
+                let (m, summary) = super::stream_bench::compare(
                     spawned,
                     &args,
                     n,
                     concurrency,
                     duration,
                     (&cycles, cpu),
-                    out,
                 )
-                .await?,
-            )),
+                .await?;
+                Some((format!("cycle, {n} streams"), m, summary))
+            }
             _ => None,
         };
         let rows = [
@@ -148,7 +147,11 @@ pub async fn run(args: BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             ("license cycle (4 req)", &cycles),
         ]
         .into_iter()
-        .chain(with_listeners.as_ref().map(|(name, m)| (name.as_str(), m)));
+        .chain(
+            with_listeners
+                .as_ref()
+                .map(|(name, m, _)| (name.as_str(), m)),
+        );
         for (name, m) in rows {
             let mut all = m.latencies.clone();
             all.sort_unstable();
@@ -187,6 +190,9 @@ pub async fn run(args: BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                     m.errors
                 ));
             }
+        }
+        if let Some((_, _, summary)) = &with_listeners {
+            writeln!(out, "{summary}")?;
         }
     }
     for (concurrency, wal_peak, mut pauses) in durability {

@@ -4,7 +4,6 @@
 //! second and the server's CPU time per cycle), with how many events each listener received.
 
 use std::{
-    io::Write,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -84,8 +83,8 @@ async fn read(
     }
 }
 
-/// The cycles at `concurrency` again, with `n` listeners; then the comparison with `without`
-/// (measured just before, taking `cpu_without` seconds of the server's CPU).
+/// The cycles at `concurrency` again, with `n` listeners; and the line that compares them with
+/// `without` (measured just before, taking `cpu_without` seconds of the server's CPU).
 pub(super) async fn compare(
     spawned: &SpawnedServer,
     args: &BenchArgs,
@@ -93,8 +92,7 @@ pub(super) async fn compare(
     concurrency: usize,
     duration: Duration,
     (without, cpu_without): (&Measurement, Option<f64>),
-    out: &mut dyn Write,
-) -> anyhow::Result<Measurement> {
+) -> anyhow::Result<(Measurement, String)> {
     let listeners = Listeners::open(&spawned.api_addr, n).await?;
     let cpu_before = spawned.cpu_seconds();
     let with = measure(
@@ -114,8 +112,7 @@ pub(super) async fn compare(
             |cpu| format!("{:.0} µs", cpu * 1e6 / m.cycles as f64),
         )
     };
-    writeln!(
-        out,
+    let summary = format!(
         "{concurrency:>11}  with {n} status streams: {:.0} cycles/s against {:.0} without (ratio \
          {:.2}); server CPU per cycle {} against {}; each stream received {:.1} events/s",
         with.rate(with.cycles),
@@ -124,6 +121,6 @@ pub(super) async fn compare(
         per_cycle(cpu_with, &with),
         per_cycle(cpu_without, without),
         events as f64 / n as f64 / with.elapsed.as_secs_f64().max(1e-9),
-    )?;
-    Ok(with)
+    );
+    Ok((with, summary))
 }
