@@ -4,7 +4,7 @@
 
 import { writeFileSync } from 'node:fs';
 import { Page, TestInfo } from '@playwright/test';
-import { LicenseServer, Vendor, VendorService, expect, test } from './server';
+import { LicenseServer, Vendor, VendorService, expect, openSession, test } from './server';
 
 const TOOLBOX = '1000:10:callas pdfToolbox CLI:4:0';
 
@@ -23,38 +23,6 @@ async function logIn(page: Page, server: LicenseServer, principal = 'admin', pas
   ]);
   // The admin token the page got must not show in the log either.
   if (answer.ok()) server.secrets.push((await answer.json()).token);
-}
-
-/** A session opened on the license port: its id, and the token its calls carry. */
-interface Opened {
-  id: number;
-  token: string;
-}
-
-/** Opens a session on the license port, optionally for a licensed user, and takes a license. */
-async function openSession(
-  server: LicenseServer,
-  body: Record<string, unknown>,
-  product?: [number, number],
-): Promise<Opened> {
-  const base = `http://127.0.0.1:${server.licensePort}/v1/sessions`;
-  const opened = await fetch(base, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  expect(opened.status, await opened.clone().text()).toBe(201);
-  const { session_id, session_token } = await opened.json();
-  if (product) {
-    const granted = await fetch(`${base}/${session_id}/licenses`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${session_token}` },
-      body: JSON.stringify({ request_id: 'r1', product_id: product[0], major_version: product[1] }),
-    });
-    expect(granted.status, await granted.clone().text()).toBe(200);
-  }
-  server.secrets.push(session_token);
-  return { id: session_id, token: session_token };
 }
 
 test('log in: a wrong password is refused next to the form, the right one opens the licenses; log out', async ({

@@ -3,7 +3,7 @@
 // pages poll as before.
 
 import { Page, Request, TestInfo } from '@playwright/test';
-import { LicenseServer, expect, test } from './server';
+import { LicenseServer, expect, openSession, test } from './server';
 
 const TOOLBOX = '1000:10:callas pdfToolbox CLI:4:0';
 /** The pages' poll interval (app/src/poll.rs): a wait longer than this would have seen a poll. */
@@ -21,21 +21,7 @@ function fetched(page: Page): string[] {
 
 /** Opens a session on the license port and takes one license of pdfToolbox 10. */
 async function grant(server: LicenseServer, host: string): Promise<void> {
-  const base = `http://127.0.0.1:${server.licensePort}/v1/sessions`;
-  const opened = await fetch(base, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ host, message: 'live' }),
-  });
-  expect(opened.status, await opened.clone().text()).toBe(201);
-  const { session_id, session_token } = await opened.json();
-  server.secrets.push(session_token);
-  const granted = await fetch(`${base}/${session_id}/licenses`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${session_token}` },
-    body: JSON.stringify({ request_id: 'r1', product_id: 1000, major_version: 10 }),
-  });
-  expect(granted.status, await granted.clone().text()).toBe(200);
+  await openSession(server, { host, message: 'live' }, [1000, 10]);
 }
 
 /** Milliseconds (browser clock) at which `selector`'s text first matches `text` from now on. */

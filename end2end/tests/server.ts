@@ -327,6 +327,38 @@ export class LicenseNetwork {
 
 /** `vendor`: a vendor keypair of the test's own. `server`: a license server of the test's own that
  * trusts that vendor, stopped and removed when the test ends. */
+/** A session opened on the license port: its id, and the token its calls carry. */
+export interface Opened {
+  id: number;
+  token: string;
+}
+
+/** Opens a session on the license port, optionally for a licensed user, and takes a license. */
+export async function openSession(
+  server: LicenseServer,
+  body: Record<string, unknown>,
+  product?: [number, number],
+): Promise<Opened> {
+  const base = `http://127.0.0.1:${server.licensePort}/v1/sessions`;
+  const opened = await fetch(base, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  expect(opened.status, await opened.clone().text()).toBe(201);
+  const { session_id, session_token } = await opened.json();
+  if (product) {
+    const granted = await fetch(`${base}/${session_id}/licenses`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${session_token}` },
+      body: JSON.stringify({ request_id: 'r1', product_id: product[0], major_version: product[1] }),
+    });
+    expect(granted.status, await granted.clone().text()).toBe(200);
+  }
+  server.secrets.push(session_token);
+  return { id: session_id, token: session_token };
+}
+
 export const test = base.extend<{ vendor: Vendor; server: LicenseServer }>({
   vendor: async ({}, use) => {
     const vendor = new Vendor();

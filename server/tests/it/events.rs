@@ -30,12 +30,18 @@ struct Stream {
 
 impl Stream {
     async fn open(lab: &Lab, query: &str) -> Self {
+        Self::open_for(lab, query, "").await
+    }
+
+    /// With `pool` in the `X-Pool-ID` header.
+    async fn open_for(lab: &Lab, query: &str, pool: &str) -> Self {
         let response = lab
             .http
             .get(format!(
                 "http://{}/status/events{query}",
                 lab.running().api_addr
             ))
+            .header("X-Pool-ID", pool)
             .send()
             .await
             .unwrap();
@@ -214,17 +220,7 @@ async fn a_bad_pool_is_refused_and_streams_end_cleanly_when_the_server_stops() {
         assert_eq!(body["error"]["code"], code, "{query}: {body}");
     }
     // The header names the pool as for data.json, when the query does not.
-    let response = lab
-        .http
-        .get(format!("http://{}/status/events", lab.running().api_addr))
-        .header("X-Pool-ID", "nowhere")
-        .send()
-        .await
-        .unwrap();
-    let mut nowhere = Stream {
-        response,
-        buffer: String::new(),
-    };
+    let mut nowhere = Stream::open_for(&lab, "", "nowhere").await;
     assert_eq!(
         nowhere.next().await.unwrap().data["cartridges"],
         serde_json::json!([])
