@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use gloo_net::http::{Request, RequestBuilder, Response};
 use models::{
-    ApiError, Deactivated, ErrorCode, History, License, LicenseAnswer, LicensedUsersAnswer,
-    LoginAnswer, LoginRequest, RemoteLicenses, SessionClosed, SessionPage, SessionQuery,
-    StatusData, headers,
+    ApiError, Deactivated, ErrorCode, History, InstallAnswer, License, LicenseAnswer,
+    LicensedUsersAnswer, LoginAnswer, LoginRequest, RemoteLicenses, SessionClosed, SessionPage,
+    SessionQuery, StatusData, headers,
 };
 use serde::{Serialize, de::DeserializeOwned};
 use thiserror::Error;
@@ -148,7 +148,7 @@ pub async fn licenses(tokens: Tokens<'_>) -> Result<Vec<License>> {
 }
 
 /// `POST /server/manage/license/install` with the license file's text.
-pub async fn install_license(tokens: Tokens<'_>, file: String) -> Result<LicenseAnswer> {
+pub async fn install_license(tokens: Tokens<'_>, file: String) -> Result<InstallAnswer> {
     let request = Request::post("/server/manage/license/install")
         .header("Content-Type", "application/octet-stream");
     admin(request, tokens, Some(file)).await

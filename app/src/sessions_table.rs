@@ -353,28 +353,7 @@ fn header(column: &'static Column, query: RwSignal<SessionQuery>) -> impl IntoVi
 
 #[component]
 fn Pager(page: RwSignal<Option<SessionPage>>, query: RwSignal<SessionQuery>) -> impl IntoView {
-    let range = move || {
-        page.with(|p| {
-            let p = p.as_ref()?;
-            let matched = p.matched;
-            let from = (p.offset + 1).min(matched);
-            let to = (p.offset + p.sessions.len() as u64).min(matched);
-            let of = if matched == p.total {
-                format!("{} sessions", format::group_digits(matched as i64))
-            } else {
-                format!(
-                    "{} matching of {} sessions",
-                    format::group_digits(matched as i64),
-                    format::group_digits(p.total as i64)
-                )
-            };
-            Some(format!(
-                "{}–{} of {of}",
-                format::group_digits(from as i64),
-                format::group_digits(to as i64)
-            ))
-        })
-    };
+    let range = move || page.with(|p| p.as_ref().map(range_text));
     let limit = move || u64::from(query.with(|q| q.limit));
     let has_previous = move || query.with(|q| q.offset > 0);
     let has_next = move || {
@@ -530,5 +509,68 @@ impl Spacing {
             this.last.set(js_sys::Date::now());
             action();
         });
+    }
+}
+
+/// Which sessions a page shows, of how many: "1–25 of 1,234 sessions".
+fn range_text(page: &SessionPage) -> String {
+    let total = format::group_digits(page.total as i64);
+    let matched = page.matched;
+    if matched == 0 {
+        return if page.total == 0 {
+            "No sessions".to_owned()
+        } else {
+            format!("None matching of {total} sessions")
+        };
+    }
+    let from = (page.offset + 1).min(matched);
+    let to = (page.offset + page.sessions.len() as u64).min(matched);
+    let of = if matched == page.total {
+        format!("{total} sessions")
+    } else {
+        format!(
+            "{} matching of {total} sessions",
+            format::group_digits(matched as i64)
+        )
+    };
+    format!(
+        "{}–{} of {of}",
+        format::group_digits(from as i64),
+        format::group_digits(to as i64)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(total: u64, matched: u64, offset: u64, shown: usize) -> SessionPage {
+        let session = models::Session {
+            server_id: String::new(),
+            session_id: 1,
+            status: SessionStatus::Running,
+            host: String::new(),
+            ip_address: std::net::IpAddr::from([127, 0, 0, 1]),
+            started: time::OffsetDateTime::UNIX_EPOCH,
+            message: String::new(),
+            licenses: Vec::new(),
+        };
+        SessionPage {
+            total,
+            matched,
+            offset,
+            sessions: vec![session; shown],
+        }
+    }
+
+    #[test]
+    fn the_range_says_what_is_shown_and_never_0_to_0() {
+        assert_eq!(range_text(&page(0, 0, 0, 0)), "No sessions");
+        assert_eq!(range_text(&page(5, 0, 0, 0)), "None matching of 5 sessions");
+        assert_eq!(range_text(&page(60, 60, 50, 10)), "51–60 of 60 sessions");
+        assert_eq!(
+            range_text(&page(60, 3, 0, 3)),
+            "1–3 of 3 matching of 60 sessions"
+        );
     }
 }

@@ -31,6 +31,8 @@ test('log in: a wrong password is refused next to the form, the right one opens 
 }, testInfo) => {
   await page.goto(`${server.apiUrl}/admin`);
   await expect(page).toHaveURL(/\/admin\/login\?next=/);
+  // A first-time administrator learns where the first password is.
+  await expect(page.locator('#first-login')).toContainText('initial-admin-password');
   await logIn(page, server, 'admin', 'not-the-password');
   await expect(page.getByRole('alert')).toContainText('LOGIN_DENIED');
   await expect(page.getByLabel('Password')).toBeFocused({ timeout: 1 }).catch(() => undefined);
@@ -73,6 +75,30 @@ test('licenses: install by pasting, by file, a tampered file refused inline, rul
   await page.getByRole('button', { name: 'Install' }).click();
   await expect(page.locator('#install-form').getByRole('status')).toContainText('Installed license E2E-PASTED');
   const card = page.locator('article.license[data-key="E2E-PASTED"]');
+  // The same file again: nothing changes, and the page says so.
+  await page.getByLabel('…or paste its text').fill(readFileSync(good, 'utf8'));
+  await page.getByRole('button', { name: 'Install' }).click();
+  await expect(page.locator('#install-form').getByRole('status')).toHaveText(
+    'License E2E-PASTED is already installed; nothing changed.',
+  );
+  await expect(page.locator('article.license')).toHaveCount(1);
+  // A picture chosen by mistake is named as no license, never dumped into the text box, and the
+  // earlier success message goes.
+  const picture = testInfo.outputPath('screenshot.png');
+  writeFileSync(picture, Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52]));
+  await page.getByLabel('License file').setInputFiles(picture);
+  await expect(page.locator('#install-form').getByRole('alert')).toHaveText(
+    'screenshot.png is not a license file (expected a JSON document starting with {).',
+  );
+  await expect(page.getByLabel('…or paste its text')).toHaveValue('');
+  await expect(page.locator('#install-form').getByRole('status')).toHaveCount(0);
+  // Pasted text that is no license either.
+  await page.getByLabel('…or paste its text').fill('-----BEGIN CERTIFICATE-----');
+  await page.getByRole('button', { name: 'Install' }).click();
+  await expect(page.locator('#install-form').getByRole('alert')).toHaveText(
+    'The text you pasted is not a license file (expected a JSON document starting with {).',
+  );
+  await page.getByLabel('…or paste its text').fill('');
   await expect(card).toContainText('active');
   await expect(card).toContainText('callas pdfToolbox CLI 10: runcount 4');
   await expect(card.locator('dd.warn')).toContainText(/in \d+ days/);

@@ -67,6 +67,15 @@ pub struct LicenseAnswer {
     pub license: License,
 }
 
+/// What `POST /server/manage/license/install` answers: `{"license": {...}, "already_installed"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InstallAnswer {
+    pub license: License,
+    /// The very same file was installed before: nothing changed.
+    pub already_installed: bool,
+}
+
 /// `{"license": {"numAuthenticatedUsers", "authenticatedUsers"?}}`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

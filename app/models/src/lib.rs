@@ -19,9 +19,9 @@ pub mod vendor;
 pub mod whole;
 
 pub use admin::{
-    AuthUser, LedgerExportFormat, LedgerExportQuery, LicenseAnswer, LicensedUser, LicensedUsers,
-    LicensedUsersAnswer, LoginAnswer, LoginRequest, MAX_EXPORT_KINDS, MAX_EXPORT_TIME,
-    ServerVersion, UserInfo,
+    AuthUser, InstallAnswer, LedgerExportFormat, LedgerExportQuery, LicenseAnswer, LicensedUser,
+    LicensedUsers, LicensedUsersAnswer, LoginAnswer, LoginRequest, MAX_EXPORT_KINDS,
+    MAX_EXPORT_TIME, ServerVersion, UserInfo,
 };
 pub use browse::{
     CartridgeHistory, History, MAX_FILTER, MAX_PAGE, Sample, SessionPage, SessionQuery,

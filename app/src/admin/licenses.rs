@@ -236,8 +236,17 @@ fn license_card(
     }
 }
 
-/// Reads the chosen file's text into `text`.
-fn read_file(ev: &leptos::ev::Event, text: RwSignal<String>, task: Task) {
+/// What a file that is not a license gets, before anything is sent.
+const NOT_A_LICENSE: &str = "is not a license file (expected a JSON document starting with {)";
+
+/// Reads the chosen file's text into `text`, if it is the text of a license file at all: a
+/// binary file (a picture chosen by mistake) never lands in the text box.
+fn read_file(
+    ev: &leptos::ev::Event,
+    text: RwSignal<String>,
+    installed: RwSignal<Option<String>>,
+    task: Task,
+) {
     let Some(file) = ev
         .target()
         .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
@@ -246,14 +255,34 @@ fn read_file(ev: &leptos::ev::Event, text: RwSignal<String>, task: Task) {
     else {
         return;
     };
+    // A message about an earlier file must not stand next to this one's.
+    installed.set(None);
+    task.error.set(None);
     leptos::task::spawn_local(async move {
         match wasm_bindgen_futures::JsFuture::from(file.text()).await {
-            Ok(content) => text.set(content.as_string().unwrap_or_default()),
+            Ok(content) => {
+                let content = content.as_string().unwrap_or_default();
+                if looks_like_a_license(&content) {
+                    text.set(content);
+                } else {
+                    task.error
+                        .set(Some(format!("{} {NOT_A_LICENSE}.", file.name())));
+                }
+            }
             Err(_) => task
                 .error
                 .set(Some(format!("Cannot read the file {}.", file.name()))),
         }
     });
+}
+
+/// Text (no NUL, nothing the decoder had to replace) that starts as a JSON object does.
+fn looks_like_a_license(content: &str) -> bool {
+    !content.contains(['\0', '\u{fffd}'])
+        && content
+            .trim_start_matches('\u{feff}')
+            .trim_start()
+            .starts_with('{')
 }
 
 #[component]
@@ -264,20 +293,34 @@ fn InstallForm(on_installed: impl Fn(String) + Copy + 'static) -> impl IntoView 
     let installed = RwSignal::new(None::<String>);
     let submit = on_submit(move || {
         let file = text.get_untracked();
+        installed.set(None);
         if file.trim().is_empty() {
             task.error.set(Some(
                 "Choose a license file or paste its text first.".to_owned(),
             ));
             return;
         }
-        installed.set(None);
+        if !looks_like_a_license(&file) {
+            task.error
+                .set(Some(format!("The text you pasted {NOT_A_LICENSE}.")));
+            return;
+        }
         let tokens = auth.tokens();
         task.run(
             async move { api::install_license(tokens.as_ref(), file).await },
             move |answer| {
-                installed.set(Some(answer.license.key.clone()));
+                let key = answer.license.key;
                 text.set(String::new());
-                on_installed(answer.license.key);
+                if answer.already_installed {
+                    installed.set(Some(format!(
+                        "License {key} is already installed; nothing changed."
+                    )));
+                } else {
+                    installed.set(Some(format!(
+                        "Installed license {key}. It counts from now on."
+                    )));
+                    on_installed(key);
+                }
             },
         );
     });
@@ -293,7 +336,7 @@ fn InstallForm(on_installed: impl Fn(String) + Copy + 'static) -> impl IntoView 
                     id="license-file"
                     type="file"
                     accept=".lic,.json,application/json,text/plain"
-                    on:change=move |ev| read_file(&ev, text, task)
+                    on:change=move |ev| read_file(&ev, text, installed, task)
                 />
                 <label for="license-text">"…or paste its text"</label>
                 <textarea
@@ -308,9 +351,7 @@ fn InstallForm(on_installed: impl Fn(String) + Copy + 'static) -> impl IntoView 
                 </button>
                 {task.error_view()}
                 {move || {
-                    installed
-                        .get()
-                        .map(|key| done_message(format!("Installed license {key}. It counts from now on.")))
+                    installed.get().map(done_message)
                 }}
             </form>
         </section>

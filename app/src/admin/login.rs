@@ -77,6 +77,15 @@ pub fn LoginScreen() -> impl IntoView {
         <main class="page login">
             <LoginForm words principal secret task submit>
                 <h2 id="login-title">"Log in"</h2>
+                <p class="hint" id="first-login">
+                    "First time? The server created the administrator "
+                    <code>"admin"</code>
+                    " and wrote its password into the file "
+                    <code>"initial-admin-password"</code>
+                    " in its data directory (readable by the server's user only; "
+                    <code>"license-server user passwd --principal admin"</code>
+                    " changes it and deletes the file)."
+                </p>
                 {move || {
                     auth.notice
                         .get()

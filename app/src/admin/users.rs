@@ -111,10 +111,7 @@ fn UsersBody() -> impl IntoView {
                     };
                     let count = users.len();
                     let any = count > 0;
-                    let counted = match limit {
-                        Some(limit) => format!("{count} of {limit} places taken"),
-                        None => format!("{count} users (the license sets no limit)"),
-                    };
+                    let counted = counted(count, limit);
                     view! {
                         <p class="count" id="users-count">
                             {counted}
@@ -195,5 +192,27 @@ fn user_row(
                 </td>
             </Show>
         </tr>
+    }
+}
+
+/// How many users count, against the license's limit if it sets one.
+fn counted(count: usize, limit: Option<u32>) -> String {
+    match limit {
+        Some(limit) => format!("{count} of {limit} places taken"),
+        None if count == 1 => "1 user (the license sets no limit)".to_owned(),
+        None => format!("{count} users (the license sets no limit)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_user_is_one_user() {
+        assert_eq!(counted(1, None), "1 user (the license sets no limit)");
+        assert_eq!(counted(0, None), "0 users (the license sets no limit)");
+        assert_eq!(counted(2, None), "2 users (the license sets no limit)");
+        assert_eq!(counted(1, Some(10)), "1 of 10 places taken");
     }
 }

@@ -6,7 +6,7 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::IntoResponse,
 };
-use models::{ApiError, ErrorCode, License, LicenseAnswer};
+use models::{ApiError, ErrorCode, InstallAnswer, License, LicenseAnswer};
 
 use super::extract::{Editor, Refused, SessionToken, Viewer};
 use crate::{
@@ -16,6 +16,7 @@ use crate::{
         AppError,
         extract::{Path, RawBody},
     },
+    licensing::install::Installation,
 };
 
 /// What an endpoint that needs the active license answers without one, as the OpenAPI documents
@@ -96,7 +97,7 @@ pub async fn all_licenses(
     params(SessionToken),
     request_body(content = String, content_type = "application/octet-stream", description = "The license file"),
     responses(
-        (status = 200, description = "Installed (or already installed: the same file)", body = LicenseAnswer),
+        (status = 200, description = "Installed; or `already_installed`: the same file was, and nothing changed", body = InstallAnswer),
         (status = 400, description = "LICENSE_MALFORMED, LICENSE_UNTRUSTED_KEY, LICENSE_BAD_SIGNATURE, LICENSE_WRONG_SERVER, LICENSE_EXPIRED, LICENSE_KEY_CONFLICT (another issue of this key, not newer, is installed); nothing was written", body = ApiError),
         (status = 409, description = "DUPLICATE_SERIAL: another license with this serial number is installed; nothing was written", body = ApiError),
         Refused,
@@ -108,14 +109,17 @@ pub async fn install_license(
     State(state): State<AppState>,
     Editor(admin): Editor,
     RawBody(body): RawBody,
-) -> Result<axum::Json<LicenseAnswer>, AppError> {
-    let installed = state
+) -> Result<axum::Json<InstallAnswer>, AppError> {
+    let outcome = state
         .inventory
         .install(body.to_vec(), Some(&admin.actor()))
         .await?;
-    tracing::info!(key = installed.key(), by = %admin.actor(), "license installed through the admin API");
-    Ok(axum::Json(LicenseAnswer {
-        license: installed.verified.license,
+    let already_installed = matches!(outcome, Installation::AlreadyInstalled(_));
+    let installed = outcome.installed();
+    tracing::info!(key = installed.key(), already_installed, by = %admin.actor(), "license installed through the admin API");
+    Ok(axum::Json(InstallAnswer {
+        license: installed.verified.license.clone(),
+        already_installed,
     }))
 }
 

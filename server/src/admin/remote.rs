@@ -276,7 +276,7 @@ pub async fn remote_activate(
         .install(activated.license_file.into_bytes(), Some(&admin.actor()))
         .await
     {
-        Ok(installed) => installed,
+        Ok(outcome) => outcome.installed().clone(),
         Err(InstallError::License(error)) => {
             tracing::warn!(key = %key, error = %error, "the vendor's license file was refused");
             return Err(AppError::new(

@@ -63,6 +63,10 @@ pub const MAX_SERIAL: u64 = (1 << 53) - 1;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum LicenseError {
+    /// Not even the start of one: binary, or text that is not a JSON document (a certificate, an
+    /// e-mail, a picture chosen by mistake).
+    #[error("this is not a license file (expected a JSON document starting with {{)")]
+    NotALicense,
     #[error("the license file is malformed: {0}")]
     Malformed(String),
     #[error(
@@ -103,7 +107,7 @@ impl LicenseError {
     /// The stable error code of the admin API and of `license verify`.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Malformed(_) => ErrorCode::LicenseMalformed,
+            Self::NotALicense | Self::Malformed(_) => ErrorCode::LicenseMalformed,
             Self::UntrustedKey { .. } => ErrorCode::LicenseUntrustedKey,
             Self::BadSignature => ErrorCode::LicenseBadSignature,
             Self::WrongServer { .. } => ErrorCode::LicenseWrongServer,
@@ -169,7 +173,12 @@ pub fn verify_signed(
             bytes.len()
         )));
     }
-    let text = std::str::from_utf8(bytes).map_err(|_| malformed("not UTF-8 text"))?;
+    let text = std::str::from_utf8(bytes).map_err(|_| LicenseError::NotALicense)?;
+    // A byte-order mark, as some editors write, is not part of the document.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if !text.trim_start().starts_with('{') {
+        return Err(LicenseError::NotALicense);
+    }
     let envelope: Envelope<'_> =
         serde_json::from_str(text).map_err(|e| malformed(e.to_string()))?;
     if envelope.format != FORMAT {
@@ -457,6 +466,31 @@ mod tests {
             let err = verify(garbage, &f.trusted, &f.server_id, now()).unwrap_err();
             assert_eq!(err.code(), ErrorCode::LicenseMalformed, "{garbage:?}");
         }
+        // What is not even the start of a license says so, not what the JSON parser expected.
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+        for not_one in [
+            &png[..],
+            b"",
+            b"-----BEGIN CERTIFICATE-----",
+            b"[1,2]",
+            b"\xff\xfe",
+        ] {
+            let err = verify(not_one, &f.trusted, &f.server_id, now()).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "this is not a license file (expected a JSON document starting with {)",
+                "{not_one:?}"
+            );
+        }
+        // A byte-order mark before a genuine license is not in the way.
+        let genuine = sign(&license(&f.server_id), &f.key).unwrap();
+        verify(
+            format!("\u{feff}{genuine}").as_bytes(),
+            &f.trusted,
+            &f.server_id,
+            now(),
+        )
+        .unwrap();
         let err = verify(
             &vec![b' '; MAX_FILE_BYTES + 1],
             &f.trusted,

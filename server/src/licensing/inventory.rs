@@ -23,7 +23,7 @@ use super::{
     cartridges,
     dir::{Fingerprint, Installed, LicenseDir, Scan},
     identity::Binding,
-    install::{InstallError, RemoveError},
+    install::{InstallError, Installation, RemoveError},
     keys::TrustedKeys,
 };
 use crate::{
@@ -203,7 +203,7 @@ impl Inventory {
         &self,
         bytes: Vec<u8>,
         by: Option<&str>,
-    ) -> Result<Installed, InstallError> {
+    ) -> Result<Installation, InstallError> {
         let outcome = self
             .dir
             .install(
@@ -216,7 +216,7 @@ impl Inventory {
             )
             .await?;
         self.refresh().await?;
-        Ok(outcome.installed().clone())
+        Ok(outcome)
     }
 
     /// Removes the license `key` (`by`: who, for the ledger) and refreshes the snapshot, so its

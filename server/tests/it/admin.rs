@@ -435,11 +435,22 @@ async fn licenses_install_list_and_the_active_one_and_refused_files_change_nothi
         (StatusCode::BAD_REQUEST, "LICENSE_BAD_SIGNATURE"),
         "{body}"
     );
-    let (status, body) = lab.install(&token, "not a license").await;
-    assert_eq!(
-        (status, code(&body)),
-        (StatusCode::BAD_REQUEST, "LICENSE_MALFORMED")
-    );
+    // A picture or a note sent by mistake is named for what it is, not for what a JSON parser
+    // expected.
+    for not_one in [
+        b"not a license".to_vec(),
+        b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec(),
+    ] {
+        let (status, body) = lab.install(&token, not_one).await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::BAD_REQUEST, "LICENSE_MALFORMED")
+        );
+        assert_eq!(
+            body["error"]["message"],
+            "this is not a license file (expected a JSON document starting with {)"
+        );
+    }
     let (status, body) = lab.install(&token, vec![b'x'; 2 * 1024 * 1024]).await;
     assert_eq!(
         (status, code(&body)),
@@ -450,6 +461,11 @@ async fn licenses_install_list_and_the_active_one_and_refused_files_change_nothi
     let (status, body) = lab.install(&token, good.clone()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["license"]["key"], "NEW-1");
+    assert_eq!(body["already_installed"], false);
+    // The same file again changes nothing, and the answer says so.
+    let (status, body) = lab.install(&token, good.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["already_installed"], true);
     // The cartridge shows at once, not at the next poll.
     let data: Value = lab
         .http
