@@ -38,3 +38,14 @@ pub fn now() -> OffsetDateTime {
 pub fn local(t: OffsetDateTime) -> String {
     format::date_time(t, local_offset(t))
 }
+
+/// Which zone the page's times are in (the browser's), so a time is never read in another.
+#[component]
+pub fn ZoneNote() -> impl IntoView {
+    let zone = format::zone_label(local_offset(now()));
+    view! {
+        <p class="updated zone" title="Times on this page are in your browser's time zone">
+            {format!("Times in {zone}")}
+        </p>
+    }
+}

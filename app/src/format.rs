@@ -96,6 +96,21 @@ pub fn time_of_day(t: OffsetDateTime, offset: UtcOffset) -> String {
         .unwrap_or_else(|_| t.to_string())
 }
 
+/// A zone as a label: `UTC`, `UTC+1`, `UTC−3:30`.
+pub fn zone_label(offset: UtcOffset) -> String {
+    let (hours, minutes, _) = offset.as_hms();
+    if (hours, minutes) == (0, 0) {
+        return "UTC".to_owned();
+    }
+    let sign = if offset.is_negative() { '−' } else { '+' };
+    let (hours, minutes) = (hours.unsigned_abs(), minutes.unsigned_abs());
+    if minutes == 0 {
+        format!("UTC{sign}{hours}")
+    } else {
+        format!("UTC{sign}{hours}:{minutes:02}")
+    }
+}
+
 /// Tooltip of a cartridge's product: where its licenses come from, one serial per line.
 pub fn locations(cartridge: &Cartridge) -> String {
     cartridge
@@ -172,6 +187,14 @@ mod tests {
     use super::*;
     use models::{CartridgeStatistic, FailedByReason, LicenseCounts};
     use time::macros::{datetime, offset};
+
+    #[test]
+    fn zones_are_labelled_from_utc() {
+        assert_eq!(zone_label(offset!(UTC)), "UTC");
+        assert_eq!(zone_label(offset!(+1)), "UTC+1");
+        assert_eq!(zone_label(offset!(-3:30)), "UTC−3:30");
+        assert_eq!(zone_label(offset!(+5:45)), "UTC+5:45");
+    }
 
     fn cartridge(runcount: u32, in_use: u32, credits: i64, used: i64, postpay: bool) -> Cartridge {
         Cartridge {

@@ -145,13 +145,16 @@ pub fn StatusPage() -> impl IntoView {
             <nav class="admin-nav">
                 <a href=LICENSES_PATH>"Admin"</a>
             </nav>
-            <live::LiveMark live />
-            <p class="updated" aria-live="polite">
-                {move || match updated.get() {
-                    Some(t) => format!("Last updated {}", format::time_of_day(t, local_offset(t))),
-                    None => "Loading…".to_owned(),
-                }}
-            </p>
+            <div class="freshness">
+                <live::LiveMark live />
+                <clock::ZoneNote />
+                <p class="updated" aria-live="polite">
+                    {move || match updated.get() {
+                        Some(t) => format!("Last updated {}", format::time_of_day(t, local_offset(t))),
+                        None => "Loading…".to_owned(),
+                    }}
+                </p>
+            </div>
         </header>
         <main class="page" class:stale=move || error.with(Option::is_some)>
             {move || {

@@ -45,6 +45,7 @@ test('log in: a wrong password is refused next to the form, the right one opens 
   await expect(page.getByRole('heading', { name: 'Licenses', level: 2 })).toBeVisible();
   await expect(page.getByText('No license is installed')).toBeVisible();
   await expect(page.locator('.who .role')).toHaveText('administrator');
+  await expect(page.locator('.topbar .zone')).toHaveText(/^Times in UTC/);
 
   // A reload keeps the login (the tab's session storage)…
   await page.reload();

@@ -49,6 +49,9 @@ test('shows this server with its hostname, port and coordinator mark, and two em
   await expect(page.getByRole('table', { name: 'Sessions' }).locator('tbody')).toHaveText('No sessions.');
 
   await expect(page.getByText(/^Last updated \d\d:\d\d:\d\d$/)).toBeVisible();
+  // Times are the browser's; the page says in which zone.
+  const zone = await page.evaluate(() => -new Date().getTimezoneOffset());
+  await expect(page.locator('.topbar .zone')).toHaveText(zone === 0 ? 'Times in UTC' : /^Times in UTC[+−]\d+(:\d\d)?$/);
   await expect(page.getByRole('alert')).toHaveCount(0);
   expect(errors).toEqual([]);
 });

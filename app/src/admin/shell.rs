@@ -6,6 +6,7 @@ use leptos_router::{components::Redirect, hooks::use_location};
 
 use crate::{
     auth::Auth,
+    clock::ZoneNote,
     paths::{LICENSES_PATH, LOGIN_PATH, STATUS_PATH},
 };
 
@@ -53,6 +54,7 @@ pub fn Shell(title: &'static str, children: ChildrenFn) -> impl IntoView {
                         })
                         .collect_view()} <a href=STATUS_PATH>"Status page"</a>
                 </nav>
+                <ZoneNote />
                 <div class="who">
                     <span class="principal">
                         {move || auth.login.with(|l| l.as_ref().map(|l| l.principal.clone()))}
