@@ -122,9 +122,14 @@ impl Lab {
     }
 
     /// Starts (again) on the same data directory.
+    ///
+    /// The data directory's lock is an `flock`, which a child process that another test of this
+    /// binary forks at that moment holds too until it `exec`s: under load that can outlast the
+    /// stop by a little, so a start that finds the directory "in use" is tried again for up to
+    /// 2 s. A server that really still ran would still be found after that.
     pub async fn restart(&mut self) {
         self.halt().await;
-        let running = server::start(ServeConfig {
+        let config = ServeConfig {
             vendor_public_keys: vec![self.key_dir.path().join("vendor.pub")],
             engine: self.config.clone(),
             admin_idle_timeout: self.admin_idle,
@@ -133,9 +138,18 @@ impl Lab {
             ledger_report_every: self.ledger_report_every,
             vendor_ca: self.vendor_ca.clone(),
             ..ServeConfig::local(self.dir.path().to_owned())
-        })
-        .await
-        .unwrap();
+        };
+        let mut tries = 0;
+        let running = loop {
+            match server::start(config.clone()).await {
+                Ok(running) => break running,
+                Err(e) if tries < 20 && format!("{e:#}").contains("in use by another") => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("the server did not start: {e:#}"),
+            }
+        };
         self.running = Some(running);
     }
 
