@@ -118,16 +118,9 @@ fn seats_in_use(document: &Value) -> u64 {
 }
 
 async fn listeners(lab: &Lab) -> f64 {
-    let text = lab
-        .http
-        .get(format!("http://{}/metrics", lab.running().api_addr))
-        .send()
+    crate::metrics::scrape(lab)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .find_map(|l| l.strip_prefix("license_server_status_event_streams "))
         .expect("no license_server_status_event_streams in /metrics")
         .parse()

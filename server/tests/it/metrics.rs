@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 
 use crate::protocol::{Lab, Lic, quick};
 
-async fn scrape(lab: &Lab) -> String {
+pub async fn scrape(lab: &Lab) -> String {
     let response = lab
         .http
         .get(format!("http://{}/metrics", lab.running().api_addr))
