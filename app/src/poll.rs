@@ -30,7 +30,16 @@ pub fn every_refresh<F>(tick: impl Fn() -> F + 'static)
 where
     F: Future<Output = ()> + 'static,
 {
-    every(REFRESH, move || {
+    every_visible(REFRESH, tick);
+}
+
+/// Runs `tick` every `period` while the tab is visible, until the calling component is cleaned
+/// up.
+pub fn every_visible<F>(period: Duration, tick: impl Fn() -> F + 'static)
+where
+    F: Future<Output = ()> + 'static,
+{
+    every(period, move || {
         let work = (!page_hidden()).then(&tick);
         async move {
             if let Some(work) = work {

@@ -19,7 +19,7 @@ use crate::{
     clock::{self, local_offset, now, timestamp},
     format, live,
     paths::{LICENSES_PATH, STATUS_PATH},
-    poll::{self, REFRESH, page_hidden},
+    poll::{self, REFRESH},
     pool_field::PoolField,
     sessions_table::SessionsTable,
 };
@@ -67,14 +67,7 @@ pub fn StatusPage() -> impl IntoView {
             }
         });
     });
-    poll::every(HISTORY_REFRESH, move || {
-        let visible = !page_hidden();
-        async move {
-            if visible {
-                refresh_history(history, pool).await;
-            }
-        }
-    });
+    poll::every_visible(HISTORY_REFRESH, move || refresh_history(history, pool));
     let navigate = leptos_router::hooks::use_navigate();
     let choose_pool = move |name: String| {
         if name == pool.get_untracked() {
