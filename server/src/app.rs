@@ -36,6 +36,7 @@ use crate::{
     },
     store::Store,
     sys::{data_dir::DataDir, prometheus::Requests},
+    usage::Usage,
 };
 
 /// This server's own Ed25519 key in the data directory (mode 0600): it signs the offline
@@ -74,6 +75,8 @@ pub struct App {
     pub inventory: Arc<Inventory>,
     /// Sessions and grants.
     pub engine: Arc<Engine>,
+    /// The ledger folded into usage totals, for the usage reports.
+    pub usage: Arc<Usage>,
     /// Administrators, their tokens, and the licensed users.
     pub auth: Auth,
     /// This server's own key: it signs the offline activation requests it creates.
@@ -258,6 +261,15 @@ impl App {
         activation::create(&self.identity, &self.server_key, ledger, network)
     }
 
+    /// The cartridges of `pool` (`None`: the default pool) now, with the engine's statistics:
+    /// what the status page, its live push, `/metrics` and the usage reports show.
+    pub fn cartridges(&self, pool: Option<&str>) -> Vec<models::Cartridge> {
+        let snapshot = self.inventory.snapshot();
+        let mut cartridges = Vec::clone(&snapshot.cartridges(pool, OffsetDateTime::now_utc()));
+        self.engine.fill_statistics(&mut cartridges, pool);
+        cartridges
+    }
+
     /// Opens the data directory's store and builds everything on it. The caller holds the data
     /// directory's lock if it needs one (a running server does).
     pub async fn open(
@@ -345,6 +357,7 @@ impl App {
             None => None,
         };
         let app = App {
+            usage: Arc::new(Usage::new(store.clone())),
             store,
             identity,
             inventory,

@@ -19,6 +19,7 @@
 //! | `licensing` | keys and which of them this build trusts (sealed or development), license files, the licenses directory (install, remove), the inventory of cartridges and pools, this server's identity, activation requests |
 //! | `auth` | administrators: passwords, tokens, the login gate, permissions, licensed users |
 //! | `failover` | the failover network's replicated ledger: Raft (openraft) log and state machine in the member's store |
+//! | `usage` | the ledger folded into hourly and daily totals per cartridge, host and user, and the usage reports made from them |
 //! | `ledger` | the hash-chained events: the chain, the group-commit writer, verification, the signed head, the archive of old entries, export |
 //! | `store` | SQLite, one module per group of tables; the only place with SQL |
 //! | `http` | what the HTTP rooms share: the one error type and its mapping from the domain's errors, extractors, common layers, the embedded web UI |
@@ -31,7 +32,7 @@
 //! Data flows one way, and so do imports:
 //!
 //! ```text
-//! serve → ports → protocol, status, admin, vendor, peers → anchoring → app → engine, licensing, auth, failover → ledger → store
+//! serve → ports → protocol, status, admin, vendor, peers → anchoring → app → engine, licensing, auth, failover, usage → ledger → store
 //! ```
 //!
 //! `engine` reads `licensing` (the inventory it grants from); neither imports anything above it.
@@ -68,6 +69,7 @@ mod serve;
 mod status;
 mod store;
 mod sys;
+mod usage;
 mod vendor;
 
 pub use crate::{

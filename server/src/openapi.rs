@@ -99,6 +99,7 @@ pub struct ApiPortDoc;
         crate::admin::users::clear_licensed_user,
         crate::admin::sessions::release_session,
         crate::admin::ledger::export,
+        crate::admin::usage::usage,
         crate::admin::network::network,
         crate::admin::network::change_members,
         crate::admin::remote::remote_login,
@@ -107,7 +108,7 @@ pub struct ApiPortDoc;
         crate::admin::remote::remote_activate,
         crate::admin::remote::remote_deactivate,
     ),
-    tags((name = "auth"), (name = "licenses"), (name = "licensed users"), (name = "sessions"), (name = "ledger"), (name = "network"), (name = "status"), (name = "vendor"))
+    tags((name = "auth"), (name = "licenses"), (name = "licensed users"), (name = "sessions"), (name = "ledger"), (name = "usage"), (name = "network"), (name = "status"), (name = "vendor"))
 )]
 struct AdminDoc;
 

@@ -209,6 +209,11 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     watcher.spawn(state.engine.clone().run_recovery(shutdown.clone()));
     watcher.spawn(state.engine.clone().run_snapshots(shutdown.clone()));
     watcher.spawn(state.engine.clone().run_audit(shutdown.clone()));
+    {
+        let (usage, changes) = (state.usage.clone(), state.engine.changes());
+        let shutdown = shutdown.clone();
+        watcher.spawn(async move { usage.run(changes, shutdown).await });
+    }
     match (&state.network, config.archive_after) {
         (Some(network), _) => {
             for task in network.tasks(&shutdown) {

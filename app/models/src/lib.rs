@@ -15,6 +15,7 @@ pub mod license;
 pub mod network;
 pub mod protocol;
 pub mod status;
+pub mod usage;
 pub mod vendor;
 pub mod whole;
 
@@ -38,6 +39,10 @@ pub use protocol::{
 pub use status::{
     Build, Cartridge, CartridgeStatistic, FailedByReason, HeldLicense, LicenseCounts, LicenseType,
     Location, RefusalReason, Server, ServerMoved, ServerStatus, Session, SessionStatus, StatusData,
+};
+pub use usage::{
+    MAX_USAGE_DAYS, MAX_USAGE_HOURLY_DAYS, USAGE_TOP, UsageCartridge, UsageParty, UsageQuery,
+    UsageRefusals, UsageReport, UsageSeries, UsageStep,
 };
 pub use vendor::{
     ActivateRequest, Activated, Activation, DeactivateRequest, Deactivated, HeadVerdict,

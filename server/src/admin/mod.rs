@@ -15,6 +15,7 @@ pub mod login;
 pub mod network;
 pub mod remote;
 pub mod sessions;
+pub mod usage;
 pub mod users;
 
 use axum::{
@@ -60,6 +61,7 @@ pub fn routes() -> Router<AppState> {
             delete(sessions::release_session),
         )
         .route("/server/manage/ledger/export", get(ledger::export))
+        .route("/server/manage/usage", get(usage::usage))
         .route("/server/manage/network", get(network::network))
         .route(
             "/server/manage/network/members",

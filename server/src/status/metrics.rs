@@ -21,7 +21,7 @@ use axum::{
 use openraft::ServerState;
 use time::OffsetDateTime;
 
-use super::{document, live::Hub};
+use super::live::Hub;
 use crate::{
     app::AppState,
     sys::{
@@ -123,7 +123,8 @@ fn cartridges(state: &AppState, out: &mut Exposition) {
     let mut rows = Vec::new();
     for pool in snapshot.pools() {
         rows.extend(
-            document::cartridges(state, pool.as_deref())
+            state
+                .cartridges(pool.as_deref())
                 .into_iter()
                 .map(|c| (pool.clone().unwrap_or_default(), c)),
         );

@@ -20,6 +20,7 @@ const RANKS: &[(&str, u32)] = &[
     ("failover", 3),
     ("auth", 3),
     ("engine", 4),
+    ("usage", 4),
     ("app", 5),
     ("http", 5),
     ("cli", 5),
@@ -37,7 +38,15 @@ const RANKS: &[(&str, u32)] = &[
 ];
 
 /// The domain and what is under it: no HTTP here.
-const NO_HTTP: &[&str] = &["engine", "licensing", "auth", "ledger", "store", "sys"];
+const NO_HTTP: &[&str] = &[
+    "engine",
+    "usage",
+    "licensing",
+    "auth",
+    "ledger",
+    "store",
+    "sys",
+];
 
 struct Source {
     path: PathBuf,

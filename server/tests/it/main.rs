@@ -72,4 +72,5 @@ mod snapshots;
 mod support;
 mod tls;
 mod transfer;
+mod usage;
 mod vendor;

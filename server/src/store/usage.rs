@@ -1,0 +1,545 @@
+//! The usage tables (`usage_*`): the ledger folded into hourly and daily totals, and what is open
+//! at the last entry folded in, all written with that entry (the cursor) in one transaction, so
+//! the totals are always those of a whole prefix of the ledger. What the figures mean is the
+//! `usage` room's.
+
+use std::collections::HashMap;
+
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+use super::database::{Store, StoreError, Sync, to_sql};
+
+/// Rows written per statement (SQLite binds at most 32,766 values).
+const ROWS_PER_STATEMENT: usize = 1_000;
+
+/// A cartridge: its pool ('' for the default pool), product and major version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Cartridge {
+    pub pool: String,
+    pub product_id: u32,
+    pub major_version: u32,
+}
+
+/// Who a session runs for: its host, and the user if the vendor's program named one ('' if not).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Party {
+    pub host: String,
+    pub realm: String,
+    pub principal: String,
+}
+
+/// A license held: since when (Unix seconds), from which cartridge, for whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub cartridge: Cartridge,
+    pub party: Party,
+    pub since: i64,
+}
+
+/// One cartridge's figures in one hour.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HourTotals {
+    pub grants: u64,
+    /// Seconds of licenses held in this hour, by licenses released since.
+    pub held_seconds: u64,
+    /// The most licenses held at once.
+    pub peak: u32,
+    pub credits: u64,
+}
+
+/// One party's figures with one cartridge in one day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DayTotals {
+    pub grants: u64,
+    pub held_seconds: u64,
+    pub credits: u64,
+}
+
+/// A refusal's bucket: hour, pool, product (`None`: a session refused before it asked for one),
+/// major version, reason ('' if the entry predates reasons).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RefusalKey {
+    pub hour: i64,
+    pub pool: String,
+    pub product: Option<(u32, u32)>,
+    pub reason: String,
+}
+
+/// The last entry folded in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub seq: u64,
+    pub hash: String,
+    pub at: i64,
+}
+
+/// What the entries folded since the last [`Fold::take`] add and change.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Delta {
+    pub hours: HashMap<(Cartridge, i64), HourTotals>,
+    pub days: HashMap<(Cartridge, Party, i64), DayTotals>,
+    pub refusals: HashMap<RefusalKey, u64>,
+    /// Sessions opened (`Some`) or closed (`None`).
+    pub sessions: HashMap<u64, Option<Party>>,
+    /// Licenses granted (`Some`) or released (`None`).
+    pub held: HashMap<u64, Option<Held>>,
+    pub cursor: Option<Cursor>,
+}
+
+impl Delta {
+    pub fn is_empty(&self) -> bool {
+        self.cursor.is_none()
+    }
+}
+
+/// Which rows a report reads: `None` is any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageFilter {
+    pub pool: Option<String>,
+    pub product_id: Option<u32>,
+    pub major_version: Option<u32>,
+    pub host: Option<String>,
+    pub realm: Option<String>,
+    pub principal: Option<String>,
+}
+
+impl UsageFilter {
+    /// Whether the filter names a host or user, which only the daily rows know.
+    pub fn by_party(&self) -> bool {
+        self.host.is_some() || self.realm.is_some() || self.principal.is_some()
+    }
+
+    pub fn takes(&self, cartridge: &Cartridge) -> bool {
+        self.pool.as_ref().is_none_or(|p| *p == cartridge.pool)
+            && self.product_id.is_none_or(|p| p == cartridge.product_id)
+            && self
+                .major_version
+                .is_none_or(|m| m == cartridge.major_version)
+    }
+
+    pub fn takes_party(&self, party: &Party) -> bool {
+        self.host.as_ref().is_none_or(|h| *h == party.host)
+            && self.realm.as_ref().is_none_or(|r| *r == party.realm)
+            && self
+                .principal
+                .as_ref()
+                .is_none_or(|p| *p == party.principal)
+    }
+
+    /// `AND …` for the filter's cartridge columns, binding ?3 to ?5.
+    const CARTRIDGE: &'static str = " AND (?3 IS NULL OR pool = ?3)
+        AND (?4 IS NULL OR product_id = ?4) AND (?5 IS NULL OR major_version = ?5)";
+    /// `AND …` for its party columns, binding ?6 to ?8.
+    const PARTY: &'static str = " AND (?6 IS NULL OR host = ?6)
+        AND (?7 IS NULL OR realm = ?7) AND (?8 IS NULL OR principal = ?8)";
+}
+
+/// Which column the top list of [`Store::usage_parties`] groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartyColumn {
+    Host,
+    User,
+}
+
+type CartridgeTuple = (String, i64, i64);
+
+fn cartridge((pool, product_id, major_version): CartridgeTuple) -> Cartridge {
+    Cartridge {
+        pool,
+        product_id: u32::try_from(product_id).unwrap_or_default(),
+        major_version: u32::try_from(major_version).unwrap_or_default(),
+    }
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or_default()
+}
+
+impl Store {
+    /// The cursor and what was open at it, as [`Store::write_usage`] left them.
+    pub async fn usage_state(
+        &self,
+    ) -> Result<(Option<Cursor>, HashMap<u64, Party>, HashMap<u64, Held>), StoreError> {
+        let cursor: Option<(i64, String, i64)> =
+            sqlx::query_as("SELECT seq, hash, at FROM usage_cursor WHERE id = 1")
+                .fetch_optional(&self.pool)
+                .await?;
+        let sessions: Vec<(i64, String, String, String)> =
+            sqlx::query_as("SELECT session_id, host, realm, principal FROM usage_sessions")
+                .fetch_all(&self.pool)
+                .await?;
+        type HeldRow = (i64, String, i64, i64, String, String, String, i64);
+        let held: Vec<HeldRow> = sqlx::query_as(
+            "SELECT license_id, pool, product_id, major_version, host, realm, principal, since
+             FROM usage_held",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok((
+            cursor.map(|(seq, hash, at)| Cursor {
+                seq: count(seq),
+                hash,
+                at,
+            }),
+            sessions
+                .into_iter()
+                .map(|(id, host, realm, principal)| {
+                    (
+                        count(id),
+                        Party {
+                            host,
+                            realm,
+                            principal,
+                        },
+                    )
+                })
+                .collect(),
+            held.into_iter()
+                .map(
+                    |(id, pool, product, major, host, realm, principal, since)| {
+                        let held = Held {
+                            cartridge: cartridge((pool, product, major)),
+                            party: Party {
+                                host,
+                                realm,
+                                principal,
+                            },
+                            since,
+                        };
+                        (count(id), held)
+                    },
+                )
+                .collect(),
+        ))
+    }
+
+    /// Adds `delta` to the totals and moves the cursor, in one transaction. Deferred: the
+    /// totals are rebuilt from the ledger if a crash loses the last ones.
+    pub async fn write_usage(&self, delta: &Delta) -> Result<(), StoreError> {
+        let Some(cursor) = &delta.cursor else {
+            return Ok(());
+        };
+        let seq = to_sql(cursor.seq)?;
+        self.write_tx_with(Sync::Deferred, async |conn| {
+            write_hours(conn, delta).await?;
+            write_days(conn, delta).await?;
+            write_refusals(conn, delta).await?;
+            write_open(conn, delta).await?;
+            sqlx::query(
+                "INSERT INTO usage_cursor (id, seq, hash, at) VALUES (1, ?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,
+                     at = excluded.at",
+            )
+            .bind(seq)
+            .bind(&cursor.hash)
+            .bind(cursor.at)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The hourly rows of `[from, to)` that `filter` takes (its host and user are not looked at).
+    pub async fn usage_hours(
+        &self,
+        from: i64,
+        to: i64,
+        filter: &UsageFilter,
+    ) -> Result<Vec<(Cartridge, i64, HourTotals)>, StoreError> {
+        type Row = (String, i64, i64, i64, i64, i64, i64, i64);
+        let sql = format!(
+            "SELECT pool, product_id, major_version, hour, grants, held_seconds, peak, credits
+             FROM usage_hours WHERE hour >= ?1 AND hour < ?2{}",
+            UsageFilter::CARTRIDGE
+        );
+        let rows: Vec<Row> = bind_filter(sqlx::query_as(&sql), from, to, filter)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(pool, product, major, hour, grants, held, peak, credits)| {
+                    let totals = HourTotals {
+                        grants: count(grants),
+                        held_seconds: count(held),
+                        peak: u32::try_from(peak).unwrap_or(u32::MAX),
+                        credits: count(credits),
+                    };
+                    (cartridge((pool, product, major)), hour, totals)
+                },
+            )
+            .collect())
+    }
+
+    /// The daily rows of `[from, to)` that `filter` takes, summed over hosts and users.
+    pub async fn usage_days(
+        &self,
+        from: i64,
+        to: i64,
+        filter: &UsageFilter,
+    ) -> Result<Vec<(Cartridge, i64, DayTotals)>, StoreError> {
+        let sql = format!(
+            "SELECT pool, product_id, major_version, day,
+                 SUM(grants), SUM(held_seconds), SUM(credits)
+             FROM usage_days WHERE day >= ?1 AND day < ?2{}{}
+             GROUP BY day, pool, product_id, major_version",
+            UsageFilter::CARTRIDGE,
+            UsageFilter::PARTY
+        );
+        let rows: Vec<(String, i64, i64, i64, i64, i64, i64)> =
+            bind_filter(sqlx::query_as(&sql), from, to, filter)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(pool, product, major, day, grants, held, credits)| {
+                let totals = DayTotals {
+                    grants: count(grants),
+                    held_seconds: count(held),
+                    credits: count(credits),
+                };
+                (cartridge((pool, product, major)), day, totals)
+            })
+            .collect())
+    }
+
+    /// The totals of `[from, to)` (days) per host or per user, every one of them.
+    pub async fn usage_parties(
+        &self,
+        from: i64,
+        to: i64,
+        filter: &UsageFilter,
+        by: PartyColumn,
+    ) -> Result<Vec<(Party, DayTotals)>, StoreError> {
+        let columns = match by {
+            PartyColumn::Host => "host, '', ''",
+            PartyColumn::User => "'', realm, principal",
+        };
+        let group = match by {
+            PartyColumn::Host => "host",
+            PartyColumn::User => "realm, principal",
+        };
+        let sql = format!(
+            "SELECT {columns}, SUM(grants), SUM(held_seconds), SUM(credits)
+             FROM usage_days WHERE day >= ?1 AND day < ?2{}{} GROUP BY {group}",
+            UsageFilter::CARTRIDGE,
+            UsageFilter::PARTY
+        );
+        let rows: Vec<(String, String, String, i64, i64, i64)> =
+            bind_filter(sqlx::query_as(&sql), from, to, filter)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(host, realm, principal, grants, held, credits)| {
+                let party = Party {
+                    host,
+                    realm,
+                    principal,
+                };
+                let totals = DayTotals {
+                    grants: count(grants),
+                    held_seconds: count(held),
+                    credits: count(credits),
+                };
+                (party, totals)
+            })
+            .collect())
+    }
+
+    /// The refusals of `[from, to)` that `filter` takes (a session refused before it asked for a
+    /// product is taken unless the filter names one), per hour, pool, product and reason.
+    pub async fn usage_refusals(
+        &self,
+        from: i64,
+        to: i64,
+        filter: &UsageFilter,
+    ) -> Result<Vec<(RefusalKey, u64)>, StoreError> {
+        let sql = "SELECT hour, pool, product_id, major_version, reason, refusals
+             FROM usage_refusals WHERE hour >= ?1 AND hour < ?2
+                 AND (?3 IS NULL OR pool = ?3)
+                 AND (?4 IS NULL OR product_id = ?4 OR product_id = -1)
+                 AND (?5 IS NULL OR major_version = ?5 OR product_id = -1)";
+        let rows: Vec<(i64, String, i64, i64, String, i64)> =
+            bind_filter(sqlx::query_as(sql), from, to, filter)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(hour, pool, product, major, reason, refusals)| {
+                let product = (product >= 0).then(|| {
+                    let c = cartridge((String::new(), product, major));
+                    (c.product_id, c.major_version)
+                });
+                let key = RefusalKey {
+                    hour,
+                    pool,
+                    product,
+                    reason,
+                };
+                (key, count(refusals))
+            })
+            .collect())
+    }
+}
+
+/// Binds `[from, to)` and the filter as ?1 to ?8.
+fn bind_filter<'q, O>(
+    query: sqlx::query::QueryAs<'q, Sqlite, O, sqlx::sqlite::SqliteArguments<'q>>,
+    from: i64,
+    to: i64,
+    filter: &'q UsageFilter,
+) -> sqlx::query::QueryAs<'q, Sqlite, O, sqlx::sqlite::SqliteArguments<'q>> {
+    query
+        .bind(from)
+        .bind(to)
+        .bind(filter.pool.as_deref())
+        .bind(filter.product_id)
+        .bind(filter.major_version)
+        .bind(filter.host.as_deref())
+        .bind(filter.realm.as_deref())
+        .bind(filter.principal.as_deref())
+}
+
+async fn write_hours(conn: &mut SqliteConnection, delta: &Delta) -> Result<(), StoreError> {
+    let rows: Vec<_> = delta.hours.iter().collect();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO usage_hours
+                 (pool, product_id, major_version, hour, grants, held_seconds, peak, credits) ",
+        );
+        query.push_values(chunk, |mut row, ((c, hour), t)| {
+            row.push_bind(&c.pool)
+                .push_bind(c.product_id)
+                .push_bind(c.major_version)
+                .push_bind(*hour)
+                .push_bind(to_sql(t.grants).unwrap_or(i64::MAX))
+                .push_bind(to_sql(t.held_seconds).unwrap_or(i64::MAX))
+                .push_bind(t.peak)
+                .push_bind(to_sql(t.credits).unwrap_or(i64::MAX));
+        });
+        query.push(
+            " ON CONFLICT (hour, pool, product_id, major_version) DO UPDATE SET
+                 grants = grants + excluded.grants,
+                 held_seconds = held_seconds + excluded.held_seconds,
+                 peak = MAX(peak, excluded.peak),
+                 credits = credits + excluded.credits",
+        );
+        query.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+async fn write_days(conn: &mut SqliteConnection, delta: &Delta) -> Result<(), StoreError> {
+    let rows: Vec<_> = delta.days.iter().collect();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO usage_days (day, pool, product_id, major_version, host, realm,
+                 principal, grants, held_seconds, credits) ",
+        );
+        query.push_values(chunk, |mut row, ((c, p, day), t)| {
+            row.push_bind(*day)
+                .push_bind(&c.pool)
+                .push_bind(c.product_id)
+                .push_bind(c.major_version)
+                .push_bind(&p.host)
+                .push_bind(&p.realm)
+                .push_bind(&p.principal)
+                .push_bind(to_sql(t.grants).unwrap_or(i64::MAX))
+                .push_bind(to_sql(t.held_seconds).unwrap_or(i64::MAX))
+                .push_bind(to_sql(t.credits).unwrap_or(i64::MAX));
+        });
+        query.push(
+            " ON CONFLICT (day, pool, product_id, major_version, host, realm, principal)
+             DO UPDATE SET grants = grants + excluded.grants,
+                 held_seconds = held_seconds + excluded.held_seconds,
+                 credits = credits + excluded.credits",
+        );
+        query.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+async fn write_refusals(conn: &mut SqliteConnection, delta: &Delta) -> Result<(), StoreError> {
+    let rows: Vec<_> = delta.refusals.iter().collect();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO usage_refusals
+                 (hour, pool, product_id, major_version, reason, refusals) ",
+        );
+        query.push_values(chunk, |mut row, (key, n)| {
+            let (product, major) = key
+                .product
+                .map_or((-1, 0), |(p, m)| (i64::from(p), i64::from(m)));
+            row.push_bind(key.hour)
+                .push_bind(&key.pool)
+                .push_bind(product)
+                .push_bind(major)
+                .push_bind(&key.reason)
+                .push_bind(to_sql(**n).unwrap_or(i64::MAX));
+        });
+        query.push(
+            " ON CONFLICT (hour, pool, product_id, major_version, reason)
+             DO UPDATE SET refusals = refusals + excluded.refusals",
+        );
+        query.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// The sessions and licenses opened and closed.
+async fn write_open(conn: &mut SqliteConnection, delta: &Delta) -> Result<(), StoreError> {
+    for (id, party) in &delta.sessions {
+        let id = to_sql(*id)?;
+        match party {
+            Some(p) => {
+                sqlx::query(
+                    "INSERT OR REPLACE INTO usage_sessions (session_id, host, realm, principal)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )
+                .bind(id)
+                .bind(&p.host)
+                .bind(&p.realm)
+                .bind(&p.principal)
+                .execute(&mut *conn)
+                .await?
+            }
+            None => {
+                sqlx::query("DELETE FROM usage_sessions WHERE session_id = ?1")
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?
+            }
+        };
+    }
+    for (id, held) in &delta.held {
+        let id = to_sql(*id)?;
+        match held {
+            Some(h) => {
+                sqlx::query(
+                    "INSERT OR REPLACE INTO usage_held (license_id, pool, product_id,
+                         major_version, host, realm, principal, since)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .bind(id)
+                .bind(&h.cartridge.pool)
+                .bind(h.cartridge.product_id)
+                .bind(h.cartridge.major_version)
+                .bind(&h.party.host)
+                .bind(&h.party.realm)
+                .bind(&h.party.principal)
+                .bind(h.since)
+                .execute(&mut *conn)
+                .await?
+            }
+            None => {
+                sqlx::query("DELETE FROM usage_held WHERE license_id = ?1")
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?
+            }
+        };
+    }
+    Ok(())
+}

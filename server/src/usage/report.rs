@@ -1,0 +1,331 @@
+//! A usage report over a range: the stored totals, plus the licenses held now (whose time is
+//! stored only when they are released) counted up to now.
+//!
+//! Without a host or user the series come from the hourly rows per cartridge, which also know the
+//! peak. With one they come from the daily rows per host and user, which cannot know a peak (the
+//! most licenses held at once by one user is not a sum of anything stored), so the report is by
+//! the day and has none. The hosts and users lists come from the daily rows too: they count the
+//! whole (UTC) days the range touches.
+
+use std::collections::{BTreeMap, HashMap};
+
+use models::{
+    USAGE_TOP, UsageCartridge, UsageParty, UsageRefusals, UsageReport, UsageSeries, UsageStep, User,
+};
+use time::OffsetDateTime;
+
+use super::{
+    fold::{DAY, HOUR, day_of, hour_of, split},
+    index::Usage,
+};
+use crate::store::usage::{Cartridge, DayTotals, Party, PartyColumn, UsageFilter};
+
+/// Entries a report folds in before it answers: a few seconds' worth on a busy server, and a
+/// bounded wait on one that is still reading an old ledger.
+const FOLD_BEFORE_REPORT: u64 = 50_000;
+
+/// The buckets of a report: `[from, to)` in steps of `step` seconds, `from` and `to` on bucket
+/// boundaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    pub from: i64,
+    pub to: i64,
+    pub step: UsageStep,
+}
+
+impl Range {
+    fn buckets(&self) -> usize {
+        usize::try_from((self.to - self.from) / self.step.seconds()).unwrap_or(0)
+    }
+
+    /// The bucket of time `t`, if it is in the range.
+    fn bucket(&self, t: i64) -> Option<usize> {
+        (self.from..self.to)
+            .contains(&t)
+            .then(|| usize::try_from((t - self.from) / self.step.seconds()).ok())
+            .flatten()
+    }
+
+    /// The bucket a UTC day's row goes to: the one it overlaps most (the viewer's days may be
+    /// offset from UTC's).
+    fn bucket_of_day(&self, day: i64) -> Option<usize> {
+        let middle = day + DAY / 2;
+        self.bucket(middle - (middle - self.from).rem_euclid(DAY))
+    }
+}
+
+/// A cartridge installed now: what the report says of it besides its use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    pub cartridge: Cartridge,
+    pub product: String,
+    pub runcount: u32,
+    /// Prepaid credits left; `None` for a cartridge without credits.
+    pub credits_left: Option<i64>,
+}
+
+/// Each cartridge's series while the report is put together.
+#[derive(Debug)]
+struct Sheet {
+    series: BTreeMap<Cartridge, UsageSeries>,
+    buckets: usize,
+    with_peak: bool,
+}
+
+impl Sheet {
+    /// The series of `cartridge`, new if it has none yet.
+    fn at(&mut self, cartridge: &Cartridge) -> &mut UsageSeries {
+        let (buckets, with_peak) = (self.buckets, self.with_peak);
+        self.series
+            .entry(cartridge.clone())
+            .or_insert_with(|| UsageSeries {
+                peak: with_peak.then(|| vec![0; buckets]),
+                held_seconds: vec![0; buckets],
+                grants: vec![0; buckets],
+                credits: vec![0; buckets],
+                refusals: vec![0; buckets],
+            })
+    }
+}
+
+impl Usage {
+    /// The report on `filter` over `range`, as of `now`, with what `installed` says of each
+    /// cartridge.
+    pub async fn report(
+        &self,
+        range: Range,
+        filter: &UsageFilter,
+        now: OffsetDateTime,
+        installed: &[Installed],
+    ) -> anyhow::Result<UsageReport> {
+        let locked = self.caught_up(FOLD_BEFORE_REPORT).await?;
+        let fold = locked.fold();
+        let now = now.unix_timestamp();
+        let by_party = filter.by_party();
+        let buckets = range.buckets();
+        let mut sheet = Sheet {
+            series: BTreeMap::new(),
+            buckets,
+            with_peak: !by_party,
+        };
+        // Refusals by reason; none for a report on a host or user (they are kept per cartridge
+        // only).
+        let mut refused: BTreeMap<String, u64> = BTreeMap::new();
+        if by_party {
+            let rows = self
+                .store
+                .usage_days(range.from - DAY, range.to + DAY, filter)
+                .await?;
+            for (cartridge, day, totals) in rows {
+                if let Some(i) = range.bucket_of_day(day) {
+                    let series = sheet.at(&cartridge);
+                    series.grants[i] += totals.grants;
+                    series.held_seconds[i] += totals.held_seconds;
+                    series.credits[i] += totals.credits;
+                }
+            }
+        } else {
+            for (cartridge, hour, totals) in
+                self.store.usage_hours(range.from, range.to, filter).await?
+            {
+                if let Some(i) = range.bucket(hour) {
+                    let series = sheet.at(&cartridge);
+                    series.grants[i] += totals.grants;
+                    series.held_seconds[i] += totals.held_seconds;
+                    series.credits[i] += totals.credits;
+                    if let Some(peak) = &mut series.peak {
+                        peak[i] = peak[i].max(totals.peak);
+                    }
+                }
+            }
+            for (key, n) in self
+                .store
+                .usage_refusals(range.from, range.to, filter)
+                .await?
+            {
+                *refused.entry(key.reason.clone()).or_default() += n;
+                if let (Some((product_id, major_version)), Some(i)) =
+                    (key.product, range.bucket(key.hour))
+                {
+                    let cartridge = Cartridge {
+                        pool: key.pool,
+                        product_id,
+                        major_version,
+                    };
+                    sheet.at(&cartridge).refusals[i] += n;
+                }
+            }
+        }
+        // The licenses held now: their time so far, and their level in the hours after the
+        // last one the tables record it for.
+        let held_until = now.min(range.to);
+        let mut held_parties: Vec<(Party, u64)> = Vec::new();
+        for held in fold.held() {
+            if !filter.takes(&held.cartridge) || !filter.takes_party(&held.party) {
+                continue;
+            }
+            let since = held.since.max(range.from);
+            let series = sheet.at(&held.cartridge);
+            let mut total = 0;
+            for (start, seconds) in split(
+                since - range.from,
+                held_until - range.from,
+                range.step.seconds(),
+            ) {
+                if let Some(i) = range.bucket(range.from + start) {
+                    series.held_seconds[i] += seconds;
+                    total += seconds;
+                }
+            }
+            held_parties.push((held.party.clone(), total));
+        }
+        if !by_party {
+            let first = fold.cursor().map_or(range.from, |c| hour_of(c.at));
+            for (cartridge, series) in &mut sheet.series {
+                let level = fold.level(cartridge);
+                let Some(peak) = series.peak.as_mut().filter(|_| level > 0) else {
+                    continue;
+                };
+                let mut hour = first.max(range.from);
+                while hour <= hour_of(held_until.max(range.from)) && hour < range.to {
+                    if let Some(i) = range.bucket(hour) {
+                        peak[i] = peak[i].max(level);
+                    }
+                    hour += HOUR;
+                }
+            }
+        }
+        let mut refusals: Vec<UsageRefusals> = refused
+            .into_iter()
+            .map(|(reason, refusals)| UsageRefusals { reason, refusals })
+            .collect();
+        refusals.sort_by_key(|r| std::cmp::Reverse(r.refusals));
+        let (hosts, hosts_total) = self
+            .parties(range, filter, PartyColumn::Host, &held_parties)
+            .await?;
+        let (users, users_total) = self
+            .parties(range, filter, PartyColumn::User, &held_parties)
+            .await?;
+        let elapsed = (held_until.max(range.from + HOUR) - range.from).max(HOUR);
+        let cartridges = sheet
+            .series
+            .into_iter()
+            .map(|(cartridge, series)| {
+                cartridge_report(cartridge, series, installed, fold, elapsed)
+            })
+            .collect();
+        Ok(UsageReport {
+            from: at_time(range.from),
+            to: at_time(range.to),
+            step: range.step,
+            buckets: u32::try_from(buckets).unwrap_or(u32::MAX),
+            through: fold.cursor().map(|c| at_time(c.at)),
+            complete: locked.complete,
+            cartridges,
+            refusals,
+            hosts,
+            hosts_total,
+            users,
+            users_total,
+        })
+    }
+
+    /// The busiest hosts or users (by license time, then grants), and how many there were.
+    async fn parties(
+        &self,
+        range: Range,
+        filter: &UsageFilter,
+        by: PartyColumn,
+        held: &[(Party, u64)],
+    ) -> anyhow::Result<(Vec<UsageParty>, u64)> {
+        let key = |p: &Party| match by {
+            PartyColumn::Host => Party {
+                host: p.host.clone(),
+                ..Party::default()
+            },
+            PartyColumn::User => Party {
+                host: String::new(),
+                ..p.clone()
+            },
+        };
+        let mut totals: HashMap<Party, DayTotals> = HashMap::new();
+        let (from, to) = (day_of(range.from), day_of(range.to - 1) + DAY);
+        for (party, t) in self.store.usage_parties(from, to, filter, by).await? {
+            let sum = totals.entry(party).or_default();
+            sum.grants += t.grants;
+            sum.held_seconds += t.held_seconds;
+            sum.credits += t.credits;
+        }
+        for (party, seconds) in held {
+            totals.entry(key(party)).or_default().held_seconds += seconds;
+        }
+        let total = totals.len() as u64;
+        let mut list: Vec<(Party, DayTotals)> = totals.into_iter().collect();
+        list.sort_by(|(pa, a), (pb, b)| {
+            (b.held_seconds, b.grants, pa).cmp(&(a.held_seconds, a.grants, pb))
+        });
+        let parties = list
+            .into_iter()
+            .take(USAGE_TOP)
+            .map(|(party, t)| UsageParty {
+                host: (by == PartyColumn::Host).then_some(party.host),
+                user: (by == PartyColumn::User && !party.principal.is_empty()).then_some(User {
+                    realm: party.realm,
+                    principal: party.principal,
+                }),
+                grants: t.grants,
+                held_seconds: t.held_seconds,
+                credits_used: t.credits,
+            })
+            .collect();
+        Ok((parties, total))
+    }
+}
+
+/// A cartridge's totals over the range, named after what is installed (or what its grants said).
+fn cartridge_report(
+    cartridge: Cartridge,
+    series: UsageSeries,
+    installed: &[Installed],
+    fold: &super::fold::Fold,
+    seconds: i64,
+) -> UsageCartridge {
+    let now = installed.iter().find(|i| i.cartridge == cartridge);
+    let product = now
+        .map(|i| i.product.clone())
+        .or_else(|| {
+            fold.name(cartridge.product_id, cartridge.major_version)
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| format!("product {}", cartridge.product_id));
+    let credits_used: u64 = series.credits.iter().sum();
+    let credits_per_day =
+        credits_used.saturating_mul(DAY as u64) / u64::try_from(seconds).unwrap_or(1).max(1);
+    let credits_left = now.and_then(|i| i.credits_left);
+    let days_left = credits_left
+        .filter(|_| credits_per_day > 0)
+        .map(|left| u64::try_from(left).unwrap_or(0) / credits_per_day);
+    UsageCartridge {
+        pool: Some(cartridge.pool).filter(|p| !p.is_empty()),
+        product_id: cartridge.product_id,
+        major_version: cartridge.major_version,
+        product,
+        runcount: now.map(|i| i.runcount),
+        grants: series.grants.iter().sum(),
+        peak: series
+            .peak
+            .as_ref()
+            .map(|p| p.iter().copied().max().unwrap_or(0)),
+        held_seconds: series.held_seconds.iter().sum(),
+        credits_used,
+        refusals: series.refusals.iter().sum(),
+        credits_left,
+        credits_per_day,
+        days_left,
+        series,
+    }
+}
+
+fn at_time(t: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
