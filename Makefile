@@ -194,6 +194,7 @@ api-fuzz: $(ST)
 bench: build
 	$(SERVER_BIN) bench --spawn-server --concurrency 1,16,64 --duration 10 --listeners 100
 	$(SERVER_BIN) bench --spawn-server --mass-drop 50000 --concurrency 16
+	$(SERVER_BIN) bench --spawn-server --usage-days 365
 	$(SERVER_BIN) bench --spawn-server --startup-entries 1000000
 	$(SERVER_BIN) bench --spawn-server --startup-entries 10000000
 	$(SERVER_BIN) bench --spawn-network 3 --concurrency 16,64 --duration 10 --failover-kills 20

@@ -1,5 +1,5 @@
 -- The ledger folded into totals for the usage screen (server/src/usage): hourly per cartridge,
--- daily per cartridge, host and user, refusals hourly per reason. Rebuildable from the ledger:
+-- daily per cartridge and host and per cartridge and user, refusals hourly per reason. Rebuildable from the ledger:
 -- `usage_cursor` names the last entry folded in, and every change to these tables commits with
 -- it. A pool, host, realm or principal that is absent is stored as ''.
 
@@ -25,19 +25,32 @@ CREATE TABLE usage_hours (
     PRIMARY KEY (hour, pool, product_id, major_version)
 ) STRICT, WITHOUT ROWID;
 
--- Per cartridge, host, user and day (Unix seconds of the UTC day's start).
-CREATE TABLE usage_days (
+-- Per cartridge, host and day (Unix seconds of the UTC day's start); and per cartridge, user and
+-- day. Two tables, not one per (host, user): a year of a farm's every host-user pair is millions
+-- of rows, too many to total while someone waits.
+CREATE TABLE usage_host_days (
     day           INTEGER NOT NULL,
     pool          TEXT    NOT NULL,
     product_id    INTEGER NOT NULL,
     major_version INTEGER NOT NULL,
     host          TEXT    NOT NULL,
+    grants        INTEGER NOT NULL,
+    held_seconds  INTEGER NOT NULL,
+    credits       INTEGER NOT NULL,
+    PRIMARY KEY (day, pool, product_id, major_version, host)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE usage_user_days (
+    day           INTEGER NOT NULL,
+    pool          TEXT    NOT NULL,
+    product_id    INTEGER NOT NULL,
+    major_version INTEGER NOT NULL,
     realm         TEXT    NOT NULL,
     principal     TEXT    NOT NULL,
     grants        INTEGER NOT NULL,
     held_seconds  INTEGER NOT NULL,
     credits       INTEGER NOT NULL,
-    PRIMARY KEY (day, pool, product_id, major_version, host, realm, principal)
+    PRIMARY KEY (day, pool, product_id, major_version, realm, principal)
 ) STRICT, WITHOUT ROWID;
 
 -- Refusals per hour, pool, cartridge (-1 for a session refused before it asked for one) and

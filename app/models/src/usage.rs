@@ -64,7 +64,7 @@ pub struct UsageQuery {
     pub product_id: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub major_version: Option<u32>,
-    /// Only sessions of this host.
+    /// Only sessions of this host (not with `realm` or `principal`).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", param(max_length = 255))]
     pub host: Option<String>,
@@ -107,11 +107,13 @@ pub struct UsageReport {
     /// Refusals in the range by reason, most first; `reason` is empty for entries written
     /// before refusals said why.
     pub refusals: Vec<UsageRefusals>,
-    /// The busiest hosts (by license time), at most 10.
+    /// The busiest hosts (by license time), at most 10, counting the whole UTC days the range
+    /// touches; none in a report on a user.
     pub hosts: Vec<UsageParty>,
     /// How many hosts held a license in the range.
     pub hosts_total: u64,
-    /// The busiest users, at most 10; a session without a user counts as `user` absent.
+    /// The busiest users, at most 10, likewise; a session without a user counts as `user`
+    /// absent. None in a report on a host.
     pub users: Vec<UsageParty>,
     pub users_total: u64,
 }

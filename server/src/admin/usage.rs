@@ -114,6 +114,11 @@ fn read(query: &UsageQuery, now: i64) -> Result<(Range, UsageFilter), String> {
         realm: query.realm.clone(),
         principal: query.principal.clone(),
     };
+    if filter.host.is_some() && (filter.realm.is_some() || filter.principal.is_some()) {
+        return Err(
+            "a report is on a host or on a user, not both: their totals are kept apart".to_owned(),
+        );
+    }
     let step = match query.step {
         Some(UsageStep::Hour) if filter.by_party() => {
             return Err(
@@ -199,6 +204,7 @@ mod tests {
         assert!(refused(&[("from", "yesterday")]).contains("RFC 3339"));
         assert!(refused(&[("host", &"h".repeat(256))]).contains("255"));
         assert!(refused(&[("pool", "a\u{7}")]).contains("control"));
+        assert!(refused(&[("host", "h"), ("principal", "p")]).contains("not both"));
         let (range, _) = read(&query(&[("host", "ci-7")]), NOW).unwrap();
         assert_eq!(range.step, UsageStep::Day);
     }

@@ -132,6 +132,12 @@ pub struct BenchArgs {
     /// server's CPU time per cycle in both.
     #[arg(long, value_name = "N", requires = "spawn_server", conflicts_with_all = ["mass_drop", "startup_entries"], value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub listeners: Option<u64>,
+    /// Instead: time the usage report (`GET /server/manage/usage`) over N days of a busy build
+    /// farm's usage totals (100 jobs a minute on 200 hosts for 50 users and 10 products),
+    /// written into the spawned server's data directory, next to the same reports on an empty
+    /// history.
+    #[arg(long, value_name = "N", requires = "spawn_server", conflicts_with_all = ["mass_drop", "startup_entries", "listeners"], value_parser = clap::value_parser!(u64).range(1..=400))]
+    pub usage_days: Option<u64>,
     /// Sessions still running at the end of that history, each holding a license.
     #[arg(long, value_name = "N", default_value_t = 1000, requires = "startup_entries", value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     pub startup_live: u64,

@@ -61,6 +61,9 @@ pub async fn run(args: BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     if let Some(entries) = args.startup_entries {
         return super::startup_bench::run(&args, entries, args.startup_live, out).await;
     }
+    if let Some(days) = args.usage_days {
+        return super::usage_bench::run(&args, days, out).await;
+    }
     if let Some(sessions) = args.mass_drop {
         let sessions = usize::try_from(sessions).unwrap_or(usize::MAX);
         return super::mass_drop::run(&args, sessions, out).await;

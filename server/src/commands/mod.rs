@@ -20,6 +20,7 @@ pub mod server_id;
 mod spawned_server;
 mod startup_bench;
 mod stream_bench;
+mod usage_bench;
 pub mod user;
 pub mod vendor;
 pub mod vendor_heads;

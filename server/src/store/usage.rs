@@ -55,6 +55,14 @@ pub struct DayTotals {
     pub credits: u64,
 }
 
+impl DayTotals {
+    pub fn add(&mut self, other: &Self) {
+        self.grants += other.grants;
+        self.held_seconds += other.held_seconds;
+        self.credits += other.credits;
+    }
+}
+
 /// A refusal's bucket: hour, pool, product (`None`: a session refused before it asked for one),
 /// major version, reason ('' if the entry predates reasons).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -84,12 +92,6 @@ pub struct Delta {
     /// Licenses granted (`Some`) or released (`None`).
     pub held: HashMap<u64, Option<Held>>,
     pub cursor: Option<Cursor>,
-}
-
-impl Delta {
-    pub fn is_empty(&self) -> bool {
-        self.cursor.is_none()
-    }
 }
 
 /// Which rows a report reads: `None` is any.
@@ -129,16 +131,43 @@ impl UsageFilter {
     /// `AND …` for the filter's cartridge columns, binding ?3 to ?5.
     const CARTRIDGE: &'static str = " AND (?3 IS NULL OR pool = ?3)
         AND (?4 IS NULL OR product_id = ?4) AND (?5 IS NULL OR major_version = ?5)";
-    /// `AND …` for its party columns, binding ?6 to ?8.
-    const PARTY: &'static str = " AND (?6 IS NULL OR host = ?6)
-        AND (?7 IS NULL OR realm = ?7) AND (?8 IS NULL OR principal = ?8)";
 }
 
-/// Which column the top list of [`Store::usage_parties`] groups by.
+/// Hosts or users: which daily table a report on one reads, and what a top list groups by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PartyColumn {
     Host,
     User,
+}
+
+impl PartyColumn {
+    /// The table a report with `filter` reads its daily rows from (a filter names a host or a
+    /// user, never both).
+    pub fn of(filter: &UsageFilter) -> Self {
+        if filter.host.is_some() {
+            Self::Host
+        } else {
+            Self::User
+        }
+    }
+
+    fn table(self) -> &'static str {
+        match self {
+            Self::Host => "usage_host_days",
+            Self::User => "usage_user_days",
+        }
+    }
+
+    /// `AND …` for the filter's party (?6 to ?8) in this table: the host table knows no user, so
+    /// a filter on a user takes none of its rows, and the other way round.
+    fn condition(self) -> &'static str {
+        match self {
+            Self::Host => " AND (?6 IS NULL OR host = ?6) AND ?7 IS NULL AND ?8 IS NULL",
+            Self::User => {
+                " AND ?6 IS NULL AND (?7 IS NULL OR realm = ?7) AND (?8 IS NULL OR principal = ?8)"
+            }
+        }
+    }
 }
 
 type CartridgeTuple = (String, i64, i64);
@@ -213,18 +242,18 @@ impl Store {
         ))
     }
 
-    /// Adds `delta` to the totals and moves the cursor, in one transaction. Deferred: the
-    /// totals are rebuilt from the ledger if a crash loses the last ones.
+    /// Adds `delta` to the totals and moves the cursor (if it names one), in one transaction.
+    /// Deferred: the totals are rebuilt from the ledger if a crash loses the last ones.
     pub async fn write_usage(&self, delta: &Delta) -> Result<(), StoreError> {
-        let Some(cursor) = &delta.cursor else {
-            return Ok(());
-        };
-        let seq = to_sql(cursor.seq)?;
+        let seq = delta.cursor.as_ref().map(|c| to_sql(c.seq)).transpose()?;
         self.write_tx_with(Sync::Deferred, async |conn| {
             write_hours(conn, delta).await?;
             write_days(conn, delta).await?;
             write_refusals(conn, delta).await?;
             write_open(conn, delta).await?;
+            let (Some(cursor), Some(seq)) = (&delta.cursor, seq) else {
+                return Ok(());
+            };
             sqlx::query(
                 "INSERT INTO usage_cursor (id, seq, hash, at) VALUES (1, ?1, ?2, ?3)
                  ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,
@@ -240,52 +269,60 @@ impl Store {
         .await
     }
 
-    /// The hourly rows of `[from, to)` that `filter` takes (its host and user are not looked at).
+    /// The hourly rows of `[from, to)` that `filter` takes (its host and user are not looked
+    /// at), summed per cartridge into buckets of `step` seconds from `from` (the peak is the
+    /// highest): `(cartridge, bucket number, totals)`. Summed here, so a year by the day is a few
+    /// thousand rows out of the store rather than a hundred thousand.
     pub async fn usage_hours(
         &self,
         from: i64,
         to: i64,
+        step: i64,
         filter: &UsageFilter,
     ) -> Result<Vec<(Cartridge, i64, HourTotals)>, StoreError> {
         type Row = (String, i64, i64, i64, i64, i64, i64, i64);
         let sql = format!(
-            "SELECT pool, product_id, major_version, hour, grants, held_seconds, peak, credits
-             FROM usage_hours WHERE hour >= ?1 AND hour < ?2{}",
+            "SELECT pool, product_id, major_version, (hour - ?1) / ?9 AS bucket, SUM(grants),
+                 SUM(held_seconds), MAX(peak), SUM(credits)
+             FROM usage_hours WHERE hour >= ?1 AND hour < ?2{}
+             GROUP BY pool, product_id, major_version, bucket",
             UsageFilter::CARTRIDGE
         );
         let rows: Vec<Row> = bind_filter(sqlx::query_as(&sql), from, to, filter)
+            .bind(step.max(1))
             .fetch_all(&self.pool)
             .await?;
         Ok(rows
             .into_iter()
             .map(
-                |(pool, product, major, hour, grants, held, peak, credits)| {
+                |(pool, product, major, bucket, grants, held, peak, credits)| {
                     let totals = HourTotals {
                         grants: count(grants),
                         held_seconds: count(held),
                         peak: u32::try_from(peak).unwrap_or(u32::MAX),
                         credits: count(credits),
                     };
-                    (cartridge((pool, product, major)), hour, totals)
+                    (cartridge((pool, product, major)), bucket, totals)
                 },
             )
             .collect())
     }
 
-    /// The daily rows of `[from, to)` that `filter` takes, summed over hosts and users.
+    /// The daily rows of `[from, to)` that `filter` takes, of its host or (else) its user.
     pub async fn usage_days(
         &self,
         from: i64,
         to: i64,
         filter: &UsageFilter,
     ) -> Result<Vec<(Cartridge, i64, DayTotals)>, StoreError> {
+        let table = PartyColumn::of(filter).table();
         let sql = format!(
             "SELECT pool, product_id, major_version, day,
                  SUM(grants), SUM(held_seconds), SUM(credits)
-             FROM usage_days WHERE day >= ?1 AND day < ?2{}{}
+             FROM {table} WHERE day >= ?1 AND day < ?2{}{}
              GROUP BY day, pool, product_id, major_version",
             UsageFilter::CARTRIDGE,
-            UsageFilter::PARTY
+            PartyColumn::of(filter).condition()
         );
         let rows: Vec<(String, i64, i64, i64, i64, i64, i64)> =
             bind_filter(sqlx::query_as(&sql), from, to, filter)
@@ -312,19 +349,16 @@ impl Store {
         filter: &UsageFilter,
         by: PartyColumn,
     ) -> Result<Vec<(Party, DayTotals)>, StoreError> {
-        let columns = match by {
-            PartyColumn::Host => "host, '', ''",
-            PartyColumn::User => "'', realm, principal",
-        };
-        let group = match by {
-            PartyColumn::Host => "host",
-            PartyColumn::User => "realm, principal",
+        let (columns, group) = match by {
+            PartyColumn::Host => ("host, '', ''", "host"),
+            PartyColumn::User => ("'', realm, principal", "realm, principal"),
         };
         let sql = format!(
             "SELECT {columns}, SUM(grants), SUM(held_seconds), SUM(credits)
-             FROM usage_days WHERE day >= ?1 AND day < ?2{}{} GROUP BY {group}",
+             FROM {} WHERE day >= ?1 AND day < ?2{}{} GROUP BY {group}",
+            by.table(),
             UsageFilter::CARTRIDGE,
-            UsageFilter::PARTY
+            by.condition()
         );
         let rows: Vec<(String, String, String, i64, i64, i64)> =
             bind_filter(sqlx::query_as(&sql), from, to, filter)
@@ -349,20 +383,25 @@ impl Store {
     }
 
     /// The refusals of `[from, to)` that `filter` takes (a session refused before it asked for a
-    /// product is taken unless the filter names one), per hour, pool, product and reason.
+    /// product is taken unless the filter names one), per bucket of `step` seconds (its number
+    /// as the key's `hour`), pool, product and reason.
     pub async fn usage_refusals(
         &self,
         from: i64,
         to: i64,
+        step: i64,
         filter: &UsageFilter,
     ) -> Result<Vec<(RefusalKey, u64)>, StoreError> {
-        let sql = "SELECT hour, pool, product_id, major_version, reason, refusals
+        let sql = "SELECT (hour - ?1) / ?9 AS bucket, pool, product_id, major_version, reason,
+                 SUM(refusals)
              FROM usage_refusals WHERE hour >= ?1 AND hour < ?2
                  AND (?3 IS NULL OR pool = ?3)
                  AND (?4 IS NULL OR product_id = ?4 OR product_id = -1)
-                 AND (?5 IS NULL OR major_version = ?5 OR product_id = -1)";
+                 AND (?5 IS NULL OR major_version = ?5 OR product_id = -1)
+             GROUP BY bucket, pool, product_id, major_version, reason";
         let rows: Vec<(i64, String, i64, i64, String, i64)> =
             bind_filter(sqlx::query_as(sql), from, to, filter)
+                .bind(step.max(1))
                 .fetch_all(&self.pool)
                 .await?;
         Ok(rows
@@ -431,27 +470,56 @@ async fn write_hours(conn: &mut SqliteConnection, delta: &Delta) -> Result<(), S
     Ok(())
 }
 
+/// The daily rows per party, summed into the host table and the user table.
 async fn write_days(conn: &mut SqliteConnection, delta: &Delta) -> Result<(), StoreError> {
-    let rows: Vec<_> = delta.days.iter().collect();
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+    let mut hosts: HashMap<(&Cartridge, &str, i64), DayTotals> = HashMap::new();
+    let mut users: HashMap<(&Cartridge, (&str, &str), i64), DayTotals> = HashMap::new();
+    for ((c, p, day), t) in &delta.days {
+        hosts.entry((c, &p.host, *day)).or_default().add(t);
+        users
+            .entry((c, (&p.realm, &p.principal), *day))
+            .or_default()
+            .add(t);
+    }
+    let hosts: Vec<_> = hosts.into_iter().collect();
+    for chunk in hosts.chunks(ROWS_PER_STATEMENT) {
         let mut query = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO usage_days (day, pool, product_id, major_version, host, realm,
-                 principal, grants, held_seconds, credits) ",
+            "INSERT INTO usage_host_days (day, pool, product_id, major_version, host, grants,
+                 held_seconds, credits) ",
         );
-        query.push_values(chunk, |mut row, ((c, p, day), t)| {
+        query.push_values(chunk, |mut row, ((c, host, day), t)| {
             row.push_bind(*day)
                 .push_bind(&c.pool)
                 .push_bind(c.product_id)
                 .push_bind(c.major_version)
-                .push_bind(&p.host)
-                .push_bind(&p.realm)
-                .push_bind(&p.principal)
-                .push_bind(to_sql(t.grants).unwrap_or(i64::MAX))
-                .push_bind(to_sql(t.held_seconds).unwrap_or(i64::MAX))
-                .push_bind(to_sql(t.credits).unwrap_or(i64::MAX));
+                .push_bind(*host);
+            bind_day_totals(row, t);
         });
         query.push(
-            " ON CONFLICT (day, pool, product_id, major_version, host, realm, principal)
+            " ON CONFLICT (day, pool, product_id, major_version, host) DO UPDATE SET
+                 grants = grants + excluded.grants,
+                 held_seconds = held_seconds + excluded.held_seconds,
+                 credits = credits + excluded.credits",
+        );
+        query.build().execute(&mut *conn).await?;
+    }
+    let users: Vec<_> = users.into_iter().collect();
+    for chunk in users.chunks(ROWS_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO usage_user_days (day, pool, product_id, major_version, realm,
+                 principal, grants, held_seconds, credits) ",
+        );
+        query.push_values(chunk, |mut row, ((c, (realm, principal), day), t)| {
+            row.push_bind(*day)
+                .push_bind(&c.pool)
+                .push_bind(c.product_id)
+                .push_bind(c.major_version)
+                .push_bind(*realm)
+                .push_bind(*principal);
+            bind_day_totals(row, t);
+        });
+        query.push(
+            " ON CONFLICT (day, pool, product_id, major_version, realm, principal)
              DO UPDATE SET grants = grants + excluded.grants,
                  held_seconds = held_seconds + excluded.held_seconds,
                  credits = credits + excluded.credits",
@@ -459,6 +527,15 @@ async fn write_days(conn: &mut SqliteConnection, delta: &Delta) -> Result<(), St
         query.build().execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+fn bind_day_totals(
+    mut row: sqlx::query_builder::Separated<'_, '_, Sqlite, &'static str>,
+    t: &DayTotals,
+) {
+    row.push_bind(to_sql(t.grants).unwrap_or(i64::MAX))
+        .push_bind(to_sql(t.held_seconds).unwrap_or(i64::MAX))
+        .push_bind(to_sql(t.credits).unwrap_or(i64::MAX));
 }
 
 async fn write_refusals(conn: &mut SqliteConnection, delta: &Delta) -> Result<(), StoreError> {

@@ -5,7 +5,9 @@
 //! peak. With one they come from the daily rows per host and user, which cannot know a peak (the
 //! most licenses held at once by one user is not a sum of anything stored), so the report is by
 //! the day and has none. The hosts and users lists come from the daily rows too: they count the
-//! whole (UTC) days the range touches.
+//! whole (UTC) days the range touches. Hosts and users are totalled apart (every pair of them
+//! would be millions of rows a year), so a report on a host lists no users, and one on a user
+//! no hosts.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -18,7 +20,10 @@ use super::{
     fold::{DAY, HOUR, day_of, hour_of, split},
     index::Usage,
 };
-use crate::store::usage::{Cartridge, DayTotals, Party, PartyColumn, UsageFilter};
+use crate::store::{
+    StoreError,
+    usage::{Cartridge, DayTotals, Party, PartyColumn, UsageFilter},
+};
 
 /// Entries a report folds in before it answers: a few seconds' worth on a busy server, and a
 /// bounded wait on one that is still reading an old ledger.
@@ -111,49 +116,68 @@ impl Usage {
         // Refusals by reason; none for a report on a host or user (they are kept per cartridge
         // only).
         let mut refused: BTreeMap<String, u64> = BTreeMap::new();
-        if by_party {
-            let rows = self
-                .store
-                .usage_days(range.from - DAY, range.to + DAY, filter)
-                .await?;
-            for (cartridge, day, totals) in rows {
-                if let Some(i) = range.bucket_of_day(day) {
-                    let series = sheet.at(&cartridge);
-                    series.grants[i] += totals.grants;
-                    series.held_seconds[i] += totals.held_seconds;
-                    series.credits[i] += totals.credits;
+        let (store, step) = (&self.store, range.step.seconds());
+        // The queries run at once, each on a connection of its own.
+        let (day_rows, hour_rows, refusal_rows, host_rows, user_rows) = tokio::try_join!(
+            async {
+                match by_party {
+                    true => {
+                        store
+                            .usage_days(range.from - DAY, range.to + DAY, filter)
+                            .await
+                    }
+                    false => Ok(Vec::new()),
                 }
-            }
-        } else {
-            for (cartridge, hour, totals) in
-                self.store.usage_hours(range.from, range.to, filter).await?
-            {
-                if let Some(i) = range.bucket(hour) {
-                    let series = sheet.at(&cartridge);
-                    series.grants[i] += totals.grants;
-                    series.held_seconds[i] += totals.held_seconds;
-                    series.credits[i] += totals.credits;
-                    if let Some(peak) = &mut series.peak {
-                        peak[i] = peak[i].max(totals.peak);
+            },
+            async {
+                match by_party {
+                    true => Ok(Vec::new()),
+                    false => store.usage_hours(range.from, range.to, step, filter).await,
+                }
+            },
+            async {
+                match by_party {
+                    true => Ok(Vec::new()),
+                    false => {
+                        store
+                            .usage_refusals(range.from, range.to, step, filter)
+                            .await
                     }
                 }
+            },
+            self.party_rows(range, filter, PartyColumn::Host),
+            self.party_rows(range, filter, PartyColumn::User),
+        )?;
+        let numbered = |n: i64| usize::try_from(n).ok().filter(|i| *i < buckets);
+        for (cartridge, day, totals) in day_rows {
+            if let Some(i) = range.bucket_of_day(day) {
+                let series = sheet.at(&cartridge);
+                series.grants[i] += totals.grants;
+                series.held_seconds[i] += totals.held_seconds;
+                series.credits[i] += totals.credits;
             }
-            for (key, n) in self
-                .store
-                .usage_refusals(range.from, range.to, filter)
-                .await?
-            {
-                *refused.entry(key.reason.clone()).or_default() += n;
-                if let (Some((product_id, major_version)), Some(i)) =
-                    (key.product, range.bucket(key.hour))
-                {
-                    let cartridge = Cartridge {
-                        pool: key.pool,
-                        product_id,
-                        major_version,
-                    };
-                    sheet.at(&cartridge).refusals[i] += n;
+        }
+        for (cartridge, bucket, totals) in hour_rows {
+            if let Some(i) = numbered(bucket) {
+                let series = sheet.at(&cartridge);
+                series.grants[i] += totals.grants;
+                series.held_seconds[i] += totals.held_seconds;
+                series.credits[i] += totals.credits;
+                if let Some(peak) = &mut series.peak {
+                    peak[i] = peak[i].max(totals.peak);
                 }
+            }
+        }
+        for (key, n) in refusal_rows {
+            *refused.entry(key.reason.clone()).or_default() += n;
+            if let (Some((product_id, major_version)), Some(i)) = (key.product, numbered(key.hour))
+            {
+                let cartridge = Cartridge {
+                    pool: key.pool,
+                    product_id,
+                    major_version,
+                };
+                sheet.at(&cartridge).refusals[i] += n;
             }
         }
         // The licenses held now: their time so far, and their level in the hours after the
@@ -200,12 +224,8 @@ impl Usage {
             .map(|(reason, refusals)| UsageRefusals { reason, refusals })
             .collect();
         refusals.sort_by_key(|r| std::cmp::Reverse(r.refusals));
-        let (hosts, hosts_total) = self
-            .parties(range, filter, PartyColumn::Host, &held_parties)
-            .await?;
-        let (users, users_total) = self
-            .parties(range, filter, PartyColumn::User, &held_parties)
-            .await?;
+        let (hosts, hosts_total) = top(host_rows, PartyColumn::Host, &held_parties);
+        let (users, users_total) = top(user_rows, PartyColumn::User, &held_parties);
         let elapsed = (held_until.max(range.from + HOUR) - range.from).max(HOUR);
         let cartridges = sheet
             .series
@@ -230,56 +250,70 @@ impl Usage {
         })
     }
 
-    /// The busiest hosts or users (by license time, then grants), and how many there were.
-    async fn parties(
+    /// The totals of the range per host or per user (of the whole UTC days it touches); `None`
+    /// when the report is on a user or a host (they are totalled apart, so a report on one
+    /// knows nothing of the other).
+    async fn party_rows(
         &self,
         range: Range,
         filter: &UsageFilter,
         by: PartyColumn,
-        held: &[(Party, u64)],
-    ) -> anyhow::Result<(Vec<UsageParty>, u64)> {
-        let key = |p: &Party| match by {
-            PartyColumn::Host => Party {
-                host: p.host.clone(),
-                ..Party::default()
-            },
-            PartyColumn::User => Party {
-                host: String::new(),
-                ..p.clone()
-            },
-        };
-        let mut totals: HashMap<Party, DayTotals> = HashMap::new();
+    ) -> Result<Option<Vec<(Party, DayTotals)>>, StoreError> {
+        if by != PartyColumn::of(filter) && filter.by_party() {
+            return Ok(None);
+        }
         let (from, to) = (day_of(range.from), day_of(range.to - 1) + DAY);
-        for (party, t) in self.store.usage_parties(from, to, filter, by).await? {
-            let sum = totals.entry(party).or_default();
-            sum.grants += t.grants;
-            sum.held_seconds += t.held_seconds;
-            sum.credits += t.credits;
-        }
-        for (party, seconds) in held {
-            totals.entry(key(party)).or_default().held_seconds += seconds;
-        }
-        let total = totals.len() as u64;
-        let mut list: Vec<(Party, DayTotals)> = totals.into_iter().collect();
-        list.sort_by(|(pa, a), (pb, b)| {
-            (b.held_seconds, b.grants, pa).cmp(&(a.held_seconds, a.grants, pb))
-        });
-        let parties = list
-            .into_iter()
-            .take(USAGE_TOP)
-            .map(|(party, t)| UsageParty {
-                host: (by == PartyColumn::Host).then_some(party.host),
-                user: (by == PartyColumn::User && !party.principal.is_empty()).then_some(User {
-                    realm: party.realm,
-                    principal: party.principal,
-                }),
-                grants: t.grants,
-                held_seconds: t.held_seconds,
-                credits_used: t.credits,
-            })
-            .collect();
-        Ok((parties, total))
+        Ok(Some(self.store.usage_parties(from, to, filter, by).await?))
     }
+}
+
+/// The busiest hosts or users (by license time, then grants) of `rows` with the licenses held
+/// now, and how many there were.
+fn top(
+    rows: Option<Vec<(Party, DayTotals)>>,
+    by: PartyColumn,
+    held: &[(Party, u64)],
+) -> (Vec<UsageParty>, u64) {
+    let Some(rows) = rows else {
+        return (Vec::new(), 0);
+    };
+    let key = |p: &Party| match by {
+        PartyColumn::Host => Party {
+            host: p.host.clone(),
+            ..Party::default()
+        },
+        PartyColumn::User => Party {
+            host: String::new(),
+            ..p.clone()
+        },
+    };
+    let mut totals: HashMap<Party, DayTotals> = HashMap::new();
+    for (party, t) in rows {
+        totals.entry(party).or_default().add(&t);
+    }
+    for (party, seconds) in held {
+        totals.entry(key(party)).or_default().held_seconds += seconds;
+    }
+    let total = totals.len() as u64;
+    let mut list: Vec<(Party, DayTotals)> = totals.into_iter().collect();
+    list.sort_by(|(pa, a), (pb, b)| {
+        (b.held_seconds, b.grants, pa).cmp(&(a.held_seconds, a.grants, pb))
+    });
+    let parties = list
+        .into_iter()
+        .take(USAGE_TOP)
+        .map(|(party, t)| UsageParty {
+            host: (by == PartyColumn::Host).then_some(party.host),
+            user: (by == PartyColumn::User && !party.principal.is_empty()).then_some(User {
+                realm: party.realm,
+                principal: party.principal,
+            }),
+            grants: t.grants,
+            held_seconds: t.held_seconds,
+            credits_used: t.credits,
+        })
+        .collect();
+    (parties, total)
 }
 
 /// A cartridge's totals over the range, named after what is installed (or what its grants said).

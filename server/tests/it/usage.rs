@@ -142,6 +142,15 @@ async fn the_report_counts_grants_peaks_refusals_credits_hosts_and_users_and_is_
     assert!(seat.get("peak").is_none(), "{seat}");
     assert_eq!(ci2["hosts"][0]["host"], "ci-2");
     assert_eq!(ci2["hosts_total"], 1);
+    assert_eq!(
+        ci2["users"],
+        json!([]),
+        "hosts and users are totalled apart"
+    );
+    let bob = lab.usage(&token, "?realm=corp&principal=bob").await;
+    assert_eq!(cartridge(&bob, 7)["grants"], 1);
+    assert_eq!(bob["users"][0]["user"]["principal"], "bob");
+    assert_eq!(bob["hosts"], json!([]));
     // Another pool: nothing.
     let empty = lab.usage(&token, "?pool=farm").await;
     assert_eq!(empty["cartridges"], json!([]));
@@ -159,7 +168,8 @@ async fn the_report_counts_grants_peaks_refusals_credits_hosts_and_users_and_is_
     for table in [
         "usage_cursor",
         "usage_hours",
-        "usage_days",
+        "usage_host_days",
+        "usage_user_days",
         "usage_refusals",
         "usage_sessions",
         "usage_held",
@@ -185,6 +195,7 @@ async fn bad_queries_are_refused_and_the_report_needs_a_login() {
         ("?from=2025-01-01&to=2026-12-01", "400 days"),
         ("?from=2026-01-01&to=2026-06-01&step=hour", "step=day"),
         ("?host=ci-1&step=hour", "by the day"),
+        ("?host=ci-1&principal=alice", "not both"),
         ("?utc_offset=900", "-840"),
         ("?from=yesterday", "RFC 3339"),
         ("?colour=blue", "colour"),
