@@ -9,7 +9,7 @@ use gloo_net::http::{Request, RequestBuilder, Response};
 use models::{
     ApiError, Deactivated, ErrorCode, History, InstallAnswer, License, LicenseAnswer,
     LicensedUsersAnswer, LoginAnswer, LoginRequest, RemoteLicenses, SessionClosed, SessionPage,
-    SessionQuery, StatusData, headers,
+    SessionQuery, StatusData, UsageReport, headers,
 };
 use serde::{Serialize, de::DeserializeOwned};
 use thiserror::Error;
@@ -124,6 +124,12 @@ fn login_request(principal: &str, secret: &str) -> Option<String> {
         secret: secret.into(),
         realm: None,
     })
+}
+
+/// `GET /server/manage/usage` with `query` (`?from=…&step=…`, or empty).
+pub async fn usage(tokens: Tokens<'_>, query: &str) -> Result<UsageReport> {
+    let path = format!("/server/manage/usage{query}");
+    admin(Request::get(&path), tokens, None).await
 }
 
 /// `POST /server/auth`

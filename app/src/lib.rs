@@ -10,6 +10,7 @@ pub mod api;
 pub mod auth;
 mod chart;
 mod clock;
+mod download;
 mod feedback;
 pub mod format;
 mod live;
@@ -19,6 +20,7 @@ mod pool_field;
 mod sessions_table;
 mod status_page;
 mod table;
+mod usage_chart;
 
 use leptos::prelude::*;
 use leptos_router::{
@@ -41,6 +43,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/admin/vendor") view=admin::VendorScreen />
                 <Route path=path!("/admin/users") view=admin::UsersScreen />
                 <Route path=path!("/admin/sessions") view=admin::SessionsScreen />
+                <Route path=path!("/admin/usage") view=admin::UsageScreen />
                 <Route
                     path=path!("/admin")
                     view=|| view! { <Redirect path=paths::LICENSES_PATH /> }

@@ -3,27 +3,9 @@
 // a screenshot kept as a test artifact.
 
 import { writeFileSync } from 'node:fs';
-import { Page, TestInfo } from '@playwright/test';
-import { LicenseServer, Vendor, VendorService, expect, openSession, test } from './server';
+import { LicenseServer, Vendor, VendorService, expect, logIn, openSession, screenshot, test } from './server';
 
 const TOOLBOX = '1000:10:callas pdfToolbox CLI:4:0';
-
-async function screenshot(page: Page, testInfo: TestInfo, name: string): Promise<void> {
-  const file = testInfo.outputPath(`${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  await testInfo.attach(name, { path: file, contentType: 'image/png' });
-}
-
-async function logIn(page: Page, server: LicenseServer, principal = 'admin', password?: string): Promise<void> {
-  await page.getByLabel('User name').fill(principal);
-  await page.getByLabel('Password').fill(password ?? server.adminPassword());
-  const [answer] = await Promise.all([
-    page.waitForResponse((r) => r.url().endsWith('/server/auth') && r.request().method() === 'POST'),
-    page.getByRole('button', { name: 'Log in' }).click(),
-  ]);
-  // The admin token the page got must not show in the log either.
-  if (answer.ok()) server.secrets.push((await answer.json()).token);
-}
 
 test('log in: a wrong password is refused next to the form, the right one opens the licenses; log out', async ({
   page,

@@ -2,8 +2,8 @@
 // Events). A grant shows without a reload and without a poll; when the stream is blocked, the
 // pages poll as before.
 
-import { Page, Request, TestInfo } from '@playwright/test';
-import { LicenseServer, expect, openSession, test } from './server';
+import { Page, Request } from '@playwright/test';
+import { LicenseServer, expect, openSession, screenshot, test } from './server';
 
 const TOOLBOX = '1000:10:callas pdfToolbox CLI:4:0';
 /** The pages' poll interval (app/src/poll.rs): a wait longer than this would have seen a poll. */
@@ -44,12 +44,6 @@ async function watchText(page: Page, selector: string, text: string): Promise<vo
 
 async function seenAt(page: Page): Promise<number> {
   return page.evaluate(() => (window as unknown as { seenAt: number }).seenAt);
-}
-
-async function screenshot(page: Page, testInfo: TestInfo, name: string): Promise<void> {
-  const file = testInfo.outputPath(`${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  await testInfo.attach(name, { path: file, contentType: 'image/png' });
 }
 
 test('the status page shows a grant pushed by the server, without a reload and without polling', async ({

@@ -1,7 +1,7 @@
 // Starts the real license-server binary for a test: free ports, a temporary data directory,
 // JSON logs parsed for the "ready" event that announces the bound addresses.
 
-import { test as base, expect } from '@playwright/test';
+import { Page, TestInfo, test as base, expect } from '@playwright/test';
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -357,6 +357,25 @@ export async function openSession(
   }
   server.secrets.push(session_token);
   return { id: session_id, token: session_token };
+}
+
+/** A full-page screenshot, kept with the test's results. */
+export async function screenshot(page: Page, testInfo: TestInfo, name: string): Promise<void> {
+  const file = testInfo.outputPath(`${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  await testInfo.attach(name, { path: file, contentType: 'image/png' });
+}
+
+/** Logs in on the login form the page shows (the first administrator by default). */
+export async function logIn(page: Page, server: LicenseServer, principal = 'admin', password?: string): Promise<void> {
+  await page.getByLabel('User name').fill(principal);
+  await page.getByLabel('Password').fill(password ?? server.adminPassword());
+  const [answer] = await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith('/server/auth') && r.request().method() === 'POST'),
+    page.getByRole('button', { name: 'Log in' }).click(),
+  ]);
+  // The admin token the page got must not show in the log either.
+  if (answer.ok()) server.secrets.push((await answer.json()).token);
 }
 
 export const test = base.extend<{ vendor: Vendor; server: LicenseServer }>({

@@ -13,6 +13,7 @@ use crate::{
     api,
     auth::Auth,
     clock,
+    download::save_as,
     feedback::{confirm, done_message},
     format::{self, Expiry},
 };
@@ -368,7 +369,7 @@ fn OfflineActivation() -> impl IntoView {
         task.run(
             async move { api::activation_request(tokens.as_ref()).await },
             move |(name, text)| {
-                if save_as(&name, &text) {
+                if save_as(&name, "application/json", &text) {
                     saved.set(Some(name));
                 } else {
                     task.error.set(Some(
@@ -393,29 +394,4 @@ fn OfflineActivation() -> impl IntoView {
             {move || saved.get().map(|name| done_message(format!("Saved {name}.")))}
         </section>
     }
-}
-
-/// Offers `text` as a download named `name`.
-fn save_as(name: &str, text: &str) -> bool {
-    let parts = js_sys::Array::of1(&wasm_bindgen::JsValue::from_str(text));
-    let options = web_sys::BlobPropertyBag::new();
-    options.set_type("application/json");
-    let Ok(blob) = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options) else {
-        return false;
-    };
-    let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) else {
-        return false;
-    };
-    let anchor = web_sys::window()
-        .and_then(|w| w.document())
-        .and_then(|d| d.create_element("a").ok())
-        .and_then(|a| a.dyn_into::<web_sys::HtmlAnchorElement>().ok());
-    let Some(anchor) = anchor else {
-        return false;
-    };
-    anchor.set_href(&url);
-    anchor.set_download(name);
-    anchor.click();
-    let _ = web_sys::Url::revoke_object_url(&url);
-    true
 }

@@ -12,10 +12,12 @@ mod login_form;
 mod sessions;
 mod shell;
 mod task;
+mod usage;
+mod usage_tables;
 mod users;
 mod vendor;
 
 pub use self::{
-    licenses::LicensesScreen, login::LoginScreen, sessions::SessionsScreen, users::UsersScreen,
-    vendor::VendorScreen,
+    licenses::LicensesScreen, login::LoginScreen, sessions::SessionsScreen, usage::UsageScreen,
+    users::UsersScreen, vendor::VendorScreen,
 };

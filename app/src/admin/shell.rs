@@ -16,6 +16,7 @@ const SCREENS: &[(&str, &str)] = &[
     ("/admin/vendor", "Vendor activation"),
     ("/admin/users", "Licensed users"),
     ("/admin/sessions", "Sessions"),
+    ("/admin/usage", "Usage"),
 ];
 
 /// The frame of every admin screen: navigation, who is logged in, log out.

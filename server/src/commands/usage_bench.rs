@@ -114,7 +114,10 @@ pub async fn run(args: &BenchArgs, days: u64, out: &mut dyn Write) -> anyhow::Re
 }
 
 /// Logs in as the first administrator, with the password the first start wrote.
-async fn login(http: &reqwest::Client, server: &SpawnedServer) -> anyhow::Result<String> {
+pub(super) async fn login(
+    http: &reqwest::Client,
+    server: &SpawnedServer,
+) -> anyhow::Result<String> {
     let password = std::fs::read_to_string(server.data_dir.join("initial-admin-password"))?;
     let answer: serde_json::Value = http
         .post(format!("http://{}/server/auth", server.api_addr))

@@ -189,6 +189,10 @@ impl Usage {
                 continue;
             }
             let since = held.since.max(range.from);
+            if since >= held_until {
+                // Not held within the range.
+                continue;
+            }
             let series = sheet.at(&held.cartridge);
             let mut total = 0;
             for (start, seconds) in split(

@@ -154,6 +154,10 @@ async fn the_report_counts_grants_peaks_refusals_credits_hosts_and_users_and_is_
     // Another pool: nothing.
     let empty = lab.usage(&token, "?pool=farm").await;
     assert_eq!(empty["cartridges"], json!([]));
+    // A range before any of it, while bob still holds his license: nothing either.
+    let past = lab.usage(&token, "?from=2025-01-01&to=2025-01-08").await;
+    assert_eq!(past["cartridges"], json!([]), "{past}");
+    assert_eq!(past["buckets"], 7 * 24, "a week is by the hour");
 
     // The same after a restart, and after the totals are thrown away: folded again from the
     // ledger.
