@@ -96,6 +96,22 @@ pub fn time_of_day(t: OffsetDateTime, offset: UtcOffset) -> String {
         .unwrap_or_else(|_| t.to_string())
 }
 
+/// How long something ran, to the unit that matters: `45 s`, `12 min 5 s`, `3 h 05 min`,
+/// `2 d 4 h`.
+pub fn duration(d: time::Duration) -> String {
+    let s = d.whole_seconds().max(0);
+    let (days, hours, minutes, seconds) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    if days > 0 {
+        format!("{days} d {hours} h")
+    } else if hours > 0 {
+        format!("{hours} h {minutes:02} min")
+    } else if minutes > 0 {
+        format!("{minutes} min {seconds} s")
+    } else {
+        format!("{seconds} s")
+    }
+}
+
 /// A zone as a label: `UTC`, `UTC+1`, `UTC−3:30`.
 pub fn zone_label(offset: UtcOffset) -> String {
     let (hours, minutes, _) = offset.as_hms();
@@ -187,6 +203,16 @@ mod tests {
     use super::*;
     use models::{CartridgeStatistic, FailedByReason, LicenseCounts};
     use time::macros::{datetime, offset};
+
+    #[test]
+    fn durations_name_the_units_that_matter() {
+        let d = time::Duration::seconds;
+        assert_eq!(duration(d(-3)), "0 s");
+        assert_eq!(duration(d(45)), "45 s");
+        assert_eq!(duration(d(12 * 60 + 5)), "12 min 5 s");
+        assert_eq!(duration(d(3 * 3600 + 5 * 60)), "3 h 05 min");
+        assert_eq!(duration(d(2 * 86_400 + 4 * 3600 + 59)), "2 d 4 h");
+    }
 
     #[test]
     fn zones_are_labelled_from_utc() {

@@ -17,6 +17,7 @@ mod live;
 mod paths;
 mod poll;
 mod pool_field;
+mod session_row;
 mod sessions_table;
 mod status_page;
 mod table;

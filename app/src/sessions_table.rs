@@ -22,11 +22,11 @@ use models::{SessionPage, SessionQuery, SessionSort, SessionStatus, SortOrder};
 use crate::{
     api,
     auth::Auth,
-    clock::timestamp,
     feedback::{confirm, done_message, error_message},
     format,
     live::Live,
     poll,
+    session_row::{COLUMNS, Column, session_row},
     table::actions_header,
 };
 
@@ -35,51 +35,6 @@ use crate::{
 const SESSIONS_SPACING: Duration = Duration::from_secs(1);
 
 const PAGE_SIZES: &[u32] = &[25, 50, 100, 200];
-
-/// A column header; `sort` when a click on it sorts.
-struct Column {
-    label: &'static str,
-    numeric: bool,
-    sort: Option<SessionSort>,
-}
-
-const COLUMNS: &[Column] = &[
-    Column {
-        label: "Session ID",
-        numeric: true,
-        sort: Some(SessionSort::SessionId),
-    },
-    Column {
-        label: "Product ID",
-        numeric: true,
-        sort: None,
-    },
-    Column {
-        label: "Status",
-        numeric: false,
-        sort: Some(SessionSort::Status),
-    },
-    Column {
-        label: "Host",
-        numeric: false,
-        sort: Some(SessionSort::Host),
-    },
-    Column {
-        label: "Product",
-        numeric: false,
-        sort: Some(SessionSort::Product),
-    },
-    Column {
-        label: "Type",
-        numeric: false,
-        sort: None,
-    },
-    Column {
-        label: "Started",
-        numeric: false,
-        sort: Some(SessionSort::Started),
-    },
-];
 
 /// `releasable`: a Release button on running sessions, for administrators who may edit.
 #[component]
@@ -244,7 +199,7 @@ pub fn SessionsTable(
                 <input
                     type="search"
                     name="q"
-                    placeholder="id, host, address, message…"
+                    placeholder="id, host, message, user, product…"
                     on:input=text_filter(|q| &mut q.q)
                 />
             </label>
@@ -419,68 +374,6 @@ fn Pager(page: RwSignal<Option<SessionPage>>, query: RwSignal<SessionQuery>) -> 
     }
 }
 
-fn session_row(
-    session: models::Session,
-    can_release: bool,
-    release: impl Fn(u64) + Clone + 'static,
-) -> impl IntoView {
-    // A session may hold several licenses: one line each in the license columns.
-    let lines = |f: &dyn Fn(&models::HeldLicense) -> String| {
-        if session.licenses.is_empty() {
-            "—".to_owned()
-        } else {
-            session
-                .licenses
-                .iter()
-                .map(f)
-                .collect::<Vec<_>>()
-                .join("\n")
-        }
-    };
-    let product_ids = lines(&|l| l.product_id.to_string());
-    let products = lines(&|l| format::product_label(&l.product, l.major_version));
-    let types = lines(&|l| format::license_type(l).to_owned());
-    let status = format::session_status(session.status);
-    let host_title = if session.message.is_empty() {
-        session.ip_address.to_string()
-    } else {
-        format!("{} · {}", session.ip_address, session.message)
-    };
-    let id = session.session_id;
-    let action = can_release.then(|| {
-        let running = session.status == SessionStatus::Running;
-        view! {
-            <td>
-                {running
-                    .then(|| {
-                        view! {
-                            <button
-                                type="button"
-                                class="danger"
-                                aria-label=format!("Release session {id}")
-                                on:click=move |_| release(id)
-                            >
-                                "Release"
-                            </button>
-                        }
-                    })}
-            </td>
-        }
-    });
-    view! {
-        <tr>
-            <td class="num">{session.session_id}</td>
-            <td class="num lines">{product_ids}</td>
-            <td class=format!("status {status}")>{status}</td>
-            <td title=host_title>{session.host}</td>
-            <td class="lines">{products}</td>
-            <td class="lines">{types}</td>
-            {timestamp(session.started)}
-            {action}
-        </tr>
-    }
-}
-
 /// Runs an action at once when the last run is [`SESSIONS_SPACING`] ago, or else once when that
 /// time has passed, however many times it was asked meanwhile.
 #[derive(Debug, Clone, Default)]
@@ -554,6 +447,9 @@ mod tests {
             started: time::OffsetDateTime::UNIX_EPOCH,
             message: String::new(),
             licenses: Vec::new(),
+            granted: Vec::new(),
+            user: None,
+            ended: None,
         };
         SessionPage {
             total,

@@ -26,14 +26,30 @@ test('a job run with `client run` shows as a running session holding its license
 
   const session = page.getByRole('table', { name: 'Sessions' }).locator('tbody tr').first();
   await expect(session.locator('td').nth(2)).toHaveText('running');
+  await expect(session.locator('td').nth(3).locator('.message')).toHaveText('e2e job');
   await expect(session.locator('td').nth(4)).toHaveText('callas pdfToolbox CLI 10');
   await expect(session.locator('td').nth(5)).toHaveText('runcount');
+  await expect(session.locator('td').nth(7)).toHaveText('—');
   await expect(cartridge.locator('td').nth(1)).toHaveText('1 / 2');
   await expect(cartridge.locator('td').nth(3)).toHaveText('1');
 
   const [code] = await exited;
   expect(code, jobLog).toBe(0);
   await expect(session.locator('td').nth(2)).toHaveText('finished');
-  await expect(session.locator('td').nth(4)).toHaveText('—');
+  // An ended session keeps what it used, dimmed, with when it ended and how long it ran.
+  await expect(session.locator('td').nth(1)).toHaveText('1000');
+  await expect(session.locator('td').nth(4)).toHaveText('callas pdfToolbox CLI 10');
+  await expect(session.locator('td').nth(4)).toHaveClass(/past/);
+  await expect(session.locator('td').nth(5)).toHaveText('runcount');
+  await expect(session.locator('td').nth(7)).toHaveText(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
+  await expect(session.locator('td').nth(8)).toHaveText(/^[4-9] s$/);
+  await expect(session.locator('td').nth(9)).toHaveText('—');
+  // The search looks at what the table shows: the job's message finds it, its address does not.
+  const search = page.getByRole('searchbox', { name: 'Search' });
+  await search.fill('e2e job');
+  await expect(session.locator('td').nth(0)).not.toHaveText('');
+  await expect(page.getByRole('table', { name: 'Sessions' }).locator('tbody tr')).toHaveCount(1);
+  await search.fill('127.0.0.1');
+  await expect(page.getByText('No session matches these filters.')).toBeVisible();
   await expect(cartridge.locator('td').nth(1)).toHaveText('0 / 2');
 });

@@ -44,7 +44,7 @@ test('shows this server with its hostname, port and coordinator mark, and two em
   ]);
   await expect(page.getByRole('table', { name: 'Cartridges' }).locator('tbody')).toHaveText(/No cartridges/);
   expect(await headers(page, 'Sessions')).toEqual([
-    'Session ID', 'Product ID', 'Status', 'Host', 'Product', 'Type', 'Started',
+    'Session ID', 'Product ID', 'Status', 'Host', 'Product', 'Type', 'Started', 'Ended', 'Duration', 'User',
   ]);
   await expect(page.getByRole('table', { name: 'Sessions' }).locator('tbody')).toHaveText('No sessions.');
 

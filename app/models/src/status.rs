@@ -148,7 +148,21 @@ pub struct Session {
     #[serde(with = "time::serde::rfc3339")]
     pub started: OffsetDateTime,
     pub message: String,
+    /// The licenses it holds now (none once it ended).
     pub licenses: Vec<HeldLicense>,
+    /// Every product it was granted in its life, once each: for an ended session, what it used.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub granted: Vec<HeldLicense>,
+    /// Who it runs for, when the vendor's program named someone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<crate::protocol::User>,
+    /// When it ended (RFC 3339); absent while it runs.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub ended: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -41,11 +41,23 @@ pub struct UsageQuery {
     /// The start: RFC 3339, or a day (`2026-11-01`, midnight at `utc_offset`). Default: 7 days
     /// before `to`. Rounded down to the start of its hour (or day, by the day).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", param(max_length = 64))]
+    #[cfg_attr(
+        feature = "openapi",
+        param(
+            max_length = 64,
+            pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))?$"
+        )
+    )]
     pub from: Option<String>,
     /// The end (excluded), in the same forms. Default: now. At most 400 days after `from`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", param(max_length = 64))]
+    #[cfg_attr(
+        feature = "openapi",
+        param(
+            max_length = 64,
+            pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))?$"
+        )
+    )]
     pub to: Option<String>,
     /// The buckets: `hour` (for at most 62 days) or `day`. Default: by the hour up to 7 days,
     /// by the day beyond. Always `day` with a host or a user, which are totalled by the day.
@@ -61,8 +73,16 @@ pub struct UsageQuery {
     #[cfg_attr(feature = "openapi", param(max_length = 64))]
     pub pool: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        param(value_type = Option<u64>, minimum = 0, maximum = 4_294_967_295_u64)
+    )]
     pub product_id: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        param(value_type = Option<u64>, minimum = 0, maximum = 4_294_967_295_u64)
+    )]
     pub major_version: Option<u32>,
     /// Only sessions of this host (not with `realm` or `principal`).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -5,9 +5,9 @@
 //! page instead, and the engine hands this module a borrowed [`Row`] per session, so that
 //! filtering copies nothing and only the sessions on the page are turned into wire types.
 
-use std::{cmp::Ordering, net::IpAddr};
+use std::cmp::Ordering;
 
-use models::{SessionQuery, SessionSort, SessionStatus, SortOrder};
+use models::{SessionQuery, SessionSort, SessionStatus, SortOrder, User};
 use time::OffsetDateTime;
 
 /// A session as the filters see it, borrowed from the engine's state.
@@ -16,10 +16,11 @@ pub struct Row<'a> {
     pub session_id: u64,
     pub status: SessionStatus,
     pub host: &'a str,
-    pub ip_address: IpAddr,
+    pub user: Option<&'a User>,
     pub started: OffsetDateTime,
     pub message: &'a str,
-    /// `(product_id, product name)` of each license held.
+    /// `(product_id, product name)` of what the table shows: the licenses held by a running
+    /// session, the products an ended one was granted.
     pub products: Vec<(u32, &'a str)>,
 }
 
@@ -61,11 +62,14 @@ impl Filter {
         {
             return false;
         }
+        // The search looks at what the table shows, nothing else.
         if let Some(text) = &self.text {
             return contains(&row.session_id.to_string(), text)
                 || contains(row.host, text)
-                || contains(&row.ip_address.to_string(), text)
                 || contains(row.message, text)
+                || row
+                    .user
+                    .is_some_and(|u| contains(&u.principal, text) || contains(&u.realm, text))
                 || row.products.iter().any(|p| product_matches(*p, text));
         }
         true
@@ -151,6 +155,11 @@ pub fn select(rows: Vec<Row<'_>>, query: &SessionQuery) -> (u64, Vec<u64>) {
 mod tests {
     use super::*;
 
+    static ALICE: std::sync::LazyLock<User> = std::sync::LazyLock::new(|| User {
+        realm: "corp".into(),
+        principal: "alice".into(),
+    });
+
     fn row(
         id: u64,
         status: SessionStatus,
@@ -161,7 +170,7 @@ mod tests {
             session_id: id,
             status,
             host,
-            ip_address: [10, 0, 0, id as u8].into(),
+            user: (id == 4).then_some(&*ALICE),
             started: OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(id as i64),
             message: if id == 3 { "nightly build" } else { "" },
             products: if product.is_empty() {
@@ -238,11 +247,17 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(ids(free_text), (1, vec![3]));
+        let user = SessionQuery {
+            q: Some("ALICE".into()),
+            ..Default::default()
+        };
+        assert_eq!(ids(user).1, vec![4]);
+        // The address is not shown in the table, so it is not searched either.
         let address = SessionQuery {
             q: Some("10.0.0.4".into()),
             ..Default::default()
         };
-        assert_eq!(ids(address).1, vec![4]);
+        assert_eq!(ids(address).0, 0);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::{collections::BTreeMap, io::Read, net::IpAddr, path::Path};
 use anyhow::{Context, anyhow, bail};
 use ed25519_dalek::VerifyingKey;
 use flate2::{Compression, read::GzDecoder, write::GzEncoder};
-use models::{FailedByReason, LicenseType, SessionStatus};
+use models::{FailedByReason, LicenseType, SessionStatus, User};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -75,6 +75,12 @@ struct SessionBody {
     held: Vec<u64>,
     requests: BTreeMap<String, u64>,
     granted: Vec<u64>,
+    /// Absent in snapshots written before sessions kept their user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user: Option<User>,
+    /// When it ended; absent while running, and in snapshots written before this was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ended: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,6 +170,8 @@ impl Body {
                     held: s.held.clone(),
                     requests: s.requests.iter().map(|(k, v)| (k.clone(), *v)).collect(),
                     granted: s.granted.clone(),
+                    user: s.user.clone(),
+                    ended: s.ended,
                 })
                 .collect(),
             grants,
@@ -207,6 +215,8 @@ impl Body {
                     held: s.held,
                     requests: s.requests.into_iter().collect(),
                     granted: s.granted,
+                    user: s.user,
+                    ended: s.ended,
                 },
             );
         }

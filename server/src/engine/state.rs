@@ -7,7 +7,9 @@ use std::{
     net::IpAddr,
 };
 
-use models::{FailedByReason, Granted, LicenseType, RefusalReason, RequestLicense, SessionStatus};
+use models::{
+    FailedByReason, Granted, LicenseType, RefusalReason, RequestLicense, SessionStatus, User,
+};
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
@@ -51,6 +53,10 @@ pub(super) struct SessionState {
     pub(super) requests: HashMap<String, u64>,
     /// Every license ever granted to this session, to forget them with the session.
     pub(super) granted: Vec<u64>,
+    /// Who it runs for, if the vendor's program named someone.
+    pub(super) user: Option<User>,
+    /// When it ended; `None` while running (and for sessions that ended before this was kept).
+    pub(super) ended: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Clone)]
@@ -172,7 +178,7 @@ impl State {
                 ip_address,
                 message,
                 pool,
-                user: _,
+                user,
                 token_sha256,
                 server_id,
             } => {
@@ -192,6 +198,8 @@ impl State {
                         held: Vec::new(),
                         requests: HashMap::new(),
                         granted: Vec::new(),
+                        user: user.clone(),
+                        ended: None,
                     },
                 );
             }
@@ -287,6 +295,7 @@ impl State {
                     // Retries are answered for running sessions only: an ended session's request
                     // ids are dead weight in memory and in every snapshot.
                     session.requests = HashMap::new();
+                    session.ended = Some(at);
                     self.ended.push_back(*session_id);
                 }
                 // Waiters of an ended session get nothing: dropping their senders tells them.

@@ -1,12 +1,12 @@
 //! What the engine shows: statistics per cartridge, the sessions (all of them, one page of them,
 //! one), and the sampled history. Read under the lock, copied out.
 
-use models::{Cartridge, HeldLicense, SessionPage, SessionQuery, SessionStatus};
+use models::{Cartridge, HeldLicense, LicenseType, SessionPage, SessionQuery, SessionStatus};
 
 use super::{
     browse,
     machine::Engine,
-    state::{CartridgeKey, SessionState, State, Stats},
+    state::{CartridgeKey, GrantState, SessionState, State, Stats},
 };
 
 impl Engine {
@@ -57,15 +57,20 @@ impl Engine {
                 session_id: *id,
                 status: s.status,
                 host: &s.host,
-                ip_address: s.ip_address,
+                user: s.user.as_ref(),
                 started: s.started,
                 message: &s.message,
-                products: s
-                    .held
-                    .iter()
-                    .filter_map(|id| state.grants.get(id))
-                    .map(|g| (g.key.1, g.product.as_str()))
-                    .collect(),
+                products: if s.status == SessionStatus::Running {
+                    s.held
+                        .iter()
+                        .filter_map(|id| state.grants.get(id))
+                        .map(|g| (g.key.1, g.product.as_str()))
+                        .collect()
+                } else {
+                    granted(&state, s)
+                        .map(|g| (g.key.1, g.product.as_str()))
+                        .collect()
+                },
             })
             .collect();
         let total = rows.len() as u64;
@@ -99,13 +104,11 @@ impl Engine {
                 .held
                 .iter()
                 .filter_map(|id| state.grants.get(id))
-                .map(|g| HeldLicense {
-                    product_id: g.key.1,
-                    major_version: g.key.2,
-                    product: g.product.clone(),
-                    license_type: g.license_type,
-                })
+                .map(held_license)
                 .collect(),
+            granted: granted(state, s).map(held_license).collect(),
+            user: s.user.clone(),
+            ended: s.ended.map(|t| t.replace_nanosecond(0).unwrap_or(t)),
         }
     }
 
@@ -133,4 +136,34 @@ impl Engine {
         let key = (pool.map(str::to_owned), product_id, major_version);
         self.lock().stats.get(&key).cloned().unwrap_or_default()
     }
+}
+
+fn held_license(g: &GrantState) -> HeldLicense {
+    HeldLicense {
+        product_id: g.key.1,
+        major_version: g.key.2,
+        product: g.product.clone(),
+        license_type: g.license_type,
+    }
+}
+
+/// Every product `session` was granted, once each (by product, version and type), in the order
+/// of its first grant.
+pub(super) fn granted<'a>(
+    state: &'a State,
+    session: &'a SessionState,
+) -> impl Iterator<Item = &'a GrantState> {
+    let mut seen: Vec<(&CartridgeKey, LicenseType)> = Vec::new();
+    session
+        .granted
+        .iter()
+        .filter_map(|id| state.grants.get(id))
+        .filter(move |g| {
+            let key = (&g.key, g.license_type);
+            let new = !seen.contains(&key);
+            if new {
+                seen.push(key);
+            }
+            new
+        })
 }

@@ -176,3 +176,47 @@ async fn the_history_ends_with_the_live_counters_of_each_cartridge() {
     assert_eq!(farm["cartridges"], json!([]));
     lab.stop().await;
 }
+
+#[tokio::test]
+async fn an_ended_session_keeps_its_products_user_and_end_through_a_restart() {
+    let mut lab = Lab::start(&[Lic(1, None, &["7:0:Toolbox:10:0"])], patient()).await;
+    let alice = lab.open_for("ci-1", "alice").await;
+    let (first, _, _) = lab.grant(alice, "a", 7, 0, "all").await;
+    lab.release(alice, first).await;
+    lab.grant(alice, "b", 7, 0, "all").await;
+    lab.close(alice).await;
+    let ended = |page: &Value| page["sessions"][0].clone();
+    let (_, page) = lab
+        .status_get("/status/sessions.json?status=finished", "")
+        .await;
+    let session = ended(&page);
+    assert_eq!(session["licenses"], json!([]), "it holds nothing now");
+    assert_eq!(
+        session["granted"],
+        json!([{"product_id": 7, "major_version": 0, "product": "Toolbox", "type": "runcount"}]),
+        "what it used, once however often: {session}"
+    );
+    assert_eq!(
+        session["user"],
+        json!({"realm": "corp", "principal": "alice"})
+    );
+    let (started, end) = (
+        session["started"].as_str().unwrap(),
+        session["ended"].as_str().unwrap(),
+    );
+    assert!(end >= started, "{started} {end}");
+    // What the table shows is what is searched: its user and the product it used.
+    for q in ["ALICE", "toolbox"] {
+        let (_, found) = lab
+            .status_get(&format!("/status/sessions.json?q={q}"), "")
+            .await;
+        assert_eq!(ids(&found), vec![alice], "{q}");
+    }
+    // The stop writes a snapshot, which the start loads: the same session comes back.
+    lab.restart().await;
+    let (_, page) = lab
+        .status_get("/status/sessions.json?status=finished", "")
+        .await;
+    assert_eq!(ended(&page), session);
+    lab.stop().await;
+}

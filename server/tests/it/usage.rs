@@ -9,7 +9,7 @@ use crate::protocol::{Lab, Lic, quick};
 
 impl Lab {
     /// Opens a session on `host` for `principal` of realm `corp` (none if empty).
-    async fn open_for(&self, host: &str, principal: &str) -> u64 {
+    pub(crate) async fn open_for(&self, host: &str, principal: &str) -> u64 {
         let mut body = json!({"host": host, "message": "build"});
         if !principal.is_empty() {
             body["user"] = json!({"realm": "corp", "principal": principal});
