@@ -214,7 +214,7 @@ pub fn SessionsTable(
         }}
         {move || release_error.get().map(error_message)}
         {move || notice.get().map(done_message)}
-        <div class="table-wrap">
+        <div class="table-wrap" tabindex="0">
             <table aria-labelledby="sessions-title">
                 <thead>
                     <tr>

@@ -295,7 +295,7 @@ where
     view! {
         <section class="panel" id=id>
             <h2 id=title_id.clone()>{title}</h2>
-            <div class="table-wrap">
+            <div class="table-wrap" tabindex="0">
                 <table aria-labelledby=title_id>
                     <thead>
                         <tr>

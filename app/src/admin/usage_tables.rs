@@ -61,7 +61,7 @@ pub fn CartridgeTable(report: UsageReport) -> impl IntoView {
     view! {
         <section class="panel" aria-labelledby="usage-cartridges-title">
             <h3 id="usage-cartridges-title">"Per product"</h3>
-            <div class="table-wrap">
+            <div class="table-wrap" tabindex="0">
                 <table id="usage-cartridges" aria-labelledby="usage-cartridges-title">
                     <thead>
                         <tr>
@@ -94,7 +94,7 @@ pub fn RefusalTable(refusals: Vec<UsageRefusals>) -> impl IntoView {
                     .into_any()
             } else {
                 view! {
-                    <div class="table-wrap">
+                    <div class="table-wrap" tabindex="0">
                         <table id="usage-refusals" aria-labelledby="usage-refusals-title">
                             <thead>
                                 <tr>
@@ -156,7 +156,7 @@ pub fn PartyTable(
                 view! { <p class="placeholder">"None in this report."</p> }.into_any()
             } else {
                 view! {
-                    <div class="table-wrap">
+                    <div class="table-wrap" tabindex="0">
                         <table id=id aria-labelledby=table_label>
                             <thead>
                                 <tr>

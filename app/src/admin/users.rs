@@ -116,7 +116,7 @@ fn UsersBody() -> impl IntoView {
                         <p class="count" id="users-count">
                             {counted}
                         </p>
-                        <div class="table-wrap">
+                        <div class="table-wrap" tabindex="0">
                             <table aria-labelledby="users-title">
                                 <thead>
                                     <tr>

@@ -171,7 +171,7 @@ fn VendorLicenses() -> impl IntoView {
                 licenses,
                 move |Remote { licenses: remote, installed, this_server }: Remote| {
                     view! {
-                        <div class="table-wrap">
+                        <div class="table-wrap" tabindex="0">
                             <table aria-labelledby="vendor-licenses-title">
                                 <thead>
                                     <tr>
