@@ -71,6 +71,19 @@ impl Choice {
         }
     }
 
+    /// The host and user chosen, as query pairs (none when not chosen).
+    fn party(&self) -> Vec<(&'static str, String)> {
+        [
+            ("host", &self.host),
+            ("realm", &self.realm),
+            ("principal", &self.principal),
+        ]
+        .into_iter()
+        .filter(|(_, value)| !value.is_empty())
+        .map(|(key, value)| (key, value.clone()))
+        .collect()
+    }
+
     /// The address's query (`?range=…`), without what is at its default.
     pub fn address(&self) -> String {
         let mut pairs = vec![("range", self.range.clone())];
@@ -80,15 +93,7 @@ impl Choice {
         }
         pairs.extend(self.pool.clone().map(|p| ("pool", p)));
         pairs.extend(self.product.map(|p| ("product", p.to_string())));
-        for (key, value) in [
-            ("host", &self.host),
-            ("realm", &self.realm),
-            ("principal", &self.principal),
-        ] {
-            if !value.is_empty() {
-                pairs.push((key, value.clone()));
-            }
-        }
+        pairs.extend(self.party());
         query_string(&pairs)
     }
 
@@ -117,15 +122,7 @@ impl Choice {
         }
         pairs.extend(self.pool.clone().map(|p| ("pool", p)));
         pairs.extend(self.product.map(|p| ("product_id", p.to_string())));
-        for (key, value) in [
-            ("host", &self.host),
-            ("realm", &self.realm),
-            ("principal", &self.principal),
-        ] {
-            if !value.is_empty() {
-                pairs.push((key, value.clone()));
-            }
-        }
+        pairs.extend(self.party());
         if !self.host.is_empty() || !self.principal.is_empty() || !self.realm.is_empty() {
             pairs.retain(|(k, _)| *k != "step");
         }
