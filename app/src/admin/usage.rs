@@ -104,6 +104,9 @@ impl Choice {
             // Up to a week: the last hours, by the hour. Beyond: whole days, today the last.
             Some((_, _, days)) if *days <= 7 => {
                 pairs.push(("from", rfc3339(now - time::Duration::days(*days))));
+                // Said, not left to the server's default: "now" there is a moment later, and a
+                // range a second over 7 days would be by the day.
+                pairs.push(("step", "hour".to_owned()));
             }
             Some((_, _, days)) => {
                 let today = now
