@@ -20,6 +20,11 @@ pub struct Login {
     pub principal: String,
     /// Holds `EDIT_LICENSE`: sees the buttons that change things. The server checks again.
     pub can_edit: bool,
+    /// What the top bar calls this login: `administrator`, `viewer`, or for a user limited to
+    /// another scope than this server's, that scope. (A login stored by an older version has
+    /// none, and is shown by `can_edit`.)
+    #[serde(default)]
+    pub role: String,
 }
 
 impl Login {
@@ -29,10 +34,28 @@ impl Login {
             .permissions
             .iter()
             .any(|p| p == "license.EDIT_LICENSE" || p == "server.EDIT_LICENSE");
+        let can_view = answer
+            .permissions
+            .iter()
+            .any(|p| p == "license.VIEW_LICENSE" || p == "server.VIEW_LICENSE");
+        let role = if can_edit {
+            "administrator".to_owned()
+        } else if can_view {
+            "viewer".to_owned()
+        } else {
+            let mut scopes: Vec<&str> = answer
+                .permissions
+                .iter()
+                .filter_map(|p| p.split_once('.').map(|(scope, _)| scope))
+                .collect();
+            scopes.dedup();
+            format!("limited to scope {}", scopes.join(", "))
+        };
         Self {
             token: answer.token.clone(),
             principal: principal.to_owned(),
             can_edit,
+            role,
         }
     }
 }
@@ -139,5 +162,34 @@ impl OwnedTokens {
             admin: self.admin.as_deref(),
             vendor: self.vendor.as_deref(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn role(permissions: &[&str]) -> String {
+        let answer: LoginAnswer = serde_json::from_value(serde_json::json!({
+            "token": "t", "timeout": 1, "properties": {},
+            "user": {"id": "u", "realm": "local", "info": {}},
+            "permissions": permissions,
+            "status": {"server-version": "0"},
+        }))
+        .unwrap();
+        Login::from_answer("u", &answer).role
+    }
+
+    #[test]
+    fn the_role_says_what_the_login_may_do_here() {
+        assert_eq!(
+            role(&["server.VIEW_LICENSE", "server.EDIT_LICENSE"]),
+            "administrator"
+        );
+        assert_eq!(role(&["license.VIEW_LICENSE"]), "viewer");
+        assert_eq!(
+            role(&["billing.VIEW_LICENSE", "billing.EDIT_LICENSE"]),
+            "limited to scope billing"
+        );
     }
 }

@@ -61,7 +61,17 @@ pub fn Shell(title: &'static str, children: ChildrenFn) -> impl IntoView {
                         {move || auth.login.with(|l| l.as_ref().map(|l| l.principal.clone()))}
                     </span>
                     <span class="role">
-                        {move || if auth.can_edit() { "administrator" } else { "viewer" }}
+                        {move || {
+                            auth.login
+                                .with(|l| {
+                                    l.as_ref()
+                                        .map(|l| match (l.role.is_empty(), l.can_edit) {
+                                            (false, _) => l.role.clone(),
+                                            (true, true) => "administrator".to_owned(),
+                                            (true, false) => "viewer".to_owned(),
+                                        })
+                                })
+                        }}
                     </span>
                     <button
                         type="button"
