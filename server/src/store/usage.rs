@@ -53,6 +53,15 @@ pub struct DayTotals {
 }
 
 impl DayTotals {
+    /// The sums SQLite returns, as totals.
+    fn from_sql(grants: i64, held_seconds: i64, credits: i64) -> Self {
+        Self {
+            grants: count(grants),
+            held_seconds: count(held_seconds),
+            credits: count(credits),
+        }
+    }
+
     pub fn add(&mut self, other: &Self) {
         self.grants += other.grants;
         self.held_seconds += other.held_seconds;
@@ -301,11 +310,7 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(|(pool, product, major, day, grants, held, credits)| {
-                let totals = DayTotals {
-                    grants: count(grants),
-                    held_seconds: count(held),
-                    credits: count(credits),
-                };
+                let totals = DayTotals::from_sql(grants, held, credits);
                 (cartridge((pool, product, major)), day, totals)
             })
             .collect())
@@ -342,11 +347,7 @@ impl Store {
                     realm,
                     principal,
                 };
-                let totals = DayTotals {
-                    grants: count(grants),
-                    held_seconds: count(held),
-                    credits: count(credits),
-                };
+                let totals = DayTotals::from_sql(grants, held, credits);
                 (party, totals)
             })
             .collect())

@@ -335,10 +335,7 @@ mod tests {
                 row.credits += t.credits;
             }
             for (key, t) in delta.days {
-                let row = self.days.entry(key).or_default();
-                row.grants += t.grants;
-                row.held_seconds += t.held_seconds;
-                row.credits += t.credits;
+                self.days.entry(key).or_default().add(&t);
             }
             for (key, n) in delta.refusals {
                 *self.refusals.entry(key).or_default() += n;
