@@ -8,8 +8,8 @@ use std::time::Duration;
 use gloo_net::http::{Request, RequestBuilder, Response};
 use models::{
     ApiError, Deactivated, ErrorCode, History, InstallAnswer, License, LicenseAnswer,
-    LicensedUsersAnswer, LoginAnswer, LoginRequest, RemoteLicenses, SessionClosed, SessionPage,
-    SessionQuery, StatusData, UsageReport, headers,
+    LicenseHistory, LicensedUsersAnswer, LoginAnswer, LoginRequest, RemoteLicenses, SessionClosed,
+    SessionPage, SessionQuery, StatusData, UsageReport, VendorService, headers,
 };
 use serde::{Serialize, de::DeserializeOwned};
 use thiserror::Error;
@@ -153,6 +153,16 @@ pub async fn licenses(tokens: Tokens<'_>) -> Result<Vec<License>> {
     admin(Request::get("/server/manage/licenses"), tokens, None).await
 }
 
+/// `GET /server/manage/licenses/history`
+pub async fn license_history(tokens: Tokens<'_>) -> Result<LicenseHistory> {
+    admin(
+        Request::get("/server/manage/licenses/history"),
+        tokens,
+        None,
+    )
+    .await
+}
+
 /// `POST /server/manage/license/install` with the license file's text.
 pub async fn install_license(tokens: Tokens<'_>, file: String) -> Result<InstallAnswer> {
     let request = Request::post("/server/manage/license/install")
@@ -247,6 +257,11 @@ pub async fn vendor_login(
     let request = Request::post("/server/manage/license/remote/auth")
         .header("Content-Type", "application/json");
     admin(request, tokens, login_request(principal, secret)).await
+}
+
+/// `GET /server/manage/license/remote`: whether a vendor service is configured.
+pub async fn vendor_service(tokens: Tokens<'_>) -> Result<VendorService> {
+    admin(Request::get("/server/manage/license/remote"), tokens, None).await
 }
 
 /// `DELETE /server/manage/license/remote/auth`

@@ -80,6 +80,11 @@ pub fn group_digits(n: i64) -> String {
     out
 }
 
+/// `one` or `many` as `n` asks: "1 session", "2 sessions".
+pub fn plural<'a>(n: u64, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 { one } else { many }
+}
+
 /// A timestamp as the operator's clock shows it: `2019-06-26 19:04:40` at `offset`.
 pub fn date_time(t: OffsetDateTime, offset: UtcOffset) -> String {
     t.to_offset(offset)
@@ -255,6 +260,7 @@ mod tests {
             runcount,
             credits,
             postpay,
+            expires: None,
         };
         c.locations = vec![
             location(200000512, 8, 0, false),

@@ -5,6 +5,7 @@
 //! wire types of the `models` crate, so there is no private channel between UI and server: what
 //! the page shows, `curl` can show too.
 
+mod address;
 pub mod admin;
 pub mod api;
 pub mod auth;

@@ -17,10 +17,11 @@ use std::{
 };
 
 use leptos::prelude::*;
+use leptos_router::hooks::{use_location, use_navigate, use_query_map};
 use models::{SessionPage, SessionQuery, SessionSort, SessionStatus, SortOrder};
 
 use crate::{
-    api,
+    address, api,
     auth::Auth,
     feedback::{confirm, done_message, error_message},
     format,
@@ -47,9 +48,20 @@ pub fn SessionsTable(
     #[prop(optional)]
     live: Option<Live>,
 ) -> impl IntoView {
-    let query = RwSignal::new(SessionQuery {
-        status,
-        ..Default::default()
+    // The query lives in the page's address too: read from it first, written back as it changes.
+    let params = use_query_map();
+    let initial = params.with_untracked(|p| address::query_from(&address::params_of(p), status));
+    let query = RwSignal::new(initial.clone());
+    let location = use_location();
+    let navigate = use_navigate();
+    Effect::new(move |first: Option<()>| {
+        let address = query.with(|q| {
+            let current = params.with_untracked(address::params_of);
+            address::address(&location.pathname.get_untracked(), &current, q, status)
+        });
+        if first.is_some() {
+            address::show(&navigate, &address);
+        }
     });
     let page = RwSignal::new(None::<SessionPage>);
     let error = RwSignal::new(None::<String>);
@@ -177,7 +189,7 @@ pub fn SessionsTable(
                     {[("", "all"), ("running", "running"), ("finished", "finished"), ("dropped", "dropped")]
                         .into_iter()
                         .map(|(value, label)| {
-                            let selected = status.map_or("", SessionStatus::as_str) == value;
+                            let selected = initial.status.map_or("", SessionStatus::as_str) == value;
                             view! {
                                 <option value=value selected=selected>
                                     {label}
@@ -188,11 +200,22 @@ pub fn SessionsTable(
                 </select>
             </label>
             <label>
-                "Host " <input type="search" name="host" on:input=text_filter(|q| &mut q.host) />
+                "Host "
+                <input
+                    type="search"
+                    name="host"
+                    value=initial.host.clone()
+                    on:input=text_filter(|q| &mut q.host)
+                />
             </label>
             <label>
                 "Product "
-                <input type="search" name="product" on:input=text_filter(|q| &mut q.product) />
+                <input
+                    type="search"
+                    name="product"
+                    value=initial.product.clone()
+                    on:input=text_filter(|q| &mut q.product)
+                />
             </label>
             <label>
                 "Search "
@@ -200,6 +223,7 @@ pub fn SessionsTable(
                     type="search"
                     name="q"
                     placeholder="id, host, message, user, product…"
+                    value=initial.q.clone()
                     on:input=text_filter(|q| &mut q.q)
                 />
             </label>
@@ -362,7 +386,7 @@ fn Pager(page: RwSignal<Option<SessionPage>>, query: RwSignal<SessionQuery>) -> 
                         .iter()
                         .map(|n| {
                             view! {
-                                <option value=n.to_string() selected=*n == SessionQuery::default().limit>
+                                <option value=n.to_string() selected=*n == query.with_untracked(|q| q.limit)>
                                     {n.to_string()}
                                 </option>
                             }
@@ -413,16 +437,20 @@ fn range_text(page: &SessionPage) -> String {
         return if page.total == 0 {
             "No sessions".to_owned()
         } else {
-            format!("None matching of {total} sessions")
+            format!(
+                "None matching of {total} {}",
+                format::plural(page.total, "session", "sessions")
+            )
         };
     }
     let from = (page.offset + 1).min(matched);
     let to = (page.offset + page.sessions.len() as u64).min(matched);
+    let sessions = format::plural(page.total, "session", "sessions");
     let of = if matched == page.total {
-        format!("{total} sessions")
+        format!("{total} {sessions}")
     } else {
         format!(
-            "{} matching of {total} sessions",
+            "{} matching of {total} {sessions}",
             format::group_digits(matched as i64)
         )
     };
@@ -464,6 +492,7 @@ mod tests {
         assert_eq!(range_text(&page(0, 0, 0, 0)), "No sessions");
         assert_eq!(range_text(&page(5, 0, 0, 0)), "None matching of 5 sessions");
         assert_eq!(range_text(&page(60, 60, 50, 10)), "51–60 of 60 sessions");
+        assert_eq!(range_text(&page(1, 1, 0, 1)), "1–1 of 1 session");
         assert_eq!(
             range_text(&page(60, 3, 0, 3)),
             "1–3 of 3 matching of 60 sessions"

@@ -14,7 +14,7 @@ use models::{Build, Cartridge, History, Server, StatusData};
 use time::OffsetDateTime;
 
 use crate::{
-    api,
+    address, api,
     chart::CartridgeChart,
     clock::{self, local_offset, now, timestamp},
     format, live,
@@ -74,18 +74,9 @@ pub fn StatusPage() -> impl IntoView {
             return;
         }
         pool.set(name.clone());
-        let query = if name.is_empty() {
-            String::new()
-        } else {
-            format!("?pool={}", js_sys::encode_uri_component(&name))
-        };
-        navigate(
-            &format!("{}{query}", STATUS_PATH),
-            leptos_router::NavigateOptions {
-                replace: true,
-                ..Default::default()
-            },
-        );
+        // The sessions table's parameters stay; only the pool changes.
+        let to = query.with_untracked(|q| address::with_pool(STATUS_PATH, q, &name));
+        address::show(&navigate, &to);
         // Show the new pool's cartridges now, not at the next poll.
         data.set(None);
         history.set(None);
@@ -108,7 +99,7 @@ pub fn StatusPage() -> impl IntoView {
     let charts = Memo::new(move |_| {
         data.with(|d| {
             let d = d.as_ref()?;
-            let span = history.with(|h| h.as_ref().map_or(3600, |h| h.span_s));
+            let from = history.with(|h| h.as_ref().map(|h| h.hours_from))?;
             Some(
                 d.cartridges
                     .iter()
@@ -123,7 +114,7 @@ pub fn StatusPage() -> impl IntoView {
                                 })
                                 .cloned()
                         });
-                        (c.clone(), series, span)
+                        (c.clone(), series, from)
                     })
                     .collect::<Vec<_>>(),
             )
@@ -187,7 +178,7 @@ pub fn StatusPage() -> impl IntoView {
                 empty="No cartridges: no license is installed for this pool."
             />
             <section class="panel" id="charts" aria-labelledby="charts-title">
-                <h2 id="charts-title">"Last hour"</h2>
+                <h2 id="charts-title">"Last 24 hours"</h2>
                 <div class="charts">
                     {move || match charts.get() {
                         None => view! { <p class="placeholder">"Loading…"</p> }.into_any(),
@@ -197,8 +188,8 @@ pub fn StatusPage() -> impl IntoView {
                         Some(charts) => {
                             charts
                                 .into_iter()
-                                .map(|(cartridge, history, span_s)| {
-                                    view! { <CartridgeChart cartridge history span_s /> }
+                                .map(|(cartridge, history, hours_from)| {
+                                    view! { <CartridgeChart cartridge history hours_from /> }
                                 })
                                 .collect_view()
                                 .into_any()
@@ -220,6 +211,8 @@ struct Column {
     label: &'static str,
     numeric: bool,
     hint: Option<&'static str>,
+    /// The header over this column and its neighbours of the same group.
+    group: Option<&'static str>,
 }
 
 const fn col(label: &'static str) -> Column {
@@ -227,6 +220,7 @@ const fn col(label: &'static str) -> Column {
         label,
         numeric: false,
         hint: None,
+        group: None,
     }
 }
 
@@ -235,6 +229,17 @@ const fn num(label: &'static str) -> Column {
         label,
         numeric: true,
         hint: None,
+        group: None,
+    }
+}
+
+/// A session statistic: under the Sessions header, as the reference layout has it.
+const fn stat(label: &'static str, hint: &'static str) -> Column {
+    Column {
+        label,
+        numeric: true,
+        hint: Some(hint),
+        group: Some("Sessions"),
     }
 }
 
@@ -251,17 +256,49 @@ const CARTRIDGE_COLUMNS: &[Column] = &[
     col("Product"),
     num("Runcount"),
     num("Credits"),
-    Column {
-        hint: Some("runcount licenses granted"),
-        ..num("Runcount grants")
-    },
-    Column {
-        hint: Some("credit licenses granted"),
-        ..num("Credit grants")
-    },
-    num("Failures"),
-    num("Dropped"),
+    stat("Runcount", "runcount licenses granted"),
+    stat("Credits", "credit licenses granted"),
+    stat("Failures", "license requests refused"),
+    stat("Dropped", "sessions that stopped sending heartbeats"),
 ];
+
+/// The header rows of `columns`: one, or two when some columns are grouped (the group's name
+/// spans its columns; the others span both rows).
+fn header_rows(columns: &'static [Column]) -> impl IntoView {
+    let th = |c: &'static Column, rowspan: Option<usize>| {
+        view! {
+            <th scope="col" class:num=c.numeric title=c.hint rowspan=rowspan>
+                {c.label}
+            </th>
+        }
+    };
+    if columns.iter().all(|c| c.group.is_none()) {
+        return view! { <tr>{columns.iter().map(|c| th(c, None)).collect_view()}</tr> }.into_any();
+    }
+    let mut top = Vec::new();
+    let mut i = 0;
+    while i < columns.len() {
+        match columns[i].group {
+            None => {
+                top.push(th(&columns[i], Some(2)).into_any());
+                i += 1;
+            }
+            Some(group) => {
+                let span = columns[i..]
+                    .iter()
+                    .take_while(|c| c.group == Some(group))
+                    .count();
+                top.push(view! { <th scope="colgroup" colspan=span>{group}</th> }.into_any());
+                i += span;
+            }
+        }
+    }
+    view! {
+        <tr>{top}</tr>
+        <tr>{columns.iter().filter(|c| c.group.is_some()).map(|c| th(c, None)).collect_view()}</tr>
+    }
+    .into_any()
+}
 
 /// A titled table over `rows`: `None` until the first answer ("Loading…"), then one keyed row per
 /// item. A row is keyed by its whole value, so an unchanged row keeps its DOM node and a changed
@@ -297,20 +334,7 @@ where
             <h2 id=title_id.clone()>{title}</h2>
             <div class="table-wrap" tabindex="0">
                 <table aria-labelledby=title_id>
-                    <thead>
-                        <tr>
-                            {columns
-                                .iter()
-                                .map(|c| {
-                                    view! {
-                                        <th scope="col" class:num=c.numeric title=c.hint>
-                                            {c.label}
-                                        </th>
-                                    }
-                                })
-                                .collect_view()}
-                        </tr>
-                    </thead>
+                    <thead>{header_rows(columns)}</thead>
                     <tbody>
                         <For each=move || rows.get().unwrap_or_default() key=T::clone children=row />
                         {placeholder}
@@ -383,6 +407,7 @@ fn cartridge_row(cartridge: Cartridge) -> impl IntoView {
         <tr>
             <td title=format::locations(&cartridge)>
                 {format::product_label(&cartridge.product, cartridge.major_version)}
+                {expiry_note(&cartridge)}
             </td>
             <td class="num">{format::runcount_usage(&cartridge)}</td>
             <td class="num">{format::credit_usage(&cartridge)}</td>
@@ -392,6 +417,24 @@ fn cartridge_row(cartridge: Cartridge) -> impl IntoView {
             <td class="num">{format::group_digits(stats.sessions_dropped as i64)}</td>
         </tr>
     }
+}
+
+/// When the first of a cartridge's licenses stops granting, under its name: in the warning colour
+/// within [`format::EXPIRY_WARNING_DAYS`].
+fn expiry_note(cartridge: &Cartridge) -> Option<impl IntoView + use<>> {
+    let at = cartridge.expires()?;
+    let (text, warn) = match format::expiry(Some(at), now()) {
+        format::Expiry::Soon(days) => (
+            format!(
+                "expires in {days} {} ({})",
+                format::plural(days.unsigned_abs(), "day", "days"),
+                clock::local(at)
+            ),
+            true,
+        ),
+        _ => (format!("expires {}", clock::local(at)), false),
+    };
+    Some(view! { <span class="expiry" class:warn=warn>{text}</span> })
 }
 
 /// How often the charts' history is fetched: as often as the server samples it.

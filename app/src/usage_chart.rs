@@ -74,7 +74,8 @@ pub fn nice_top(max: f64) -> f64 {
 
 /// The values marked on the axis up to `top`: steps of a fifth of a top that starts with 1 or 5
 /// (0, 1, 2 … 5), of a quarter of one that starts with 2 (0, 0.5, 1 … 2), so that every mark is
-/// a round number.
+/// a round number. Below 10, only whole numbers: what the charts count (licenses, requests,
+/// credits) comes whole, and a mark at 1.5 licenses would read oddly.
 pub fn ticks(top: f64) -> Vec<f64> {
     let mut lead = top;
     while lead >= 10.0 {
@@ -83,6 +84,7 @@ pub fn ticks(top: f64) -> Vec<f64> {
     let parts = if (lead - 2.0).abs() < 1e-9 { 4 } else { 5 };
     (0..=parts)
         .map(|k| top * f64::from(k) / f64::from(parts))
+        .filter(|v| top >= 10.0 || v.fract() == 0.0)
         .collect()
 }
 
@@ -133,7 +135,7 @@ fn bucket_at(event: &ev::MouseEvent, buckets: &Buckets) -> Option<usize> {
 /// values of the bucket under the pointer.
 #[component]
 pub fn UsageChart(
-    id: &'static str,
+    #[prop(into)] id: String,
     title: String,
     /// What the values count, for the screen reader's summary ("licenses in use").
     unit: &'static str,
@@ -276,7 +278,9 @@ mod tests {
         assert_eq!(nice_top(480.0), 500.0);
         assert_eq!(nice_top(501.0), 1000.0);
         assert_eq!(ticks(5.0), [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
-        assert_eq!(ticks(2.0), [0.0, 0.5, 1.0, 1.5, 2.0]);
+        assert_eq!(ticks(2.0), [0.0, 1.0, 2.0]);
+        assert_eq!(ticks(1.0), [0.0, 1.0]);
+        assert_eq!(ticks(20.0), [0.0, 5.0, 10.0, 15.0, 20.0]);
         assert_eq!(ticks(1000.0), [0.0, 200.0, 400.0, 600.0, 800.0, 1000.0]);
     }
 

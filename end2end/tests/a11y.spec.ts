@@ -35,7 +35,9 @@ for (const scheme of ['light', 'dark'] as const) {
       await page.goto(`${server.apiUrl}/admin/licenses`);
       await scan('login', () => expect(page.getByRole('button', { name: 'Log in' })).toBeVisible());
       await logIn(page, server);
-      await scan('licenses', () => expect(page.locator('article.license').first()).toBeVisible());
+      await scan('licenses', () => expect(page.locator('#licenses tbody tr').first()).toBeVisible());
+      await page.getByRole('button', { name: /^Details of license/ }).first().click();
+      await scan('license-drawer', () => expect(page.getByRole('dialog')).toBeFocused());
       for (const [path, name, ready] of [
         ['/admin/vendor', 'vendor', 'heading'],
         ['/admin/users', 'users', 'heading'],

@@ -15,6 +15,11 @@ test('log in: a wrong password is refused next to the form, the right one opens 
   await expect(page).toHaveURL(/\/admin\/login\?next=/);
   // A first-time administrator learns where the first password is.
   await expect(page.locator('#first-login')).toContainText('initial-admin-password');
+  // The note, the fields and the button line up on one left edge.
+  const left = async (locator: ReturnType<typeof page.locator>) => (await locator.boundingBox())!.x;
+  const edge = await left(page.getByLabel('Password'));
+  expect(Math.abs((await left(page.getByRole('button', { name: 'Log in' }))) - edge)).toBeLessThanOrEqual(1);
+  expect(Math.abs((await left(page.locator('#first-login'))) - edge)).toBeLessThanOrEqual(1);
   await logIn(page, server, 'admin', 'not-the-password');
   await expect(page.getByRole('alert')).toContainText('LOGIN_DENIED');
   await expect(page.getByLabel('Password')).toBeFocused({ timeout: 1 }).catch(() => undefined);
@@ -57,14 +62,16 @@ test('licenses: install by pasting, by file, a tampered file refused inline, rul
   await page.getByLabel('…or paste its text').fill(readFileSync(good, 'utf8'));
   await page.getByRole('button', { name: 'Install' }).click();
   await expect(page.locator('#install-form').getByRole('status')).toContainText('Installed license E2E-PASTED');
-  const card = page.locator('article.license[data-key="E2E-PASTED"]');
+  const row = page.locator('#licenses tbody tr[data-key="E2E-PASTED"]');
+  const rows = page.locator('#licenses tbody tr');
   // The same file again: nothing changes, and the page says so.
   await page.getByLabel('…or paste its text').fill(readFileSync(good, 'utf8'));
   await page.getByRole('button', { name: 'Install' }).click();
   await expect(page.locator('#install-form').getByRole('status')).toHaveText(
     'License E2E-PASTED is already installed; nothing changed.',
   );
-  await expect(page.locator('article.license')).toHaveCount(1);
+  await expect(rows).toHaveCount(1);
+  await expect(row.locator('.badge')).toHaveText(['active', 'new']);
   // A picture chosen by mistake is named as no license, never dumped into the text box, and the
   // earlier success message goes.
   const picture = testInfo.outputPath('screenshot.png');
@@ -82,13 +89,25 @@ test('licenses: install by pasting, by file, a tampered file refused inline, rul
     'The text you pasted is not a license file (expected a JSON document starting with {).',
   );
   await page.getByLabel('…or paste its text').fill('');
-  await expect(card).toContainText('active');
-  await expect(card).toContainText('callas pdfToolbox CLI 10: runcount 4');
-  await expect(card.locator('dd.warn')).toContainText(/in \d+ days/);
-  await expect(card).toContainText('Max users');
-  await card.getByText('Rules').click();
-  await expect(card.locator('details table')).toBeVisible();
-  await expect(card.locator('details tbody tr').first()).toContainText('1000');
+  await expect(row).toContainText('active');
+  await expect(row).toContainText('callas pdfToolbox CLI 10');
+  await expect(row).toContainText('4 seats');
+  await expect(row).toContainText('0 of 5');
+  await expect(row.locator('td.warn')).toContainText(/in \d+ days/);
+  // The drawer: the rules, the JSON, and where it came from; Escape closes it.
+  await row.getByRole('button', { name: 'Details of license E2E-PASTED' }).click();
+  const drawer = page.getByRole('dialog', { name: 'License E2E-PASTED' });
+  await expect(drawer).toBeFocused();
+  await expect(drawer.locator('tbody tr').first()).toContainText('1000');
+  await expect(drawer).toContainText(server.serverId);
+  await expect(drawer).toContainText(/Installed.*by admin@local/);
+  await drawer.getByText('JSON').click();
+  await expect(drawer.locator('pre.rules')).toContainText('"max_users": 5');
+  await expect(page).toHaveURL(/[?&]show=[0-9a-f]{64}/);
+  await screenshot(page, testInfo, 'license-drawer');
+  await page.keyboard.press('Escape');
+  await expect(drawer).toHaveCount(0);
+  await expect(page).not.toHaveURL(/show=/);
 
   // A tampered file, chosen with the file picker: refused with the server's reason, nothing new.
   const second = vendor.issue(server.serverId, ['--license-key', 'E2E-FILE', '--product-spec', '2000:0:Cruncher:0:500']);
@@ -98,14 +117,30 @@ test('licenses: install by pasting, by file, a tampered file refused inline, rul
   await expect(page.getByLabel('…or paste its text')).toHaveValue(/50000/);
   await page.getByRole('button', { name: 'Install' }).click();
   await expect(page.locator('#install-form').getByRole('alert')).toContainText('LICENSE_BAD_SIGNATURE');
-  await expect(page.locator('article.license')).toHaveCount(1);
+  await expect(rows).toHaveCount(1);
   await screenshot(page, testInfo, 'install-refused');
 
   // The genuine file installs.
   await page.getByLabel('License file').setInputFiles(second);
   await page.getByRole('button', { name: 'Install' }).click();
-  await expect(page.locator('article.license[data-key="E2E-FILE"]')).toBeVisible();
-  await expect(page.locator('article.license')).toHaveCount(2);
+  await expect(page.locator('tr[data-key="E2E-FILE"]')).toBeVisible();
+  await expect(rows).toHaveCount(2);
+  // The active license (installed last) first; sorting by serial is kept in the address.
+  await expect(rows.first()).toHaveAttribute('data-key', 'E2E-FILE');
+  await page.getByRole('button', { name: /^Key/ }).click();
+  await expect(page).toHaveURL(/sort=key/);
+  await expect(rows.first()).toHaveAttribute('data-key', 'E2E-FILE');
+  await page.getByRole('button', { name: /^Key/ }).click();
+  await expect(page).toHaveURL(/sort=key&order=desc/);
+  await expect(rows.first()).toHaveAttribute('data-key', 'E2E-PASTED');
+  await page.getByLabel('Filter licenses').fill('crunch');
+  await expect(rows).toHaveCount(1);
+  await expect(page.locator('#licenses .count')).toHaveText('1 of 2 licenses');
+  await page.reload();
+  await expect(page.getByLabel('Filter licenses')).toHaveValue('crunch');
+  await expect(rows).toHaveCount(1);
+  await expect(page.getByRole('columnheader', { name: /^Key/ })).toHaveAttribute('aria-sort', 'descending');
+  await page.getByLabel('Filter licenses').fill('');
 
   // The offline activation request downloads as a file signed for this server.
   const download = page.waitForEvent('download');
@@ -162,7 +197,7 @@ test.describe('with a vendor service', () => {
     await screenshot(page, testInfo, 'vendor');
 
     await page.getByRole('link', { name: 'See it under Licenses.' }).click();
-    await expect(page.locator('article.license[data-key="DEMO-PDFTOOLBOX-10"]')).toContainText('active');
+    await expect(page.locator('tr[data-key="DEMO-PDFTOOLBOX-10"]')).toContainText('active');
 
     // A transfer: deactivate it for this server, which gives it back and removes it here.
     await page.getByRole('link', { name: 'Vendor activation' }).click();
@@ -173,7 +208,7 @@ test.describe('with a vendor service', () => {
     await expect(row.locator('.state')).toContainText('available');
     await expect(row.locator('ul.activations')).toHaveCount(0);
     await page.getByRole('link', { name: 'Licenses', exact: true }).click();
-    await expect(page.locator('article.license[data-key="DEMO-PDFTOOLBOX-10"]')).toHaveCount(0);
+    await expect(page.locator('tr[data-key="DEMO-PDFTOOLBOX-10"]')).toHaveAttribute('data-status', 'removed');
 
     await page.getByRole('link', { name: 'Vendor activation' }).click();
     await page.getByRole('button', { name: 'Log out of the vendor' }).click();
@@ -191,13 +226,22 @@ test('licenses: Remove with confirmation stops the cartridges; a second file wit
   await server.waitForCartridges(2);
   await page.goto(`${server.apiUrl}/admin/licenses`);
   await logIn(page, server);
-  await expect(page.locator('article.license')).toHaveCount(2);
+  const active = page.locator('#licenses tbody tr[data-status="active"]');
+  await expect(active).toHaveCount(2);
 
   page.on('dialog', (dialog) => dialog.accept());
+  await page.getByRole('button', { name: 'Details of license E2E-GONE' }).click();
   await page.getByRole('button', { name: 'Remove license E2E-GONE' }).click();
   await expect(page.locator('#licenses').getByRole('status')).toContainText('Removed license E2E-GONE');
-  await expect(page.locator('article.license')).toHaveCount(1);
-  await expect(page.locator('article.license[data-key="E2E-KEEP"]')).toBeVisible();
+  await expect(active).toHaveCount(1);
+  await expect(active).toHaveAttribute('data-key', 'E2E-KEEP');
+  // It stays in the table as removed, after the active one, and its drawer says who removed it.
+  const gone = page.locator('#licenses tbody tr').nth(1);
+  await expect(gone).toHaveAttribute('data-key', 'E2E-GONE');
+  await expect(gone).toHaveAttribute('data-status', 'removed');
+  const drawer = page.getByRole('dialog', { name: 'License E2E-GONE' });
+  await expect(drawer).toContainText(/Removed.*by admin@local/);
+  await expect(drawer.getByRole('button', { name: /^Remove/ })).toHaveCount(0);
   const data = await (await fetch(`${server.apiUrl}/status/data.json?sessions=false`)).json();
   expect(data.cartridges.map((c: { product_id: number }) => c.product_id)).toEqual([1000]);
   await screenshot(page, testInfo, 'license-removed');
@@ -208,7 +252,7 @@ test('licenses: Remove with confirmation stops the cartridges; a second file wit
   await page.getByLabel('…or paste its text').fill(readFileSync(twin, 'utf8'));
   await page.getByRole('button', { name: 'Install' }).click();
   await expect(page.locator('#install-form').getByRole('alert')).toContainText('DUPLICATE_SERIAL');
-  await expect(page.locator('article.license')).toHaveCount(1);
+  await expect(active).toHaveCount(1);
 });
 
 test('licensed users: count against the limit, clear one, a user another tab cleared, clear all', async ({
@@ -326,8 +370,10 @@ test('a viewer sees every screen without the buttons that change anything', asyn
   await page.goto(`${server.apiUrl}/admin/licenses`);
   await logIn(page, server, 'vera', 'viewer-password-1');
   await expect(page.locator('.who .role')).toHaveText('viewer');
-  await expect(page.locator('article.license')).toHaveCount(1);
+  await expect(page.locator('#licenses tbody tr')).toHaveCount(1);
   await expect(page.getByRole('button', { name: 'Install' })).toHaveCount(0);
+  await page.getByRole('button', { name: /^Details of license/ }).click();
+  await expect(page.getByRole('dialog')).toBeVisible();
   await expect(page.getByRole('button', { name: 'Download activation request' })).toHaveCount(0);
   await expect(page.getByRole('button', { name: /^Remove/ })).toHaveCount(0);
   await screenshot(page, testInfo, 'viewer-licenses');
@@ -341,6 +387,12 @@ test('a viewer sees every screen without the buttons that change anything', asyn
   await page.getByRole('link', { name: 'Sessions' }).click();
   await expect(page.getByRole('table', { name: 'Sessions' }).locator('tbody tr')).toHaveCount(1);
   await expect(page.getByRole('button', { name: /^Release/ })).toHaveCount(0);
+
+  // This server has no --vendor-url: the Vendor screen says so at once, with no login form.
+  await page.getByRole('link', { name: 'Vendor activation' }).click();
+  await expect(page.locator('#no-vendor')).toContainText('--vendor-url URL');
+  await expect(page.getByRole('button', { name: 'Log in to the vendor' })).toHaveCount(0);
+  await screenshot(page, testInfo, 'no-vendor');
 });
 
 test('on a 390 px phone the screens fit the width', async ({ page, server, vendor }, testInfo) => {

@@ -74,8 +74,10 @@ test('100,000 sessions: the first page renders quickly, sorting and filtering wo
   }
 });
 
-test('each cartridge has a chart of its last hour', async ({ page, server, vendor }, testInfo) => {
-  server.install(vendor.issue(server.serverId, ['--product-spec', '1000:10:callas pdfToolbox CLI:4:0', '--product-spec', '2000:0:Cruncher:0:500']));
+test('each cartridge has a chart of its last 24 hours, with axes, its seats and its expiry', async ({ page, server, vendor }, testInfo) => {
+  const soon = new Date(Date.now() + 10 * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z');
+  server.install(vendor.issue(server.serverId, ['--product-spec', '1000:10:callas pdfToolbox CLI:4:0', '--expires', soon]));
+  server.install(vendor.issue(server.serverId, ['--product-spec', '2000:0:Cruncher:0:500']));
   await server.waitForCartridges(2);
   const url = `http://127.0.0.1:${server.licensePort}/v1/sessions`;
   const opened = await (await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"host":"h"}' })).json();
@@ -88,12 +90,28 @@ test('each cartridge has a chart of its last hour', async ({ page, server, vendo
     expect(granted.status).toBe(200);
   }
   await page.goto(server.statusPage);
-  const toolbox = page.locator('figure.chart[data-product-id="1000"]');
-  await expect(toolbox.locator('svg.runcount')).toHaveAttribute('aria-label', /Runcount in use: 2 of 4 now/);
-  await expect(toolbox.locator('svg.runcount path.line')).toHaveAttribute('d', /^M/);
-  await expect(toolbox).toContainText('in use 2 / 4');
-  const cruncher = page.locator('figure.chart[data-product-id="2000"]');
-  await expect(cruncher.locator('svg.credits')).toBeVisible();
-  await expect(cruncher).toContainText('credits used 0 in the last hour');
+  await expect(page.getByRole('heading', { name: 'Last 24 hours' })).toBeVisible();
+  const toolbox = page.locator('.cartridge-charts[data-product-id="1000"]');
+  await expect(toolbox.getByRole('heading')).toHaveText('callas pdfToolbox CLI 10');
+  const seats = toolbox.locator('#chart-1000-10-seats');
+  await expect(seats.locator('svg')).toHaveAttribute(
+    'aria-label',
+    /^Licenses in use, most at once per hour: most in use, licensed from \d\d:00 to \d\d:00, highest 4 licenses$/,
+  );
+  await expect(seats.locator('.legend li')).toHaveText(['most in use', 'licensed']);
+  await expect(seats.locator('text.tick')).not.toHaveCount(0);
+  // The hour under way, at the right end: the two seats held, of four.
+  const svg = seats.locator('svg');
+  await svg.scrollIntoViewIfNeeded();
+  const box = (await svg.boundingBox())!;
+  await svg.hover({ position: { x: (box.width * 706) / 720, y: box.height / 2 } });
+  await expect(seats.locator('.hover')).toHaveText(/^\d\d:00: most in use 2 · licensed 4$/);
+  // A credit cartridge: credits per hour, no seats chart.
+  await expect(page.locator('#chart-2000-0-credits')).toBeVisible();
+  await expect(page.locator('#chart-2000-0-seats')).toHaveCount(0);
+  // The expiry under the product's name, in the warning colour within 30 days.
+  const cartridges = page.getByRole('table', { name: 'Cartridges' });
+  await expect(cartridges.locator('tbody tr').first().locator('.expiry.warn')).toHaveText(/^expires in (9|10) days \(/);
+  await expect(cartridges.locator('tbody tr').nth(1).locator('.expiry')).toHaveCount(0);
   await testInfo.attach('charts', { body: await page.locator('#charts').screenshot(), contentType: 'image/png' });
 });

@@ -52,4 +52,17 @@ test('a job run with `client run` shows as a running session holding its license
   await search.fill('127.0.0.1');
   await expect(page.getByText('No session matches these filters.')).toBeVisible();
   await expect(cartridge.locator('td').nth(1)).toHaveText('0 / 2');
+
+  // Filters and sort are in the address: a reload (or a shared link) shows the same view.
+  await search.fill('e2e');
+  await page.getByLabel('Status').selectOption('finished');
+  await page.getByRole('button', { name: /^Host/ }).click();
+  await expect(page).toHaveURL(/[?&]q=e2e/);
+  await expect(page).toHaveURL(/[?&]status=finished/);
+  await expect(page).toHaveURL(/[?&]sort=host/);
+  await page.reload();
+  await expect(page.getByRole('searchbox', { name: 'Search' })).toHaveValue('e2e');
+  await expect(page.getByLabel('Status')).toHaveValue('finished');
+  await expect(page.getByRole('table', { name: 'Sessions' }).getByRole('columnheader', { name: /^Host/ })).toHaveAttribute('aria-sort', 'ascending');
+  await expect(page.getByRole('table', { name: 'Sessions' }).locator('tbody tr')).toHaveCount(1);
 });

@@ -39,9 +39,11 @@ test('shows this server with its hostname, port and coordinator mark, and two em
   await expect(row.locator('td').nth(3)).toHaveText(String(server.licensePort));
   await expect(row.locator('td').nth(5)).toHaveText(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
 
+  // The session statistics under one Sessions header, as in the reference layout.
   expect(await headers(page, 'Cartridges')).toEqual([
-    'Product', 'Runcount', 'Credits', 'Runcount grants', 'Credit grants', 'Failures', 'Dropped',
+    'Product', 'Runcount', 'Credits', 'Sessions', 'Runcount', 'Credits', 'Failures', 'Dropped',
   ]);
+  await expect(page.getByRole('table', { name: 'Cartridges' }).locator('th[scope="colgroup"]')).toHaveAttribute('colspan', '4');
   await expect(page.getByRole('table', { name: 'Cartridges' }).locator('tbody')).toHaveText(/No cartridges/);
   expect(await headers(page, 'Sessions')).toEqual([
     'Session ID', 'Product ID', 'Status', 'Host', 'Product', 'Type', 'Started', 'Ended', 'Duration', 'User',

@@ -19,7 +19,7 @@
 //! | `licensing` | keys and which of them this build trusts (sealed or development), license files, the licenses directory (install, remove), the inventory of cartridges and pools, this server's identity, activation requests |
 //! | `auth` | administrators: passwords, tokens, the login gate, permissions, licensed users |
 //! | `failover` | the failover network's replicated ledger: Raft (openraft) log and state machine in the member's store |
-//! | `usage` | the ledger folded into hourly and daily totals per cartridge, host and user, and the usage reports made from them |
+//! | `usage` | the ledger folded into hourly and daily totals per cartridge, host and user, and the usage reports made from them; the license history; the status page's last 24 hours |
 //! | `ledger` | the hash-chained events: the chain, the group-commit writer, verification, the signed head, the archive of old entries, export |
 //! | `store` | SQLite, one module per group of tables; the only place with SQL |
 //! | `http` | what the HTTP rooms share: the one error type and its mapping from the domain's errors, extractors, common layers, the embedded web UI |

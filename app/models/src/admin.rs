@@ -163,3 +163,44 @@ pub enum LedgerExportFormat {
     /// One JSON object per line: `seq`, `at` and the event as stored.
     Jsonl,
 }
+
+/// `GET /server/manage/licenses/history`: every issue of a license this server's ledger saw
+/// installed, the latest install first, with its removal if it was removed or replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LicenseHistory {
+    pub licenses: Vec<LicenseIssue>,
+    /// `false` while the server is still reading an old ledger: older issues may be missing.
+    pub complete: bool,
+}
+
+/// One issue of a license (one file, by its content hash) in [`LicenseHistory`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LicenseIssue {
+    pub key: String,
+    pub serial_number: u64,
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub installed: time::OffsetDateTime,
+    /// Who installed it: an administrator, `cli:USER`, `vendor:…`; absent if the ledger entry
+    /// does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installed_by: Option<String>,
+    /// When it stopped counting: removed, or replaced by a newer issue of the same key.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub removed: Option<time::OffsetDateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_by: Option<String>,
+    /// The content hash of the newer issue that replaced this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_by: Option<String>,
+    /// Its terms, when the ledger entry carries the file (entries of old versions do not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<License>,
+}

@@ -43,8 +43,8 @@ pub struct SessionQuery {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", param(max_length = 256))]
     pub product: Option<String>,
-    /// Free text: session id, host, address, message or product contains this. At most 256
-    /// characters.
+    /// Free text: session id, host, message, user or product contains this (what the table
+    /// shows). At most 256 characters.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", param(max_length = 256))]
     pub q: Option<String>,
@@ -66,25 +66,25 @@ impl Default for SessionQuery {
 }
 
 impl SessionQuery {
-    /// The query string (without `?`) that the server parses back into this query; defaults and
+    /// The parameters that the server parses back into this query, unencoded; defaults and
     /// empty filters are left out so addresses stay short.
-    pub fn to_query_string(&self, encode: impl Fn(&str) -> String) -> String {
+    pub fn params(&self) -> Vec<(&'static str, String)> {
         let default = Self::default();
-        let mut parts = Vec::new();
+        let mut params = Vec::new();
         if self.offset != 0 {
-            parts.push(format!("offset={}", self.offset));
+            params.push(("offset", self.offset.to_string()));
         }
         if self.limit != default.limit {
-            parts.push(format!("limit={}", self.limit));
+            params.push(("limit", self.limit.to_string()));
         }
         if self.sort != default.sort {
-            parts.push(format!("sort={}", self.sort.as_str()));
+            params.push(("sort", self.sort.as_str().to_owned()));
         }
         if self.order != default.order {
-            parts.push(format!("order={}", self.order.as_str()));
+            params.push(("order", self.order.as_str().to_owned()));
         }
         if let Some(status) = self.status {
-            parts.push(format!("status={}", status.as_str()));
+            params.push(("status", status.as_str().to_owned()));
         }
         for (name, value) in [
             ("host", &self.host),
@@ -92,10 +92,51 @@ impl SessionQuery {
             ("q", &self.q),
         ] {
             if let Some(value) = value.as_deref().filter(|v| !v.is_empty()) {
-                parts.push(format!("{name}={}", encode(value)));
+                params.push((name, value.to_owned()));
             }
         }
-        parts.join("&")
+        params
+    }
+
+    /// [`Self::params`] as a query string (without `?`), each value passed through `encode`.
+    pub fn to_query_string(&self, encode: impl Fn(&str) -> String) -> String {
+        self.params()
+            .iter()
+            .map(|(name, value)| format!("{name}={}", encode(value)))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
+    /// The query an address's parameters describe (`get` reads one by name), as
+    /// [`Self::to_query_string`] writes them. What is missing or not understood keeps its default,
+    /// so an old or hand-edited link still opens; `status=all` is no status filter.
+    pub fn from_params(get: impl Fn(&str) -> Option<String>) -> Self {
+        let default = Self::default();
+        let text = |name: &str| {
+            get(name)
+                .filter(|v| !v.is_empty())
+                .map(|v| v.chars().take(MAX_FILTER).collect())
+        };
+        Self {
+            offset: get("offset")
+                .and_then(|v| v.parse().ok())
+                .filter(|o| i64::try_from(*o).is_ok())
+                .unwrap_or(0),
+            limit: get("limit")
+                .and_then(|v| v.parse().ok())
+                .filter(|l| (1..=MAX_PAGE).contains(l))
+                .unwrap_or(default.limit),
+            sort: get("sort")
+                .and_then(|v| SessionSort::parse(&v))
+                .unwrap_or_default(),
+            order: get("order")
+                .and_then(|v| SortOrder::parse(&v))
+                .unwrap_or_default(),
+            status: get("status").and_then(|v| SessionStatus::parse(&v)),
+            host: text("host"),
+            product: text("product"),
+            q: text("q"),
+        }
     }
 }
 
@@ -115,6 +156,18 @@ pub enum SessionSort {
 }
 
 impl SessionSort {
+    pub const ALL: [Self; 5] = [
+        Self::SessionId,
+        Self::Status,
+        Self::Host,
+        Self::Product,
+        Self::Started,
+    ];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::SessionId => "session_id",
@@ -137,6 +190,12 @@ pub enum SortOrder {
 }
 
 impl SortOrder {
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Asc, Self::Desc]
+            .into_iter()
+            .find(|o| o.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Asc => "asc",
@@ -153,6 +212,12 @@ impl SortOrder {
 }
 
 impl SessionStatus {
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Running, Self::Finished, Self::Dropped]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Running => "running",
@@ -174,7 +239,9 @@ pub struct SessionPage {
     pub sessions: Vec<Session>,
 }
 
-/// `GET /status/history.json`: how busy each cartridge of the pool was lately.
+/// `GET /status/history.json`: how busy each cartridge of the pool was lately: the last
+/// [`HISTORY_HOURS`] hours by the hour, from the ledger (so they survive a restart), and the last
+/// hour sampled every `interval_s` since the server started.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct History {
@@ -182,8 +249,15 @@ pub struct History {
     pub interval_s: u32,
     /// How far back the samples go, in seconds.
     pub span_s: u32,
+    /// The start of the first hour of `peak` and `credits` (UTC, on the hour); the last one is
+    /// the hour under way.
+    #[serde(with = "time::serde::rfc3339")]
+    pub hours_from: OffsetDateTime,
     pub cartridges: Vec<CartridgeHistory>,
 }
+
+/// How many hours [`History`] goes back, the hour under way included.
+pub const HISTORY_HOURS: usize = 24;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -192,6 +266,10 @@ pub struct CartridgeHistory {
     pub major_version: u32,
     /// Oldest first.
     pub samples: Vec<Sample>,
+    /// Per hour from `hours_from` ([`HISTORY_HOURS`] of them): the most licenses held at once.
+    pub peak: Vec<u32>,
+    /// Per hour: the credits debited (at the release of each credit license).
+    pub credits: Vec<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -245,5 +323,31 @@ mod tests {
             .collect();
         let back: SessionQuery = serde_json::from_value(map.into()).unwrap();
         assert_eq!(back, query);
+        // And an address's parameters (the table keeps its query in the page's address).
+        let params: std::collections::HashMap<&str, &str> = text
+            .split('&')
+            .map(|pair| pair.split_once('=').unwrap())
+            .collect();
+        let read = SessionQuery::from_params(|k| params.get(k).map(|v| (*v).to_owned()));
+        assert_eq!(read, query);
+    }
+
+    #[test]
+    fn parameters_that_are_not_understood_keep_their_defaults() {
+        let params = [
+            ("offset", "-3"),
+            ("limit", "9999"),
+            ("sort", "price"),
+            ("order", "up"),
+            ("status", "all"),
+            ("host", ""),
+        ];
+        let read = SessionQuery::from_params(|k| {
+            params
+                .iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| (*v).to_owned())
+        });
+        assert_eq!(read, SessionQuery::default());
     }
 }

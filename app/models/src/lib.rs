@@ -20,13 +20,13 @@ pub mod vendor;
 pub mod whole;
 
 pub use admin::{
-    AuthUser, InstallAnswer, LedgerExportFormat, LedgerExportQuery, LicenseAnswer, LicensedUser,
-    LicensedUsers, LicensedUsersAnswer, LoginAnswer, LoginRequest, MAX_EXPORT_KINDS,
-    MAX_EXPORT_TIME, ServerVersion, UserInfo,
+    AuthUser, InstallAnswer, LedgerExportFormat, LedgerExportQuery, LicenseAnswer, LicenseHistory,
+    LicenseIssue, LicensedUser, LicensedUsers, LicensedUsersAnswer, LoginAnswer, LoginRequest,
+    MAX_EXPORT_KINDS, MAX_EXPORT_TIME, ServerVersion, UserInfo,
 };
 pub use browse::{
-    CartridgeHistory, History, MAX_FILTER, MAX_PAGE, Sample, SessionPage, SessionQuery,
-    SessionSort, SortOrder,
+    CartridgeHistory, HISTORY_HOURS, History, MAX_FILTER, MAX_PAGE, Sample, SessionPage,
+    SessionQuery, SessionSort, SortOrder,
 };
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use license::{License, ProductRule, Rules};
@@ -47,4 +47,5 @@ pub use usage::{
 pub use vendor::{
     ActivateRequest, Activated, Activation, DeactivateRequest, Deactivated, HeadVerdict,
     LedgerReportAnswer, LedgerReportRequest, RemoteLicense, RemoteLicenses, RemoteRules,
+    VendorService,
 };

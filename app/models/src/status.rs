@@ -130,6 +130,21 @@ pub struct Location {
     pub runcount: u32,
     pub credits: i64,
     pub postpay: bool,
+    /// When this location's license stops granting; absent: never.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub expires: Option<time::OffsetDateTime>,
+}
+
+impl Cartridge {
+    /// When the first of its licenses stops granting (the cartridge shrinks then); `None`: none
+    /// ever does.
+    pub fn expires(&self) -> Option<time::OffsetDateTime> {
+        self.locations.iter().filter_map(|l| l.expires).min()
+    }
 }
 
 /// One client process that opened a session.

@@ -159,3 +159,14 @@ pub struct LedgerReportAnswer {
     /// The vendor's words.
     pub detail: String,
 }
+
+/// `GET /server/manage/license/remote`: whether this server knows a vendor licensing service
+/// (`--vendor-url`), so the Vendor screen can say so before anyone tries to log in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VendorService {
+    pub configured: bool,
+    /// The service's address, when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}

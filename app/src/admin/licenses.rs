@@ -1,41 +1,326 @@
-//! Licenses: the active one and every installed one, installing a license file, and the offline
-//! activation request.
+//! Licenses: every license installed and every issue the ledger says was removed or replaced, in
+//! one compact table, the active one first; sorted and filtered in the browser (a server has a
+//! few licenses, and the history lists at most 500 issues), with the sort, the filter and the
+//! open drawer in the address. Install sits above the table; a row's drawer has its rules, its
+//! JSON and Remove.
+
+use std::cmp::Ordering;
 
 use leptos::prelude::*;
-use models::{ErrorCode, License};
-use wasm_bindgen::JsCast;
+use leptos_router::{
+    hooks::{use_navigate, use_query_map},
+    params::ParamsMap,
+};
+use models::{ErrorCode, License, LicenseIssue};
+use time::OffsetDateTime;
 
 use super::{
+    license_install::{InstallForm, OfflineActivation},
+    license_table::LicenseTable,
     shell::Shell,
-    task::{Loaded, Task, TaskButton, loaded, on_submit},
+    task::{Loaded, Task, loaded},
 };
 use crate::{
-    api,
+    address, api,
     auth::Auth,
     clock,
-    download::save_as,
     feedback::{confirm, done_message},
-    format::{self, Expiry},
+    format::{self, Expiry, plural},
+    paths::LICENSES_PATH,
 };
 
-/// What the screen shows: every installed license, and which key is active.
-#[derive(Debug, Clone, Default)]
-struct Installed {
-    licenses: Vec<License>,
-    active: Option<String>,
+/// Where a license stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Status {
+    Active,
+    Expired,
+    Replaced,
+    Removed,
 }
 
-async fn load(auth: Auth) -> Result<Installed, String> {
+impl Status {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Expired => "expired",
+            Self::Replaced => "replaced",
+            Self::Removed => "removed",
+        }
+    }
+
+    pub fn class(self) -> &'static str {
+        match self {
+            Self::Active => "badge ok",
+            Self::Expired => "badge bad",
+            Self::Replaced | Self::Removed => "badge muted",
+        }
+    }
+}
+
+/// One row: a license installed now, or an issue the history says is gone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub key: String,
+    pub serial: u64,
+    /// The terms; `None` for an old issue whose ledger entry did not carry the file.
+    pub license: Option<License>,
+    pub status: Status,
+    /// The admin API's active license: the valid one installed last, which licensed users are
+    /// counted against.
+    pub current: bool,
+    /// What the ledger says of it: who installed it when, and its end.
+    pub issue: Option<LicenseIssue>,
+}
+
+impl Row {
+    /// What names the row in the address: the issue's hash, or the key of an installed license
+    /// the history does not know yet.
+    pub fn id(&self) -> String {
+        self.issue
+            .as_ref()
+            .map_or_else(|| self.key.clone(), |i| i.sha256.clone())
+    }
+
+    pub fn installed(&self) -> bool {
+        matches!(self.status, Status::Active | Status::Expired)
+    }
+
+    pub fn issued(&self) -> Option<OffsetDateTime> {
+        self.license.as_ref().map(|l| l.rules.issued)
+    }
+
+    pub fn expires(&self) -> Option<OffsetDateTime> {
+        self.license.as_ref().and_then(|l| l.rules.expires)
+    }
+
+    fn installed_at(&self) -> Option<OffsetDateTime> {
+        self.issue.as_ref().map(|i| i.installed)
+    }
+
+    pub fn products(&self) -> Vec<String> {
+        self.license.as_ref().map_or_else(Vec::new, |l| {
+            l.rules
+                .products
+                .iter()
+                .map(|p| format::product_label(&p.product, p.major_version))
+                .collect()
+        })
+    }
+
+    /// Seats and credits, summed over the products: `4 seats · 500 credits`.
+    pub fn grants(&self) -> String {
+        let Some(license) = &self.license else {
+            return "—".to_owned();
+        };
+        let products = &license.rules.products;
+        let seats: u64 = products.iter().map(|p| u64::from(p.runcount)).sum();
+        let credits: u64 = products.iter().map(|p| p.credits).sum();
+        let mut parts = Vec::new();
+        if seats > 0 {
+            parts.push(format!(
+                "{} {}",
+                group(seats),
+                plural(seats, "seat", "seats")
+            ));
+        }
+        if credits > 0 {
+            parts.push(format!("{} credits", group(credits)));
+        }
+        if products.iter().any(|p| p.postpay) {
+            parts.push("postpay".to_owned());
+        }
+        parts.join(" · ")
+    }
+
+    /// Whether the filter text is in what the row shows: key, products, serial.
+    pub fn shows(&self, text: &str) -> bool {
+        let text = text.trim().to_lowercase();
+        text.is_empty()
+            || self.key.to_lowercase().contains(&text)
+            || self.serial.to_string().contains(&text)
+            || self
+                .products()
+                .iter()
+                .any(|p| p.to_lowercase().contains(&text))
+    }
+}
+
+fn group(n: u64) -> String {
+    format::group_digits(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// The rows: the licenses installed (`active` the admin API's active key), then every issue of
+/// `history` that was removed or replaced.
+pub fn rows(
+    installed: Vec<License>,
+    active: Option<&str>,
+    history: &[LicenseIssue],
+    now: OffsetDateTime,
+) -> Vec<Row> {
+    let mut rows: Vec<Row> = installed
+        .into_iter()
+        .map(|license| Row {
+            key: license.key.clone(),
+            serial: license.rules.serial_number,
+            status: if matches!(format::expiry(license.rules.expires, now), Expiry::Expired) {
+                Status::Expired
+            } else {
+                Status::Active
+            },
+            current: active == Some(license.key.as_str()),
+            // The history lists the latest install first: the issue installed now.
+            issue: history
+                .iter()
+                .find(|i| i.key == license.key && i.removed.is_none())
+                .cloned(),
+            license: Some(license),
+        })
+        .collect();
+    rows.extend(
+        history
+            .iter()
+            .filter(|i| i.removed.is_some())
+            .map(|issue| Row {
+                key: issue.key.clone(),
+                serial: issue.serial_number,
+                license: issue.license.clone(),
+                status: if issue.replaced_by.is_some() {
+                    Status::Replaced
+                } else {
+                    Status::Removed
+                },
+                current: false,
+                issue: Some(issue.clone()),
+            }),
+    );
+    rows
+}
+
+/// The columns the table sorts by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sort {
+    Status,
+    Key,
+    Serial,
+    Issued,
+    Expires,
+}
+
+impl Sort {
+    const ALL: [(Self, &'static str); 5] = [
+        (Self::Status, "status"),
+        (Self::Key, "key"),
+        (Self::Serial, "serial"),
+        (Self::Issued, "issued"),
+        (Self::Expires, "expires"),
+    ];
+
+    fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(s, _)| *s == self)
+            .map_or("status", |(_, n)| n)
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(_, n)| *n == name).map(|(s, _)| *s)
+    }
+}
+
+/// What the address holds: the sort, its direction, the filter text and the open drawer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    pub sort: Sort,
+    pub descending: bool,
+    pub filter: String,
+    pub show: Option<String>,
+}
+
+impl View {
+    fn from_query(query: &ParamsMap) -> Self {
+        Self {
+            sort: query
+                .get("sort")
+                .and_then(|s| Sort::from_name(&s))
+                .unwrap_or(Sort::Status),
+            descending: query.get("order").as_deref() == Some("desc"),
+            filter: query.get("q").unwrap_or_default(),
+            show: query.get("show").filter(|s| !s.is_empty()),
+        }
+    }
+
+    fn address(&self) -> String {
+        let mut pairs = Vec::new();
+        if self.sort != Sort::Status {
+            pairs.push(("sort", self.sort.name().to_owned()));
+        }
+        if self.descending {
+            pairs.push(("order", "desc".to_owned()));
+        }
+        if !self.filter.is_empty() {
+            pairs.push(("q", self.filter.clone()));
+        }
+        if let Some(show) = &self.show {
+            pairs.push(("show", show.clone()));
+        }
+        format!("{LICENSES_PATH}{}", address::query(&pairs))
+    }
+}
+
+/// Status order: the active license first, then by status, the latest install first. Others by
+/// the column, a license that never expires after every date.
+pub fn order(sort: Sort, a: &Row, b: &Row) -> Ordering {
+    match sort {
+        Sort::Status => b
+            .current
+            .cmp(&a.current)
+            .then(a.status.cmp(&b.status))
+            .then(b.installed_at().cmp(&a.installed_at()))
+            .then(a.key.cmp(&b.key)),
+        Sort::Key => a.key.cmp(&b.key),
+        Sort::Serial => a.serial.cmp(&b.serial),
+        Sort::Issued => a.issued().cmp(&b.issued()),
+        Sort::Expires => match (a.expires(), b.expires()) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            (x, y) => y.is_some().cmp(&x.is_some()),
+        },
+    }
+    .then_with(|| a.key.cmp(&b.key))
+}
+
+/// What the screen loaded.
+#[derive(Debug, Clone, Default)]
+pub struct LicenseList {
+    pub rows: Vec<Row>,
+    /// Licensed users counted against the active license.
+    pub users: Option<u64>,
+    pub complete: bool,
+}
+
+async fn load(auth: Auth) -> Result<LicenseList, String> {
     let tokens = auth.tokens();
-    let licenses = api::licenses(tokens.as_ref())
-        .await
-        .map_err(|e| auth.fail(&e))?;
+    let fail = |e: &api::Error| auth.fail(e);
+    let licenses = api::licenses(tokens.as_ref()).await.map_err(|e| fail(&e))?;
     let active = match api::active_license(tokens.as_ref()).await {
         Ok(answer) => Some(answer.license.key),
         Err(e) if e.code() == Some(ErrorCode::LicenseKeyNotFound) => None,
-        Err(e) => return Err(auth.fail(&e)),
+        Err(e) => return Err(fail(&e)),
     };
-    Ok(Installed { licenses, active })
+    let history = api::license_history(tokens.as_ref())
+        .await
+        .map_err(|e| fail(&e))?;
+    let users = match &active {
+        Some(_) => api::licensed_users(tokens.as_ref())
+            .await
+            .ok()
+            .map(|u| u.license.num_authenticated_users),
+        None => None,
+    };
+    Ok(LicenseList {
+        rows: rows(licenses, active.as_deref(), &history.licenses, clock::now()),
+        users,
+        complete: history.complete,
+    })
 }
 
 #[component]
@@ -51,6 +336,10 @@ pub fn LicensesScreen() -> impl IntoView {
 fn LicensesBody() -> impl IntoView {
     let auth = Auth::get();
     let installed = Loaded::new(load);
+    let query = use_query_map();
+    let view_state = Memo::new(move |_| query.with(View::from_query));
+    let navigate = use_navigate();
+    let show = move |next: View| address::show(&navigate, &next.address());
     let just_installed = RwSignal::new(None::<String>);
     let removed = RwSignal::new(None::<String>);
     let on_installed = move |key: String| {
@@ -87,311 +376,134 @@ fn LicensesBody() -> impl IntoView {
         );
     };
     view! {
+        <Show when=move || auth.can_edit()>
+            <InstallForm on_installed=on_installed />
+        </Show>
         <section class="panel" id="licenses" aria-labelledby="licenses-title">
-            <h3 id="licenses-title">"Installed licenses"</h3>
+            <h3 id="licenses-title">"Licenses"</h3>
             {removing.error_view()}
             {move || removed.get().map(done_message)}
             {loaded(
                 installed,
-                move |installed: Installed| {
-                    if installed.licenses.is_empty() {
+                move |loaded: LicenseList| {
+                    if loaded.rows.is_empty() {
                         return view! {
                             <p class="placeholder">
-                                "No license is installed. Install a license file below, or activate one from the vendor."
+                                "No license is installed. Install a license file above, or activate one from the vendor."
                             </p>
                         }
                             .into_any();
                     }
-                    let active = installed.active.clone();
-                    installed
-                        .licenses
-                        .into_iter()
-                        .map(|license| {
-                            let is_active = active.as_deref() == Some(license.key.as_str());
-                            let is_new = just_installed
-                                .with_untracked(|k| k.as_deref() == Some(license.key.as_str()));
-                            license_card(license, is_active, is_new, auth, removing, remove)
-                        })
-                        .collect_view()
+                    let show = show.clone();
+                    view! {
+                        <LicenseTable
+                            loaded
+                            view_state
+                            show
+                            just_installed
+                            removing
+                            remove
+                        />
+                    }
                         .into_any()
                 },
             )}
         </section>
         <Show when=move || auth.can_edit()>
-            <InstallForm on_installed=on_installed />
             <OfflineActivation />
         </Show>
     }
 }
 
-fn license_card(
-    license: License,
-    active: bool,
-    new: bool,
-    auth: Auth,
-    task: Task,
-    remove: impl Fn(String) + Copy + Send + Sync + 'static,
-) -> impl IntoView {
-    let key = license.key.clone();
-    let label = format!("Remove license {}", license.key);
-    let rules = &license.rules;
-    let (expires, expiry_class) = match (rules.expires, format::expiry(rules.expires, clock::now()))
-    {
-        (_, Expiry::Never) | (None, _) => ("never".to_owned(), ""),
-        (Some(at), Expiry::Later) => (clock::local(at), ""),
-        (Some(at), Expiry::Soon(days)) => {
-            (format!("{} — in {days} days", clock::local(at)), "warn")
-        }
-        (Some(at), Expiry::Expired) => (format!("{} — expired", clock::local(at)), "bad"),
-    };
-    let max_users = rules
-        .max_users
-        .map_or_else(|| "no limit".to_owned(), |n| n.to_string());
-    let products: Vec<String> = rules.products.iter().map(format::product_rule).collect();
-    let rules_json = serde_json::to_string_pretty(&license.rules).unwrap_or_default();
-    view! {
-        <article class="license" class:new=new data-key=license.key.clone()>
-            <header>
-                <h4>{license.key.clone()}</h4>
-                {active.then(|| view! { <span class="badge ok">"active"</span> })}
-                {new.then(|| view! { <span class="badge">"just installed"</span> })}
-                <Show when=move || auth.can_edit()>
-                    <TaskButton
-                        task
-                        class="danger"
-                        label=label.clone()
-                        on_click={
-                            let key = key.clone();
-                            move || remove(key.clone())
-                        }
-                    >
-                        "Remove"
-                    </TaskButton>
-                </Show>
-            </header>
-            <dl class="facts">
-                <dt>"Server ID"</dt>
-                <dd class="mono">{license.server_id.clone()}</dd>
-                <dt>"Serial"</dt>
-                <dd>{rules.serial_number}</dd>
-                <dt>"Products"</dt>
-                <dd>
-                    <ul class="products">
-                        {products.into_iter().map(|p| view! { <li>{p}</li> }).collect_view()}
-                    </ul>
-                </dd>
-                <dt>"Max users"</dt>
-                <dd>{max_users}</dd>
-                <dt>"Issued"</dt>
-                <dd>{clock::local(rules.issued)}</dd>
-                <dt>"Expires"</dt>
-                <dd class=expiry_class>{expires}</dd>
-            </dl>
-            <details>
-                <summary>"Rules"</summary>
-                <table>
-                    <thead>
-                        <tr>
-                            <th scope="col" class="num">"Product ID"</th>
-                            <th scope="col">"Product"</th>
-                            <th scope="col" class="num">"Major"</th>
-                            <th scope="col" class="num">"Runcount"</th>
-                            <th scope="col" class="num">"Credits"</th>
-                            <th scope="col">"Postpay"</th>
-                        </tr>
-                    </thead>
-                    <tbody>
-                        {rules
-                            .products
-                            .iter()
-                            .map(|p| {
-                                view! {
-                                    <tr>
-                                        <td class="num">{p.product_id}</td>
-                                        <td>{p.product.clone()}</td>
-                                        <td class="num">
-                                            {if p.major_version == 0 {
-                                                "any".to_owned()
-                                            } else {
-                                                p.major_version.to_string()
-                                            }}
-                                        </td>
-                                        <td class="num">
-                                            {format::group_digits(i64::from(p.runcount))}
-                                        </td>
-                                        <td class="num">
-                                            {format::group_digits(
-                                                i64::try_from(p.credits).unwrap_or(i64::MAX),
-                                            )}
-                                        </td>
-                                        <td>{if p.postpay { "yes" } else { "no" }}</td>
-                                    </tr>
-                                }
-                            })
-                            .collect_view()}
-                    </tbody>
-                </table>
-                <pre class="rules">{rules_json}</pre>
-            </details>
-        </article>
-    }
-}
+#[cfg(test)]
+mod tests {
+    use models::{ProductRule, Rules};
+    use time::macros::datetime;
 
-/// What a file that is not a license gets, before anything is sent.
-const NOT_A_LICENSE: &str = "is not a license file (expected a JSON document starting with {)";
+    use super::*;
+    use crate::admin::license_table::users_text;
 
-/// Reads the chosen file's text into `text`, if it is the text of a license file at all: a
-/// binary file (a picture chosen by mistake) never lands in the text box.
-fn read_file(
-    ev: &leptos::ev::Event,
-    text: RwSignal<String>,
-    installed: RwSignal<Option<String>>,
-    task: Task,
-) {
-    let Some(file) = ev
-        .target()
-        .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
-        .and_then(|input| input.files())
-        .and_then(|files| files.get(0))
-    else {
-        return;
-    };
-    // A message about an earlier file must not stand next to this one's.
-    installed.set(None);
-    task.error.set(None);
-    leptos::task::spawn_local(async move {
-        match wasm_bindgen_futures::JsFuture::from(file.text()).await {
-            Ok(content) => {
-                let content = content.as_string().unwrap_or_default();
-                if looks_like_a_license(&content) {
-                    text.set(content);
-                } else {
-                    task.error
-                        .set(Some(format!("{} {NOT_A_LICENSE}.", file.name())));
-                }
-            }
-            Err(_) => task
-                .error
-                .set(Some(format!("Cannot read the file {}.", file.name()))),
-        }
-    });
-}
-
-/// Text (no NUL, nothing the decoder had to replace) that starts as a JSON object does.
-fn looks_like_a_license(content: &str) -> bool {
-    !content.contains(['\0', '\u{fffd}'])
-        && content
-            .trim_start_matches('\u{feff}')
-            .trim_start()
-            .starts_with('{')
-}
-
-#[component]
-fn InstallForm(on_installed: impl Fn(String) + Copy + 'static) -> impl IntoView {
-    let auth = Auth::get();
-    let text = RwSignal::new(String::new());
-    let task = Task::new();
-    let installed = RwSignal::new(None::<String>);
-    let submit = on_submit(move || {
-        let file = text.get_untracked();
-        installed.set(None);
-        if file.trim().is_empty() {
-            task.error.set(Some(
-                "Choose a license file or paste its text first.".to_owned(),
-            ));
-            return;
-        }
-        if !looks_like_a_license(&file) {
-            task.error
-                .set(Some(format!("The text you pasted {NOT_A_LICENSE}.")));
-            return;
-        }
-        let tokens = auth.tokens();
-        task.run(
-            async move { api::install_license(tokens.as_ref(), file).await },
-            move |answer| {
-                let key = answer.license.key;
-                text.set(String::new());
-                if answer.already_installed {
-                    installed.set(Some(format!(
-                        "License {key} is already installed; nothing changed."
-                    )));
-                } else {
-                    installed.set(Some(format!(
-                        "Installed license {key}. It counts from now on."
-                    )));
-                    on_installed(key);
-                }
+    fn license(key: &str, serial: u64, expires: Option<OffsetDateTime>) -> License {
+        License {
+            key: key.to_owned(),
+            server_id: "S".to_owned(),
+            rules: Rules {
+                serial_number: serial,
+                issued: datetime!(2026-01-01 0:00 UTC),
+                expires,
+                max_users: Some(5),
+                products: vec![ProductRule {
+                    product_id: 7,
+                    major_version: 2,
+                    product: "Tool".to_owned(),
+                    runcount: 4,
+                    credits: 1500,
+                    postpay: false,
+                }],
             },
-        );
-    });
-    view! {
-        <section class="panel" aria-labelledby="install-title">
-            <h3 id="install-title">"Install a license"</h3>
-            <form class="form" id="install-form" on:submit=submit>
-                <p class="hint">
-                    "A license file from your vendor (.lic). Its signature and server ID are checked before anything is installed."
-                </p>
-                <label for="license-file">"License file"</label>
-                <input
-                    id="license-file"
-                    type="file"
-                    accept=".lic,.json,application/json,text/plain"
-                    on:change=move |ev| read_file(&ev, text, installed, task)
-                />
-                <label for="license-text">"…or paste its text"</label>
-                <textarea
-                    id="license-text"
-                    rows="8"
-                    spellcheck="false"
-                    prop:value=move || text.get()
-                    on:input=move |ev| text.set(event_target_value(&ev))
-                ></textarea>
-                <button type="submit" class="primary" disabled=move || task.busy.get()>
-                    {move || if task.busy.get() { "Installing…" } else { "Install" }}
-                </button>
-                {task.error_view()}
-                {move || {
-                    installed.get().map(done_message)
-                }}
-            </form>
-        </section>
+        }
     }
-}
 
-#[component]
-fn OfflineActivation() -> impl IntoView {
-    let auth = Auth::get();
-    let task = Task::new();
-    let saved = RwSignal::new(None::<String>);
-    let download = move || {
-        let tokens = auth.tokens();
-        task.run(
-            async move { api::activation_request(tokens.as_ref()).await },
-            move |(name, text)| {
-                if save_as(&name, "application/json", &text) {
-                    saved.set(Some(name));
-                } else {
-                    task.error.set(Some(
-                        "The browser did not let the file be saved.".to_owned(),
-                    ));
-                }
-            },
+    fn issue(
+        key: &str,
+        sha: &str,
+        installed: OffsetDateTime,
+        removed: bool,
+        replaced: bool,
+    ) -> LicenseIssue {
+        LicenseIssue {
+            key: key.to_owned(),
+            serial_number: 9,
+            sha256: sha.to_owned(),
+            installed,
+            installed_by: Some("admin@local".to_owned()),
+            removed: removed.then_some(installed + time::Duration::days(1)),
+            removed_by: removed.then(|| "admin@local".to_owned()),
+            replaced_by: replaced.then(|| "newer".to_owned()),
+            license: None,
+        }
+    }
+
+    #[test]
+    fn the_active_license_comes_first_then_expired_then_what_is_gone() {
+        let now = datetime!(2026-06-01 0:00 UTC);
+        let history = [
+            issue("NEW", "n", datetime!(2026-05-01 0:00 UTC), false, false),
+            issue("OLD", "o", datetime!(2026-04-01 0:00 UTC), false, false),
+            issue("NEW", "r", datetime!(2026-03-01 0:00 UTC), true, true),
+            issue("GONE", "g", datetime!(2026-02-01 0:00 UTC), true, false),
+        ];
+        let mut all = rows(
+            vec![
+                license("OLD", 1, None),
+                license("DEAD", 3, Some(datetime!(2026-05-01 0:00 UTC))),
+                license("NEW", 2, Some(datetime!(2026-06-10 0:00 UTC))),
+            ],
+            Some("NEW"),
+            &history,
+            now,
         );
-    };
-    view! {
-        <section class="panel" aria-labelledby="offline-title">
-            <h3 id="offline-title">"Offline activation"</h3>
-            <p class="hint">
-                "For a server that cannot reach the vendor: download this server's activation request (a small file signed with the server's own key), send it to your vendor, and install the license file that comes back with the form above."
-            </p>
-            <TaskButton task id="download-request" on_click=download>
-                {move || {
-                    if task.busy.get() { "Preparing…" } else { "Download activation request" }
-                }}
-            </TaskButton>
-            {task.error_view()}
-            {move || saved.get().map(|name| done_message(format!("Saved {name}.")))}
-        </section>
+        all.sort_by(|a, b| order(Sort::Status, a, b));
+        let seen: Vec<(&str, Status)> = all.iter().map(|r| (r.key.as_str(), r.status)).collect();
+        assert_eq!(
+            seen,
+            [
+                ("NEW", Status::Active),
+                ("OLD", Status::Active),
+                ("DEAD", Status::Expired),
+                ("NEW", Status::Replaced),
+                ("GONE", Status::Removed),
+            ]
+        );
+        assert_eq!(all[0].id(), "n", "the installed issue is the history's");
+        assert_eq!(all[2].id(), "DEAD", "unknown to the history: named by key");
+        assert_eq!(users_text(&all[0], Some(3)), "3 of 5");
+        assert_eq!(users_text(&all[1], Some(3)), "up to 5");
+        assert_eq!(all[0].grants(), "4 seats · 1\u{202f}500 credits");
+        assert!(all[0].shows("too") && all[0].shows("2") && !all[0].shows("zzz"));
+        // By expiry: the dated ones in order, never last, the gone ones (no terms) too.
+        all.sort_by(|a, b| order(Sort::Expires, a, b));
+        let keys: Vec<&str> = all.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(keys[..2], ["DEAD", "NEW"]);
     }
 }

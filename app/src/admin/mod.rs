@@ -6,6 +6,9 @@
 //! runs, and the error is shown next to the form that caused it. Viewers see the same screens
 //! without the buttons that would change anything; the server refuses those calls anyway.
 
+mod license_drawer;
+mod license_install;
+mod license_table;
 mod licenses;
 mod login;
 mod login_form;

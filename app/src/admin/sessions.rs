@@ -3,22 +3,33 @@
 //! table follows the server's live stream, so a grant shows up without a reload.
 
 use leptos::prelude::*;
+use leptos_router::hooks::{use_navigate, use_query_map};
 use models::SessionStatus;
 
 use super::shell::Shell;
-use crate::{live, pool_field::PoolField, sessions_table::SessionsTable};
+use crate::{address, live, pool_field::PoolField, sessions_table::SessionsTable};
+
+const SESSIONS_PATH: &str = "/admin/sessions";
 
 #[component]
 pub fn SessionsScreen() -> impl IntoView {
-    let pool = RwSignal::new(String::new());
+    // The pool is in the address (`?pool=farm`) with the table's filters and sort.
+    let query = use_query_map();
+    let pool = RwSignal::new(query.with_untracked(|q| q.get("pool").unwrap_or_default()));
     let live = live::connect(pool.into());
+    let navigate = use_navigate();
+    let choose = move |name: String| {
+        pool.set(name.clone());
+        let to = query.with_untracked(|q| address::with_pool(SESSIONS_PATH, q, &name));
+        address::show(&navigate, &to);
+    };
     view! {
         <Shell title="Sessions">
             <section class="panel" id="sessions">
                 <div class="panel-head">
                     <h3 id="sessions-title">"Sessions"</h3>
                     <live::LiveMark live />
-                    <PoolField pool choose=move |name| pool.set(name) />
+                    <PoolField pool choose=choose.clone() />
                 </div>
                 <SessionsTable pool=pool.into() releasable=true status=SessionStatus::Running live />
             </section>

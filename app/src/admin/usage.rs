@@ -6,9 +6,7 @@
 //! a view can be bookmarked, shared, and gone back to.
 
 use leptos::prelude::*;
-use leptos_router::{
-    NavigateOptions, hooks::use_navigate, hooks::use_query_map, params::ParamsMap,
-};
+use leptos_router::{hooks::use_navigate, hooks::use_query_map, params::ParamsMap};
 use models::{UsageReport, UsageStep};
 use time::OffsetDateTime;
 
@@ -18,7 +16,7 @@ use super::{
     usage_tables::{CartridgeTable, PartyTable, RefusalTable, csv},
 };
 use crate::{
-    api,
+    address, api,
     auth::Auth,
     clock,
     download::save_as,
@@ -94,7 +92,7 @@ impl Choice {
         pairs.extend(self.pool.clone().map(|p| ("pool", p)));
         pairs.extend(self.product.map(|p| ("product", p.to_string())));
         pairs.extend(self.party());
-        query_string(&pairs)
+        address::query(&pairs)
     }
 
     /// The report's query for this choice at `now`, days at `offset` minutes from UTC.
@@ -129,16 +127,8 @@ impl Choice {
         if !self.host.is_empty() || !self.principal.is_empty() || !self.realm.is_empty() {
             pairs.retain(|(k, _)| *k != "step");
         }
-        query_string(&pairs)
+        address::query(&pairs)
     }
-}
-
-fn query_string(pairs: &[(&str, String)]) -> String {
-    let parts: Vec<String> = pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={}", js_sys::encode_uri_component(v)))
-        .collect();
-    format!("?{}", parts.join("&"))
 }
 
 /// `t` in RFC 3339, UTC, to the second.
@@ -195,15 +185,8 @@ fn UsageBody() -> impl IntoView {
         }
     });
     let navigate = use_navigate();
-    let show = move |next: Choice| {
-        navigate(
-            &format!("{USAGE_PATH}{}", next.address()),
-            NavigateOptions {
-                replace: true,
-                ..Default::default()
-            },
-        );
-    };
+    let show =
+        move |next: Choice| address::show(&navigate, &format!("{USAGE_PATH}{}", next.address()));
     view! {
         <Controls choice show=show.clone() known />
         {move || match report.get() {

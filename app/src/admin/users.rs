@@ -13,6 +13,7 @@ use crate::{
     auth::Auth,
     clock,
     feedback::{confirm, done_message},
+    format,
     table::actions_header,
 };
 
@@ -199,8 +200,10 @@ fn user_row(
 fn counted(count: usize, limit: Option<u32>) -> String {
     match limit {
         Some(limit) => format!("{count} of {limit} places taken"),
-        None if count == 1 => "1 user (the license sets no limit)".to_owned(),
-        None => format!("{count} users (the license sets no limit)"),
+        None => format!(
+            "{count} {} (the license sets no limit)",
+            format::plural(count as u64, "user", "users")
+        ),
     }
 }
 

@@ -9,20 +9,49 @@ use super::{
     shell::Shell,
     task::{Loaded, Task, TaskButton, loaded},
 };
-use crate::{
-    api, auth::Auth, feedback::confirm, format, paths::LICENSES_PATH, table::actions_header,
-};
+use crate::{api, auth::Auth, feedback::confirm, format, paths::LICENSES_PATH};
 
 #[component]
 pub fn VendorScreen() -> impl IntoView {
-    let auth = Auth::get();
     view! {
         <Shell title="Vendor activation">
+            <VendorBody />
+        </Shell>
+    }
+}
+
+/// The vendor login and licenses, or, on a server started without `--vendor-url`, what to do
+/// instead: said before anyone types an account and a secret.
+#[component]
+fn VendorBody() -> impl IntoView {
+    let auth = Auth::get();
+    let service = Loaded::new(|auth: Auth| async move {
+        api::vendor_service(auth.tokens().as_ref())
+            .await
+            .map_err(|e| auth.fail(&e))
+    });
+    loaded(service, move |service: models::VendorService| {
+        if !service.configured {
+            return view! {
+                <section class="panel" id="no-vendor" aria-labelledby="no-vendor-title">
+                    <h3 id="no-vendor-title">"No vendor service is configured"</h3>
+                    <p>
+                        "This server was started without the address of a vendor licensing service, so licenses cannot be activated online from here. Start it with "
+                        <code>"--vendor-url URL"</code> " (or " <code>"vendor-url"</code>
+                        " in its configuration file) to activate online, or use the offline activation under "
+                        <a href=LICENSES_PATH>"Licenses"</a> "."
+                    </p>
+                </section>
+            }
+                .into_any();
+        }
+        view! {
             <Show when=move || auth.vendor.with(Option::is_some) fallback=VendorLogin>
                 <VendorLicenses />
             </Show>
-        </Shell>
-    }
+        }
+        .into_any()
+    })
 }
 
 #[component]
@@ -178,15 +207,14 @@ fn VendorLicenses() -> impl IntoView {
                                         <th scope="col">"Key"</th>
                                         <th scope="col">"Products"</th>
                                         <th scope="col">"Expires"</th>
-                                        <th scope="col">"State"</th>
                                         <th scope="col">"Activated for"</th>
-                                        {actions_header()}
+                                        <th scope="col">"State"</th>
                                     </tr>
                                 </thead>
                                 <tbody>
                                     {remote.is_empty().then(|| view! {
                                         <tr class="placeholder">
-                                            <td colspan="6">"This account has no licenses to activate."</td>
+                                            <td colspan="5">"This account has no licenses to activate."</td>
                                         </tr>
                                     })}
                                     {remote
@@ -258,14 +286,22 @@ where
     let row_key = license.key.clone();
     let label = format!("Activate {}", license.key);
     let can_activate = !installed_here && (used as u32) < license.max_activations;
+    // The day is enough here (RFC 3339 starts with it); the exact moment is the tooltip.
+    let expires = license
+        .rules
+        .expires
+        .as_ref()
+        .map_or_else(|| "never".to_owned(), |e| e.chars().take(10).collect());
     view! {
         <tr data-key=row_key>
             <td class="mono">{license.key}</td>
             <td class="lines">{products}</td>
-            <td>{license.rules.expires.unwrap_or_else(|| "never".to_owned())}</td>
-            <td class="state">{state}</td>
+            <td title=license.rules.expires.clone()>{expires}</td>
             <td>{activations}</td>
+            // The state and what can be done about it share a cell: a column of buttons that
+            // most rows leave empty would be pushed out of sight on a narrow screen.
             <td>
+                <span class="state">{state}</span>
                 <Show when=move || auth.can_edit() && can_activate>
                     <TaskButton
                         task

@@ -6,7 +6,7 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::IntoResponse,
 };
-use models::{ApiError, ErrorCode, InstallAnswer, License, LicenseAnswer};
+use models::{ApiError, ErrorCode, InstallAnswer, License, LicenseAnswer, LicenseHistory};
 
 use super::extract::{Editor, Refused, SessionToken, Viewer};
 use crate::{
@@ -90,6 +90,23 @@ pub async fn all_licenses(
     ))
 }
 
+/// Every issue of a license the ledger saw installed, the latest install first (at most 500):
+/// who installed it, and when it was removed or replaced by a newer issue of the same key.
+#[utoipa::path(
+    get, path = "/server/manage/licenses/history", tag = "licenses",
+    params(SessionToken),
+    responses(
+        (status = 200, body = LicenseHistory),
+        Refused,
+    )
+)]
+pub async fn license_history(
+    State(state): State<AppState>,
+    _: Viewer,
+) -> Result<axum::Json<LicenseHistory>, AppError> {
+    Ok(axum::Json(state.usage.license_history().await?))
+}
+
 /// Install a license file: the body is the file, byte for byte (any content type). A newer issue
 /// of an installed license (same key, later `issued`) replaces it.
 #[utoipa::path(
@@ -135,9 +152,19 @@ pub async fn install_license(
     )
 )]
 pub async fn remove_license(
+    state: State<AppState>,
+    editor: Editor,
+    Path(key): Path<String>,
+) -> Result<axum::Json<LicenseAnswer>, AppError> {
+    remove_key(state, editor, key).await
+}
+
+/// [`remove_license`] for a license whose key is also the name of a route under
+/// `/server/manage/licenses/` (`active`, `history`): the static route takes the request.
+pub async fn remove_key(
     State(state): State<AppState>,
     Editor(admin): Editor,
-    Path(key): Path<String>,
+    key: String,
 ) -> Result<axum::Json<LicenseAnswer>, AppError> {
     let removed = state.inventory.remove(&key, &admin.actor()).await?;
     tracing::info!(key = removed.key(), by = %admin.actor(), "license removed through the admin API");

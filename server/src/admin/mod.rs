@@ -33,9 +33,15 @@ pub fn routes() -> Router<AppState> {
         .route("/server/auth", post(login::login).delete(login::logout))
         .route(
             "/server/manage/licenses/active",
-            get(licenses::active_license),
+            get(licenses::active_license)
+                .delete(|s, e| licenses::remove_key(s, e, "active".to_owned())),
         )
         .route("/server/manage/licenses", get(licenses::all_licenses))
+        .route(
+            "/server/manage/licenses/history",
+            get(licenses::license_history)
+                .delete(|s, e| licenses::remove_key(s, e, "history".to_owned())),
+        )
         .route(
             "/server/manage/licenses/{key}",
             delete(licenses::remove_license),

@@ -15,7 +15,7 @@ use axum::{
 };
 use models::{
     ActivateRequest, Activated, ApiError, Deactivated, ErrorCode, LicenseAnswer, LoginAnswer,
-    LoginRequest, RemoteLicenses, headers,
+    LoginRequest, RemoteLicenses, VendorService, headers,
 };
 use reqwest::Method;
 use serde::{Serialize, de::DeserializeOwned};
@@ -34,6 +34,10 @@ use crate::{
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route(
+            "/server/manage/license/remote",
+            axum::routing::get(vendor_service),
+        )
         .route(
             "/server/manage/license/remote/auth",
             post(remote_login).delete(remote_logout),
@@ -207,6 +211,20 @@ pub async fn remote_logout(
     call_as_account::<serde_json::Value>(&state, &headers, Method::DELETE, "/vendor/v1/auth")
         .await?;
     Ok(axum::Json(serde_json::json!({})))
+}
+
+/// Whether a vendor licensing service is configured (`--vendor-url`), and its address.
+#[utoipa::path(
+    get, path = "/server/manage/license/remote", tag = "vendor",
+    params(SessionToken),
+    responses((status = 200, body = VendorService), Refused)
+)]
+pub async fn vendor_service(State(state): State<AppState>, _: Viewer) -> axum::Json<VendorService> {
+    let url = state.vendor.as_ref().map(|v| v.url.to_string());
+    axum::Json(VendorService {
+        configured: url.is_some(),
+        url,
+    })
 }
 
 /// The licenses the vendor account may activate, with their activation state.

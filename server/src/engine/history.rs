@@ -73,6 +73,10 @@ impl History {
                     product_id: key.1,
                     major_version: key.2,
                     samples: series,
+                    // Filled from the usage history (`usage::recent`), which the engine does
+                    // not keep.
+                    peak: Vec::new(),
+                    credits: Vec::new(),
                 }
             })
             .collect();
@@ -80,6 +84,7 @@ impl History {
         models::History {
             interval_s: INTERVAL.as_secs() as u32,
             span_s: SPAN.as_secs() as u32,
+            hours_from: now,
             cartridges,
         }
     }

@@ -61,6 +61,7 @@ pub fn of_pool(
                 runcount: rule.runcount,
                 credits,
                 postpay: rule.postpay,
+                expires: license.rules.expires,
             });
         }
     }

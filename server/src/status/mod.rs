@@ -139,20 +139,27 @@ pub async fn sessions_json(
     ))
 }
 
-/// Runcount in use and credits used of each cartridge of the pool over the last hour, sampled.
+/// How busy each cartridge of the pool was: the last 24 hours by the hour (the most licenses held
+/// at once, credits used), from the ledger; and the last hour sampled (runcount in use, credits
+/// used) since the server started.
 #[utoipa::path(
     get, path = "/status/history.json", tag = "status",
     params(PoolHeader),
     responses(
-        (status = 200, description = "One series per cartridge that has been used, oldest sample first", body = History),
+        (status = 200, description = "One series per cartridge that has been used, oldest first", body = History),
         (status = 400, description = "INVALID_POOL_ID", body = models::ApiError),
     )
 )]
-pub async fn history_json(State(state): State<AppState>, pool: Pool) -> impl IntoResponse {
-    (
-        [(header::CACHE_CONTROL, "no-store")],
-        Json(state.engine.history(pool.name())),
-    )
+pub async fn history_json(
+    State(state): State<AppState>,
+    pool: Pool,
+) -> Result<impl IntoResponse, AppError> {
+    let mut history = state.engine.history(pool.name());
+    state
+        .usage
+        .recent(pool.name(), time::OffsetDateTime::now_utc(), &mut history)
+        .await?;
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(history)))
 }
 
 /// `GET /health` on both ports: answers as soon as the server accepts requests, for load

@@ -10,7 +10,7 @@
 //!
 //! One module per group of tables: [`identity`] (who this server is), [`licenses`] (install
 //! order, pools), [`admins`] (administrators, their tokens), [`licensed_users`], [`ledger`] (the
-//! append-only ledger table), [`snapshots`] (the engine's state as of a ledger entry), [`segments`] (which entries were archived where), [`raft`] (a failover network member's Raft log), [`usage`] (the ledger folded into totals for the usage screen, written by `usage_write`), and [`vendor`] (the vendor service's own database) with [`vendor_heads`] (the ledger heads servers reported to it). The store knows
+//! append-only ledger table), [`snapshots`] (the engine's state as of a ledger entry), [`segments`] (which entries were archived where), [`raft`] (a failover network member's Raft log), [`usage`] (the ledger folded into totals for the usage screen, written by `usage_write`) with [`license_history`] (every license installed and removed), and [`vendor`] (the vendor service's own database) with [`vendor_heads`] (the ledger heads servers reported to it). The store knows
 //! what it stores, not what it means: ids, hashes and events are the rooms above's; a change that
 //! must be in the ledger comes with its ledger row, written in the same transaction.
 
@@ -18,6 +18,7 @@ pub mod admins;
 pub mod database;
 pub mod identity;
 pub mod ledger;
+pub mod license_history;
 pub mod licensed_users;
 pub mod licenses;
 pub mod raft;

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use sqlx::Sqlite;
 
 use super::database::{Store, StoreError};
+use super::license_history::LicenseChange;
 
 /// A cartridge: its pool ('' for the default pool), product and major version.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -97,6 +98,8 @@ pub struct Delta {
     pub sessions: HashMap<u64, Option<Party>>,
     /// Licenses granted (`Some`) or released (`None`).
     pub held: HashMap<u64, Option<Held>>,
+    /// Licenses installed and removed, in ledger order.
+    pub licenses: Vec<LicenseChange>,
     pub cursor: Option<Cursor>,
 }
 
@@ -191,14 +194,24 @@ fn count(n: i64) -> u64 {
 }
 
 impl Store {
-    /// The cursor and what was open at it, as [`Store::write_usage`] left them.
-    pub async fn usage_state(
-        &self,
-    ) -> Result<(Option<Cursor>, HashMap<u64, Party>, HashMap<u64, Held>), StoreError> {
+    /// The last entry folded in, if any.
+    pub async fn usage_cursor(&self) -> Result<Option<Cursor>, StoreError> {
         let cursor: Option<(i64, String, i64)> =
             sqlx::query_as("SELECT seq, hash, at FROM usage_cursor WHERE id = 1")
                 .fetch_optional(&self.pool)
                 .await?;
+        Ok(cursor.map(|(seq, hash, at)| Cursor {
+            seq: count(seq),
+            hash,
+            at,
+        }))
+    }
+
+    /// The cursor and what was open at it, as [`Store::write_usage`] left them.
+    pub async fn usage_state(
+        &self,
+    ) -> Result<(Option<Cursor>, HashMap<u64, Party>, HashMap<u64, Held>), StoreError> {
+        let cursor = self.usage_cursor().await?;
         let sessions: Vec<(i64, String, String, String)> =
             sqlx::query_as("SELECT session_id, host, realm, principal FROM usage_sessions")
                 .fetch_all(&self.pool)
@@ -211,11 +224,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         Ok((
-            cursor.map(|(seq, hash, at)| Cursor {
-                seq: count(seq),
-                hash,
-                at,
-            }),
+            cursor,
             sessions
                 .into_iter()
                 .map(|(id, host, realm, principal)| {

@@ -7,6 +7,7 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::{
     database::{Store, StoreError, Sync, to_sql},
+    license_history::write_license_changes,
     usage::{Cartridge, DayTotals, Delta},
 };
 
@@ -23,6 +24,7 @@ impl Store {
             write_days(conn, delta).await?;
             write_refusals(conn, delta).await?;
             write_open(conn, delta).await?;
+            write_license_changes(conn, &delta.licenses).await?;
             let (Some(cursor), Some(seq)) = (&delta.cursor, seq) else {
                 return Ok(());
             };

@@ -15,7 +15,10 @@ use models::User;
 
 use crate::{
     ledger::{Entry, Event},
-    store::usage::{Cartridge, Cursor, DayTotals, Delta, Held, HourTotals, Party, RefusalKey},
+    store::{
+        license_history::LicenseChange,
+        usage::{Cartridge, Cursor, DayTotals, Delta, Held, HourTotals, Party, RefusalKey},
+    },
 };
 
 pub const HOUR: i64 = 3600;
@@ -201,6 +204,29 @@ impl Fold {
                 }
                 self.sessions.remove(session_id);
                 forget(&mut self.delta.sessions, *session_id);
+            }
+            Event::LicenseInstalled {
+                key,
+                sha256,
+                serial_number,
+                by,
+                replaced,
+                file,
+            } => self.delta.licenses.push(LicenseChange::Installed {
+                sha256: sha256.clone(),
+                key: key.clone(),
+                serial_number: *serial_number,
+                at,
+                by: by.clone().unwrap_or_default(),
+                replaced: replaced.clone(),
+                file: file.clone(),
+            }),
+            Event::LicenseRemoved { sha256, by, .. } => {
+                self.delta.licenses.push(LicenseChange::Removed {
+                    sha256: sha256.clone(),
+                    at,
+                    by: by.clone(),
+                });
             }
             _ => {}
         }

@@ -27,7 +27,7 @@ use crate::store::{
 
 /// Entries a report folds in before it answers: a few seconds' worth on a busy server, and a
 /// bounded wait on one that is still reading an old ledger.
-const FOLD_BEFORE_REPORT: u64 = 50_000;
+pub(super) const FOLD_BEFORE_REPORT: u64 = 50_000;
 
 /// The buckets of a report: `[from, to)` in steps of `step` seconds, `from` and `to` on bucket
 /// boundaries.

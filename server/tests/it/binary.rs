@@ -40,6 +40,19 @@ pub fn command_of(binary: &str, args: &[&str]) -> Command {
     command
 }
 
+/// `GET url` with one header: the answer's JSON.
+pub async fn get_json(url: &str, (name, value): (&str, &str)) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(url)
+        .header(name, value)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 pub async fn run(args: &[&str]) -> Output {
     finish(command(args)).await
 }
@@ -245,6 +258,15 @@ impl ServerProcess {
             .as_str()
             .unwrap_or_else(|| panic!("not logged in: {answer}"))
             .to_owned()
+    }
+
+    /// `GET path` on the admin API with the login `token`: the answer's JSON.
+    pub async fn admin_get(&self, token: &str, path: &str) -> serde_json::Value {
+        get_json(
+            &format!("http://{}{path}", self.api_addr),
+            ("X-Ak-Session-Id", token),
+        )
+        .await
     }
 
     /// The first log event whose message is `message`, waiting up to 10 s for it to be logged.

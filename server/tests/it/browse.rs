@@ -1,6 +1,8 @@
 //! The status page's own views: paged sessions and the cartridges' history, against a whole
 //! server.
 
+use std::time::Duration;
+
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -141,8 +143,8 @@ async fn sessions_are_paged_sorted_and_filtered_by_the_server() {
 }
 
 #[tokio::test]
-async fn the_history_ends_with_the_live_counters_of_each_cartridge() {
-    let lab = Lab::start(
+async fn the_history_ends_with_the_live_counters_of_each_cartridge_and_keeps_a_day_by_the_hour() {
+    let mut lab = Lab::start(
         &[Lic(1, None, &["7:0:Toolbox:4:0", "8:2:Meter:0:1000"])],
         patient(),
     )
@@ -157,24 +159,80 @@ async fn the_history_ends_with_the_live_counters_of_each_cartridge() {
     assert_eq!(status, StatusCode::OK, "{history}");
     assert_eq!(history["interval_s"], 10);
     assert_eq!(history["span_s"], 3600);
-    let series = |product: u64| -> Vec<Value> {
-        history["cartridges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["product_id"] == product)
-            .unwrap_or_else(|| panic!("no history for {product}: {history}"))["samples"]
-            .as_array()
-            .unwrap()
-            .clone()
-    };
+    let series = |product: u64| series_of(&history, product);
     let toolbox = series(7);
     assert_eq!(toolbox.last().unwrap()["runcount_in_use"], 2);
     let meter = series(8);
     assert!(meter.last().unwrap()["used_credits"].as_i64().unwrap() >= 1);
     let (_, farm) = lab.status_get("/status/history.json", "farm").await;
     assert_eq!(farm["cartridges"], json!([]));
+
+    // The last 24 hours by the hour, from the ledger: the hour under way last.
+    let hours_from = time::OffsetDateTime::parse(
+        history["hours_from"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    assert_eq!(hours_from.unix_timestamp() % 3600, 0);
+    assert!(
+        now - hours_from < time::Duration::hours(24)
+            && now - hours_from >= time::Duration::hours(23)
+    );
+    let hourly = |history: &Value, product: u64, series: &str| -> Vec<u64> {
+        history["cartridges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["product_id"] == product)
+            .unwrap()[series]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect()
+    };
+    // The fold follows the engine within seconds; then the debit is in its hour.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let history = loop {
+        let (_, history) = lab.status_get("/status/history.json", "").await;
+        if hourly(&history, 8, "credits").iter().sum::<u64>() >= 1 {
+            break history;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{history}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let peaks = hourly(&history, 7, "peak");
+    assert_eq!(peaks.len(), 24);
+    assert_eq!(peaks.iter().max(), Some(&2), "{peaks:?}");
+    assert_eq!(
+        peaks[..22].iter().sum::<u64>(),
+        0,
+        "nothing before: {peaks:?}"
+    );
+
+    // After a restart the samples start again; the hours come back from the ledger.
+    lab.restart().await;
+    let (_, after) = lab.status_get("/status/history.json", "").await;
+    assert!(series_of(&after, 7).len() <= 2, "{after}");
+    assert_eq!(hourly(&after, 7, "peak").iter().max(), Some(&2), "{after}");
+    assert_eq!(
+        hourly(&after, 8, "credits").iter().sum::<u64>(),
+        hourly(&history, 8, "credits").iter().sum::<u64>()
+    );
     lab.stop().await;
+}
+
+fn series_of(history: &Value, product: u64) -> Vec<Value> {
+    history["cartridges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["product_id"] == product)
+        .unwrap()["samples"]
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 #[tokio::test]

@@ -121,6 +121,31 @@ async fn a_removed_license_stops_granting_while_the_seats_held_from_it_finish() 
         "{removals:?}"
     );
     assert!(removals[1].contains("\"by\":\"cli:"), "{removals:?}");
+
+    // The history keeps both, with their terms, who removed them, and no later issue.
+    let (status, history, _) = lab
+        .admin(
+            Method::GET,
+            "/server/manage/licenses/history",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{history}");
+    assert_eq!(history["complete"], true);
+    let issues = history["licenses"].as_array().unwrap();
+    assert_eq!(issues.len(), 2, "{history}");
+    let issue = |key: &str| issues.iter().find(|i| i["key"] == key).unwrap().clone();
+    let (one, two) = (issue("KEY-1"), issue("KEY-2"));
+    assert_eq!(one["removed_by"], "admin@local", "{one}");
+    assert!(
+        two["removed_by"].as_str().unwrap().starts_with("cli:"),
+        "{two}"
+    );
+    assert!(one["removed"].as_str() <= two["removed"].as_str());
+    assert_eq!(one["license"]["rules"]["products"][0]["product"], "Tool");
+    assert_eq!(two["serial_number"], 2);
+    assert!(one.get("replaced_by").is_none());
     lab.stop().await;
 }
 
@@ -237,5 +262,21 @@ async fn two_files_with_one_serial_never_add_up_and_a_newer_issue_replaces_the_o
         .filter(|name| name.ends_with(".lic"))
         .collect();
     assert_eq!(files, ["KEY-A.lic"]);
+
+    // The history: the newer issue installed, the first one replaced by it.
+    let history = server
+        .admin_get(&token, "/server/manage/licenses/history")
+        .await;
+    let issues = history["licenses"].as_array().unwrap();
+    assert_eq!(issues.len(), 2, "the twin was never installed: {history}");
+    let (newer, older) = (&issues[0], &issues[1]);
+    assert_eq!(
+        (&newer["key"], &older["key"]),
+        (&"KEY-A".into(), &"KEY-A".into())
+    );
+    assert!(newer.get("removed").is_none(), "{newer}");
+    assert_eq!(older["replaced_by"], newer["sha256"], "{history}");
+    assert!(older["removed"].is_string());
+    assert_eq!(newer["license"]["rules"]["products"][0]["credits"], 150_000);
     assert!(server.terminate().await);
 }

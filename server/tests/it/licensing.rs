@@ -156,15 +156,8 @@ pub async fn licensed(specs: &[&str]) -> (Vendor, Customer) {
 }
 
 async fn data_json(server: &ServerProcess, pool: &str) -> Value {
-    reqwest::Client::new()
-        .get(format!("http://{}/status/data.json", server.api_addr))
-        .header("X-Pool-ID", pool)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    let url = format!("http://{}/status/data.json", server.api_addr);
+    crate::binary::get_json(&url, ("X-Pool-ID", pool)).await
 }
 
 /// Polls `data.json` of `pool` until `done` holds for its cartridges. A running server notices

@@ -305,18 +305,8 @@ impl Lab {
     }
 
     pub async fn data(&self, pool: &str) -> Value {
-        self.http
-            .get(format!(
-                "http://{}/status/data.json",
-                self.running().api_addr
-            ))
-            .header("X-Pool-ID", pool)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        let url = format!("http://{}/status/data.json", self.running().api_addr);
+        crate::binary::get_json(&url, ("X-Pool-ID", pool)).await
     }
 
     pub async fn cartridge(&self, pool: &str, product: u64, major: u64) -> Value {
