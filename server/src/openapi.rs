@@ -92,6 +92,8 @@ pub struct ApiPortDoc;
         crate::admin::licenses::active_license,
         crate::admin::licenses::all_licenses,
         crate::admin::licenses::license_history,
+        crate::admin::licenses::remove_key_active,
+        crate::admin::licenses::remove_key_history,
         crate::admin::licenses::install_license,
         crate::admin::licenses::remove_license,
         crate::admin::licenses::activation_request,

@@ -147,8 +147,7 @@ pub async fn install_license(
     params(SessionToken, ("key" = String, Path, description = "The license key")),
     responses(
         (status = 200, description = "Removed: the license as it was", body = LicenseAnswer),
-        Refused,
-        (status = 404, description = "LICENSE_KEY_NOT_FOUND: no license with this key is installed", body = ApiError),
+        Refused, NotInstalled,
     )
 )]
 pub async fn remove_license(
@@ -159,9 +158,55 @@ pub async fn remove_license(
     remove_key(state, editor, key).await
 }
 
+/// What removing a license answers when there is none with the key, as the OpenAPI documents
+/// list it.
+#[derive(Debug, utoipa::IntoResponses)]
+#[allow(
+    dead_code,
+    reason = "a description for the OpenAPI documents, never built"
+)]
+enum NotInstalled {
+    /// LICENSE_KEY_NOT_FOUND: no license with this key is installed
+    #[response(status = 404)]
+    NotFound(ApiError),
+}
+
+/// Remove the license whose key is `active` (this address is also the active license's, so a
+/// license with that key is removed here rather than at `{key}`).
+#[utoipa::path(
+    delete, path = "/server/manage/licenses/active", tag = "licenses",
+    params(SessionToken),
+    responses(
+        (status = 200, description = "Removed: the license as it was", body = LicenseAnswer),
+        Refused, NotInstalled,
+    )
+)]
+pub async fn remove_key_active(
+    state: State<AppState>,
+    editor: Editor,
+) -> Result<axum::Json<LicenseAnswer>, AppError> {
+    remove_key(state, editor, "active".to_owned()).await
+}
+
+/// Remove the license whose key is `history` (this address is also the license history's).
+#[utoipa::path(
+    delete, path = "/server/manage/licenses/history", tag = "licenses",
+    params(SessionToken),
+    responses(
+        (status = 200, description = "Removed: the license as it was", body = LicenseAnswer),
+        Refused, NotInstalled,
+    )
+)]
+pub async fn remove_key_history(
+    state: State<AppState>,
+    editor: Editor,
+) -> Result<axum::Json<LicenseAnswer>, AppError> {
+    remove_key(state, editor, "history".to_owned()).await
+}
+
 /// [`remove_license`] for a license whose key is also the name of a route under
 /// `/server/manage/licenses/` (`active`, `history`): the static route takes the request.
-pub async fn remove_key(
+async fn remove_key(
     State(state): State<AppState>,
     Editor(admin): Editor,
     key: String,

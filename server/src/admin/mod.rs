@@ -33,14 +33,12 @@ pub fn routes() -> Router<AppState> {
         .route("/server/auth", post(login::login).delete(login::logout))
         .route(
             "/server/manage/licenses/active",
-            get(licenses::active_license)
-                .delete(|s, e| licenses::remove_key(s, e, "active".to_owned())),
+            get(licenses::active_license).delete(licenses::remove_key_active),
         )
         .route("/server/manage/licenses", get(licenses::all_licenses))
         .route(
             "/server/manage/licenses/history",
-            get(licenses::license_history)
-                .delete(|s, e| licenses::remove_key(s, e, "history".to_owned())),
+            get(licenses::license_history).delete(licenses::remove_key_history),
         )
         .route(
             "/server/manage/licenses/{key}",

@@ -278,5 +278,41 @@ async fn two_files_with_one_serial_never_add_up_and_a_newer_issue_replaces_the_o
     assert_eq!(older["replaced_by"], newer["sha256"], "{history}");
     assert!(older["removed"].is_string());
     assert_eq!(newer["license"]["rules"]["products"][0]["credits"], 150_000);
+
+    // A license keyed `active` is removed at /licenses/active, which is also the active
+    // license's address.
+    let named_active = vendor
+        .issue(
+            "active.lic",
+            &customer.server_id,
+            &[
+                "--product-spec",
+                "8:0:Other:1:0",
+                "--serial",
+                "778",
+                "--license-key",
+                "active",
+            ],
+        )
+        .await;
+    let out = customer
+        .cli(
+            &vendor,
+            &["license", "install", named_active.to_str().unwrap()],
+        )
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let removed = reqwest::Client::new()
+        .delete(format!(
+            "http://{}/server/manage/licenses/active",
+            server.api_addr
+        ))
+        .header("X-Ak-Session-Id", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), StatusCode::OK);
+    let removed: Value = removed.json().await.unwrap();
+    assert_eq!(removed["license"]["key"], "active");
     assert!(server.terminate().await);
 }
