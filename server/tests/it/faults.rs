@@ -13,6 +13,10 @@ use std::{
     collections::HashMap,
     path::Path,
     process::Command,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -81,7 +85,11 @@ impl Acknowledged {
 
 /// Full cycles (open, license, release, close) until the server stops answering; a refusal
 /// (every seat taken) closes the session and starts again.
-async fn cycles_until_the_server_dies(license_addr: String, worker: usize) -> Acknowledged {
+async fn cycles_until_the_server_dies(
+    license_addr: String,
+    worker: usize,
+    grants: Arc<AtomicUsize>,
+) -> Acknowledged {
     let mut client = LicenseClient::new(vec![license_addr]).unwrap();
     let mut seen = Acknowledged::default();
     for n in 0.. {
@@ -114,6 +122,7 @@ async fn cycles_until_the_server_dies(license_addr: String, worker: usize) -> Ac
         };
         let held_from = Instant::now();
         seen.grants.push(granted.license_id);
+        grants.fetch_add(1, Ordering::Relaxed);
         let released = client.release(&session, granted.license_id).await;
         if product_id == 7 {
             seen.holds.push((held_from, Instant::now()));
@@ -131,6 +140,9 @@ async fn cycles_until_the_server_dies(license_addr: String, worker: usize) -> Ac
     }
     seen
 }
+
+/// Grants acknowledged in a round before its crash: the crash must interrupt real work.
+const MIN_GRANTS_PER_ROUND: usize = 11;
 
 /// Crashes on one data directory before the soak moves to a fresh one: every start replays the
 /// whole ledger (until snapshots make start-up independent of history), so a directory that has
@@ -158,21 +170,35 @@ async fn crash_one_directory(rounds: u32, before: u32) {
         let server = customer.start_with(&vendor, &SERVE).await;
         let in_use = runcount_in_use(&server).await;
         assert!(in_use <= SEATS, "round {round}: {in_use} seats in use");
+        let grants = Arc::new(AtomicUsize::new(0));
         let workers: Vec<_> = (0..WORKERS)
-            .map(|w| tokio::spawn(cycles_until_the_server_dies(server.license_addr.clone(), w)))
+            .map(|w| {
+                let addr = server.license_addr.clone();
+                tokio::spawn(cycles_until_the_server_dies(addr, w, Arc::clone(&grants)))
+            })
             .collect();
-        // A different moment in every round: 0.3 to 1.5 s into the load.
+        // A different moment in every round: 0.3 to 1.5 s into the load, and not before the
+        // load has really begun (on a machine busy with other tests, 300 ms may hold only a few
+        // grants), so that every crash interrupts work in flight.
         let load = 300 + u64::from(round) * 7919 % 1200;
         tokio::time::sleep(Duration::from_millis(load)).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while grants.load(Ordering::Relaxed) < MIN_GRANTS_PER_ROUND {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "round {round}: only {} grants in 60 s",
+                grants.load(Ordering::Relaxed)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         server.kill9().await;
         for worker in workers {
             seen.extend(worker.await.unwrap());
         }
     }
-    // That the load ran, not how fast: a busy machine (a build beside the tests) managed 49
-    // grants in the shortest round, 300 ms, where an idle one makes hundreds.
+    // That the load ran, not how fast (each round waits for its first grants above).
     assert!(
-        seen.grants.len() > 10 * rounds as usize,
+        seen.grants.len() >= MIN_GRANTS_PER_ROUND * rounds as usize,
         "the load ran: {} grants in {rounds} rounds",
         seen.grants.len()
     );
