@@ -1,9 +1,9 @@
-//! Embeds the web UI that trunk built (`app/dist/`) into the server binary, so that one file runs
-//! anywhere.
+//! Embeds the web UI that trunk built (`app/dist/`: the status page's bundle in `status/`, the
+//! admin screens' in `admin/`) into the server binary, so that one file runs anywhere.
 //!
 //! Every file is compressed here, once, with gzip and brotli at their best settings; the server then
 //! answers from memory without compressing anything per request. The script also computes the
-//! SHA-256 of each inline `<script>` of `index.html`, so the page's Content-Security-Policy can
+//! SHA-256 of each inline `<script>` of each `index.html`, so each page's Content-Security-Policy can
 //! allow exactly those scripts and nothing else.
 //!
 //! Without a built UI (a plain `cargo build` or `cargo test` on a fresh checkout) the server still
@@ -43,7 +43,7 @@ fn main() {
     fs::create_dir_all(&blobs).expect("create OUT_DIR/ui");
 
     let mut files = Vec::new();
-    if dist.join("index.html").is_file() {
+    if dist.join("status/index.html").is_file() && dist.join("admin/index.html").is_file() {
         collect(&dist, &dist, &mut files);
         files.sort();
     } else if env::var("PROFILE").as_deref() == Ok("release") {
@@ -55,13 +55,14 @@ fn main() {
     }
 
     let mut code = String::new();
-    let mut script_hashes = Vec::new();
     writeln!(code, "pub(crate) static ASSETS: &[Asset] = &[").expect("write to string");
     for (i, relative) in files.iter().enumerate() {
         let content = fs::read(dist.join(relative)).expect("read UI file");
-        if relative == "index.html" {
-            script_hashes = inline_script_hashes(&String::from_utf8_lossy(&content));
-        }
+        let script_hashes = if relative.ends_with("index.html") {
+            inline_script_hashes(&String::from_utf8_lossy(&content))
+        } else {
+            Vec::new()
+        };
         let raw = blobs.join(format!("{i}"));
         fs::write(&raw, &content).expect("write embedded file");
         let gzip = keep_if_smaller(&content, gzip(&content), &blobs.join(format!("{i}.gz")));
@@ -71,7 +72,7 @@ fn main() {
         writeln!(
             code,
             "    Asset {{ path: {relative:?}, content_type: {:?}, etag: {etag:?}, immutable: {}, \
-             identity: include_bytes!({:?}), gzip: {}, brotli: {} }},",
+             identity: include_bytes!({:?}), gzip: {}, brotli: {}, script_hashes: &{script_hashes:?} }},",
             content_type(relative),
             is_content_hashed(relative),
             raw.display().to_string(),
@@ -81,11 +82,6 @@ fn main() {
         .expect("write to string");
     }
     writeln!(code, "];").expect("write to string");
-    writeln!(
-        code,
-        "pub(crate) static INDEX_SCRIPT_HASHES: &[&str] = &{script_hashes:?};"
-    )
-    .expect("write to string");
     fs::write(out_dir.join("assets.rs"), code).expect("write assets.rs");
 }
 

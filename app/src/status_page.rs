@@ -127,7 +127,9 @@ pub fn StatusPage() -> impl IntoView {
             <h1>"License Server"</h1>
             <PoolField pool choose=choose_pool />
             <nav class="admin-nav">
-                <a href=LICENSES_PATH>"Admin"</a>
+                <a href=LICENSES_PATH rel="external">
+                    "Admin"
+                </a>
             </nav>
             <div class="freshness">
                 <live::LiveMark live />

@@ -66,6 +66,40 @@ test('the root and /status/ lead to the status page', async ({ page, server }) =
   }
 });
 
+test('the status page loads its own small bundle; Admin and Status page links cross to the other', async ({
+  page,
+  server,
+}) => {
+  const errors = watchConsole(page);
+  const wasm: { url: string; bytes: number }[] = [];
+  page.on('response', async (response) => {
+    if (response.url().endsWith('.wasm')) {
+      wasm.push({ url: new URL(response.url()).pathname, bytes: Number(response.headers()['content-length'] ?? 0) });
+    }
+  });
+  await page.goto(server.statusPage);
+  await expect(page.getByRole('heading', { name: 'Servers' })).toBeVisible();
+  expect(wasm.map((w) => w.url)).toEqual([expect.stringMatching(/^\/assets\/status\/status-[0-9a-f]+_bg\.wasm$/)]);
+
+  // The admin screens are another bundle: the link loads their page, not a route of this one.
+  await page.getByRole('link', { name: 'Admin' }).click();
+  await expect(page.getByRole('button', { name: 'Log in' })).toBeVisible();
+  expect(wasm.map((w) => w.url)).toEqual([
+    expect.stringMatching(/^\/assets\/status\//),
+    expect.stringMatching(/^\/assets\/admin\/admin-[0-9a-f]+_bg\.wasm$/),
+  ]);
+  const [status, admin] = wasm.map((w) => w.bytes);
+  test.info().annotations.push({ type: 'wasm as served (br)', description: `status ${status} bytes, admin ${admin} bytes` });
+  console.log(`wasm as served (br): status ${status} bytes, admin ${admin} bytes`);
+  expect(status).toBeGreaterThan(0);
+  expect(status).toBeLessThan(admin);
+
+  await page.getByRole('link', { name: 'Status page' }).click();
+  await expect(page).toHaveURL(server.statusPage);
+  await expect(page.getByRole('heading', { name: 'Servers' })).toBeVisible();
+  expect(errors).toEqual([]);
+});
+
 test('refreshes on its own without re-creating unchanged rows', async ({ page, server }) => {
   await page.goto(server.statusPage);
   const updated = page.getByText(/^Last updated/);

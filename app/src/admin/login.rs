@@ -71,7 +71,9 @@ pub fn LoginScreen() -> impl IntoView {
         <header class="topbar">
             <h1>"License Server"</h1>
             <nav class="admin-nav">
-                <a href=STATUS_PATH>"Status page"</a>
+                <a href=STATUS_PATH rel="external">
+                        "Status page"
+                    </a>
             </nav>
         </header>
         <main class="page login">

@@ -53,7 +53,9 @@ pub fn Shell(title: &'static str, children: ChildrenFn) -> impl IntoView {
                                 </a>
                             }
                         })
-                        .collect_view()} <a href=STATUS_PATH>"Status page"</a>
+                        .collect_view()} <a href=STATUS_PATH rel="external">
+                        "Status page"
+                    </a>
                 </nav>
                 <ZoneNote />
                 <div class="who">

@@ -1,11 +1,12 @@
 //! The web UI, embedded in the binary by `build.rs` and served from memory.
 //!
-//! Trunk fingerprints the files it builds (`app-<hash>.js`); those never change under their name
-//! and are cached by browsers for a year. `index.html` names the current fingerprints, so it is
+//! There are two pages, each with its own bundle: the status page (`status/`) and the admin
+//! screens (`admin/`), so that the public page does not carry the admin screens' code.
+//!
+//! Trunk fingerprints the files it builds (`status-<hash>.js`); those never change under their
+//! name and are cached by browsers for a year. A page names the current fingerprints, so it is
 //! revalidated on every load (`no-cache` + ETag). Each file was compressed at build time with
 //! brotli and gzip; a request gets the best encoding it accepts, with no work per request.
-
-use std::sync::LazyLock;
 
 use axum::{
     body::Body,
@@ -32,6 +33,8 @@ pub struct Asset {
     /// Absent when compression would not save at least a tenth.
     pub gzip: Option<&'static [u8]>,
     pub brotli: Option<&'static [u8]>,
+    /// For a page: the `'sha256-…'` sources of its inline scripts (trunk's loader), for its CSP.
+    pub script_hashes: &'static [&'static str],
 }
 
 include!(concat!(env!("OUT_DIR"), "/assets.rs"));
@@ -39,27 +42,41 @@ include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const REVALIDATE: &str = "no-cache";
 
-/// The page's policy: scripts only from this origin plus trunk's inline loader (by hash), wasm
+/// The status page's bundle, `status/` under `app/dist/`.
+const STATUS_INDEX: &str = "status/index.html";
+/// The admin screens' bundle.
+const ADMIN_INDEX: &str = "admin/index.html";
+
+/// A page's policy: scripts only from this origin plus trunk's inline loader (by hash), wasm
 /// compilation allowed, data only from this origin, no framing.
-static INDEX_CSP: LazyLock<String> = LazyLock::new(|| {
-    let scripts = INDEX_SCRIPT_HASHES.join(" ");
+fn page_csp(page: &Asset) -> String {
+    let scripts = page.script_hashes.join(" ");
     format!(
         "default-src 'self'; script-src 'self' 'wasm-unsafe-eval' {scripts}; style-src 'self'; \
          img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; \
          frame-ancestors 'none'; object-src 'none'"
     )
-});
+}
 
 fn find(path: &str) -> Option<&'static Asset> {
     ASSETS.iter().find(|a| a.path == path)
 }
 
-/// `GET /status/index.html` and the admin screens: the app's page.
-pub async fn index(headers: HeaderMap) -> Response {
-    match find("index.html") {
+/// `GET /status/index.html`: the status page, with its own small bundle.
+pub async fn status_page(headers: HeaderMap) -> Response {
+    page(STATUS_INDEX, &headers)
+}
+
+/// `GET /admin` and the admin screens under it: the admin bundle's page.
+pub async fn admin_page(headers: HeaderMap) -> Response {
+    page(ADMIN_INDEX, &headers)
+}
+
+fn page(path: &str, headers: &HeaderMap) -> Response {
+    match find(path) {
         Some(page) => {
-            let mut response = respond(page, &headers);
-            if let Ok(csp) = HeaderValue::from_str(&INDEX_CSP) {
+            let mut response = respond(page, headers);
+            if let Ok(csp) = HeaderValue::from_str(&page_csp(page)) {
                 response
                     .headers_mut()
                     .insert(header::CONTENT_SECURITY_POLICY, csp);
@@ -73,7 +90,8 @@ pub async fn index(headers: HeaderMap) -> Response {
 /// `GET /assets/{*path}`: what trunk built, as named in `index.html`.
 pub async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Result<Response, AppError> {
     match find(&path) {
-        Some(asset) if asset.path != "index.html" => Ok(respond(asset, &headers)),
+        // A page is served at its own address, with its CSP; never as a bare asset.
+        Some(asset) if !asset.path.ends_with("index.html") => Ok(respond(asset, &headers)),
         _ => Err(AppError::new(
             StatusCode::NOT_FOUND,
             ErrorCode::NotFound,
@@ -85,7 +103,7 @@ pub async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Result<Respo
 /// `GET /robots.txt`: from `public/`. A license server's status page has no business in a
 /// search index.
 pub async fn robots(headers: HeaderMap) -> Response {
-    match find("robots.txt") {
+    match find("status/robots.txt") {
         Some(asset) => respond(asset, &headers),
         None => (
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -199,6 +217,7 @@ mod tests {
         identity: b"console.log('plain')",
         gzip: Some(b"gzip bytes"),
         brotli: Some(b"brotli bytes"),
+        script_hashes: &[],
     };
 
     fn request(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {

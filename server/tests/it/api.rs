@@ -175,17 +175,37 @@ async fn answers_carry_security_headers() {
     );
 }
 
-/// The page and every file it names, as a browser would load them. Without an embedded UI (a
-/// build without `make build`) the page must say how to get one instead.
+/// Each page and every file it names, as a browser would load them. Without an embedded UI (a
+/// build without `make build`) a page must say how to get one instead.
+///
+/// The status page and the admin screens are two bundles: the public page must not download the
+/// admin screens' code, and each page's CSP allows its own loader script only.
 #[tokio::test]
-async fn the_status_page_and_its_assets_are_served() {
+async fn the_status_page_and_the_admin_page_are_served_each_with_its_bundle() {
     let app = support::app().await;
     let router = server::api_port(app.state.clone());
-    let page = get(&router, "/status/index.html").await;
-    if page.status == StatusCode::SERVICE_UNAVAILABLE {
-        assert!(page.text().contains("make build"), "{}", page.text());
+    let status = get(&router, "/status/index.html").await;
+    if status.status == StatusCode::SERVICE_UNAVAILABLE {
+        assert!(status.text().contains("make build"), "{}", status.text());
         return;
     }
+    let admin = get(&router, "/admin/licenses").await;
+    let status_wasm = page_and_assets(&router, &status, "/assets/status/").await;
+    let admin_wasm = page_and_assets(&router, &admin, "/assets/admin/").await;
+    assert!(
+        status_wasm < admin_wasm * 3 / 4,
+        "the status page's bundle ({status_wasm} bytes) should be well under the admin \
+         bundle ({admin_wasm} bytes)"
+    );
+    assert_ne!(
+        status.header("content-security-policy"),
+        admin.header("content-security-policy"),
+        "each page allows its own loader script"
+    );
+}
+
+/// Checks a page and loads every file it names; returns the size of its wasm, as served (br).
+async fn page_and_assets(router: &axum::Router, page: &support::Answer, prefix: &str) -> usize {
     assert_eq!(page.status, StatusCode::OK);
     assert_eq!(page.header("content-type"), "text/html; charset=utf-8");
     assert_eq!(page.header("cache-control"), "no-cache");
@@ -197,16 +217,19 @@ async fn the_status_page_and_its_assets_are_served() {
     assert!(!csp.contains("unsafe-inline"), "{csp}");
 
     let html = page.text();
-    let assets: Vec<&str> = html
+    // A set: the page names its wasm twice (preload and loader).
+    let assets: std::collections::BTreeSet<&str> = html
         .split(['"', '\''])
         .filter(|s| s.starts_with("/assets/"))
         .collect();
     assert!(assets.iter().any(|a| a.ends_with(".wasm")), "{html}");
     assert!(assets.iter().any(|a| a.ends_with(".js")), "{html}");
     assert!(assets.iter().any(|a| a.ends_with(".css")), "{html}");
+    let mut wasm = 0;
     for asset in assets {
+        assert!(asset.starts_with(prefix), "{asset} outside {prefix}");
         let answer = call(
-            &router,
+            router,
             Method::GET,
             asset,
             &[("accept-encoding", "br, gzip")],
@@ -220,7 +243,10 @@ async fn the_status_page_and_its_assets_are_served() {
         );
         assert_eq!(answer.header("content-encoding"), "br", "{asset}");
         let expected = match asset.rsplit('.').next() {
-            Some("wasm") => "application/wasm",
+            Some("wasm") => {
+                wasm += answer.body.len();
+                "application/wasm"
+            }
             Some("js") => "text/javascript; charset=utf-8",
             Some("css") => "text/css; charset=utf-8",
             other => panic!("unexpected asset type {other:?}"),
@@ -228,7 +254,7 @@ async fn the_status_page_and_its_assets_are_served() {
         assert_eq!(answer.header("content-type"), expected, "{asset}");
         let etag = answer.header("etag").to_owned();
         let again = call(
-            &router,
+            router,
             Method::GET,
             asset,
             &[("accept-encoding", "br"), ("if-none-match", &etag)],
@@ -236,6 +262,10 @@ async fn the_status_page_and_its_assets_are_served() {
         .await;
         assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{asset}");
     }
+    // A page is not an asset: it is served at its own address, with its CSP.
+    let bare = prefix.to_owned() + "index.html";
+    assert_eq!(get(router, &bare).await.status, StatusCode::NOT_FOUND, "{bare}");
+    wasm
 }
 
 /// The committed OpenAPI documents are what the code generates (run with `UPDATE_OPENAPI=1` to

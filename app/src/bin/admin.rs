@@ -1,0 +1,6 @@
+//! The admin screens' bundle, loaded under `/admin/`.
+
+fn main() {
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(app::AdminApp);
+}
