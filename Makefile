@@ -57,8 +57,8 @@ SEALED_TEST_KEYS := target/sealed-test-keys
 comma := ,
 empty :=
 space := $(empty) $(empty)
-# Two bundles: the status page (app/index.html) and the admin screens (app/admin.html), each in
-# its own folder under app/dist/, served under /assets/status/ and /assets/admin/.
+# Two bundles: the status page (app/index.html) and the admin screens (app/admin.html, made from
+# it), each in its own folder under app/dist/, served under /assets/status/ and /assets/admin/.
 UI_INDEX := app/dist/admin/index.html
 
 VENV := .venv
@@ -71,7 +71,7 @@ E2E_NPM := end2end/node_modules/.package-lock.json
 # What the UI bundle is built from: trunk runs only when one of these changed, so an unchanged UI
 # does not make cargo re-embed it and relink the server.
 UI_SOURCES := $(shell find app/src app/models/src style public -type f 2>/dev/null) \
-	app/index.html app/admin.html app/Trunk.toml app/Cargo.toml app/models/Cargo.toml Cargo.toml Cargo.lock
+	app/index.html app/Trunk.toml app/Cargo.toml app/models/Cargo.toml Cargo.toml Cargo.lock
 
 .PHONY: help setup build bundle-size bundle-check vendor-build run demo demo-network test sealed-test lint e2e api-fuzz bench soak network-soak fuzz deb deb-check clean
 
@@ -130,6 +130,10 @@ $(CURL):
 $(UI_INDEX): $(UI_SOURCES) | setup
 	rm -rf app/dist
 	cd app && trunk build --release --locked --dist dist/status --public-url /assets/status/ index.html
+	@# The admin page is the status page with the other binary (and no robots.txt), made here so
+	@# that the two cannot drift apart.
+	sed -e 's/data-bin="status"/data-bin="admin"/' -e '/rel="copy-dir"/d' -e '/^<!-- /d' \
+		app/index.html > app/admin.html
 	cd app && trunk build --release --locked --dist dist/admin --public-url /assets/admin/ admin.html
 
 build: setup $(UI_INDEX)
@@ -277,4 +281,4 @@ deb-check: deb $(SYSTEMD_ANALYZE)
 
 clean:
 	cargo clean
-	rm -rf app/dist app/node_modules end2end/node_modules end2end/test-results $(VENV)
+	rm -rf app/dist app/admin.html app/node_modules end2end/node_modules end2end/test-results $(VENV)
