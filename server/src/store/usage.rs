@@ -325,30 +325,43 @@ impl Store {
             .collect())
     }
 
-    /// The totals of `[from, to)` (days) per host or per user, every one of them.
+    /// The busiest `most` hosts or users of `[from, to)` (days), by license time then grants,
+    /// with their totals, and how many there were in all.
+    ///
+    /// Bounded because a host name is whatever a client says: a farm that gives every container
+    /// a new name has millions of hosts a year, and a report lists ten.
     pub async fn usage_parties(
         &self,
         from: i64,
         to: i64,
         filter: &UsageFilter,
         by: PartyColumn,
-    ) -> Result<Vec<(Party, DayTotals)>, StoreError> {
+        most: u32,
+    ) -> Result<(Vec<(Party, DayTotals)>, u64), StoreError> {
         let (columns, group) = match by {
             PartyColumn::Host => ("host, '', ''", "host"),
             PartyColumn::User => ("'', realm, principal", "realm, principal"),
         };
-        let sql = format!(
-            "SELECT {columns}, SUM(grants), SUM(held_seconds), SUM(credits)
-             FROM {} WHERE day >= ?1 AND day < ?2{}{} GROUP BY {group}",
+        let rows_from = format!(
+            "FROM {} WHERE day >= ?1 AND day < ?2{}{} GROUP BY {group}",
             by.table(),
             UsageFilter::CARTRIDGE,
             by.condition()
         );
+        let sql = format!(
+            "SELECT {columns}, SUM(grants), SUM(held_seconds), SUM(credits) {rows_from}
+             ORDER BY SUM(held_seconds) DESC, SUM(grants) DESC, {group} LIMIT ?9"
+        );
         let rows: Vec<(String, String, String, i64, i64, i64)> =
             bind_filter(sqlx::query_as(&sql), from, to, filter)
+                .bind(i64::from(most))
                 .fetch_all(&self.pool)
                 .await?;
-        Ok(rows
+        let count_sql = format!("SELECT COUNT(*) FROM (SELECT 1 {rows_from})");
+        let (all,): (i64,) = bind_filter(sqlx::query_as(&count_sql), from, to, filter)
+            .fetch_one(&self.pool)
+            .await?;
+        let rows = rows
             .into_iter()
             .map(|(host, realm, principal, grants, held, credits)| {
                 let party = Party {
@@ -359,7 +372,8 @@ impl Store {
                 let totals = DayTotals::from_sql(grants, held, credits);
                 (party, totals)
             })
-            .collect())
+            .collect();
+        Ok((rows, count(all)))
     }
 
     /// The refusals of `[from, to)` that `filter` takes (a session refused before it asked for a
@@ -419,4 +433,73 @@ fn bind_filter<'q, O>(
         .bind(filter.host.as_deref())
         .bind(filter.realm.as_deref())
         .bind(filter.principal.as_deref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Five hosts on one day, each busier than the next; a user's rows on another table.
+    async fn store_with_hosts() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("license-server.db"))
+            .await
+            .unwrap();
+        let cartridge = Cartridge {
+            pool: "default".into(),
+            product_id: 7,
+            major_version: 1,
+        };
+        let mut delta = Delta::default();
+        for (i, host) in ["e", "d", "c", "b", "a"].iter().enumerate() {
+            let party = Party {
+                host: (*host).into(),
+                realm: "corp".into(),
+                principal: format!("user{i}"),
+            };
+            let n = i as u64 + 1;
+            let totals = DayTotals {
+                grants: n,
+                held_seconds: 60 * n,
+                credits: 0,
+            };
+            delta.days.insert((cartridge.clone(), party, 0), totals);
+        }
+        store.write_usage(&delta).await.unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn a_report_reads_only_the_busiest_parties_and_counts_them_all() {
+        let (_dir, store) = store_with_hosts().await;
+        let filter = UsageFilter::default();
+        let (rows, all) = store
+            .usage_parties(0, DAY_SECONDS, &filter, PartyColumn::Host, 2)
+            .await
+            .unwrap();
+        let hosts: Vec<(&str, u64)> = rows
+            .iter()
+            .map(|(p, t)| (p.host.as_str(), t.held_seconds))
+            .collect();
+        assert_eq!(hosts, [("a", 300), ("b", 240)]);
+        assert_eq!(all, 5);
+
+        let (rows, all) = store
+            .usage_parties(0, DAY_SECONDS, &filter, PartyColumn::User, 10)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 5);
+        assert_eq!(rows[0].0.principal, "user4");
+        assert_eq!(all, 5);
+
+        // Another day: none.
+        let (rows, all) = store
+            .usage_parties(DAY_SECONDS, 2 * DAY_SECONDS, &filter, PartyColumn::Host, 2)
+            .await
+            .unwrap();
+        assert!(rows.is_empty());
+        assert_eq!(all, 0);
+    }
+
+    const DAY_SECONDS: i64 = 86_400;
 }

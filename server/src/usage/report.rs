@@ -25,6 +25,13 @@ use crate::store::{
     usage::{Cartridge, DayTotals, Party, PartyColumn, UsageFilter},
 };
 
+/// The most hosts (and users) a report reads from the store: the busiest by license time. The
+/// list shows [`USAGE_TOP`]; the rest only adds licenses held now, which cannot lift a party
+/// from outside the busiest (by history) above them unless it holds a license now. Such a party
+/// is ranked by its time now alone, and counted in the total only if it has no history at all
+/// in the range, which beyond this many parties cannot be told without another query.
+const MOST_PARTIES: u32 = 100_000;
+
 /// Entries a report folds in before it answers: a few seconds' worth on a busy server, and a
 /// bounded wait on one that is still reading an old ledger.
 pub(super) const FOLD_BEFORE_REPORT: u64 = 50_000;
@@ -262,23 +269,40 @@ impl Usage {
         range: Range,
         filter: &UsageFilter,
         by: PartyColumn,
-    ) -> Result<Option<Vec<(Party, DayTotals)>>, StoreError> {
+    ) -> Result<Option<PartyRows>, StoreError> {
         if by != PartyColumn::of(filter) && filter.by_party() {
             return Ok(None);
         }
         let (from, to) = (day_of(range.from), day_of(range.to - 1) + DAY);
-        Ok(Some(self.store.usage_parties(from, to, filter, by).await?))
+        let (rows, all) = (self.store)
+            .usage_parties(from, to, filter, by, MOST_PARTIES)
+            .await?;
+        Ok(Some(PartyRows {
+            complete: rows.len() < MOST_PARTIES as usize,
+            rows,
+            all,
+        }))
     }
+}
+
+/// The busiest hosts or users of a range, as read from the store.
+struct PartyRows {
+    rows: Vec<(Party, DayTotals)>,
+    /// How many there were in the store.
+    all: u64,
+    /// `rows` holds every one of them.
+    complete: bool,
 }
 
 /// The busiest hosts or users (by license time, then grants) of `rows` with the licenses held
 /// now, and how many there were.
-fn top(
-    rows: Option<Vec<(Party, DayTotals)>>,
-    by: PartyColumn,
-    held: &[(Party, u64)],
-) -> (Vec<UsageParty>, u64) {
-    let Some(rows) = rows else {
+fn top(rows: Option<PartyRows>, by: PartyColumn, held: &[(Party, u64)]) -> (Vec<UsageParty>, u64) {
+    let Some(PartyRows {
+        rows,
+        all,
+        complete,
+    }) = rows
+    else {
         return (Vec::new(), 0);
     };
     let key = |p: &Party| match by {
@@ -295,10 +319,18 @@ fn top(
     for (party, t) in rows {
         totals.entry(party).or_default().add(&t);
     }
+    let stored = totals.len() as u64;
     for (party, seconds) in held {
         totals.entry(key(party)).or_default().held_seconds += seconds;
     }
-    let total = totals.len() as u64;
+    // Parties with a license now and no stored rows are new; when the store's list was cut, a
+    // party missing from it may be one of those cut (see `MOST_PARTIES`).
+    let new = if complete {
+        totals.len() as u64 - stored
+    } else {
+        0
+    };
+    let total = all.max(stored) + new;
     let mut list: Vec<(Party, DayTotals)> = totals.into_iter().collect();
     list.sort_by(|(pa, a), (pb, b)| {
         (b.held_seconds, b.grants, pa).cmp(&(a.held_seconds, a.grants, pb))
@@ -366,4 +398,64 @@ fn cartridge_report(
 
 fn at_time(t: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(name: &str) -> Party {
+        Party {
+            host: name.into(),
+            ..Party::default()
+        }
+    }
+
+    fn stored(held_seconds: &[(&str, u64)], all: u64, complete: bool) -> Option<PartyRows> {
+        let rows = held_seconds
+            .iter()
+            .map(|(name, seconds)| {
+                let totals = DayTotals {
+                    grants: 1,
+                    held_seconds: *seconds,
+                    credits: 0,
+                };
+                (host(name), totals)
+            })
+            .collect();
+        Some(PartyRows {
+            rows,
+            all,
+            complete,
+        })
+    }
+
+    #[test]
+    fn a_license_held_now_lifts_a_host_and_a_new_host_is_counted_when_the_list_is_whole() {
+        let held = [(host("new"), 500), (host("b"), 200)];
+        let (list, total) = top(
+            stored(&[("a", 300), ("b", 100)], 2, true),
+            PartyColumn::Host,
+            &held,
+        );
+        let order: Vec<_> = list
+            .iter()
+            .map(|p| (p.host.clone().unwrap(), p.held_seconds))
+            .collect();
+        assert_eq!(
+            order,
+            [("new".into(), 500), ("a".into(), 300), ("b".into(), 300)]
+        );
+        assert_eq!(total, 3);
+
+        // The store's list was cut at the busiest two of 1,000: "new" may be one of the others,
+        // so the total stays the store's count.
+        let (list, total) = top(
+            stored(&[("a", 300), ("b", 100)], 1_000, false),
+            PartyColumn::Host,
+            &held,
+        );
+        assert_eq!(list[0].host.as_deref(), Some("new"));
+        assert_eq!(total, 1_000);
+    }
 }

@@ -264,7 +264,11 @@ async fn page_and_assets(router: &axum::Router, page: &support::Answer, prefix: 
     }
     // A page is not an asset: it is served at its own address, with its CSP.
     let bare = prefix.to_owned() + "index.html";
-    assert_eq!(get(router, &bare).await.status, StatusCode::NOT_FOUND, "{bare}");
+    assert_eq!(
+        get(router, &bare).await.status,
+        StatusCode::NOT_FOUND,
+        "{bare}"
+    );
     wasm
 }
 
