@@ -13,8 +13,8 @@
 #   make lint    format check, clippy (native and wasm32), TypeScript check
 #   make api-fuzz  Schemathesis on the admin API of a release server
 #   make bench   license cycles per second and latency, next to a baseline, at concurrency 1, 16, 64;
-#                grants during a mass drop; the usage report over a year; start-up after 1 M and
-#                10 M ledger entries
+#                grants during a mass drop; the usage report over a year, and over a month of
+#                20,000 new hosts a day; start-up after 1 M and 10 M ledger entries
 #   make soak    kill -9 under load SOAK_KILLS times (default 1000), then the audit of the ledger
 #   make network-soak  a three-member failover network's coordinator killed under load
 #                NETWORK_KILLS times (default 20), the audit, and the time to the next success
@@ -230,6 +230,7 @@ bench: build
 	$(SERVER_BIN) bench --spawn-server --concurrency 1,16,64 --duration 10 --listeners 100
 	$(SERVER_BIN) bench --spawn-server --mass-drop 50000 --concurrency 16
 	$(SERVER_BIN) bench --spawn-server --usage-days 365
+	$(SERVER_BIN) bench --spawn-server --usage-days 30 --usage-hosts 20000
 	$(SERVER_BIN) bench --spawn-server --startup-entries 1000000
 	$(SERVER_BIN) bench --spawn-server --startup-entries 10000000
 	$(SERVER_BIN) bench --spawn-network 3 --concurrency 16,64 --duration 10 --failover-kills 20

@@ -138,6 +138,10 @@ pub struct BenchArgs {
     /// history.
     #[arg(long, value_name = "N", requires = "spawn_server", conflicts_with_all = ["mass_drop", "startup_entries", "listeners"], value_parser = clap::value_parser!(u64).range(1..=400))]
     pub usage_days: Option<u64>,
+    /// With --usage-days: N hosts a day instead of 200, named anew every day (as containers are),
+    /// which the report must rank and count without loading them all.
+    #[arg(long, value_name = "N", requires = "usage_days", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub usage_hosts: Option<u32>,
     /// Sessions still running at the end of that history, each holding a license.
     #[arg(long, value_name = "N", default_value_t = 1000, requires = "startup_entries", value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     pub startup_live: u64,

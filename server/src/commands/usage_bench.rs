@@ -7,6 +7,8 @@
 //! hosts that each use 3 of 10 products, jobs run for 5 users per host and product out of 50,
 //! every cartridge busy every hour, refusals in one hour of four. Folding that many entries would
 //! take hours; the fold's own speed is what `--startup-entries` shows as the server catches up.
+//! `--usage-hosts N` puts the jobs on N hosts a day instead, named anew each day (containers),
+//! which is what a report's busiest-hosts list must survive.
 //!
 //! The same reports are first timed on the empty history (the baseline: login, HTTP, JSON), then
 //! on the full one; each is the median of [`RUNS`] after one untimed run.
@@ -31,6 +33,7 @@ use crate::{
 
 /// Timed runs of each report.
 const RUNS: usize = 5;
+/// Build machines, the same every day.
 const HOSTS: u32 = 200;
 const USERS: u32 = 50;
 const PRODUCTS: u32 = 10;
@@ -54,7 +57,13 @@ pub async fn run(args: &BenchArgs, days: u64, out: &mut dyn Write) -> anyhow::Re
         ),
         (
             format!("{days} days, one host"),
-            format!("?{span}&host=build-007"),
+            format!(
+                "?{span}&host={}",
+                match args.usage_hosts {
+                    Some(_) => "ci-0-000007",
+                    None => "build-007",
+                }
+            ),
         ),
         (
             format!("{days} days, one user"),
@@ -86,7 +95,7 @@ pub async fn run(args: &BenchArgs, days: u64, out: &mut dyn Write) -> anyhow::Re
     }
     server.stop();
     let built = Instant::now();
-    let rows = write_totals(&server, days).await?;
+    let rows = write_totals(&server, days, args.usage_hosts).await?;
     writeln!(
         out,
         "usage totals of {days} days written ({} hourly rows, {} host-day rows, {} user-day \
@@ -165,8 +174,14 @@ async fn timed(
 }
 
 /// Writes the totals of `days` days ending today into the stopped server's store, a day per
-/// transaction; the rows written per table.
-async fn write_totals(server: &SpawnedServer, days: u64) -> anyhow::Result<[u64; 4]> {
+/// transaction; the rows written per table. With `fresh_hosts`, that many hosts a day, each
+/// day's named anew, instead of the [`HOSTS`] build machines.
+async fn write_totals(
+    server: &SpawnedServer,
+    days: u64,
+    fresh_hosts: Option<u32>,
+) -> anyhow::Result<[u64; 4]> {
+    let hosts = fresh_hosts.unwrap_or(HOSTS);
     let store = Store::open(&server.data_dir.join("license-server.db")).await?;
     let today = OffsetDateTime::now_utc().unix_timestamp();
     let today = today - today.rem_euclid(DAY);
@@ -177,11 +192,11 @@ async fn write_totals(server: &SpawnedServer, days: u64) -> anyhow::Result<[u64;
         major_version: 0,
     };
     // Each (host, product, user) of a day: the jobs are spread evenly over them.
-    let combos = u64::from(HOSTS) * 3 * 5;
+    let combos = u64::from(hosts) * 3 * 5;
     let per_combo = DayTotals {
-        grants: JOBS_PER_DAY / combos,
-        held_seconds: JOBS_PER_DAY / combos * JOB_SECONDS,
-        credits: JOBS_PER_DAY / combos,
+        grants: (JOBS_PER_DAY / combos).max(1),
+        held_seconds: (JOBS_PER_DAY / combos).max(1) * JOB_SECONDS,
+        credits: (JOBS_PER_DAY / combos).max(1),
     };
     let per_hour = JOBS_PER_DAY / 24 / u64::from(PRODUCTS);
     for d in (0..i64::try_from(days)?).rev() {
@@ -210,14 +225,17 @@ async fn write_totals(server: &SpawnedServer, days: u64) -> anyhow::Result<[u64;
             }
         }
         let mut users: HashMap<(u32, u32), ()> = HashMap::new();
-        for host in 0..HOSTS {
+        for host in 0..hosts {
             for k in 0..3 {
                 let product = (host + k * 3) % PRODUCTS + 1;
                 for j in 0..5 {
                     let user = (host * 7 + product + j) % USERS;
                     users.insert((user, product), ());
                     let party = Party {
-                        host: format!("build-{host:03}"),
+                        host: match fresh_hosts {
+                            Some(_) => format!("ci-{d}-{host:06}"),
+                            None => format!("build-{host:03}"),
+                        },
                         realm: "corp".to_owned(),
                         principal: format!("user-{user:02}"),
                     };
@@ -228,7 +246,7 @@ async fn write_totals(server: &SpawnedServer, days: u64) -> anyhow::Result<[u64;
             }
         }
         rows[0] += delta.hours.len() as u64;
-        rows[1] += u64::from(HOSTS) * 3;
+        rows[1] += u64::from(hosts) * 3;
         rows[2] += users.len() as u64;
         rows[3] += delta.refusals.len() as u64;
         store.write_usage(&delta).await?;
