@@ -342,28 +342,24 @@ impl Store {
             PartyColumn::Host => ("host, '', ''", "host"),
             PartyColumn::User => ("'', realm, principal", "realm, principal"),
         };
-        let rows_from = format!(
-            "FROM {} WHERE day >= ?1 AND day < ?2{}{} GROUP BY {group}",
+        // `COUNT(*) OVER ()` counts the groups before the limit: one pass over the rows.
+        let sql = format!(
+            "SELECT {columns}, SUM(grants), SUM(held_seconds), SUM(credits), COUNT(*) OVER ()
+             FROM {} WHERE day >= ?1 AND day < ?2{}{} GROUP BY {group}
+             ORDER BY SUM(held_seconds) DESC, SUM(grants) DESC, {group} LIMIT ?9",
             by.table(),
             UsageFilter::CARTRIDGE,
             by.condition()
         );
-        let sql = format!(
-            "SELECT {columns}, SUM(grants), SUM(held_seconds), SUM(credits) {rows_from}
-             ORDER BY SUM(held_seconds) DESC, SUM(grants) DESC, {group} LIMIT ?9"
-        );
-        let rows: Vec<(String, String, String, i64, i64, i64)> =
+        let rows: Vec<(String, String, String, i64, i64, i64, i64)> =
             bind_filter(sqlx::query_as(&sql), from, to, filter)
                 .bind(i64::from(most))
                 .fetch_all(&self.pool)
                 .await?;
-        let count_sql = format!("SELECT COUNT(*) FROM (SELECT 1 {rows_from})");
-        let (all,): (i64,) = bind_filter(sqlx::query_as(&count_sql), from, to, filter)
-            .fetch_one(&self.pool)
-            .await?;
+        let all = rows.first().map_or(0, |row| row.6);
         let rows = rows
             .into_iter()
-            .map(|(host, realm, principal, grants, held, credits)| {
+            .map(|(host, realm, principal, grants, held, credits, _)| {
                 let party = Party {
                     host,
                     realm,
