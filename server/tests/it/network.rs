@@ -704,6 +704,28 @@ async fn a_license_activated_at_the_vendor_on_one_member_counts_on_every_member(
         .header("X-Lic-Session-Id", licensing)
         .send()
     };
+    // The activation carries the member's ledger head, which the vendor keeps; a member that has
+    // not yet applied the network's first entry has none to send (seen on a busy CI machine).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let export = http
+            .get(api("/server/manage/ledger/export?format=jsonl"))
+            .header("X-Ak-Session-Id", &admin)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if !export.trim().is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the member's ledger stayed empty"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let activated = activate("NET-1").await.unwrap();
     assert_eq!(
         activated.status(),
