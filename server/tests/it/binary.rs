@@ -41,14 +41,20 @@ pub fn command_of(binary: &str, args: &[&str]) -> Command {
 }
 
 /// `GET url` with one header: the answer's JSON.
-pub async fn get_json(url: &str, (name, value): (&str, &str)) -> serde_json::Value {
+pub async fn get_json(url: &str, header: (&str, &str)) -> serde_json::Value {
+    let text = get_text(url, header).await;
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// `GET url` with one header: the answer's body.
+pub async fn get_text(url: &str, (name, value): (&str, &str)) -> String {
     reqwest::Client::new()
         .get(url)
         .header(name, value)
         .send()
         .await
         .unwrap()
-        .json()
+        .text()
         .await
         .unwrap()
 }

@@ -708,15 +708,11 @@ async fn a_license_activated_at_the_vendor_on_one_member_counts_on_every_member(
     // not yet applied the network's first entry has none to send (seen on a busy CI machine).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let export = http
-            .get(api("/server/manage/ledger/export?format=jsonl"))
-            .header("X-Ak-Session-Id", &admin)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let export = crate::binary::get_text(
+            &api("/server/manage/ledger/export?format=jsonl"),
+            ("X-Ak-Session-Id", &admin),
+        )
+        .await;
         if !export.trim().is_empty() {
             break;
         }
@@ -762,15 +758,11 @@ async fn a_license_activated_at_the_vendor_on_one_member_counts_on_every_member(
         assert_eq!(data["cartridges"][0]["runcount"], 2);
     }
     // The offline request names the network and every member, and the vendor's tool takes it.
-    let request = http
-        .get(api("/server/manage/license/create"))
-        .header("X-Ak-Session-Id", &admin)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let request = crate::binary::get_text(
+        &api("/server/manage/license/create"),
+        ("X-Ak-Session-Id", &admin),
+    )
+    .await;
     let parsed: Value = serde_json::from_str(&request).unwrap();
     assert_eq!(parsed["request"]["serverId"], cluster.network_id.as_str());
     let members = parsed["request"]["network"]["members"].as_array().unwrap();
