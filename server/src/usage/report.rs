@@ -277,32 +277,21 @@ impl Usage {
         let (rows, all) = (self.store)
             .usage_parties(from, to, filter, by, MOST_PARTIES)
             .await?;
-        Ok(Some(PartyRows {
-            complete: rows.len() < MOST_PARTIES as usize,
-            rows,
-            all,
-        }))
+        Ok(Some(PartyRows { rows, all }))
     }
 }
 
 /// The busiest hosts or users of a range, as read from the store.
 struct PartyRows {
     rows: Vec<(Party, DayTotals)>,
-    /// How many there were in the store.
+    /// How many there were in the store: more than `rows` when the list was cut.
     all: u64,
-    /// `rows` holds every one of them.
-    complete: bool,
 }
 
 /// The busiest hosts or users (by license time, then grants) of `rows` with the licenses held
 /// now, and how many there were.
 fn top(rows: Option<PartyRows>, by: PartyColumn, held: &[(Party, u64)]) -> (Vec<UsageParty>, u64) {
-    let Some(PartyRows {
-        rows,
-        all,
-        complete,
-    }) = rows
-    else {
+    let Some(PartyRows { rows, all }) = rows else {
         return (Vec::new(), 0);
     };
     let key = |p: &Party| match by {
@@ -325,12 +314,12 @@ fn top(rows: Option<PartyRows>, by: PartyColumn, held: &[(Party, u64)]) -> (Vec<
     }
     // Parties with a license now and no stored rows are new; when the store's list was cut, a
     // party missing from it may be one of those cut (see `MOST_PARTIES`).
-    let new = if complete {
+    let new = if stored == all {
         totals.len() as u64 - stored
     } else {
         0
     };
-    let total = all.max(stored) + new;
+    let total = all + new;
     let mut list: Vec<(Party, DayTotals)> = totals.into_iter().collect();
     list.sort_by(|(pa, a), (pb, b)| {
         (b.held_seconds, b.grants, pa).cmp(&(a.held_seconds, a.grants, pb))
@@ -411,7 +400,7 @@ mod tests {
         }
     }
 
-    fn stored(held_seconds: &[(&str, u64)], all: u64, complete: bool) -> Option<PartyRows> {
+    fn stored(held_seconds: &[(&str, u64)], all: u64) -> Option<PartyRows> {
         let rows = held_seconds
             .iter()
             .map(|(name, seconds)| {
@@ -423,18 +412,14 @@ mod tests {
                 (host(name), totals)
             })
             .collect();
-        Some(PartyRows {
-            rows,
-            all,
-            complete,
-        })
+        Some(PartyRows { rows, all })
     }
 
     #[test]
     fn a_license_held_now_lifts_a_host_and_a_new_host_is_counted_when_the_list_is_whole() {
         let held = [(host("new"), 500), (host("b"), 200)];
         let (list, total) = top(
-            stored(&[("a", 300), ("b", 100)], 2, true),
+            stored(&[("a", 300), ("b", 100)], 2),
             PartyColumn::Host,
             &held,
         );
@@ -451,7 +436,7 @@ mod tests {
         // The store's list was cut at the busiest two of 1,000: "new" may be one of the others,
         // so the total stays the store's count.
         let (list, total) = top(
-            stored(&[("a", 300), ("b", 100)], 1_000, false),
+            stored(&[("a", 300), ("b", 100)], 1_000),
             PartyColumn::Host,
             &held,
         );
