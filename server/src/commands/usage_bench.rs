@@ -57,13 +57,7 @@ pub async fn run(args: &BenchArgs, days: u64, out: &mut dyn Write) -> anyhow::Re
         ),
         (
             format!("{days} days, one host"),
-            format!(
-                "?{span}&host={}",
-                match args.usage_hosts {
-                    Some(_) => "ci-0-000007",
-                    None => "build-007",
-                }
-            ),
+            format!("?{span}&host={}", host_name(args.usage_hosts, 0, 7)),
         ),
         (
             format!("{days} days, one user"),
@@ -79,7 +73,7 @@ pub async fn run(args: &BenchArgs, days: u64, out: &mut dyn Write) -> anyhow::Re
     let reports: Vec<(String, String)> = reports
         .into_iter()
         // Over 30 days the first report is this one.
-        .filter(|(name, _)| days != 30 || !name.starts_with("30 days by the day"))
+        .filter(|(_, query)| days != 30 || query != "?step=day&from=")
         .map(|(name, query)| {
             let query = if query.ends_with("from=") {
                 format!("{query}{month_ago}")
@@ -195,10 +189,11 @@ async fn write_totals(
     };
     // Each (host, product, user) of a day: the jobs are spread evenly over them.
     let combos = u64::from(hosts) * 3 * 5;
+    let jobs = (JOBS_PER_DAY / combos).max(1);
     let per_combo = DayTotals {
-        grants: (JOBS_PER_DAY / combos).max(1),
-        held_seconds: (JOBS_PER_DAY / combos).max(1) * JOB_SECONDS,
-        credits: (JOBS_PER_DAY / combos).max(1),
+        grants: jobs,
+        held_seconds: jobs * JOB_SECONDS,
+        credits: jobs,
     };
     let per_hour = JOBS_PER_DAY / 24 / u64::from(PRODUCTS);
     for d in (0..i64::try_from(days)?).rev() {
@@ -234,10 +229,7 @@ async fn write_totals(
                     let user = (host * 7 + product + j) % USERS;
                     users.insert((user, product), ());
                     let party = Party {
-                        host: match fresh_hosts {
-                            Some(_) => format!("ci-{d}-{host:06}"),
-                            None => format!("build-{host:03}"),
-                        },
+                        host: host_name(fresh_hosts, d, host),
                         realm: "corp".to_owned(),
                         principal: format!("user-{user:02}"),
                     };
@@ -255,4 +247,13 @@ async fn write_totals(
     }
     store.close().await;
     Ok(rows)
+}
+
+/// Host `n`'s name `days_ago` days back: a build machine's, or with `fresh_hosts` a container's,
+/// named anew each day.
+fn host_name(fresh_hosts: Option<u32>, days_ago: i64, n: u32) -> String {
+    match fresh_hosts {
+        Some(_) => format!("ci-{days_ago}-{n:06}"),
+        None => format!("build-{n:03}"),
+    }
 }
